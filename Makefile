@@ -1,0 +1,42 @@
+# Two jobs for a new user: `make demo` (a simulated shoot) and `make test` (the test suite).
+# Each sets up what is missing first: the virtualenv, the Python packages, mosquitto.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.cupola-installed
+
+.PHONY: demo test deps lint typecheck check soak bench clean
+
+demo: deps
+	$(BIN)/cupola demo
+
+test: deps
+	$(BIN)/python -m pytest -n 2 -q
+
+deps: $(STAMP)
+	@./scripts/ensure-mosquitto.sh
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	@touch $(STAMP)
+
+lint: deps
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: deps
+	$(BIN)/mypy
+
+check: lint typecheck test
+
+soak: deps
+	$(BIN)/python -m pytest -m soak -q
+
+bench: deps
+	$(BIN)/python -m bench.run
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,115 @@
+"""Direct device commands: lights, camera timecode, status."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+import msgspec
+
+from firmware_host.commands.dispatcher import CommandFailed, CommandRejected, CommandSpec
+from firmware_host.devices.agent import DeviceAgent, DeviceUnavailable
+from firmware_host.link.errors import LinkError
+from protocols.catalogue import NackReceived
+from protocols.messages.light import CCT_MAX_K, CCT_MIN_K
+
+
+class LightSetArgs(msgspec.Struct, forbid_unknown_fields=True):
+    device: str
+    intensity_pct: Annotated[float, msgspec.Meta(ge=0, le=100)]
+    cct_k: Annotated[int, msgspec.Meta(ge=CCT_MIN_K, le=CCT_MAX_K)] | None = None
+    fade_s: Annotated[float, msgspec.Meta(ge=0, le=600)] = 0.0
+
+
+class LightPowerArgs(msgspec.Struct, forbid_unknown_fields=True):
+    device: str
+    on: bool
+
+
+class CamerasArgs(msgspec.Struct, forbid_unknown_fields=True):
+    cameras: list[str] | None = None
+
+
+class NoArgs(msgspec.Struct, forbid_unknown_fields=True):
+    pass
+
+
+def intensity_permille(pct: float) -> int:
+    """0.1 % steps, as the wire carries them; finer values are refused, not rounded away."""
+    permille = round(pct * 10)
+    if abs(pct * 10 - permille) > 1e-6:
+        raise CommandRejected(f"intensity_pct {pct} is finer than the 0.1 % step")
+    return permille
+
+
+class DeviceCommands:
+    def __init__(self, devices: Mapping[str, DeviceAgent]) -> None:
+        self.devices = devices
+
+    def _agent(self, name: str, kind: str) -> DeviceAgent:
+        agent = self.devices.get(name)
+        if agent is None or agent.kind != kind:
+            known = sorted(n for n, a in self.devices.items() if a.kind == kind)
+            raise CommandRejected(f"{name!r} is not a configured {kind}; {kind}s: {known}")
+        return agent
+
+    async def light_set(self, args: LightSetArgs) -> dict[str, Any]:
+        agent = self._agent(args.device, "light")
+        permille = intensity_permille(args.intensity_pct)
+        try:
+            driver = agent.light()
+            current = agent.status
+            cct = args.cct_k or (current.target_cct_k if current is not None else 5600)
+            if permille > 0 and current is not None and not current.on:
+                await driver.set_power(True)
+            status = await driver.set_level(permille, cct, round(args.fade_s * 1000))
+        except DeviceUnavailable as exc:
+            raise CommandRejected(str(exc)) from exc
+        except (NackReceived, LinkError) as exc:
+            raise CommandFailed(f"{args.device}: {exc}") from exc
+        return {
+            "device": args.device,
+            "target_pct": status.target_intensity_permille / 10,
+            "cct_k": status.target_cct_k,
+            "fade_s": args.fade_s,
+        }
+
+    async def light_power(self, args: LightPowerArgs) -> dict[str, Any]:
+        agent = self._agent(args.device, "light")
+        try:
+            status = await agent.light().set_power(args.on)
+        except DeviceUnavailable as exc:
+            raise CommandRejected(str(exc)) from exc
+        except (NackReceived, LinkError) as exc:
+            raise CommandFailed(f"{args.device}: {exc}") from exc
+        return {"device": args.device, "on": status.on}
+
+    async def jam(self, args: CamerasArgs) -> dict[str, Any]:
+        names = args.cameras or [n for n, a in self.devices.items() if a.kind == "camera"]
+        agents = [self._agent(n, "camera") for n in names]
+        results = await asyncio.gather(*(a.jam() for a in agents), return_exceptions=True)
+        offsets: dict[str, Any] = {}
+        problems = []
+        for agent, result in zip(agents, results, strict=True):
+            if isinstance(result, BaseException):
+                problems.append(f"{agent.name}: {result}")
+            else:
+                offsets[agent.name] = {"offset_us": result}
+        if problems:
+            raise CommandFailed("jam incomplete: " + "; ".join(problems))
+        return {"jammed": offsets}
+
+    async def status(self, _: NoArgs) -> dict[str, Any]:
+        return {"devices": {n: a.snapshot() for n, a in self.devices.items()}}
+
+    def commands(self) -> list[CommandSpec[Any]]:
+        return [
+            CommandSpec("light.set", LightSetArgs, self.light_set,
+                        "Fade a light to an intensity (0.1 % steps) and colour temperature."),
+            CommandSpec("light.power", LightPowerArgs, self.light_power,
+                        "Switch a light's LED driver on or off."),
+            CommandSpec("camera.jam", CamerasArgs, self.jam,
+                        "Jam camera timecode to the daemon's reference now."),
+            CommandSpec("status", NoArgs, self.status, "Every device's current state."),
+        ]  # fmt: skip

@@ -1,0 +1,97 @@
+"""The command dispatcher every operator command goes through, whoever sends it.
+
+A command is a name and a JSON object of arguments. Arguments are converted to the
+command's typed schema (errors name the argument), then the handler runs. The outcome is
+always one of: ok (with a result), rejected (not executed; reason says why) or failed
+(attempted; reason says what went wrong).
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+import msgspec
+
+log = logging.getLogger(__name__)
+
+A = TypeVar("A", bound=msgspec.Struct)
+
+
+class Status(enum.StrEnum):
+    OK = "ok"
+    REJECTED = "rejected"  # refused before anything was done
+    FAILED = "failed"  # tried, did not (fully) happen
+    ARMED = "armed"  # hazardous: waiting for its confirmation
+    DUPLICATE = "duplicate"  # this command id was already executed; its result is attached
+
+
+class CommandRejected(Exception):
+    """Refused before execution: bad arguments, unknown target, policy, budget."""
+
+
+class CommandFailed(Exception):
+    """Execution was attempted and did not succeed."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: Status
+    reason: str = ""
+    result: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"status": self.status.value, "reason": self.reason, "result": self.result}
+
+
+@dataclass(frozen=True)
+class CommandSpec(Generic[A]):
+    name: str
+    args: type[A]
+    run: Callable[[A], Awaitable[dict[str, Any]]]
+    doc: str
+    hazardous: bool = False
+
+
+class Dispatcher:
+    def __init__(self) -> None:
+        self._specs: dict[str, CommandSpec[Any]] = {}
+
+    def register(self, spec: CommandSpec[Any]) -> None:
+        if spec.name in self._specs:
+            raise ValueError(f"command {spec.name!r} registered twice")
+        self._specs[spec.name] = spec
+
+    def spec(self, name: str) -> CommandSpec[Any]:
+        try:
+            return self._specs[name]
+        except KeyError:
+            known = ", ".join(sorted(self._specs))
+            raise CommandRejected(f"unknown command {name!r}; known: {known}") from None
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(self._specs)
+
+    def parse_args(self, name: str, args: Any) -> Any:
+        spec = self.spec(name)
+        try:
+            return msgspec.convert(args if args is not None else {}, type=spec.args)
+        except msgspec.ValidationError as exc:
+            raise CommandRejected(f"{name}: {exc}") from exc
+
+    async def execute(self, name: str, args: Any) -> Outcome:
+        try:
+            parsed = self.parse_args(name, args)
+            result = await self._specs[name].run(parsed)
+        except CommandRejected as exc:
+            return Outcome(Status.REJECTED, str(exc))
+        except CommandFailed as exc:
+            return Outcome(Status.FAILED, str(exc))
+        except Exception as exc:
+            log.exception("command %s crashed", name)
+            return Outcome(Status.FAILED, f"{name} failed unexpectedly: {exc!r}")
+        return Outcome(Status.OK, "", result)

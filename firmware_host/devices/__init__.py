@@ -1,0 +1,1 @@
+"""One agent per configured device: connection lifecycle, polling, liveness, adoption."""

@@ -1,0 +1,333 @@
+"""A device agent keeps one device connected, identified, polled and honestly reported.
+
+Lifecycle: open the port -> HELLO (identity, version, boot id) -> adopt (read the device's
+real state; jam cameras) -> poll at the configured rate. A NO_SESSION refusal means the
+device reset: re-identify and re-adopt without declaring it offline. No valid frame for
+`offline_after_s`, or the port failing, declares it offline; reconnection then retries
+with exponential backoff, forever, without anyone having to ask.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from firmware_host.config import DeviceConfig
+from firmware_host.drivers.camera import CameraDriver
+from firmware_host.drivers.light import LightDriver
+from firmware_host.drivers.pdu import PduDriver
+from firmware_host.events import EventBus
+from firmware_host.link.errors import LinkDown, LinkError, LinkTimeout
+from firmware_host.link.session import RequestSession
+from firmware_host.link.stats import LinkStats
+from firmware_host.link.transport import SerialPort
+from firmware_host.workflow.timecode import ReferenceClock, wire_seconds
+from protocols.catalogue import HELLO, NackReceived, decode_event
+from protocols.errors import ProtocolError
+from protocols.framing import MIN_FRAME, Frame
+from protocols.messages.common import (
+    PROTOCOL_VERSION,
+    DeviceClass,
+    DeviceEvent,
+    Hello,
+    HelloRequest,
+    NackCode,
+    Severity,
+)
+from protocols.records import to_jsonable
+from protocols.timecode import format_timecode
+
+log = logging.getLogger(__name__)
+
+Driver = CameraDriver | LightDriver | PduDriver
+_CLASS_OF_KIND = {"camera": DeviceClass.CAMERA, "light": DeviceClass.LIGHT, "pdu": DeviceClass.PDU}
+_JAM_FRAME_BYTES = MIN_FRAME + 9 + 3  # header, crc, body, COBS and delimiters
+
+
+class DeviceSilent(LinkError):
+    """Nothing valid heard from the device for longer than its offline limit."""
+
+
+class SessionLost(LinkError):
+    """The device answered NO_SESSION: it has reset and must be re-identified."""
+
+
+class WrongDevice(LinkError):
+    """The port answers as a different kind of device than configured."""
+
+
+class DeviceUnavailable(Exception):
+    """A command needs a device that is offline or of another kind."""
+
+
+class DeviceAgent:
+    def __init__(
+        self,
+        config: DeviceConfig,
+        bus: EventBus,
+        reference: ReferenceClock,
+        on_update: Callable[[DeviceAgent], None],
+        *,
+        reconnect_max_s: float = 2.0,
+    ) -> None:
+        self.config = config
+        self.name = config.name
+        self.kind = config.kind
+        self.bus = bus
+        self.reference = reference
+        self.on_update = on_update
+        self.reconnect_max_s = reconnect_max_s
+        self.stats = LinkStats()
+        self.online = False
+        self.identity: Hello | None = None
+        self.status: Any = None
+        self.status_at = 0.0
+        self.offline_reason = "not connected yet"
+        self.missed_polls = 0
+        self.driver: Driver | None = None
+        self.session: RequestSession | None = None
+        self.on_device_event: Callable[[DeviceAgent, DeviceEvent], None] | None = None
+        self._port: SerialPort | None = None
+        self._ever_online = False
+        self.online_changed = asyncio.Event()
+
+    # -- what commands use -----------------------------------------------------------------
+
+    def camera(self) -> CameraDriver:
+        driver = self._live_driver()
+        if not isinstance(driver, CameraDriver):
+            raise DeviceUnavailable(f"{self.name} is a {self.kind}, not a camera")
+        return driver
+
+    def light(self) -> LightDriver:
+        driver = self._live_driver()
+        if not isinstance(driver, LightDriver):
+            raise DeviceUnavailable(f"{self.name} is a {self.kind}, not a light")
+        return driver
+
+    def pdu(self) -> PduDriver:
+        driver = self._live_driver()
+        if not isinstance(driver, PduDriver):
+            raise DeviceUnavailable(f"{self.name} is a {self.kind}, not a PDU")
+        return driver
+
+    def _live_driver(self) -> Driver:
+        if not self.online or self.driver is None:
+            raise DeviceUnavailable(f"{self.name} is offline ({self.offline_reason})")
+        return self.driver
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Keep the device connected for as long as the daemon runs."""
+        backoff = 0.05
+        while True:
+            try:
+                await self._connect()
+                backoff = 0.05
+                await self._serve()
+            except (LinkError, NackReceived, ProtocolError) as exc:
+                reason = str(exc)
+            finally:
+                self._close_port()
+            self._set_offline(reason)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, self.reconnect_max_s)
+
+    async def _connect(self) -> None:
+        config = self.config
+        session = RequestSession(
+            self.name,
+            self._write,
+            self.stats,
+            timeout_s=config.timeout_ms / 1000.0,
+            retries=config.retries,
+            on_event=self._on_event_frame,
+        )
+        self.session = session
+        self._port = await SerialPort.open(
+            config.port, config.baud, self.stats.frames, session.on_frame, session.link_lost
+        )
+        self.stats.reconnects += 1
+        self.driver = self._make_driver(session)
+
+    def _make_driver(self, session: RequestSession) -> Driver:
+        if self.kind == "camera":
+            return CameraDriver(session)
+        if self.kind == "light":
+            return LightDriver(session)
+        return PduDriver(session)
+
+    def _write(self, data: bytes) -> None:
+        if self._port is None:
+            raise LinkDown(f"{self.name}: port is not open")
+        self._port.write(data)
+
+    def _close_port(self) -> None:
+        if self._port is not None:
+            self._port.close()
+            self._port = None
+
+    async def _serve(self) -> None:
+        while True:
+            await self._handshake()
+            try:
+                await self._poll_loop()
+            except SessionLost:
+                self.bus.emit(
+                    "device.reset",
+                    Severity.WARNING,
+                    f"{self.name} lost its session (device reset); re-identifying",
+                    source=self.name,
+                )
+
+    async def _handshake(self) -> None:
+        assert self.session is not None
+        hello = await self.session.call(
+            HELLO, HelloRequest(proto_min=1, proto_max=PROTOCOL_VERSION)
+        )
+        expected = _CLASS_OF_KIND[self.kind]
+        if hello.device_class is not expected:
+            raise WrongDevice(
+                f"{self.config.port} answers as a {hello.device_class.name.lower()}, "
+                f"configured as a {self.kind}"
+            )
+        previous = self.identity
+        self.identity = hello
+        if previous is not None and previous.boot_id != hello.boot_id:
+            self.bus.emit(
+                "device.rebooted",
+                Severity.WARNING,
+                f"{self.name} restarted (boot id {previous.boot_id:08x} -> {hello.boot_id:08x}); "
+                "state re-read from the device",
+                source=self.name,
+            )
+        await self._adopt()
+        self._set_online()
+
+    async def _adopt(self) -> None:
+        """Read the device's real state; never assume what it had before."""
+        driver = self.driver
+        if isinstance(driver, CameraDriver):
+            await self.jam()
+        assert driver is not None
+        self._store_status(await driver.poll())
+
+    async def jam(self) -> int:
+        """Jam this camera's timecode to the reference; returns the measured offset in us."""
+        driver = self.camera() if self.online else self.driver
+        assert isinstance(driver, CameraDriver)
+        arrive = time.time() + wire_seconds(_JAM_FRAME_BYTES, self.config.baud)
+        frames, subframe_us = self.reference.at(arrive)
+        reading = await driver.jam(frames, subframe_us, self.reference.rate)
+        offset = self.reference.offset_s(reading.frames, reading.subframe_us, time.time())
+        return round(offset * 1e6)
+
+    async def _poll_loop(self) -> None:
+        assert self.driver is not None and self.session is not None
+        loop = asyncio.get_running_loop()
+        period = 1.0 / self.config.poll_hz
+        next_poll = loop.time()
+        while True:
+            try:
+                self._store_status(await self.driver.poll())
+            except NackReceived as exc:
+                if exc.code is NackCode.NO_SESSION:
+                    raise SessionLost(str(exc)) from exc
+                log.warning("%s refused a status poll: %s", self.name, exc)
+            except LinkTimeout:
+                pass  # counted in stats; silence is judged below
+            silent_for = loop.time() - self.session.last_rx
+            if silent_for > self.config.offline_after_s:
+                raise DeviceSilent(f"{self.name}: nothing heard for {silent_for:.1f} s")
+            next_poll += period
+            now = loop.time()
+            if next_poll < now:
+                self.missed_polls += int((now - next_poll) / period) + 1
+                next_poll = now + period
+            await asyncio.sleep(next_poll - now)
+
+    def _store_status(self, status: Any) -> None:
+        self.status = status
+        self.status_at = time.time()
+        self.on_update(self)
+
+    def _on_event_frame(self, frame: Frame) -> None:
+        try:
+            spec, body = decode_event(frame)
+        except ProtocolError as exc:
+            log.warning("%s sent an undecodable event: %s", self.name, exc)
+            return
+        if isinstance(body, DeviceEvent):
+            self.bus.emit(
+                f"{self.kind}.{body.code.name.lower()}",
+                body.severity,
+                f"{self.name}: {body.detail}" if body.detail else f"{self.name}: {body.code.name}",
+                source=self.name,
+                value=body.value,
+            )
+            if self.on_device_event is not None:
+                self.on_device_event(self, body)
+        elif spec.code.name == "ERROR_REPORT":
+            self.bus.emit(
+                "camera.error_report",
+                Severity.CRITICAL,
+                f"{self.name}: {getattr(body, 'detail', '')}",
+                source=self.name,
+                report=to_jsonable(body),
+            )
+
+    # -- state reporting -------------------------------------------------------------------
+
+    def _set_online(self) -> None:
+        if self.online:
+            return
+        self.online = True
+        identity = self.identity
+        assert identity is not None
+        self.bus.emit(
+            "device.online",
+            Severity.INFO,
+            f"{self.name} online: {identity.model} {identity.serial} fw {identity.firmware}",
+            source=self.name,
+            reconnected=self._ever_online,
+        )
+        self._ever_online = True
+        self.online_changed.set()
+        self.on_update(self)
+
+    def _set_offline(self, reason: str) -> None:
+        self.offline_reason = reason
+        self.driver = None
+        if not self.online:
+            return
+        self.online = False
+        self.bus.emit(
+            "device.offline",
+            Severity.WARNING,
+            f"{self.name} offline: {reason}",
+            source=self.name,
+        )
+        self.online_changed.set()
+        self.on_update(self)
+
+    def snapshot(self) -> dict[str, Any]:
+        """The device as the ground sees it."""
+        identity = self.identity
+        status = to_jsonable(self.status) if self.status is not None else None
+        if status is not None and self.kind == "camera":
+            status["timecode_label"] = format_timecode(self.status.timecode, self.status.rate)
+        return {
+            "device": self.name,
+            "kind": self.kind,
+            "online": self.online,
+            "offline_reason": None if self.online else self.offline_reason,
+            "identity": to_jsonable(identity) if identity else None,
+            "status": status,
+            "status_at": self.status_at or None,
+            "missed_polls": self.missed_polls,
+            "link": self.stats.as_dict(),
+        }

@@ -1,0 +1,1 @@
+"""Typed async APIs over the catalogue, one class per device kind; no policy here."""

@@ -1,0 +1,25 @@
+"""Light driver: status, level with fade, power."""
+
+from __future__ import annotations
+
+from firmware_host.link.session import RequestSession
+from protocols.catalogue import LIGHT_POWER, LIGHT_SET, LIGHT_STATUS
+from protocols.messages.common import Empty
+from protocols.messages.light import LightSet, LightStatus, PowerSwitch
+
+
+class LightDriver:
+    kind = "light"
+
+    def __init__(self, session: RequestSession) -> None:
+        self.session = session
+
+    async def poll(self) -> LightStatus:
+        return await self.session.call(LIGHT_STATUS, Empty())
+
+    async def set_level(self, intensity_permille: int, cct_k: int, fade_ms: int) -> LightStatus:
+        body = LightSet(intensity_permille=intensity_permille, cct_k=cct_k, fade_ms=fade_ms)
+        return await self.session.call(LIGHT_SET, body)
+
+    async def set_power(self, on: bool) -> LightStatus:
+        return await self.session.call(LIGHT_POWER, PowerSwitch(on=on))

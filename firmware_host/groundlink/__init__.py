@@ -1,0 +1,1 @@
+"""The ground link: MQTT session, store-and-forward stream, authenticated command intake."""

@@ -1,0 +1,1 @@
+"""The link layer: one serial port, request/response by sequence number, retries, statistics."""

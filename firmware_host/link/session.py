@@ -1,0 +1,127 @@
+"""Request/response over one link: sequence numbers, timeouts, retries, statistics.
+
+One request is in flight at a time (the line is shared and devices answer in order). A
+request that times out is sent again with the same sequence number and the RETRY flag; the
+device answers a repeat from its reply cache without acting twice, so a command is executed
+at most once and either acknowledged or reported failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+from typing import TypeVar
+
+from firmware_host.link.errors import LinkDown, LinkTimeout
+from firmware_host.link.stats import LinkStats
+from protocols.catalogue import Command, MsgType, NackReceived, decode_reply, encode_request
+from protocols.framing import Frame, Kind
+
+Req = TypeVar("Req")
+Rep = TypeVar("Rep")
+
+
+class RequestSession:
+    def __init__(
+        self,
+        device: str,
+        write: Callable[[bytes], None],
+        stats: LinkStats,
+        *,
+        timeout_s: float,
+        retries: int,
+        on_event: Callable[[Frame], None] | None = None,
+    ) -> None:
+        self.device = device
+        self._write = write
+        self.stats = stats
+        self.timeout_s = timeout_s
+        self.retries = retries
+        self.on_event = on_event
+        self.last_rx = asyncio.get_running_loop().time()
+        self._seq = random.randrange(0x10000)
+        self._lock = asyncio.Lock()
+        self._waiting: tuple[int, int, asyncio.Future[Frame]] | None = None
+        self._last_event_seq: int | None = None
+        self._down: LinkDown | None = None
+
+    def _next_seq(self) -> int:
+        self._seq = (self._seq + 1) & 0xFFFF
+        return self._seq
+
+    async def call(
+        self,
+        command: Command[Req, Rep],
+        body: Req,
+        *,
+        timeout_s: float | None = None,
+        retries: int | None = None,
+    ) -> Rep:
+        """Send one request and return its reply body; NACKs raise NackReceived."""
+        timeout = self.timeout_s if timeout_s is None else timeout_s
+        attempts = 1 + (self.retries if retries is None else retries)
+        loop = asyncio.get_running_loop()
+        async with self._lock:
+            if self._down is not None:
+                raise self._down
+            seq = self._next_seq()
+            future: asyncio.Future[Frame] = loop.create_future()
+            self._waiting = (seq, command.code, future)
+            stats = self.stats
+            stats.requests += 1
+            try:
+                for attempt in range(attempts):
+                    if attempt:
+                        stats.retries += 1
+                    self._write(encode_request(command, body, seq, retry=attempt > 0))
+                    sent = loop.time()
+                    done, _ = await asyncio.wait((future,), timeout=timeout)
+                    if done:
+                        frame = future.result()
+                        stats.replies += 1
+                        stats.record_rtt(loop.time() - sent)
+                        try:
+                            return decode_reply(frame, command)
+                        except NackReceived:
+                            stats.nacks += 1
+                            raise
+                    stats.timeouts += 1
+                stats.failures += 1
+                raise LinkTimeout(self.device, command.code.name, attempts, timeout)
+            finally:
+                self._waiting = None
+
+    def on_frame(self, frame: Frame) -> None:
+        """Every checked frame from the port lands here."""
+        self.last_rx = asyncio.get_running_loop().time()
+        if frame.kind is Kind.REPLY:
+            waiting = self._waiting
+            if (
+                waiting is not None
+                and frame.seq == waiting[0]
+                and frame.msg_type in (waiting[1], MsgType.NACK)
+                and not waiting[2].done()
+            ):
+                waiting[2].set_result(frame)
+            else:
+                self.stats.unmatched += 1
+        elif frame.kind is Kind.EVENT:
+            self._count_event(frame.seq)
+            if self.on_event is not None:
+                self.on_event(frame)
+
+    def _count_event(self, seq: int) -> None:
+        self.stats.events += 1
+        last = self._last_event_seq
+        if last is not None and seq != 0:
+            self.stats.events_missed += (seq - last - 1) & 0xFFFF
+        self._last_event_seq = seq
+
+    def link_lost(self, exc: Exception | None) -> None:
+        """The port went away: fail the waiting request now rather than at its timeout."""
+        detail = f"port lost: {exc}" if exc else "port closed"
+        self._down = LinkDown(f"{self.device}: {detail}")
+        waiting = self._waiting
+        if waiting is not None and not waiting[2].done():
+            waiting[2].set_exception(self._down)

@@ -1,0 +1,85 @@
+"""Opening a serial port exactly as for hardware, and turning its bytes into frames."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import serial
+import serial_asyncio_fast
+
+from firmware_host.link.errors import LinkDown
+from protocols.framing import Deframer, DeframerStats, Frame, RejectedFrame
+
+log = logging.getLogger(__name__)
+
+
+class FrameReceiver(asyncio.Protocol):
+    """asyncio side of a serial port: bytes in, checked frames out, loss reported once."""
+
+    def __init__(
+        self,
+        stats: DeframerStats,
+        on_frame: Callable[[Frame], None],
+        on_lost: Callable[[Exception | None], None],
+    ) -> None:
+        self.deframer = Deframer()
+        self.deframer.stats = stats
+        self._on_frame = on_frame
+        self._on_lost = on_lost
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        for item in self.deframer.feed(data):
+            if not isinstance(item, RejectedFrame):
+                self._on_frame(item)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        self._on_lost(exc)
+
+
+class SerialPort:
+    """One open port; `write` sends bytes, `closed` completes when the port goes away."""
+
+    def __init__(self, path: str, transport: asyncio.Transport, receiver: FrameReceiver) -> None:
+        self.path = path
+        self._transport = transport
+        self.receiver = receiver
+
+    @classmethod
+    async def open(
+        cls,
+        path: str,
+        baud: int,
+        stats: DeframerStats,
+        on_frame: Callable[[Frame], None],
+        on_lost: Callable[[Exception | None], None],
+    ) -> SerialPort:
+        loop = asyncio.get_running_loop()
+        receiver = FrameReceiver(stats, on_frame, on_lost)
+        try:
+            transport, _ = await serial_asyncio_fast.create_serial_connection(
+                loop, lambda: receiver, path, baudrate=baud, exclusive=True
+            )
+        except (serial.SerialException, OSError, ValueError) as exc:
+            raise LinkDown(f"cannot open {path}: {exc}") from exc
+        serial_obj: Any = transport.serial
+        with contextlib.suppress(serial.SerialException, OSError):
+            serial_obj.reset_input_buffer()  # stale bytes from before we opened
+        return cls(path, transport, receiver)
+
+    def write(self, data: bytes) -> None:
+        if self._transport.is_closing():
+            raise LinkDown(f"{self.path} is closed")
+        self._transport.write(data)
+
+    def close(self) -> None:
+        self._transport.close()

@@ -1,0 +1,1 @@
+"""What the director and crew do: takes, slates, timecode, the shot log, stored sequences."""

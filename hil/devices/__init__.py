@@ -1,0 +1,1 @@
+"""Simulated devices: protocol handlers bound to physics models."""

@@ -1,0 +1,58 @@
+"""`cupola sim`: run a bench until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import shutil
+import signal
+import sys
+import tempfile
+from pathlib import Path
+
+from hil.bench import Bench, BenchSpec, load_bench
+from hil.control import ControlServer
+
+log = logging.getLogger(__name__)
+
+
+async def serve_bench(spec: BenchSpec, run_dir: Path, stop: asyncio.Event) -> None:
+    bench = Bench(spec, run_dir)
+    control = ControlServer(bench, run_dir / "control.sock")
+    await bench.start()
+    await control.start()
+    try:
+        for line in bench.announce():
+            sys.stdout.write(json.dumps(line) + "\n")
+        sys.stdout.flush()
+        await stop.wait()
+    finally:
+        await control.stop()
+        await bench.stop()
+
+
+def run(config: Path, run_dir: Path | None) -> int:
+    spec = load_bench(config)
+    own_dir = run_dir is None
+    directory = Path(tempfile.mkdtemp(prefix="cupola-bench-")) if own_dir else run_dir
+    assert directory is not None
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await serve_bench(spec, directory, stop)
+
+    try:
+        asyncio.run(main())
+    finally:
+        if own_dir:
+            shutil.rmtree(directory, ignore_errors=True)
+        else:
+            for entry in spec.devices:
+                with contextlib.suppress(FileNotFoundError):
+                    (directory / entry.name).unlink()
+    return 0

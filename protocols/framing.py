@@ -1,0 +1,230 @@
+"""Frames on the serial line: COBS-encoded, 0x00-delimited, CRC-32C protected.
+
+Layout of a frame before COBS encoding (all integers little-endian), see SPEC.md:
+
+    version u8 | flags u8 | type u8 | seq u16 | payload (0..245 bytes) | crc32c u32
+
+On the wire every frame is sent as 0x00, COBS(frame), 0x00. The leading delimiter ends any
+garbage already on the line, so noise never costs the frame that follows it.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from dataclasses import dataclass
+
+from cobs import cobs
+from construct import Int8ul, Int16ul, Struct
+
+from protocols.crc import CRC_SIZE, crc32c
+from protocols.errors import FramingError
+
+FRAME_VERSION = 1
+DELIMITER = 0x00
+
+FRAME_HEADER = Struct(
+    "version" / Int8ul,  # frame format version, always FRAME_VERSION
+    "flags" / Int8ul,  # bits 0-1 kind, bit 2 retransmission, bits 3-7 zero
+    "type" / Int8ul,  # message type code (catalogue)
+    "seq" / Int16ul,  # request sequence (echoed by its reply) or the device's event sequence
+)
+HEADER_SIZE = FRAME_HEADER.sizeof()
+MAX_FRAME = 254  # largest frame before COBS: keeps COBS overhead to exactly one byte
+MAX_PAYLOAD = MAX_FRAME - HEADER_SIZE - CRC_SIZE  # 245
+MIN_FRAME = HEADER_SIZE + CRC_SIZE
+MAX_ENCODED = MAX_FRAME + 1  # COBS output for a 254-byte frame
+MAX_WIRE_FRAME = MAX_ENCODED + 2  # with both delimiters
+
+_FLAG_KIND_MASK = 0x03
+_FLAG_RETRY = 0x04
+_FLAG_RESERVED = 0xF8
+
+_HEADER_PARSE = FRAME_HEADER.compile()
+_crc_le = struct.Struct("<I")
+
+
+class Kind(enum.IntEnum):
+    """Who sent a frame and why (flags bits 0-1)."""
+
+    REQUEST = 0  # host -> device, answered by exactly one REPLY with the same seq
+    REPLY = 1  # device -> host, echoes the request's seq (its type, or NACK)
+    EVENT = 2  # device -> host, unsolicited, seq from the device's own event counter
+
+
+class RejectReason(enum.Enum):
+    """Why a delimited chunk of bytes was not accepted as a frame."""
+
+    COBS = "cobs"  # the chunk is not valid COBS
+    SHORT = "short"  # shorter than header + CRC
+    OVERSIZE = "oversize"  # more bytes than any frame may have before a delimiter
+    CRC = "crc"  # frame check sequence mismatch
+    VERSION = "version"  # unknown frame format version
+    FLAGS = "flags"  # reserved flag bits set or kind 3
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One checked frame; `offset` is where its bytes began in the received stream."""
+
+    kind: Kind
+    msg_type: int
+    seq: int
+    payload: bytes
+    retry: bool = False
+    offset: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedFrame:
+    """A chunk the deframer dropped, kept so tools can show where and why."""
+
+    reason: RejectReason
+    offset: int
+    length: int
+    raw: bytes  # at most the first MAX_ENCODED bytes
+
+    def as_error(self) -> FramingError:
+        return FramingError(f"{self.reason.value}: {self.length} bytes at offset {self.offset}")
+
+
+def encode_frame(
+    kind: Kind, msg_type: int, seq: int, payload: bytes = b"", *, retry: bool = False
+) -> bytes:
+    """Build the exact bytes to write on the line for one frame."""
+    if len(payload) > MAX_PAYLOAD:
+        raise FramingError(f"payload of {len(payload)} bytes exceeds the {MAX_PAYLOAD}-byte limit")
+    if not 0 <= seq <= 0xFFFF:
+        raise FramingError(f"sequence number {seq} does not fit in 16 bits")
+    flags = int(kind) | (_FLAG_RETRY if retry else 0)
+    body = _HEADER_PARSE.build(
+        {"version": FRAME_VERSION, "flags": flags, "type": msg_type, "seq": seq}
+    )
+    body += payload
+    body += _crc_le.pack(crc32c(body))
+    encoded: bytes = cobs.encode(body)
+    return b"\x00" + encoded + b"\x00"
+
+
+def decode_frame(encoded: bytes, offset: int = 0) -> Frame | RejectedFrame:
+    """Check and split one COBS chunk (without delimiters)."""
+    size = len(encoded)
+    if size > MAX_ENCODED:
+        return RejectedFrame(RejectReason.OVERSIZE, offset, size, encoded[:MAX_ENCODED])
+    try:
+        raw = cobs.decode(encoded)
+    except cobs.DecodeError:
+        return RejectedFrame(RejectReason.COBS, offset, size, encoded)
+    if len(raw) < MIN_FRAME:
+        return RejectedFrame(RejectReason.SHORT, offset, size, encoded)
+    if crc32c(memoryview(raw)[:-CRC_SIZE]) != _crc_le.unpack_from(raw, len(raw) - CRC_SIZE)[0]:
+        return RejectedFrame(RejectReason.CRC, offset, size, encoded)
+    header = _HEADER_PARSE.parse(raw)
+    if header.version != FRAME_VERSION:
+        return RejectedFrame(RejectReason.VERSION, offset, size, encoded)
+    flags = header.flags
+    if flags & _FLAG_RESERVED or flags & _FLAG_KIND_MASK == _FLAG_KIND_MASK:
+        return RejectedFrame(RejectReason.FLAGS, offset, size, encoded)
+    return Frame(
+        Kind(flags & _FLAG_KIND_MASK),
+        header.type,
+        header.seq,
+        raw[HEADER_SIZE:-CRC_SIZE],
+        bool(flags & _FLAG_RETRY),
+        offset,
+    )
+
+
+@dataclass(slots=True)
+class DeframerStats:
+    """Counters a link reports; `resyncs` counts returns to a good frame after rejects."""
+
+    frames: int = 0
+    rejected: int = 0
+    crc_errors: int = 0
+    framing_errors: int = 0
+    resyncs: int = 0
+    bytes_in: int = 0
+    bytes_discarded: int = 0
+
+
+class Deframer:
+    """Turns an arbitrary byte stream into frames and rejects; never raises, never grows.
+
+    Feed it whatever the port returned, split anywhere: the result is the same. Memory is
+    bounded by MAX_ENCODED whatever the input, because a run without a delimiter longer than
+    any frame is dropped as it arrives.
+    """
+
+    __slots__ = (
+        "_buffer",
+        "_buffer_offset",
+        "_discard_start",
+        "_discarding",
+        "_in_error",
+        "stats",
+    )
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+        self._buffer_offset = 0  # stream offset of _buffer[0]
+        self._discarding = 0  # bytes dropped so far from an oversized run
+        self._discard_start = 0  # stream offset where that run began
+        self._in_error = False
+        self.stats = DeframerStats()
+
+    def reset(self) -> None:
+        """Forget a partial frame, for example when the port is reopened."""
+        self._buffer.clear()
+        self._discarding = 0
+
+    def feed(self, data: bytes) -> list[Frame | RejectedFrame]:
+        stats = self.stats
+        stats.bytes_in += len(data)
+        buffer = self._buffer
+        buffer += data
+        out: list[Frame | RejectedFrame] = []
+        start = 0
+        find = buffer.find
+        while True:
+            end = find(0, start)
+            if end < 0:
+                break
+            if self._discarding:
+                length = self._discarding + end - start
+                self._discarding = 0
+                self._reject(
+                    out, RejectedFrame(RejectReason.OVERSIZE, self._discard_start, length, b"")
+                )
+            elif end > start:
+                item = decode_frame(bytes(buffer[start:end]), self._buffer_offset + start)
+                if isinstance(item, Frame):
+                    stats.frames += 1
+                    if self._in_error:
+                        self._in_error = False
+                        stats.resyncs += 1
+                    out.append(item)
+                else:
+                    self._reject(out, item)
+            start = end + 1
+        if start:
+            del buffer[:start]
+            self._buffer_offset += start
+        if len(buffer) > MAX_ENCODED:
+            if not self._discarding:
+                self._discard_start = self._buffer_offset
+            self._discarding += len(buffer)
+            self._buffer_offset += len(buffer)
+            buffer.clear()
+        return out
+
+    def _reject(self, out: list[Frame | RejectedFrame], item: RejectedFrame) -> None:
+        stats = self.stats
+        stats.rejected += 1
+        stats.bytes_discarded += item.length
+        if item.reason is RejectReason.CRC:
+            stats.crc_errors += 1
+        else:
+            stats.framing_errors += 1
+        self._in_error = True
+        out.append(item)

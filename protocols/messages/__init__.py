@@ -1,0 +1,1 @@
+"""Message bodies of the device protocol, one module per device class."""

@@ -1,0 +1,165 @@
+"""Camera bodies: status, settings, slate-carrying record start/stop, timecode, clips."""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated
+
+from protocols.records import I16, U8, U16, U32, U64, ArrayOf, Text, Wire, record
+from protocols.timecode import FrameRate
+
+FORMAT_CONFIRM = 0x21544D46  # b"FMT!" little-endian: FORMAT_MEDIA's confirmation code
+MAX_CLIPS_PER_PAGE = 40
+
+
+class CameraState(enum.IntEnum):
+    OFF = 0  # asleep: answers the link, draws sleep power, will not record
+    STANDBY = 1
+    ARMED = 2  # record accepted, waiting for its start timecode
+    RECORDING = 3
+    ERROR = 4  # see `error`; CLEAR_ERROR returns to STANDBY once the cause is gone
+
+
+class Codec(enum.IntEnum):
+    PRORES_422_HQ = 1
+    PRORES_422 = 2
+    PRORES_422_LT = 3
+    H265 = 4
+    RAW = 5
+
+
+class CameraError(enum.IntEnum):
+    NONE = 0
+    OVER_TEMPERATURE = 1
+    MEDIA_FULL = 2
+    MEDIA_FAULT = 3
+    SENSOR_FAULT = 4
+
+
+@record
+class CameraStatus:
+    state: Annotated[CameraState, Wire(U8)]
+    timecode: Annotated[int, Wire(U32)]  # frames since 00:00:00:00
+    rate: Annotated[FrameRate, Wire(U8)]
+    jammed: Annotated[bool, Wire(U8)]
+    media_used_bytes: Annotated[int, Wire(U64)]
+    media_free_bytes: Annotated[int, Wire(U64)]
+    temperature_cdeg: Annotated[int, Wire(I16, -4000, 12500)]  # 0.01 degC
+    draw_mw: Annotated[int, Wire(U32, 0, 500_000)]
+    clip_id: Annotated[int, Wire(U32)]  # clip being recorded, else the last one, 0 if none
+    error: Annotated[CameraError, Wire(U16)]
+
+
+@record
+class CameraSettings:
+    width: Annotated[int, Wire(U16, 640, 8192)]
+    height: Annotated[int, Wire(U16, 480, 4320)]
+    rate: Annotated[FrameRate, Wire(U8)]
+    codec: Annotated[Codec, Wire(U8)]
+    bitrate_kbps: Annotated[int, Wire(U32, 1_000, 3_000_000)]
+    shutter_decideg: Annotated[int, Wire(U16, 10, 3600)]  # 0.1 degree
+    iso: Annotated[int, Wire(U16, 50, 25600)]
+    white_balance_k: Annotated[int, Wire(U16, 2000, 10000)]
+
+
+@record
+class RecordStart:
+    scene: Annotated[str, Text(12)]
+    take: Annotated[int, Wire(U16, 1, 999)]
+    roll: Annotated[str, Text(8)]
+    start_timecode: Annotated[int, Wire(U32)]  # START_NOW, or the frame to start on
+
+
+@record
+class RecordStarted:
+    clip_id: Annotated[int, Wire(U32, 1, None)]
+    timecode_in: Annotated[int, Wire(U32)]
+
+
+@record
+class RecordStopped:
+    clip_id: Annotated[int, Wire(U32, 1, None)]
+    timecode_out: Annotated[int, Wire(U32)]  # first frame not recorded
+    frames: Annotated[int, Wire(U32)]
+    bytes: Annotated[int, Wire(U64)]
+
+
+@record
+class TimecodeReading:
+    frames: Annotated[int, Wire(U32)]
+    subframe_us: Annotated[int, Wire(U32, 0, 999_999)]  # time into the current frame
+    rate: Annotated[FrameRate, Wire(U8)]
+    jammed: Annotated[bool, Wire(U8)]
+
+
+@record
+class TimecodeSet:
+    frames: Annotated[int, Wire(U32)]
+    rate: Annotated[FrameRate, Wire(U8)]
+
+
+@record
+class TimecodeJam:
+    """The reference time at the instant the frame's last byte arrives."""
+
+    frames: Annotated[int, Wire(U32)]
+    subframe_us: Annotated[int, Wire(U32, 0, 999_999)]
+    rate: Annotated[FrameRate, Wire(U8)]
+
+
+@record
+class ClipListRequest:
+    first: Annotated[int, Wire(U16)]
+    max_count: Annotated[int, Wire(U8, 1, MAX_CLIPS_PER_PAGE)]
+
+
+@record
+class ClipRef:
+    clip_id: Annotated[int, Wire(U32, 1, None)]
+
+
+@record
+class ClipList:
+    total: Annotated[int, Wire(U16)]
+    first: Annotated[int, Wire(U16)]
+    clips: Annotated[tuple[ClipRef, ...], ArrayOf(ClipRef, MAX_CLIPS_PER_PAGE)]
+
+
+@record
+class ClipInfoRequest:
+    clip_id: Annotated[int, Wire(U32, 1, None)]
+
+
+@record
+class ClipInfo:
+    clip_id: Annotated[int, Wire(U32, 1, None)]
+    scene: Annotated[str, Text(12)]
+    take: Annotated[int, Wire(U16, 1, 999)]
+    roll: Annotated[str, Text(8)]
+    timecode_in: Annotated[int, Wire(U32)]
+    timecode_out: Annotated[int, Wire(U32)]  # equals timecode_in + frames
+    rate: Annotated[FrameRate, Wire(U8)]
+    frames: Annotated[int, Wire(U32)]
+    bytes: Annotated[int, Wire(U64)]
+    codec: Annotated[Codec, Wire(U8)]
+    bitrate_kbps: Annotated[int, Wire(U32)]
+    closed: Annotated[bool, Wire(U8)]  # 0 while still recording
+
+
+@record
+class FormatMedia:
+    confirm: Annotated[int, Wire(U32)]  # must be FORMAT_CONFIRM
+
+
+@record
+class CameraPower:
+    on: Annotated[bool, Wire(U8)]  # 0: sleep (OFF), 1: wake to STANDBY
+
+
+@record
+class ErrorReport:
+    error: Annotated[CameraError, Wire(U16)]
+    timecode: Annotated[int, Wire(U32)]
+    clip_id: Annotated[int, Wire(U32)]
+    temperature_cdeg: Annotated[int, Wire(I16, -4000, 12500)]
+    detail: Annotated[str, Text(48)]

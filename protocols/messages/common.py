@@ -1,0 +1,110 @@
+"""Bodies every device class speaks: session, liveness, events, refusals."""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated
+
+from protocols.records import I32, U8, U16, U32, Text, Wire, record
+
+PROTOCOL_VERSION = 1  # catalogue version this implementation speaks (negotiated in HELLO)
+
+
+class DeviceClass(enum.IntEnum):
+    CAMERA = 1
+    LIGHT = 2
+    PDU = 3
+
+
+class NackCode(enum.IntEnum):
+    """Why a device refused a request; the reply's `detail` says more for humans."""
+
+    UNKNOWN_TYPE = 1  # this device does not implement the message type
+    MALFORMED = 2  # the body does not parse as the type's request
+    OUT_OF_RANGE = 3  # a field is outside its documented range
+    BAD_STATE = 4  # not allowed in the current state (e.g. RECORD_START while recording)
+    MEDIA_FULL = 5  # not enough free media to record
+    OVER_TEMPERATURE = 6  # refused until the device cools down
+    NO_SESSION = 7  # send HELLO first (after power-up or reset)
+    VERSION_UNSUPPORTED = 8  # no protocol version in common
+    HAZARD_NOT_CONFIRMED = 9  # a hazardous command without its confirmation code
+    NOT_FOUND = 10  # no such clip or channel
+    BUSY = 11  # try again later
+    HARDWARE_FAULT = 12  # the device cannot act on this because of a fault
+    INTERNAL = 13  # the device failed; the detail text says how
+
+
+class Severity(enum.IntEnum):
+    DIAGNOSTIC = 0
+    INFO = 1
+    WARNING = 2
+    CRITICAL = 3
+
+
+class EventCode(enum.IntEnum):
+    """Codes of unsolicited EVENT frames (also visible in polled status: events are hints)."""
+
+    BOOTED = 0x01
+    STATE_CHANGED = 0x02
+    RECORD_STARTED = 0x10
+    RECORD_STOPPED = 0x11
+    MEDIA_FULL = 0x12
+    OVER_TEMPERATURE = 0x13
+    TIMECODE_JAMMED = 0x14
+    FADE_COMPLETE = 0x20
+    THERMAL_FOLDBACK = 0x21
+    FOLDBACK_CLEARED = 0x22
+    CHANNEL_TRIPPED = 0x30
+    CHANNEL_SWITCHED = 0x31
+
+
+@record
+class Empty:
+    """A body with no fields."""
+
+
+@record
+class HelloRequest:
+    """Opens a session and negotiates the catalogue version."""
+
+    proto_min: Annotated[int, Wire(U8, 1, 255)]
+    proto_max: Annotated[int, Wire(U8, 1, 255)]
+
+
+@record
+class Hello:
+    """Identity and the chosen version; a new boot_id means the device restarted."""
+
+    proto: Annotated[int, Wire(U8, 1, 255)]
+    device_class: Annotated[DeviceClass, Wire(U8)]
+    model: Annotated[str, Text(24)]
+    serial: Annotated[str, Text(24)]
+    firmware: Annotated[str, Text(16)]
+    boot_id: Annotated[int, Wire(U32)]
+    heartbeat_ms: Annotated[int, Wire(U16, 100, 60000)]
+
+
+@record
+class Nack:
+    request_type: Annotated[int, Wire(U8)]
+    code: Annotated[NackCode, Wire(U8)]
+    detail: Annotated[str, Text(64)]
+
+
+@record
+class Ping:
+    token: Annotated[int, Wire(U32)]
+
+
+@record
+class Heartbeat:
+    boot_id: Annotated[int, Wire(U32)]
+    uptime_ms: Annotated[int, Wire(U32)]
+
+
+@record
+class DeviceEvent:
+    code: Annotated[EventCode, Wire(U16)]
+    severity: Annotated[Severity, Wire(U8)]
+    value: Annotated[int, Wire(I32)]
+    detail: Annotated[str, Text(48)]

@@ -1,0 +1,326 @@
+"""Message bodies declared once, as annotated fields, and compiled to construct codecs.
+
+A body reads like a row of the spec:
+
+    @record
+    class LightSet:
+        intensity_permille: Annotated[int, Wire(U16, 0, 1000)]
+        cct_k: Annotated[int, Wire(U16, 2700, 6500)]
+
+The decorator makes it a frozen dataclass, builds the construct `Struct` from the
+annotations in declaration order, compiles it, and adds range, enum and text-length checks
+on both build and parse, so a value outside the spec never leaves or enters the program.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Annotated, Any, TypeVar, dataclass_transform, get_args, get_origin
+
+from construct import (
+    Construct,
+    ConstructError,
+    Int8sl,
+    Int8ul,
+    Int16sl,
+    Int16ul,
+    Int32sl,
+    Int32ul,
+    Int64ul,
+    PascalString,
+    PrefixedArray,
+    Struct,
+)
+
+from protocols.errors import FieldValueError, MessageError
+
+U8: Construct = Int8ul
+U16: Construct = Int16ul
+U32: Construct = Int32ul
+U64: Construct = Int64ul
+I8: Construct = Int8sl
+I16: Construct = Int16sl
+I32: Construct = Int32sl
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Wire:
+    """How a scalar field is carried: its construct type and its inclusive range."""
+
+    subcon: Construct
+    lo: int | None = None
+    hi: int | None = None
+
+
+@dataclass(frozen=True)
+class Text:
+    """UTF-8 text with a u8 byte-length prefix; `max_bytes` is the spec limit."""
+
+    max_bytes: int
+
+
+@dataclass(frozen=True)
+class ArrayOf:
+    """A u8 count followed by that many records of `item`."""
+
+    item: type[Any]
+    max_count: int
+
+
+_PARSE_ERRORS = (ConstructError, struct.error, UnicodeError, ValueError, IndexError, OverflowError)
+
+
+@dataclass(frozen=True)
+class _Field:
+    name: str
+    subcon: Construct
+    # Validate a Python value and return what construct builds from it.
+    to_wire: Callable[[str, Any], Any] | None
+    # Validate a parsed value and return the Python value.
+    from_wire: Callable[[str, Any], Any] | None
+
+
+class RecordCodec:
+    """The compiled codec of one record class."""
+
+    def __init__(self, cls: type[Any], record_fields: list[_Field]) -> None:
+        self.cls = cls
+        self.name = cls.__name__
+        self.fields = record_fields
+        self.struct = Struct(*(f.name / f.subcon for f in record_fields))
+        self.compiled = self.struct.compile()
+        self._names = tuple(f.name for f in record_fields)
+        self._to_wire = tuple((f.name, f.to_wire) for f in record_fields if f.to_wire)
+        self._from_wire = tuple((f.name, f.from_wire) for f in record_fields if f.from_wire)
+        self.min_size = _min_size(self.struct)
+
+    def to_values(self, obj: Any) -> dict[str, Any]:
+        """The dict construct builds from, after checking every constrained field."""
+        values = {name: getattr(obj, name) for name in self._names}
+        for name, to_wire in self._to_wire:
+            values[name] = to_wire(name, values[name])
+        return values
+
+    def build(self, obj: Any) -> bytes:
+        values = self.to_values(obj)
+        try:
+            return bytes(self.compiled.build(values))
+        except _PARSE_ERRORS as exc:
+            raise MessageError(f"cannot build {self.name}: {exc}") from exc
+
+    def from_container(self, container: Any) -> Any:
+        for name, from_wire in self._from_wire:
+            container[name] = from_wire(name, container[name])
+        return self.cls(*[container[name] for name in self._names])
+
+    def parse(self, payload: bytes) -> Any:
+        if len(payload) < self.min_size:
+            raise MessageError(
+                f"{self.name} needs at least {self.min_size} bytes, frame carries {len(payload)}"
+            )
+        try:
+            container = self.compiled.parse(payload)
+        except _PARSE_ERRORS as exc:
+            raise MessageError(f"malformed {self.name}: {exc}") from exc
+        return self.from_container(container)
+
+
+_CODECS: dict[type[Any], RecordCodec] = {}
+
+
+def codec_of(cls: type[Any]) -> RecordCodec:
+    """The codec the @record decorator built for `cls`."""
+    return _CODECS[cls]
+
+
+def encode_body(obj: Any) -> bytes:
+    return _CODECS[type(obj)].build(obj)
+
+
+@dataclass_transform(frozen_default=True)
+def record(cls: type[T]) -> type[T]:
+    """Make `cls` a frozen dataclass and give it a compiled construct codec."""
+    data_cls: type[T] = dataclass(frozen=True, slots=True)(cls)
+    hints = typing.get_type_hints(data_cls, include_extras=True)
+    record_fields = [
+        _field_for(data_cls.__name__, f.name, hints[f.name])
+        for f in fields(data_cls)  # type: ignore[arg-type]
+    ]
+    _CODECS[data_cls] = RecordCodec(data_cls, record_fields)
+    return data_cls
+
+
+def describe_field(codec: RecordCodec, name: str) -> tuple[str, str]:
+    """(wire type, allowed values) of a field, for documentation and the decoder."""
+    hint = typing.get_type_hints(codec.cls, include_extras=True)[name]
+    base, meta = _split(hint)
+    if isinstance(meta, Text):
+        return "text", f"UTF-8, <= {meta.max_bytes} bytes"
+    if isinstance(meta, ArrayOf):
+        return f"u8 count + {meta.item.__name__}[]", f"<= {meta.max_count} items"
+    wire = _wire_name(meta.subcon)
+    if isinstance(base, type) and issubclass(base, enum.IntFlag):
+        return wire, "flags: " + ", ".join(f"{m.name}=0x{m.value:X}" for m in base)
+    if isinstance(base, type) and issubclass(base, enum.IntEnum):
+        return wire, ", ".join(f"{m.value} {m.name}" for m in base)
+    if base is bool:
+        return wire, "0 or 1"
+    if meta.lo is not None or meta.hi is not None:
+        return wire, f"{meta.lo} .. {meta.hi}"
+    return wire, "any"
+
+
+def _wire_name(subcon: Construct) -> str:
+    names = {
+        id(U8): "u8", id(U16): "u16", id(U32): "u32", id(U64): "u64",
+        id(I8): "i8", id(I16): "i16", id(I32): "i32",
+    }  # fmt: skip
+    return names.get(id(subcon), repr(subcon))
+
+
+def _split(hint: Any) -> tuple[Any, Any]:
+    if get_origin(hint) is not Annotated:
+        raise TypeError(f"field type {hint!r} needs Annotated[..., Wire/Text/ArrayOf]")
+    base, *extras = get_args(hint)
+    metas = [e for e in extras if isinstance(e, Wire | Text | ArrayOf)]
+    if len(metas) != 1:
+        raise TypeError(f"field type {hint!r} needs exactly one Wire, Text or ArrayOf")
+    return base, metas[0]
+
+
+def _field_for(record_name: str, name: str, hint: Any) -> _Field:
+    base, meta = _split(hint)
+    if isinstance(meta, Text):
+        return _text_field(record_name, name, meta)
+    if isinstance(meta, ArrayOf):
+        return _array_field(record_name, name, meta)
+    if isinstance(base, type) and issubclass(base, enum.IntFlag):
+        return _flag_field(record_name, name, base, meta)
+    if isinstance(base, type) and issubclass(base, enum.IntEnum):
+        return _enum_field(record_name, name, base, meta)
+    if base is bool:
+        return _bool_field(record_name, name, meta)
+    return _int_field(record_name, name, meta)
+
+
+def _int_field(record_name: str, name: str, meta: Wire) -> _Field:
+    lo, hi = meta.lo, meta.hi
+    if lo is None and hi is None:
+        return _Field(name, meta.subcon, None, None)
+    lo_ = lo if lo is not None else -(2**63)
+    hi_ = hi if hi is not None else 2**64
+    allowed = f"{lo} .. {hi}"
+
+    def check(field: str, value: Any) -> Any:
+        if not lo_ <= value <= hi_:
+            raise FieldValueError(record_name, field, value, allowed)
+        return value
+
+    return _Field(name, meta.subcon, check, check)
+
+
+def _bool_field(record_name: str, name: str, meta: Wire) -> _Field:
+    def to_wire(field: str, value: Any) -> int:
+        if value not in (0, 1):
+            raise FieldValueError(record_name, field, value, "0 or 1")
+        return int(value)
+
+    def from_wire(field: str, value: Any) -> bool:
+        return bool(to_wire(field, value))
+
+    return _Field(name, meta.subcon, to_wire, from_wire)
+
+
+def _enum_field(record_name: str, name: str, enum_cls: type[enum.IntEnum], meta: Wire) -> _Field:
+    members = {int(m): m for m in enum_cls}
+    allowed = f"one of {sorted(members)} ({enum_cls.__name__})"
+
+    def from_wire(field: str, value: Any) -> enum.IntEnum:
+        try:
+            return members[value]
+        except (KeyError, TypeError):
+            raise FieldValueError(record_name, field, value, allowed) from None
+
+    def to_wire(field: str, value: Any) -> int:
+        return int(from_wire(field, value))
+
+    return _Field(name, meta.subcon, to_wire, from_wire)
+
+
+def _flag_field(record_name: str, name: str, flag_cls: type[enum.IntFlag], meta: Wire) -> _Field:
+    mask = 0
+    for member in flag_cls:
+        mask |= int(member)
+    allowed = f"bits of {flag_cls.__name__} (mask 0x{mask:X})"
+
+    def to_wire(field: str, value: Any) -> int:
+        if int(value) & ~mask:
+            raise FieldValueError(record_name, field, value, allowed)
+        return int(value)
+
+    def from_wire(field: str, value: Any) -> enum.IntFlag:
+        return flag_cls(to_wire(field, value))
+
+    return _Field(name, meta.subcon, to_wire, from_wire)
+
+
+def _text_field(record_name: str, name: str, meta: Text) -> _Field:
+    limit = meta.max_bytes
+    allowed = f"UTF-8 text of at most {limit} bytes"
+
+    def check(field: str, value: Any) -> str:
+        if not isinstance(value, str) or len(value.encode("utf-8")) > limit:
+            raise FieldValueError(record_name, field, value, allowed)
+        return value
+
+    return _Field(name, PascalString(Int8ul, "utf8"), check, check)
+
+
+def _array_field(record_name: str, name: str, meta: ArrayOf) -> _Field:
+    item_codec = _CODECS.get(meta.item)
+    if item_codec is None:
+        raise TypeError(f"{meta.item.__name__} must be a @record declared before {record_name}")
+    limit = meta.max_count
+    allowed = f"at most {limit} items"
+
+    def to_wire(field: str, value: Any) -> list[dict[str, Any]]:
+        if len(value) > limit:
+            raise FieldValueError(record_name, field, len(value), allowed)
+        return [item_codec.to_values(item) for item in value]
+
+    def from_wire(field: str, value: Any) -> tuple[Any, ...]:
+        if len(value) > limit:
+            raise FieldValueError(record_name, field, len(value), allowed)
+        return tuple(item_codec.from_container(item) for item in value)
+
+    return _Field(name, PrefixedArray(Int8ul, item_codec.struct), to_wire, from_wire)
+
+
+def _min_size(struct_: Any) -> int:
+    """Smallest body that could parse: variable fields count as their length prefix."""
+    total = 0
+    for sub in struct_.subcons:
+        try:
+            total += sub.sizeof()
+        except ConstructError:
+            total += 1
+    return total
+
+
+def to_jsonable(value: Any) -> Any:
+    """Plain JSON data for a record: enums by name, flags as name lists, nested records."""
+    if value.__class__ in _CODECS:
+        return {name: to_jsonable(getattr(value, name)) for name in _CODECS[value.__class__]._names}
+    if isinstance(value, enum.IntFlag):
+        return [m.name.lower() for m in type(value) if m in value and m.name]
+    if isinstance(value, enum.Enum):
+        return value.name.lower()
+    if isinstance(value, tuple | list):
+        return [to_jsonable(v) for v in value]
+    return value

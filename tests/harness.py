@@ -1,0 +1,132 @@
+"""Real processes for end-to-end tests: the simulator and the daemon, as users run them."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from hil.control import ControlClient
+from hil.processes import ProcessGroup
+
+_GROUP = ProcessGroup()
+
+
+def cupola(*args: str) -> list[str]:
+    return [sys.executable, "-m", "tools.cli", *args]
+
+
+class SimProcess:
+    """`cupola sim` in its own process; kill() is a crash, stop() a clean exit."""
+
+    def __init__(self, workdir: Path, bench_toml: str, name: str = "sim") -> None:
+        self.workdir = workdir
+        self.run_dir = workdir / f"{name}-ports"
+        self.bench = workdir / f"{name}.toml"
+        self.bench.write_text(bench_toml)
+        self.log = workdir / f"{name}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.paths: dict[str, str] = {}
+        self.kinds: dict[str, str] = {}
+
+    def start(self, timeout: float = 15.0) -> SimProcess:
+        self.process = _GROUP.start(
+            "sim",
+            cupola("sim", "--config", str(self.bench), "--run-dir", str(self.run_dir)),
+            stdout=subprocess.PIPE,
+            stderr=self.log.open("ab"),
+        )
+        assert self.process.stdout is not None
+        deadline = time.monotonic() + timeout
+        expected = self.bench.read_text().count("[[device]]")
+        self.paths.clear()
+        while len(self.paths) < expected:
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise RuntimeError(f"simulator did not start:\n{self.log.read_text()}")
+            line = self.process.stdout.readline()
+            if line:
+                entry = json.loads(line)
+                self.paths[entry["device"]] = entry["path"]
+                self.kinds[entry["device"]] = entry["kind"]
+        return self
+
+    @property
+    def control(self) -> ControlClient:
+        return ControlClient(self.run_dir / "control.sock")
+
+    def kill(self) -> None:
+        """SIGKILL, then remove the stale links as udev removes /dev/serial/by-id links."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait()
+        for path in self.paths.values():
+            Path(path).unlink(missing_ok=True)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            _GROUP.stop(self.process)
+
+
+def daemon_config(
+    paths: dict[str, str],
+    kinds: dict[str, str],
+    broker_url: str,
+    state_dir: Path,
+    *,
+    node: str = "test-node",
+    device_options: dict[str, Any] | None = None,
+    extra: str = "",
+) -> str:
+    options = {"poll_hz": 5, "timeout_ms": 150, "retries": 2, "offline_after_s": 1.5}
+    options.update(device_options or {})
+    lines = [
+        "[node]",
+        f'name = "{node}"',
+        f'state_dir = "{state_dir}"',
+        "[mqtt]",
+        f'url = "{broker_url}"',
+        "state_rate_hz = 10",
+        "reconnect_max_s = 0.5",
+    ]
+    for name, path in paths.items():
+        lines += ["[[device]]", f'name = "{name}"', f'kind = "{kinds[name]}"', f'port = "{path}"']
+        lines += [f"{key} = {json.dumps(value)}" for key, value in options.items()]
+    return "\n".join(lines) + "\n" + extra
+
+
+class DaemonProcess:
+    def __init__(self, workdir: Path, config_toml: str, name: str = "daemon") -> None:
+        self.config = workdir / f"{name}.toml"
+        self.config.write_text(config_toml)
+        self.log = workdir / f"{name}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> DaemonProcess:
+        self.process = _GROUP.start(
+            "daemon",
+            cupola("--log-level", "info", "daemon", "--config", str(self.config)),
+            stderr=self.log.open("ab"),
+        )
+        return self
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def kill(self) -> None:
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> int:
+        assert self.process is not None
+        return _GROUP.stop(self.process)
+
+
+def stop_all() -> None:
+    _GROUP.stop_all()

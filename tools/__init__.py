@@ -1,0 +1,1 @@
+"""Ground and bench tools: the `cupola` command, monitor, command sender, decoder, planner."""

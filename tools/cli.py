@@ -1,0 +1,105 @@
+"""`cupola`: one command, with a subcommand per job. Heavy imports happen per subcommand."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper()),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _cmd_sim(args: argparse.Namespace) -> int:
+    from hil.bench import BenchError
+    from hil.simulator import run
+
+    try:
+        return run(args.config, args.run_dir)
+    except BenchError as exc:
+        print(f"cupola sim: {exc}", file=sys.stderr)
+        return 2
+
+
+def _cmd_daemon(args: argparse.Namespace) -> int:
+    from firmware_host.config import ConfigError, load_config
+
+    path = args.check or args.config
+    if path is None:
+        print("cupola daemon: give --config FILE (or --check FILE)", file=sys.stderr)
+        return 2
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        print(f"cupola daemon: {exc}", file=sys.stderr)
+        return 2
+    if args.check:
+        print(f"{path}: OK ({len(config.devices)} devices, node {config.node.name!r})")
+        return 0
+    from firmware_host.daemon import run_daemon
+
+    return run_daemon(config)
+
+
+def _cmd_monitor(args: argparse.Namespace) -> int:
+    from tools.monitor.jsonlines import run_json_monitor
+
+    return run_json_monitor(args.broker, args.node, ca_file=args.ca)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from tools.demo import run_demo
+
+    return run_demo(record_s=args.record_seconds, keep=args.keep)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cupola", description=__doc__)
+    parser.add_argument("--log-level", default="warning", help="debug, info, warning, error")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(
+        name: str, handler: Callable[[argparse.Namespace], int], help_: str
+    ) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.set_defaults(handler=handler)
+        return p
+
+    p = add("sim", _cmd_sim, "Run simulated devices on pseudo-terminals until interrupted.")
+    p.add_argument("--config", type=Path, required=True, help="bench file (TOML)")
+    p.add_argument("--run-dir", type=Path, help="where device links and the control socket go")
+
+    p = add("daemon", _cmd_daemon, "Run the onboard daemon.")
+    p.add_argument("--config", type=Path, help="daemon configuration (TOML)")
+    p.add_argument("--check", type=Path, metavar="CONFIG", help="validate a config and exit")
+
+    p = add("monitor", _cmd_monitor, "Watch a node from the ground.")
+    p.add_argument("--broker", required=True, help="mqtt://user:pass@host:port or mqtts://...")
+    p.add_argument("--node", default="+", help="node name (default: every node)")
+    p.add_argument("--ca", type=Path, help="CA certificate for mqtts://")
+    p.add_argument("--json", action="store_true", help="one JSON line per message")
+
+    p = add("demo", _cmd_demo, "Run a short simulated shoot end to end.")
+    p.add_argument("--record-seconds", type=float, default=10.0)
+    p.add_argument("--keep", action="store_true", help="keep the work directory")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.log_level)
+    try:
+        return int(args.handler(args))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""A ground station's view of one node: latest states, the event stream, command results.
+
+Used by the demo, the command sender and the tests: it subscribes to everything the node
+publishes, keeps what arrived, and sends commands and waits for their results by id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import aiomqtt
+import msgspec
+
+from protocols import ground
+from tools.monitor.jsonlines import broker_client
+
+
+class CommandTimeout(TimeoutError):
+    """No result for a command within the wait; the node may still execute it."""
+
+
+class GroundSession:
+    def __init__(self, url: str, node: str, *, ca_file: Path | None = None) -> None:
+        self.url = url
+        self.node = node
+        self.ca_file = ca_file
+        self.states: dict[str, dict[str, Any]] = {}
+        self.state_log: list[tuple[str, dict[str, Any]]] = []  # every state update, in order
+        self.events: list[dict[str, Any]] = []
+        self.results: dict[str, dict[str, Any]] = {}
+        self.stream: list[ground.Envelope] = []  # every sequenced message, as received
+        self.births: list[ground.Envelope] = []
+        self.deaths: list[ground.Envelope] = []
+        self.received = 0
+        self._changed = asyncio.Condition()
+        self._client: aiomqtt.Client | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._stack = contextlib.AsyncExitStack()
+
+    async def __aenter__(self) -> Self:
+        client = broker_client(self.url, self.ca_file, f"ground-{uuid.uuid4().hex[:8]}")
+        self._client = await self._stack.enter_async_context(client)
+        await self._client.subscribe(f"{ground.ROOT}/{self.node}/#", qos=1)
+        self._reader = asyncio.create_task(self._read(self._client))
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+                await self._reader
+        await self._stack.aclose()
+
+    async def _read(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            payload = message.payload
+            if not isinstance(payload, bytes | bytearray):
+                continue
+            try:
+                envelope = ground.decode(bytes(payload))
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                continue
+            self._absorb(str(message.topic), envelope)
+            async with self._changed:
+                self._changed.notify_all()
+
+    def _absorb(self, topic: str, envelope: ground.Envelope) -> None:
+        self.received += 1
+        parsed = ground.parse_topic(topic)
+        if parsed is None:
+            return
+        _, leaf, rest = parsed
+        if leaf == ground.STATE and rest:
+            self.states[rest[0]] = envelope.body
+            self.state_log.append((rest[0], envelope.body))
+        elif leaf == ground.BIRTH:
+            self.births.append(envelope)
+            for name, snapshot in envelope.body.get("devices", {}).items():
+                self.states.setdefault(name, snapshot)
+        elif leaf == ground.DEATH:
+            self.deaths.append(envelope)
+        elif leaf in ground.STREAM_KINDS:
+            self.stream.append(envelope)
+            if leaf == ground.EVENT:
+                self.events.append(envelope.body)
+            elif leaf == ground.RESULT and envelope.body.get("id"):
+                self.results[envelope.body["id"]] = envelope.body
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float, what: str) -> None:
+        """Wait until `predicate()` holds; raise TimeoutError naming `what` otherwise."""
+        try:
+            async with asyncio.timeout(timeout), self._changed:
+                await self._changed.wait_for(predicate)
+        except TimeoutError:
+            raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}") from None
+
+    def online(self, *devices: str) -> bool:
+        return all(self.states.get(d, {}).get("online") for d in devices)
+
+    def event_names(self) -> list[str]:
+        return [e["name"] for e in self.events]
+
+    def build_command(self, name: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
+        return {"id": uuid.uuid4().hex, "name": name, "args": args or {}, "issued_at": time.time()}
+
+    async def publish_command(self, command: dict[str, Any]) -> None:
+        assert self._client is not None, "use GroundSession as an async context manager"
+        await self._client.publish(
+            ground.topic(self.node, ground.COMMAND), json.dumps(command).encode(), qos=1
+        )
+
+    async def command(
+        self, name: str, args: dict[str, Any] | None = None, *, timeout: float = 15.0
+    ) -> dict[str, Any]:
+        """Send a command and return its result body."""
+        request = self.build_command(name, args)
+        await self.publish_command(request)
+        command_id = request["id"]
+        try:
+            await self.wait_for(lambda: command_id in self.results, timeout, f"result of {name}")
+        except TimeoutError as exc:
+            raise CommandTimeout(str(exc)) from None
+        return self.results[command_id]

@@ -1,0 +1,1 @@
+"""The ground monitor: what flight controllers and the director watch."""

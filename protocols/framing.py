@@ -13,12 +13,14 @@ from __future__ import annotations
 import enum
 import struct
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from cobs import cobs
 from construct import Int8ul, Int16ul, Struct
 
 from protocols.crc import CRC_SIZE, crc32c
 from protocols.errors import FramingError
+from protocols.records import require_fixed_layout
 
 FRAME_VERSION = 1
 DELIMITER = 0x00
@@ -40,7 +42,7 @@ _FLAG_KIND_MASK = 0x03
 _FLAG_RETRY = 0x04
 _FLAG_RESERVED = 0xF8
 
-_HEADER_PARSE = FRAME_HEADER.compile()
+_HEADER = require_fixed_layout(FRAME_HEADER)
 _crc_le = struct.Struct("<I")
 
 
@@ -50,6 +52,9 @@ class Kind(enum.IntEnum):
     REQUEST = 0  # host -> device, answered by exactly one REPLY with the same seq
     REPLY = 1  # device -> host, echoes the request's seq (its type, or NACK)
     EVENT = 2  # device -> host, unsolicited, seq from the device's own event counter
+
+
+_KINDS = (Kind.REQUEST, Kind.REPLY, Kind.EVENT)
 
 
 class RejectReason(enum.Enum):
@@ -63,8 +68,7 @@ class RejectReason(enum.Enum):
     FLAGS = "flags"  # reserved flag bits set or kind 3
 
 
-@dataclass(frozen=True, slots=True)
-class Frame:
+class Frame(NamedTuple):
     """One checked frame; `offset` is where its bytes began in the received stream."""
 
     kind: Kind
@@ -75,8 +79,7 @@ class Frame:
     offset: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class RejectedFrame:
+class RejectedFrame(NamedTuple):
     """A chunk the deframer dropped, kept so tools can show where and why."""
 
     reason: RejectReason
@@ -97,10 +100,7 @@ def encode_frame(
     if not 0 <= seq <= 0xFFFF:
         raise FramingError(f"sequence number {seq} does not fit in 16 bits")
     flags = int(kind) | (_FLAG_RETRY if retry else 0)
-    body = _HEADER_PARSE.build(
-        {"version": FRAME_VERSION, "flags": flags, "type": msg_type, "seq": seq}
-    )
-    body += payload
+    body = _HEADER.pack(FRAME_VERSION, flags, msg_type, seq) + payload
     body += _crc_le.pack(crc32c(body))
     encoded: bytes = cobs.encode(body)
     return b"\x00" + encoded + b"\x00"
@@ -119,16 +119,15 @@ def decode_frame(encoded: bytes, offset: int = 0) -> Frame | RejectedFrame:
         return RejectedFrame(RejectReason.SHORT, offset, size, encoded)
     if crc32c(memoryview(raw)[:-CRC_SIZE]) != _crc_le.unpack_from(raw, len(raw) - CRC_SIZE)[0]:
         return RejectedFrame(RejectReason.CRC, offset, size, encoded)
-    header = _HEADER_PARSE.parse(raw)
-    if header.version != FRAME_VERSION:
+    version, flags, msg_type, seq = _HEADER.unpack_from(raw)
+    if version != FRAME_VERSION:
         return RejectedFrame(RejectReason.VERSION, offset, size, encoded)
-    flags = header.flags
     if flags & _FLAG_RESERVED or flags & _FLAG_KIND_MASK == _FLAG_KIND_MASK:
         return RejectedFrame(RejectReason.FLAGS, offset, size, encoded)
     return Frame(
-        Kind(flags & _FLAG_KIND_MASK),
-        header.type,
-        header.seq,
+        _KINDS[flags & _FLAG_KIND_MASK],
+        msg_type,
+        seq,
         raw[HEADER_SIZE:-CRC_SIZE],
         bool(flags & _FLAG_RETRY),
         offset,

@@ -24,6 +24,7 @@ from typing import Annotated, Any, TypeVar, dataclass_transform, get_args, get_o
 from construct import (
     Construct,
     ConstructError,
+    FormatField,
     Int8sl,
     Int8ul,
     Int16sl,
@@ -87,7 +88,12 @@ class _Field:
 
 
 class RecordCodec:
-    """The compiled codec of one record class."""
+    """The codec of one record class, built from its construct declaration.
+
+    Records made only of fixed-size integers (most of the catalogue) parse and build through
+    a `struct.Struct` derived mechanically from that declaration; the rest go through the
+    compiled construct parser. Both paths are checked against each other in the tests.
+    """
 
     def __init__(self, cls: type[Any], record_fields: list[_Field]) -> None:
         self.cls = cls
@@ -95,9 +101,13 @@ class RecordCodec:
         self.fields = record_fields
         self.struct = Struct(*(f.name / f.subcon for f in record_fields))
         self.compiled = self.struct.compile()
+        self.fixed = fixed_layout(self.struct)
         self._names = tuple(f.name for f in record_fields)
+        index = {name: i for i, name in enumerate(self._names)}
         self._to_wire = tuple((f.name, f.to_wire) for f in record_fields if f.to_wire)
-        self._from_wire = tuple((f.name, f.from_wire) for f in record_fields if f.from_wire)
+        self._from_wire = tuple(
+            (index[f.name], f.name, f.from_wire) for f in record_fields if f.from_wire
+        )
         self.min_size = _min_size(self.struct)
 
     def to_values(self, obj: Any) -> dict[str, Any]:
@@ -110,25 +120,58 @@ class RecordCodec:
     def build(self, obj: Any) -> bytes:
         values = self.to_values(obj)
         try:
+            if self.fixed is not None:
+                return self.fixed.pack(*values.values())
             return bytes(self.compiled.build(values))
         except _PARSE_ERRORS as exc:
             raise MessageError(f"cannot build {self.name}: {exc}") from exc
 
+    def _finish(self, values: list[Any]) -> Any:
+        for i, name, from_wire in self._from_wire:
+            values[i] = from_wire(name, values[i])
+        return self.cls(*values)
+
     def from_container(self, container: Any) -> Any:
-        for name, from_wire in self._from_wire:
-            container[name] = from_wire(name, container[name])
-        return self.cls(*[container[name] for name in self._names])
+        return self._finish([container[name] for name in self._names])
 
     def parse(self, payload: bytes) -> Any:
         if len(payload) < self.min_size:
             raise MessageError(
                 f"{self.name} needs at least {self.min_size} bytes, frame carries {len(payload)}"
             )
+        if self.fixed is not None:
+            return self._finish(list(self.fixed.unpack_from(payload)))
         try:
             container = self.compiled.parse(payload)
         except _PARSE_ERRORS as exc:
             raise MessageError(f"malformed {self.name}: {exc}") from exc
         return self.from_container(container)
+
+    def parse_with_construct(self, payload: bytes) -> Any:
+        """The compiled construct path, whatever the layout (for tests and benchmarks)."""
+        try:
+            return self.from_container(self.compiled.parse(payload))
+        except _PARSE_ERRORS as exc:
+            raise MessageError(f"malformed {self.name}: {exc}") from exc
+
+
+def fixed_layout(declaration: Any) -> struct.Struct | None:
+    """The `struct.Struct` equivalent of a construct Struct of little-endian integers, if any."""
+    codes = []
+    for sub in declaration.subcons:
+        inner = getattr(sub, "subcon", sub)
+        fmt = getattr(inner, "fmtstr", None)
+        if not isinstance(inner, FormatField) or not fmt or fmt[0] != "<":
+            return None
+        codes.append(fmt[1:])
+    return struct.Struct("<" + "".join(codes))
+
+
+def require_fixed_layout(declaration: Any) -> struct.Struct:
+    layout = fixed_layout(declaration)
+    if layout is None:
+        raise TypeError(f"{declaration!r} is not made of fixed-size little-endian integers")
+    return layout
 
 
 _CODECS: dict[type[Any], RecordCodec] = {}
@@ -145,8 +188,12 @@ def encode_body(obj: Any) -> bytes:
 
 @dataclass_transform(frozen_default=True)
 def record(cls: type[T]) -> type[T]:
-    """Make `cls` a frozen dataclass and give it a compiled construct codec."""
-    data_cls: type[T] = dataclass(frozen=True, slots=True)(cls)
+    """Make `cls` a record: a slotted dataclass with a codec built from its annotations.
+
+    Records are frozen for the type checker, not at run time: a frozen dataclass costs six
+    times more to construct, and the receive path constructs one for every frame.
+    """
+    data_cls: type[T] = dataclass(slots=True)(cls)
     hints = typing.get_type_hints(data_cls, include_extras=True)
     record_fields = [
         _field_for(data_cls.__name__, f.name, hints[f.name])

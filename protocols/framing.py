@@ -172,6 +172,11 @@ class Deframer:
         self._in_error = False
         self.stats = DeframerStats()
 
+    @property
+    def buffered(self) -> int:
+        """Bytes held while waiting for a delimiter (never more than MAX_ENCODED)."""
+        return len(self._buffer)
+
     def reset(self) -> None:
         """Forget a partial frame, for example when the port is reopened."""
         self._buffer.clear()

@@ -60,6 +60,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(record_s=args.record_seconds, keep=args.keep)
 
 
+def _cmd_decode(args: argparse.Namespace) -> int:
+    from tools.decode import run
+
+    return run(args.file, hex_input=args.hex, port=args.port, baud=args.baud, as_json=args.json)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cupola", description=__doc__)
     parser.add_argument("--log-level", default="warning", help="debug, info, warning, error")
@@ -85,6 +91,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--node", default="+", help="node name (default: every node)")
     p.add_argument("--ca", type=Path, help="CA certificate for mqtts://")
     p.add_argument("--json", action="store_true", help="one JSON line per message")
+
+    p = add("decode", _cmd_decode, "Decode a capture of device-protocol bytes, frame by frame.")
+    p.add_argument("file", nargs="?", type=Path, help="capture file; - or absent: stdin")
+    p.add_argument(
+        "--hex", action="store_true", help="input is a hex dump (plain, xxd, hexdump -C)"
+    )
+    p.add_argument("--port", help="decode a live serial port instead")
+    p.add_argument("--baud", type=int, default=115200)
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
 
     p = add("demo", _cmd_demo, "Run a short simulated shoot end to end.")
     p.add_argument("--record-seconds", type=float, default=10.0)

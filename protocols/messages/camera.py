@@ -5,19 +5,19 @@ from __future__ import annotations
 import enum
 from typing import Annotated
 
-from protocols.records import I16, U8, U16, U32, U64, ArrayOf, Text, Wire, record
+from protocols.records import I16, U8, U16, U32, U64, ArrayOf, DocIntEnum, Text, Wire, record
 from protocols.timecode import FrameRate
 
 FORMAT_CONFIRM = 0x21544D46  # b"FMT!" little-endian: FORMAT_MEDIA's confirmation code
 MAX_CLIPS_PER_PAGE = 40
 
 
-class CameraState(enum.IntEnum):
-    OFF = 0  # asleep: answers the link, draws sleep power, will not record
-    STANDBY = 1
-    ARMED = 2  # record accepted, waiting for its start timecode
-    RECORDING = 3
-    ERROR = 4  # see `error`; CLEAR_ERROR returns to STANDBY once the cause is gone
+class CameraState(DocIntEnum):
+    OFF = 0, "asleep: answers the link, draws sleep power, will not record"
+    STANDBY = 1, "ready to record"
+    ARMED = 2, "record accepted, waiting for its start timecode"
+    RECORDING = 3, "rolling"
+    ERROR = 4, "see `error`; CLEAR_ERROR returns to STANDBY once the cause is gone"
 
 
 class Codec(enum.IntEnum):
@@ -28,25 +28,25 @@ class Codec(enum.IntEnum):
     RAW = 5
 
 
-class CameraError(enum.IntEnum):
-    NONE = 0
-    OVER_TEMPERATURE = 1
-    MEDIA_FULL = 2
-    MEDIA_FAULT = 3
-    SENSOR_FAULT = 4
+class CameraError(DocIntEnum):
+    NONE = 0, "no error"
+    OVER_TEMPERATURE = 1, "recording stopped to protect the sensor"
+    MEDIA_FULL = 2, "recording stopped or refused: no space"
+    MEDIA_FAULT = 3, "the card cannot be written"
+    SENSOR_FAULT = 4, "the sensor does not deliver images"
 
 
 @record
 class CameraStatus:
     state: Annotated[CameraState, Wire(U8)]
-    timecode: Annotated[int, Wire(U32)]  # frames since 00:00:00:00
+    timecode: Annotated[int, Wire(U32, doc="frames since 00:00:00:00 at `rate`")]
     rate: Annotated[FrameRate, Wire(U8)]
-    jammed: Annotated[bool, Wire(U8)]
+    jammed: Annotated[bool, Wire(U8, doc="1 once TIMECODE_JAM aligned the clock")]
     media_used_bytes: Annotated[int, Wire(U64)]
     media_free_bytes: Annotated[int, Wire(U64)]
-    temperature_cdeg: Annotated[int, Wire(I16, -4000, 12500)]  # 0.01 degC
+    temperature_cdeg: Annotated[int, Wire(I16, -4000, 12500)]
     draw_mw: Annotated[int, Wire(U32, 0, 500_000)]
-    clip_id: Annotated[int, Wire(U32)]  # clip being recorded, else the last one, 0 if none
+    clip_id: Annotated[int, Wire(U32, doc="clip being recorded, else the last one, 0 if none")]
     error: Annotated[CameraError, Wire(U16)]
 
 
@@ -57,7 +57,7 @@ class CameraSettings:
     rate: Annotated[FrameRate, Wire(U8)]
     codec: Annotated[Codec, Wire(U8)]
     bitrate_kbps: Annotated[int, Wire(U32, 1_000, 3_000_000)]
-    shutter_decideg: Annotated[int, Wire(U16, 10, 3600)]  # 0.1 degree
+    shutter_decideg: Annotated[int, Wire(U16, 10, 3600, doc="shutter angle")]
     iso: Annotated[int, Wire(U16, 50, 25600)]
     white_balance_k: Annotated[int, Wire(U16, 2000, 10000)]
 
@@ -67,7 +67,9 @@ class RecordStart:
     scene: Annotated[str, Text(12)]
     take: Annotated[int, Wire(U16, 1, 999)]
     roll: Annotated[str, Text(8)]
-    start_timecode: Annotated[int, Wire(U32)]  # START_NOW, or the frame to start on
+    start_timecode: Annotated[
+        int, Wire(U32, doc="frame to start on; 0xFFFFFFFF (START_NOW): the next frame")
+    ]
 
 
 @record
@@ -79,7 +81,7 @@ class RecordStarted:
 @record
 class RecordStopped:
     clip_id: Annotated[int, Wire(U32, 1, None)]
-    timecode_out: Annotated[int, Wire(U32)]  # first frame not recorded
+    timecode_out: Annotated[int, Wire(U32, doc="first frame not recorded")]
     frames: Annotated[int, Wire(U32)]
     bytes: Annotated[int, Wire(U64)]
 
@@ -87,7 +89,7 @@ class RecordStopped:
 @record
 class TimecodeReading:
     frames: Annotated[int, Wire(U32)]
-    subframe_us: Annotated[int, Wire(U32, 0, 999_999)]  # time into the current frame
+    subframe_us: Annotated[int, Wire(U32, 0, 999_999, doc="time into the current frame")]
     rate: Annotated[FrameRate, Wire(U8)]
     jammed: Annotated[bool, Wire(U8)]
 
@@ -102,8 +104,8 @@ class TimecodeSet:
 class TimecodeJam:
     """The reference time at the instant the frame's last byte arrives."""
 
-    frames: Annotated[int, Wire(U32)]
-    subframe_us: Annotated[int, Wire(U32, 0, 999_999)]
+    frames: Annotated[int, Wire(U32, doc="reference frame when the last byte arrives")]
+    subframe_us: Annotated[int, Wire(U32, 0, 999_999, doc="time into that frame")]
     rate: Annotated[FrameRate, Wire(U8)]
 
 
@@ -137,23 +139,23 @@ class ClipInfo:
     take: Annotated[int, Wire(U16, 1, 999)]
     roll: Annotated[str, Text(8)]
     timecode_in: Annotated[int, Wire(U32)]
-    timecode_out: Annotated[int, Wire(U32)]  # equals timecode_in + frames
+    timecode_out: Annotated[int, Wire(U32, doc="timecode_in + frames")]
     rate: Annotated[FrameRate, Wire(U8)]
     frames: Annotated[int, Wire(U32)]
     bytes: Annotated[int, Wire(U64)]
     codec: Annotated[Codec, Wire(U8)]
     bitrate_kbps: Annotated[int, Wire(U32)]
-    closed: Annotated[bool, Wire(U8)]  # 0 while still recording
+    closed: Annotated[bool, Wire(U8, doc="0 while still recording")]
 
 
 @record
 class FormatMedia:
-    confirm: Annotated[int, Wire(U32)]  # must be FORMAT_CONFIRM
+    confirm: Annotated[int, Wire(U32, doc="must be 0x21544D46 (ASCII 'FMT!')")]
 
 
 @record
 class CameraPower:
-    on: Annotated[bool, Wire(U8)]  # 0: sleep (OFF), 1: wake to STANDBY
+    on: Annotated[bool, Wire(U8, doc="0 sleep (OFF), 1 wake (STANDBY)")]
 
 
 @record

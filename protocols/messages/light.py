@@ -23,12 +23,16 @@ class LightFault(enum.IntFlag):
 @record
 class LightStatus:
     on: Annotated[bool, Wire(U8)]
-    intensity_permille: Annotated[int, Wire(U16, 0, INTENSITY_FULL)]  # actual output now
+    intensity_permille: Annotated[
+        int, Wire(U16, 0, INTENSITY_FULL, doc="output now, after fade and thermal limit")
+    ]
     cct_k: Annotated[int, Wire(U16, CCT_MIN_K, CCT_MAX_K)]
     target_intensity_permille: Annotated[int, Wire(U16, 0, INTENSITY_FULL)]
     target_cct_k: Annotated[int, Wire(U16, CCT_MIN_K, CCT_MAX_K)]
     fade_remaining_ms: Annotated[int, Wire(U32, 0, MAX_FADE_MS)]
-    output_limit_permille: Annotated[int, Wire(U16, 0, INTENSITY_FULL)]  # thermal ceiling
+    output_limit_permille: Annotated[
+        int, Wire(U16, 0, INTENSITY_FULL, doc="thermal fold-back ceiling")
+    ]
     draw_mw: Annotated[int, Wire(U32, 0, 1_000_000)]
     temperature_cdeg: Annotated[int, Wire(I16, -4000, 15000)]
     faults: Annotated[LightFault, Wire(U16)]

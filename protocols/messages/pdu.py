@@ -13,7 +13,7 @@ MAX_CHANNELS = 16
 class PduChannel:
     channel: Annotated[int, Wire(U8, 0, MAX_CHANNELS - 1)]
     on: Annotated[bool, Wire(U8)]
-    tripped: Annotated[bool, Wire(U8)]  # over-current trip; switching on again clears it
+    tripped: Annotated[bool, Wire(U8, doc="over-current trip; switching on clears it")]
     voltage_mv: Annotated[int, Wire(U16)]
     current_ma: Annotated[int, Wire(U16)]
     power_mw: Annotated[int, Wire(U32)]

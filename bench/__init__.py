@@ -1,0 +1,1 @@
+"""Benchmarks: scripts that print figures; results and the machine go in BENCHMARKS.md."""

@@ -211,12 +211,14 @@ class SimDevice:
 
     def _send_reply(self, reply: bytes) -> None:
         if self.slow_ms > 0:
-            asyncio.get_running_loop().call_later(self.slow_ms / 1000.0, self._late_send, reply)
+            loop = asyncio.get_running_loop()
+            loop.call_later(self.slow_ms / 1000.0, self._late_send, reply, self.boot_id)
         else:
             self.link.send(reply)
 
-    def _late_send(self, reply: bytes) -> None:
-        if self.model.powered and not self.stuck:
+    def _late_send(self, reply: bytes, boot_id: int) -> None:
+        """A reset (or power cut) while a slow command was in progress loses its reply."""
+        if self.model.powered and not self.stuck and boot_id == self.boot_id:
             self.link.send(reply)
 
     # -- common handlers -------------------------------------------------------------------

@@ -28,6 +28,42 @@ def _cmd_sim(args: argparse.Namespace) -> int:
         return 2
 
 
+def _cmd_simctl(args: argparse.Namespace) -> int:
+    import json
+
+    from hil.bench import BenchError
+    from hil.control import ControlClient
+
+    client = ControlClient(args.control)
+    try:
+        if args.op == "fault":
+            if not args.device or not args.fault:
+                print("cupola simctl fault DEVICE FAULT [VALUE] [--for S]", file=sys.stderr)
+                return 2
+            value = _scalar(args.value) if args.value is not None else True
+            result = client.fault(args.device, args.fault, value, args.duration)
+        elif args.op == "describe":
+            result = client.describe(args.device)
+        elif args.op == "speed":
+            result = client.call("speed", value=float(args.device))
+        else:
+            result = client.call(args.op)
+    except (BenchError, OSError, ValueError) as exc:
+        print(f"cupola simctl: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(result, indent=2, default=str))
+    return 0
+
+
+def _scalar(text: str) -> object:
+    import json
+
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
 def _cmd_daemon(args: argparse.Namespace) -> int:
     from firmware_host.config import ConfigError, load_config
 
@@ -81,6 +117,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("sim", _cmd_sim, "Run simulated devices on pseudo-terminals until interrupted.")
     p.add_argument("--config", type=Path, required=True, help="bench file (TOML)")
     p.add_argument("--run-dir", type=Path, help="where device links and the control socket go")
+
+    p = add("simctl", _cmd_simctl, "Inspect a running bench and inject faults at run time.")
+    p.add_argument("--control", required=True, help="the bench's control socket")
+    p.add_argument("op", choices=["list", "describe", "fault", "faults", "speed"])
+    p.add_argument("device", nargs="?", help="device name (describe, fault); factor (speed)")
+    p.add_argument("fault", nargs="?", help="fault name, e.g. ber, unplug, stuck, cooling")
+    p.add_argument("value", nargs="?", help="fault value (JSON scalar); default true")
+    p.add_argument("--for", dest="duration", type=float, help="undo the fault after S seconds")
 
     p = add("daemon", _cmd_daemon, "Run the onboard daemon.")
     p.add_argument("--config", type=Path, help="daemon configuration (TOML)")

@@ -20,10 +20,10 @@ from firmware_host.drivers.camera import CameraDriver
 from firmware_host.drivers.light import LightDriver
 from firmware_host.drivers.pdu import PduDriver
 from firmware_host.events import EventBus
-from firmware_host.link.errors import LinkDown, LinkError, LinkTimeout
+from firmware_host.link.connection import LinkConnection, open_link
+from firmware_host.link.errors import LinkError, LinkTimeout
 from firmware_host.link.session import RequestSession
 from firmware_host.link.stats import LinkStats
-from firmware_host.link.transport import SerialPort
 from firmware_host.workflow.timecode import ReferenceClock, wire_seconds
 from protocols.catalogue import HELLO, NackReceived, decode_event
 from protocols.errors import ProtocolError
@@ -90,7 +90,7 @@ class DeviceAgent:
         self.driver: Driver | None = None
         self.session: RequestSession | None = None
         self.on_device_event: Callable[[DeviceAgent, DeviceEvent], None] | None = None
-        self._port: SerialPort | None = None
+        self._link: LinkConnection | None = None
         self._ever_online = False
         self.online_changed = asyncio.Event()
 
@@ -139,20 +139,18 @@ class DeviceAgent:
 
     async def _connect(self) -> None:
         config = self.config
-        session = RequestSession(
+        self._link = await open_link(
             self.name,
-            self._write,
+            config.port,
+            config.baud,
             self.stats,
             timeout_s=config.timeout_ms / 1000.0,
             retries=config.retries,
             on_event=self._on_event_frame,
         )
-        self.session = session
-        self._port = await SerialPort.open(
-            config.port, config.baud, self.stats.frames, session.on_frame, session.link_lost
-        )
+        self.session = self._link.session
         self.stats.reconnects += 1
-        self.driver = self._make_driver(session)
+        self.driver = self._make_driver(self.session)
 
     def _make_driver(self, session: RequestSession) -> Driver:
         if self.kind == "camera":
@@ -161,15 +159,10 @@ class DeviceAgent:
             return LightDriver(session)
         return PduDriver(session)
 
-    def _write(self, data: bytes) -> None:
-        if self._port is None:
-            raise LinkDown(f"{self.name}: port is not open")
-        self._port.write(data)
-
     def _close_port(self) -> None:
-        if self._port is not None:
-            self._port.close()
-            self._port = None
+        if self._link is not None:
+            self._link.close()
+            self._link = None
 
     async def _serve(self) -> None:
         while True:

@@ -45,6 +45,7 @@ class RequestSession:
         self._waiting: tuple[int, int, asyncio.Future[Frame]] | None = None
         self._last_event_seq: int | None = None
         self._down: LinkDown | None = None
+        self.closed = asyncio.Event()  # set once the port has gone away
 
     def _next_seq(self) -> int:
         self._seq = (self._seq + 1) & 0xFFFF
@@ -122,6 +123,7 @@ class RequestSession:
         """The port went away: fail the waiting request now rather than at its timeout."""
         detail = f"port lost: {exc}" if exc else "port closed"
         self._down = LinkDown(f"{self.device}: {detail}")
+        self.closed.set()
         waiting = self._waiting
         if waiting is not None and not waiting[2].done():
             waiting[2].set_exception(self._down)

@@ -51,7 +51,9 @@ class PhysicsClock:
 
 
 class ManualClock:
-    """A clock tests move by hand, for exact physics checks."""
+    """A clock tests move by hand, for exact physics checks (also usable as a wall clock)."""
+
+    speed = 1.0
 
     def __init__(self, start: float = 0.0) -> None:
         self.t = start

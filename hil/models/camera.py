@@ -203,16 +203,17 @@ class CameraModel:
         if self.state is not CameraState.RECORDING:
             return
         if self.media_free < 1.0:
-            self._close_clip()
+            self._close_clip(t)
             self.state = CameraState.STANDBY
-            self._set_error(CameraError.MEDIA_FULL, "media full: recording stopped")
+            self._set_error(CameraError.MEDIA_FULL, "media full: recording stopped", t)
             self._event(EventCode.MEDIA_FULL, Severity.WARNING, 0, "media full", t)
         elif self.temperature_c >= params.over_temperature_c - 1e-6:
-            self._close_clip()
+            self._close_clip(t)
             self.state = CameraState.ERROR
             self._set_error(
                 CameraError.OVER_TEMPERATURE,
                 f"over temperature {self.temperature_c:.1f} C: recording stopped",
+                t,
             )
             self._event(
                 EventCode.OVER_TEMPERATURE,
@@ -415,21 +416,31 @@ class CameraModel:
     def _phys_at_wall(self, wall_instant: float) -> float:
         return self.clock.now() - (self.wall() - wall_instant) * self.clock.speed
 
-    def _close_clip(self) -> None:
+    def _wall_at_phys(self, t: float) -> float:
+        return self.wall() - (self.clock.now() - t) / self.clock.speed
+
+    def _frames_at(self, t: float | None) -> int:
+        """The camera's frame count at physics time `t` (now when None)."""
+        wall = self.wall() if t is None else self._wall_at_phys(t)
+        return math.floor(self._tc_seconds(wall) * self.rate.fps) % self.rate.frames_per_day
+
+    def _close_clip(self, t: float | None = None) -> None:
+        """Close the open clip at physics time `t` (now when None)."""
         clip = self.current
         if clip is None:
             return
-        frames_now = math.floor(self._tc_seconds(self.wall()) * clip.rate.fps)
+        wall = self.wall() if t is None else self._wall_at_phys(t)
+        frames_now = math.floor(self._tc_seconds(wall) * clip.rate.fps)
         frames_now %= clip.rate.frames_per_day
         clip.frames = (frames_now - clip.timecode_in) % clip.rate.frames_per_day
         clip.closed = True
         self.current = None
 
-    def _set_error(self, error: CameraError, detail: str) -> None:
+    def _set_error(self, error: CameraError, detail: str, t: float | None = None) -> None:
         self.error = error
         self.error_detail = detail
         if error is not CameraError.NONE:
-            self.error_timecode = self.timecode()[0]
+            self.error_timecode = self._frames_at(t)
             self.error_clip = self.clips[-1].clip_id if self.clips else 0
 
     def _event(

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from bench import codec
+import asyncio
+
+from bench import codec, sim_scale
 
 
 def main() -> None:
     codec.main()
+    print()
+    rows = [asyncio.run(sim_scale.measure(n, 20.0, 10.0, 115200)) for n in (1, 10, 40)]
+    print("Simulator scale: `cupola sim` CPU while every device is polled")
+    print(sim_scale.report(rows))
 
 
 if __name__ == "__main__":

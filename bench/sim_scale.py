@@ -72,8 +72,16 @@ async def measure(devices: int, hz: float, seconds: float, baud: int) -> dict[st
         (workdir / "bench.toml").write_text(bench_file(devices, baud))
         sim = group.start(
             "sim",
-            [sys.executable, "-m", "tools.cli", "sim", "--config", str(workdir / "bench.toml"),
-             "--run-dir", str(workdir / "ports")],  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "tools.cli",
+                "sim",
+                "--config",
+                str(workdir / "bench.toml"),
+                "--run-dir",
+                str(workdir / "ports"),
+            ],
             stdout=subprocess.PIPE,
         )
         assert sim.stdout is not None
@@ -84,7 +92,9 @@ async def measure(devices: int, hz: float, seconds: float, baud: int) -> dict[st
             link = await open_link(
                 entry["device"], entry["path"], baud, stats, timeout_s=0.25, retries=1
             )
-            await link.session.call(HELLO, HelloRequest(proto_min=1, proto_max=1))
+            await link.session.call(
+                HELLO, HelloRequest(proto_min=1, proto_max=1, host_timeout_ms=0)
+            )
             links.append((link, entry["kind"]))
         process = psutil.Process(sim.pid)
         cpu_before = process.cpu_times()

@@ -33,6 +33,36 @@ class NodeConfig(msgspec.Struct, forbid_unknown_fields=True):
 class ProjectConfig(msgspec.Struct, forbid_unknown_fields=True):
     frame_rate: Annotated[float, msgspec.Meta(gt=0)] = 25.0  # 23.976, 24, 25, 29.97 or 30
     record_lead_ms: Annotated[int, msgspec.Meta(ge=50, le=5000)] = 400  # arm-ahead for sync
+    drift_check_s: Annotated[float, msgspec.Meta(ge=1, le=3600)] = 10.0  # timecode read interval
+    drift_limit_frames: Annotated[float, msgspec.Meta(gt=0, le=10)] = 0.5  # event past this
+    auto_rejam: bool = True  # re-jam a drifted camera when it is not rolling
+
+
+class FailsafeConfig(msgspec.Struct, forbid_unknown_fields=True):
+    """What devices do when the daemon falls silent (SPEC section 12)."""
+
+    host_timeout_s: Annotated[float, msgspec.Meta(ge=0, le=60)] = 10.0  # 0 disables
+    light_pct: Annotated[float, msgspec.Meta(ge=0, le=100)] = 0.0  # lights fade to this
+
+
+class GroupConfig(msgspec.Struct, forbid_unknown_fields=True):
+    name: Name
+    cameras: Annotated[list[str], msgspec.Meta(min_length=1)]
+
+
+class Band(msgspec.Struct, forbid_unknown_fields=True):
+    """Yellow and red thresholds; for a low limit (media free) red is below yellow."""
+
+    yellow: float
+    red: float
+
+
+class LimitsConfig(msgspec.Struct, forbid_unknown_fields=True):
+    camera_temperature_c: Band = msgspec.field(default_factory=lambda: Band(60.0, 68.0))
+    light_temperature_c: Band = msgspec.field(default_factory=lambda: Band(70.0, 85.0))
+    media_free_pct: Band = msgspec.field(default_factory=lambda: Band(20.0, 5.0))
+    link_error_rate: Band = msgspec.field(default_factory=lambda: Band(0.001, 0.01))
+    hysteresis_fraction: Annotated[float, msgspec.Meta(ge=0, le=0.5)] = 0.05
 
 
 class MqttConfig(msgspec.Struct, forbid_unknown_fields=True):
@@ -58,8 +88,11 @@ class DeviceConfig(msgspec.Struct, forbid_unknown_fields=True):
 class Config(msgspec.Struct, forbid_unknown_fields=True):
     node: NodeConfig = msgspec.field(default_factory=NodeConfig)
     project: ProjectConfig = msgspec.field(default_factory=ProjectConfig)
+    failsafe: FailsafeConfig = msgspec.field(default_factory=FailsafeConfig)
+    limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
     mqtt: MqttConfig = msgspec.field(default_factory=MqttConfig)
     devices: list[DeviceConfig] = msgspec.field(name="device", default_factory=list)
+    groups: list[GroupConfig] = msgspec.field(name="group", default_factory=list)
 
     def device(self, name: str) -> DeviceConfig:
         for device in self.devices:
@@ -130,6 +163,25 @@ def _check(config: Config, origin: str) -> Config:
         BrokerAddress.parse(config.mqtt.url)
     except ConfigError as exc:
         raise ConfigError(f"{origin}: mqtt.url: {exc}") from exc
+    cameras = {d.name for d in config.devices if d.kind == "camera"}
+    group_names: set[str] = set()
+    for index, group in enumerate(config.groups):
+        if group.name in group_names:
+            raise ConfigError(f"{origin}: group[{index}].name {group.name!r} is used twice")
+        group_names.add(group.name)
+        for camera in group.cameras:
+            if camera not in cameras:
+                raise ConfigError(
+                    f"{origin}: group[{index}].cameras: {camera!r} is not a configured camera "
+                    f"(cameras: {sorted(cameras)})"
+                )
+    limits = config.limits
+    for key in ("camera_temperature_c", "light_temperature_c", "link_error_rate"):
+        band: Band = getattr(limits, key)
+        if band.red <= band.yellow:
+            raise ConfigError(f"{origin}: limits.{key}: red ({band.red}) must be above yellow")
+    if limits.media_free_pct.red >= limits.media_free_pct.yellow:
+        raise ConfigError(f"{origin}: limits.media_free_pct: red must be below yellow")
     try:
         FrameRate.from_fps(config.project.frame_rate)
     except ValueError as exc:

@@ -39,11 +39,13 @@ from protocols.messages.common import (
     PROTOCOL_VERSION,
     DeviceClass,
     DeviceEvent,
+    EventCode,
     Heartbeat,
     Hello,
     HelloRequest,
     NackCode,
     Ping,
+    Severity,
 )
 
 log = logging.getLogger(__name__)
@@ -98,10 +100,15 @@ class SimDevice:
         self.boot_id = secrets.randbits(32)  # fresh per power-up, even on a seeded bench
         self.boot_time = time.monotonic()
         self.session_open = False
+        self.host_timeout_ms = 0
+        self.last_host_frame = time.monotonic()
+        self.host_lost = False  # fail-safe applied and not yet cleared by a host frame
         self.stuck = False  # fault: receives but never answers, sends nothing
         self.slow_ms = 0.0  # fault: extra processing time before every reply
         self.requests_handled = 0
         self.duplicates_answered = 0
+        # How often each state-changing request (seq, type, body) really acted: never twice.
+        self.executions: collections.Counter[tuple[int, int, bytes]] = collections.Counter()
         self._event_seq = 0
         self._reply_cache: collections.OrderedDict[tuple[int, int, bytes], bytes] = (
             collections.OrderedDict()
@@ -149,6 +156,8 @@ class SimDevice:
 
     def _reboot(self) -> None:
         self.session_open = False
+        self.host_timeout_ms = 0
+        self.host_lost = False
         self._reply_cache.clear()
         self._event_seq = 0
         self.deframer.reset()
@@ -162,6 +171,8 @@ class SimDevice:
             return
         for item in self.deframer.feed(data):
             if isinstance(item, Frame) and item.kind is Kind.REQUEST:
+                self.last_host_frame = time.monotonic()
+                self.host_lost = False
                 self._handle(item)
 
     def _handle(self, frame: Frame) -> None:
@@ -201,6 +212,8 @@ class SimDevice:
         try:
             self.model.advance()
             result = handler(body)
+            if command.changes_state:
+                self.executions[(frame.seq, frame.msg_type, frame.payload)] += 1
             self._drain_model_events()
             return encode_reply(command, result, seq), command.changes_state
         except Refusal as refusal:
@@ -231,6 +244,7 @@ class SimDevice:
                 f"{request.proto_min}..{request.proto_max}",
             )
         self.session_open = True
+        self.host_timeout_ms = request.host_timeout_ms
         return Hello(
             proto=PROTOCOL_VERSION,
             device_class=self.device_class,
@@ -277,10 +291,31 @@ class SimDevice:
             self.model.advance()
             self._drain_model_events()
             now = time.monotonic()
+            self._watch_host(now)
             if now >= next_beat:
                 next_beat = now + self.heartbeat_ms / 1000.0
                 uptime_ms = int((now - self.boot_time) * 1000) & 0xFFFFFFFF
                 self.send_event(HEARTBEAT, Heartbeat(boot_id=self.boot_id, uptime_ms=uptime_ms))
+
+    def _watch_host(self, now: float) -> None:
+        timeout = self.host_timeout_ms / 1000.0
+        if not (self.session_open and timeout) or self.host_lost or self.stuck:
+            return
+        if now - self.last_host_frame > timeout:
+            self.host_lost = True
+            self.on_host_lost()
+            self.send_event(
+                EVENT,
+                DeviceEvent(
+                    code=EventCode.HOST_LOST,
+                    severity=Severity.WARNING,
+                    value=0,
+                    detail="host silent: fail-safe applied",
+                ),
+            )
+
+    def on_host_lost(self) -> None:
+        """This class's fail-safe when the host falls silent (SPEC section 12): by default none."""
 
     # -- bench view ------------------------------------------------------------------------
 
@@ -296,6 +331,8 @@ class SimDevice:
             "slow_ms": self.slow_ms,
             "requests_handled": self.requests_handled,
             "duplicates_answered": self.duplicates_answered,
+            "max_executions": max(self.executions.values(), default=0),
+            "executions": sum(self.executions.values()),
             "link": vars(self.link.counters).copy(),
             "model": self.model.describe(),
         }

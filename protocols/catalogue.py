@@ -40,7 +40,7 @@ from protocols.messages.common import (
     NackCode,
     Ping,
 )
-from protocols.messages.light import LightSet, LightStatus, PowerSwitch
+from protocols.messages.light import LightFailsafe, LightSet, LightStatus, PowerSwitch
 from protocols.messages.pdu import ChannelSwitch, PduChannel, PduStatus
 from protocols.records import codec_of, encode_body
 
@@ -77,6 +77,7 @@ class MsgType(enum.IntEnum):
     LIGHT_STATUS = 0x40
     LIGHT_SET = 0x41
     LIGHT_POWER = 0x42
+    LIGHT_FAILSAFE = 0x43
     PDU_STATUS = 0x60
     PDU_CHANNEL_SET = 0x61
 
@@ -143,6 +144,8 @@ LIGHT_SET = Command(MsgType.LIGHT_SET, LightSet, LightStatus, _LIGHT,
                     "Fade to an intensity and colour temperature.")
 LIGHT_POWER = Command(MsgType.LIGHT_POWER, PowerSwitch, LightStatus, _LIGHT,
                       "Switch the LED driver on or off.")
+LIGHT_FAILSAFE = Command(MsgType.LIGHT_FAILSAFE, LightFailsafe, LightStatus, _LIGHT,
+                         "Set the level to fade to if the host falls silent.")
 PDU_STATUS = Command(MsgType.PDU_STATUS, Empty, PduStatus, _PDU,
                      "Measured voltage, current and power of every channel.", changes_state=False)
 PDU_CHANNEL_SET = Command(MsgType.PDU_CHANNEL_SET, ChannelSwitch, PduChannel, _PDU,
@@ -162,7 +165,7 @@ COMMANDS: dict[int, Command[Any, Any]] = {
         HELLO, PING, CAMERA_STATUS, CAMERA_SETTINGS_GET, CAMERA_SETTINGS_SET, RECORD_START,
         RECORD_STOP, TIMECODE_GET, TIMECODE_SET, TIMECODE_JAM, CLIP_LIST, CLIP_INFO,
         FORMAT_MEDIA, CAMERA_POWER, CLEAR_ERROR, ERROR_REPORT_GET, LIGHT_STATUS, LIGHT_SET,
-        LIGHT_POWER, PDU_STATUS, PDU_CHANNEL_SET,
+        LIGHT_POWER, LIGHT_FAILSAFE, PDU_STATUS, PDU_CHANNEL_SET,
     )
 }  # fmt: skip
 EVENTS: dict[int, EventSpec[Any]] = {e.code: e for e in (HEARTBEAT, EVENT, ERROR_REPORT)}

@@ -163,11 +163,14 @@ def _summary(report: dict[str, Any], monitor_lines: int) -> None:
     print("\nSummary")
     print(f"  take     scene {take['scene']} take {take['take']} roll {take['roll']}")
     for camera, clip in sorted(report["cut"]["clips"].items()):
+        started = take["clips"][camera]["timecode_in"]
         print(
-            f"  {camera:<8} clip {clip['clip_id']}  {take['timecode_in']} -> "
+            f"  {camera:<8} clip {clip['clip_id']}  {started} -> "
             f"{clip['timecode_out']}  {clip['frames']} frames  {clip['bytes'] / 1e9:.2f} GB"
         )
-    print(f"  sync     every camera armed for frame {take['start_frame']}")
+    starts = {c["timecode_in"] for c in take["clips"].values()}
+    verdict = "on the same frame" if len(starts) == 1 else f"on DIFFERENT frames {sorted(starts)}"
+    print(f"  sync     every camera started {verdict} (shot log take {take['take_id']})")
     print(f"  power    peak {report['peak_w']:.0f} W measured by the PDU")
     warnings = [e for e in report["events"] if e["severity"] in ("warning", "critical")]
     print(f"  events   {len(report['events'])} received, {len(warnings)} warnings or worse")

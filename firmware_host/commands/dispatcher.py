@@ -8,6 +8,7 @@ always one of: ok (with a result), rejected (not executed; reason says why) or f
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
 from collections.abc import Awaitable, Callable
@@ -57,8 +58,9 @@ class CommandSpec(Generic[A]):
 
 
 class Dispatcher:
-    def __init__(self) -> None:
+    def __init__(self, *, timeout_s: float = 30.0) -> None:
         self._specs: dict[str, CommandSpec[Any]] = {}
+        self.timeout_s = timeout_s
 
     def register(self, spec: CommandSpec[Any]) -> None:
         if spec.name in self._specs:
@@ -86,7 +88,10 @@ class Dispatcher:
     async def execute(self, name: str, args: Any) -> Outcome:
         try:
             parsed = self.parse_args(name, args)
-            result = await self._specs[name].run(parsed)
+            async with asyncio.timeout(self.timeout_s):
+                result = await self._specs[name].run(parsed)
+        except TimeoutError:
+            return Outcome(Status.FAILED, f"{name} did not finish within {self.timeout_s:g} s")
         except CommandRejected as exc:
             return Outcome(Status.REJECTED, str(exc))
         except CommandFailed as exc:

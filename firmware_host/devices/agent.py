@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from firmware_host.config import DeviceConfig
@@ -28,6 +28,7 @@ from firmware_host.workflow.timecode import ReferenceClock, wire_seconds
 from protocols.catalogue import HELLO, NackReceived, decode_event
 from protocols.errors import ProtocolError
 from protocols.framing import MIN_FRAME, Frame
+from protocols.messages.camera import CameraSettings, CameraState
 from protocols.messages.common import (
     PROTOCOL_VERSION,
     DeviceClass,
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 Driver = CameraDriver | LightDriver | PduDriver
 _CLASS_OF_KIND = {"camera": DeviceClass.CAMERA, "light": DeviceClass.LIGHT, "pdu": DeviceClass.PDU}
 _JAM_FRAME_BYTES = MIN_FRAME + 9 + 3  # header, crc, body, COBS and delimiters
+_READ_FRAME_BYTES = MIN_FRAME + 3  # TIMECODE_GET: empty body
 
 
 class DeviceSilent(LinkError):
@@ -72,6 +74,8 @@ class DeviceAgent:
         on_update: Callable[[DeviceAgent], None],
         *,
         reconnect_max_s: float = 2.0,
+        host_timeout_ms: int = 0,
+        light_failsafe_permille: int = 0,
     ) -> None:
         self.config = config
         self.name = config.name
@@ -80,6 +84,11 @@ class DeviceAgent:
         self.reference = reference
         self.on_update = on_update
         self.reconnect_max_s = reconnect_max_s
+        self.host_timeout_ms = host_timeout_ms
+        self.light_failsafe_permille = light_failsafe_permille
+        self.adopters: list[Callable[[DeviceAgent], Awaitable[None]]] = []
+        self.beat: Callable[[], None] = lambda: None  # the supervisor's watchdog
+        self.camera_settings: CameraSettings | None = None
         self.stats = LinkStats()
         self.online = False
         self.identity: Hello | None = None
@@ -125,6 +134,7 @@ class DeviceAgent:
         """Keep the device connected for as long as the daemon runs."""
         backoff = 0.05
         while True:
+            self.beat()
             try:
                 await self._connect()
                 backoff = 0.05
@@ -180,7 +190,10 @@ class DeviceAgent:
     async def _handshake(self) -> None:
         assert self.session is not None
         hello = await self.session.call(
-            HELLO, HelloRequest(proto_min=1, proto_max=PROTOCOL_VERSION)
+            HELLO,
+            HelloRequest(
+                proto_min=1, proto_max=PROTOCOL_VERSION, host_timeout_ms=self.host_timeout_ms
+            ),
         )
         expected = _CLASS_OF_KIND[self.kind]
         if hello.device_class is not expected:
@@ -204,20 +217,43 @@ class DeviceAgent:
     async def _adopt(self) -> None:
         """Read the device's real state; never assume what it had before."""
         driver = self.driver
-        if isinstance(driver, CameraDriver):
-            await self.jam()
         assert driver is not None
-        self._store_status(await driver.poll())
+        status: Any = await driver.poll()
+        if isinstance(driver, CameraDriver):
+            self.camera_settings = await driver.settings()
+            if status.state in (CameraState.ARMED, CameraState.RECORDING):
+                self.bus.emit(
+                    "timecode.jam_deferred",
+                    Severity.INFO,
+                    f"{self.name} is rolling: timecode left as is until the take ends",
+                    source=self.name,
+                )
+            else:
+                await self._jam(driver)
+        elif isinstance(driver, LightDriver):
+            await driver.set_failsafe(self.light_failsafe_permille)
+        self._store_status(status)
+        for adopt in self.adopters:
+            await adopt(self)
 
     async def jam(self) -> int:
-        """Jam this camera's timecode to the reference; returns the measured offset in us."""
-        driver = self.camera() if self.online else self.driver
-        assert isinstance(driver, CameraDriver)
+        """Jam this camera's timecode to the reference; returns the offset left, in us."""
+        return await self._jam(self.camera())
+
+    async def _jam(self, driver: CameraDriver) -> int:
         arrive = time.time() + wire_seconds(_JAM_FRAME_BYTES, self.config.baud)
         frames, subframe_us = self.reference.at(arrive)
-        reading = await driver.jam(frames, subframe_us, self.reference.rate)
-        offset = self.reference.offset_s(reading.frames, reading.subframe_us, time.time())
-        return round(offset * 1e6)
+        await driver.jam(frames, subframe_us, self.reference.rate)
+        return round(await self.timecode_offset_s() * 1e6)
+
+    async def timecode_offset_s(self) -> float:
+        """How far this camera's timecode is ahead of the reference (negative: behind)."""
+        driver = self.driver
+        assert isinstance(driver, CameraDriver)
+        sent = time.time()
+        reading = await driver.timecode()
+        read_at = sent + wire_seconds(_READ_FRAME_BYTES, self.config.baud)
+        return self.reference.offset_s(reading.frames, reading.subframe_us, read_at)
 
     async def _poll_loop(self) -> None:
         assert self.driver is not None and self.session is not None
@@ -225,6 +261,7 @@ class DeviceAgent:
         period = 1.0 / self.config.poll_hz
         next_poll = loop.time()
         while True:
+            self.beat()
             try:
                 self._store_status(await self.driver.poll())
             except NackReceived as exc:

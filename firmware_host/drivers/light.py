@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from firmware_host.link.session import RequestSession
-from protocols.catalogue import LIGHT_POWER, LIGHT_SET, LIGHT_STATUS
+from protocols.catalogue import LIGHT_FAILSAFE, LIGHT_POWER, LIGHT_SET, LIGHT_STATUS
 from protocols.messages.common import Empty
-from protocols.messages.light import LightSet, LightStatus, PowerSwitch
+from protocols.messages.light import LightFailsafe, LightSet, LightStatus, PowerSwitch
 
 
 class LightDriver:
@@ -23,3 +23,7 @@ class LightDriver:
 
     async def set_power(self, on: bool) -> LightStatus:
         return await self.session.call(LIGHT_POWER, PowerSwitch(on=on))
+
+    async def set_failsafe(self, intensity_permille: int) -> LightStatus:
+        body = LightFailsafe(intensity_permille=intensity_permille)
+        return await self.session.call(LIGHT_FAILSAFE, body)

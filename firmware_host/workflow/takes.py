@@ -1,9 +1,13 @@
-"""Record and cut: every camera of a take starts on the same timecode frame.
+"""Record and cut: every camera of a take starts on the same timecode frame, and is logged.
 
 The daemon picks a start frame a little ahead (`lead_s`, longer than the slowest camera's
 command round trip), and every camera arms for exactly that frame. Cameras are jammed to the
 same reference, so their clips begin on the same frame. If any camera refuses, the ones that
 accepted are stopped again: a take starts on every camera asked for, or on none.
+
+Every take goes into the shot log when it starts and is closed when it is cut; whenever a
+camera is (re)adopted its own clip list is reconciled with the log, so a crash, a reset or a
+lost link never leaves the log wrong for long and never duplicates a clip.
 """
 
 from __future__ import annotations
@@ -17,23 +21,53 @@ import msgspec
 
 from firmware_host.commands.dispatcher import CommandFailed, CommandRejected, CommandSpec
 from firmware_host.devices.agent import DeviceAgent, DeviceUnavailable
+from firmware_host.drivers.camera import CameraDriver
 from firmware_host.events import EventBus
 from firmware_host.link.errors import LinkError
+from firmware_host.workflow.shotlog import ClipFacts, ShotLog
 from firmware_host.workflow.timecode import ReferenceClock
 from protocols.catalogue import NackReceived
 from protocols.messages.common import NackCode, Severity
+from protocols.records import to_jsonable
 from protocols.timecode import format_timecode
+
+Text12 = Annotated[str, msgspec.Meta(min_length=1, max_length=12)]
 
 
 class RecordArgs(msgspec.Struct, forbid_unknown_fields=True):
-    scene: Annotated[str, msgspec.Meta(min_length=1, max_length=12)]
+    scene: Text12
     take: Annotated[int, msgspec.Meta(ge=1, le=999)]
     roll: Annotated[str, msgspec.Meta(min_length=1, max_length=8)] = "A001"
-    cameras: list[str] | None = None  # default: every camera
+    group: str | None = None  # a configured camera group
+    cameras: list[str] | None = None  # or explicit cameras; default: every camera
 
 
 class CutArgs(msgspec.Struct, forbid_unknown_fields=True):
+    group: str | None = None
     cameras: list[str] | None = None
+
+
+class ShotLogQueryArgs(msgspec.Struct, forbid_unknown_fields=True):
+    scene: str | None = None
+    take: int | None = None
+    camera: str | None = None
+    circled: bool | None = None
+    since: float | None = None  # unix time
+    limit: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 50
+
+
+class TakeRef(msgspec.Struct, forbid_unknown_fields=True):
+    take_id: int | None = None
+    scene: str | None = None  # with take: the latest take of that number
+    take: int | None = None
+
+
+class CircleArgs(TakeRef, forbid_unknown_fields=True):
+    circled: bool = True
+
+
+class NoteArgs(TakeRef, forbid_unknown_fields=True):
+    text: Annotated[str, msgspec.Meta(min_length=1, max_length=500)] = ""
 
 
 class TakeController:
@@ -42,15 +76,25 @@ class TakeController:
         devices: Mapping[str, DeviceAgent],
         reference: ReferenceClock,
         bus: EventBus,
+        shotlog: ShotLog,
+        groups: Mapping[str, list[str]],
         *,
         lead_s: float = 0.4,
     ) -> None:
         self.devices = devices
         self.reference = reference
         self.bus = bus
+        self.shotlog = shotlog
+        self.groups = groups
         self.lead_s = lead_s
 
-    def _cameras(self, names: list[str] | None) -> list[DeviceAgent]:
+    def _cameras(self, group: str | None, names: list[str] | None) -> list[DeviceAgent]:
+        if group is not None and names is not None:
+            raise CommandRejected("give a group or a list of cameras, not both")
+        if group is not None:
+            if group not in self.groups:
+                raise CommandRejected(f"no camera group {group!r}; groups: {sorted(self.groups)}")
+            names = self.groups[group]
         if names is None:
             agents = [a for a in self.devices.values() if a.kind == "camera"]
             if not agents:
@@ -64,8 +108,10 @@ class TakeController:
             chosen.append(agent)
         return chosen
 
+    # -- record and cut --------------------------------------------------------------------
+
     async def record(self, args: RecordArgs) -> dict[str, Any]:
-        agents = self._cameras(args.cameras)
+        agents = self._cameras(args.group, args.cameras)
         try:
             drivers = {a.name: a.camera() for a in agents}
         except DeviceUnavailable as exc:
@@ -85,25 +131,36 @@ class TakeController:
             reasons = "; ".join(f"{n}: {e}" for n, e in failed.items())
             raise CommandFailed(f"take not started ({reasons}); stopped {started or 'none'}")
         rate = self.reference.rate
-        clips = {}
+        clips: dict[str, int] = {}
+        timecodes: dict[str, str] = {}
         for name, reply in zip(names, replies, strict=True):
             assert not isinstance(reply, BaseException)
             clips[name] = reply.clip_id
+            timecodes[name] = format_timecode(reply.timecode_in, rate)
             if reply.timecode_in != start:
                 self.bus.emit(
                     "take.late_start",
                     Severity.WARNING,
-                    f"{name} started at {format_timecode(reply.timecode_in, rate)}, "
-                    f"not {format_timecode(start, rate)}",
+                    f"{name} starts at {timecodes[name]}, not {format_timecode(start, rate)}",
                     source=name,
                 )
+        take_id = self.shotlog.take_started(
+            scene=args.scene,
+            take=args.take,
+            roll=args.roll,
+            start_frame=start,
+            frame_rate=rate.fps,
+            clips=clips,
+            settings={a.name: to_jsonable(a.camera_settings) for a in agents if a.camera_settings},
+        )
         result: dict[str, Any] = {
+            "take_id": take_id,
             "scene": args.scene,
             "take": args.take,
             "roll": args.roll,
             "timecode_in": format_timecode(start, rate),
             "start_frame": start,
-            "clips": clips,
+            "clips": {n: {"clip_id": clips[n], "timecode_in": timecodes[n]} for n in names},
         }
         self.bus.emit(
             "take.started",
@@ -115,7 +172,7 @@ class TakeController:
         return result
 
     async def cut(self, args: CutArgs) -> dict[str, Any]:
-        agents = self._cameras(args.cameras)
+        agents = self._cameras(args.group, args.cameras)
         stopped: dict[str, Any] = {}
         problems: dict[str, str] = {}
 
@@ -123,13 +180,15 @@ class TakeController:
             try:
                 reply = await agent.camera().record_stop()
             except NackReceived as exc:
-                if exc.code is NackCode.BAD_STATE:
-                    return  # was not rolling
-                problems[agent.name] = str(exc)
+                if exc.code is not NackCode.BAD_STATE:  # BAD_STATE: it was not rolling
+                    problems[agent.name] = str(exc)
                 return
             except (DeviceUnavailable, LinkError) as exc:
                 problems[agent.name] = str(exc)
                 return
+            self.shotlog.clip_closed(
+                agent.name, reply.clip_id, reply.timecode_out, reply.frames, reply.bytes
+            )
             stopped[agent.name] = {
                 "clip_id": reply.clip_id,
                 "timecode_out": format_timecode(reply.timecode_out, self.reference.rate),
@@ -142,13 +201,97 @@ class TakeController:
             detail = "; ".join(f"{n}: {e}" for n, e in problems.items())
             raise CommandFailed(f"cut incomplete ({detail}); stopped {sorted(stopped) or 'none'}")
         self.bus.emit(
-            "take.cut", Severity.INFO, f"cut on {', '.join(stopped) or 'no rolling camera'}",
+            "take.cut",
+            Severity.INFO,
+            f"cut on {', '.join(sorted(stopped)) or 'no rolling camera'}",
             clips=stopped,
-        )  # fmt: skip
+        )
         return {"clips": stopped}
+
+    # -- reconciliation --------------------------------------------------------------------
+
+    async def adopt_camera(self, agent: DeviceAgent) -> None:
+        """Reconcile the shot log with what the camera itself says it recorded."""
+        driver = agent.driver
+        if not isinstance(driver, CameraDriver):
+            return
+        settled = self.shotlog.settled_clip_ids(agent.name)
+        facts = []
+        for clip_id in await driver.clip_ids():
+            if clip_id in settled:
+                continue
+            info = await driver.clip_info(clip_id)
+            facts.append(
+                ClipFacts(
+                    camera=agent.name,
+                    clip_id=info.clip_id,
+                    timecode_in=info.timecode_in,
+                    timecode_out=info.timecode_out,
+                    frames=info.frames,
+                    bytes=info.bytes,
+                    scene=info.scene,
+                    take=info.take,
+                    roll=info.roll,
+                    closed=info.closed,
+                )
+            )
+        changes = self.shotlog.reconcile(agent.name, facts, self.reference.rate.fps)
+        if any(changes.values()):
+            self.bus.emit(
+                "shotlog.reconciled",
+                Severity.WARNING,
+                f"{agent.name}: shot log reconciled with the camera's clip list "
+                f"({changes['added']} added, {changes['closed']} closed)",
+                source=agent.name,
+                **changes,
+            )
+
+    # -- the log as the crew uses it -------------------------------------------------------
+
+    async def query(self, args: ShotLogQueryArgs) -> dict[str, Any]:
+        takes = self.shotlog.query(
+            scene=args.scene, take=args.take, camera=args.camera, circled=args.circled,
+            since=args.since, limit=args.limit,
+        )  # fmt: skip
+        return {"takes": takes}
+
+    def _take_id(self, ref: TakeRef) -> int:
+        if ref.take_id is not None:
+            return ref.take_id
+        if ref.scene is None or ref.take is None:
+            raise CommandRejected("name the take: take_id, or scene and take")
+        take_id = self.shotlog.take_id_of(ref.scene, ref.take)
+        if take_id is None:
+            raise CommandRejected(f"no take {ref.take} of scene {ref.scene!r} in the shot log")
+        return take_id
+
+    async def circle(self, args: CircleArgs) -> dict[str, Any]:
+        take_id = self._take_id(args)
+        if not self.shotlog.annotate(take_id, circled=args.circled, note=None):
+            raise CommandRejected(f"no take {take_id} in the shot log")
+        self.bus.emit(
+            "take.circled" if args.circled else "take.uncircled",
+            Severity.INFO,
+            f"take {take_id} {'circled' if args.circled else 'no longer circled'}",
+            take_id=take_id,
+        )
+        return {"take_id": take_id, "circled": args.circled}
+
+    async def note(self, args: NoteArgs) -> dict[str, Any]:
+        take_id = self._take_id(args)
+        if not args.text:
+            raise CommandRejected("text: a note needs some text")
+        if not self.shotlog.annotate(take_id, circled=None, note=args.text):
+            raise CommandRejected(f"no take {take_id} in the shot log")
+        return {"take_id": take_id}
 
     def commands(self) -> list[CommandSpec[Any]]:
         return [
-            CommandSpec("record", RecordArgs, self.record, "Roll a take on a camera group."),
+            CommandSpec("record", RecordArgs, self.record,
+                        "Roll a take on a camera group, all starting on the same frame."),
             CommandSpec("cut", CutArgs, self.cut, "Stop every rolling camera of the group."),
-        ]
+            CommandSpec("shotlog.query", ShotLogQueryArgs, self.query,
+                        "Takes and their clips, newest first."),
+            CommandSpec("take.circle", CircleArgs, self.circle, "Circle (or un-circle) a take."),
+            CommandSpec("take.note", NoteArgs, self.note, "Add a note to a take."),
+        ]  # fmt: skip

@@ -7,9 +7,11 @@ from typing import Any
 
 from hil.device import SimDevice, command_handlers
 from hil.models.light import LightModel
-from protocols.catalogue import LIGHT_POWER, LIGHT_SET, LIGHT_STATUS
+from protocols.catalogue import LIGHT_FAILSAFE, LIGHT_POWER, LIGHT_SET, LIGHT_STATUS
 from protocols.messages.common import DeviceClass, Empty
-from protocols.messages.light import LightSet, LightStatus, PowerSwitch
+from protocols.messages.light import LightFailsafe, LightSet, LightStatus, PowerSwitch
+
+FAILSAFE_FADE_MS = 2000
 
 
 class LightDevice(SimDevice):
@@ -26,13 +28,27 @@ class LightDevice(SimDevice):
             heartbeat_ms=model.params.heartbeat_ms,
             **kwargs,
         )
+        self.failsafe_permille = 0  # firmware RAM: back to 0 after a reset
         self.handlers.update(
             command_handlers(
                 (LIGHT_STATUS, self._status),
                 (LIGHT_SET, self._set),
                 (LIGHT_POWER, self._power),
+                (LIGHT_FAILSAFE, self._failsafe),
             )
         )
+
+    def _reboot(self) -> None:
+        super()._reboot()
+        self.failsafe_permille = 0
+
+    def _failsafe(self, request: LightFailsafe) -> LightStatus:
+        self.failsafe_permille = request.intensity_permille
+        return self._status(Empty())
+
+    def on_host_lost(self) -> None:
+        m = self.model
+        m.set_level(min(self.failsafe_permille, m.target_permille), m.cct_k(), FAILSAFE_FADE_MS)
 
     def _status(self, _: Empty) -> LightStatus:
         m = self.model

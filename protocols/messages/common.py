@@ -45,6 +45,7 @@ class EventCode(DocIntEnum):
     """Codes of unsolicited EVENT frames (also visible in polled status: events are hints)."""
 
     BOOTED = 0x01, "the device started; value 0"
+    HOST_LOST = 0x03, "no frame from the host for host_timeout_ms: fail-safe applied; value 0"
     STATE_CHANGED = 0x02, "a state change not covered below; value: the new state"
     RECORD_STARTED = 0x10, "a camera started rolling; value: timecode_in"
     RECORD_STOPPED = 0x11, "a camera stopped; value: clip id"
@@ -69,6 +70,9 @@ class HelloRequest:
 
     proto_min: Annotated[int, Wire(U8, 1, 255)]
     proto_max: Annotated[int, Wire(U8, 1, 255)]
+    host_timeout_ms: Annotated[
+        int, Wire(U16, 0, 60000, doc="apply the fail-safe after this much host silence; 0: never")
+    ]
 
 
 @record

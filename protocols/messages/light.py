@@ -46,5 +46,12 @@ class LightSet:
 
 
 @record
+class LightFailsafe:
+    """The level a light fades to (over 2 s) when its host falls silent."""
+
+    intensity_permille: Annotated[int, Wire(U16, 0, INTENSITY_FULL)]
+
+
+@record
 class PowerSwitch:
     on: Annotated[bool, Wire(U8)]

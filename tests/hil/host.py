@@ -43,7 +43,7 @@ class HostLink:
         return await self.session.call(command, body, **kwargs)
 
     async def hello(self) -> Hello:
-        return await self.call(HELLO, HelloRequest(proto_min=1, proto_max=1))
+        return await self.call(HELLO, HelloRequest(proto_min=1, proto_max=1, host_timeout_ms=0))
 
     def close(self) -> None:
         self.link.close()

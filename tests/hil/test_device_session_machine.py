@@ -67,7 +67,7 @@ class DeviceSessionMachine(RuleBasedStateMachine):
 
     @rule()
     def hello(self) -> None:
-        _, nack = self._request(HELLO, HelloRequest(proto_min=1, proto_max=1))
+        _, nack = self._request(HELLO, HelloRequest(proto_min=1, proto_max=1, host_timeout_ms=0))
         assert nack is None
         self.session = True
 

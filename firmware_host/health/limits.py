@@ -1,0 +1,138 @@
+"""Yellow and red limits on device readings: each crossing is one event, never a flood.
+
+A reading moves a (device, limit) between ok, yellow and red. Only a change of level raises an
+event (warning for yellow, critical for red, info when it clears). To leave a level the
+reading must come back past the threshold by a hysteresis margin, so a value hovering at a
+threshold does not flap.
+"""
+
+from __future__ import annotations
+
+import collections
+import enum
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from firmware_host.config import Band, LimitsConfig
+from firmware_host.events import EventBus
+from firmware_host.link.stats import LinkStats
+from protocols.messages.common import Severity
+
+ERROR_RATE_WINDOW_S = 30.0
+
+
+class Level(enum.IntEnum):
+    OK = 0
+    YELLOW = 1
+    RED = 2
+
+
+@dataclass(frozen=True)
+class Limit:
+    name: str  # "camera.temperature"
+    kinds: frozenset[str]
+    band: Band
+    unit: str
+    reading: Callable[[Any, Any], float | None]  # (status record, link window) -> value
+    low: bool = False  # True: lower is worse (media free)
+
+    def level(self, value: float, current: Level, hysteresis: float) -> Level:
+        """The level for `value`, staying in `current` until past its threshold by a margin."""
+        sign = -1.0 if self.low else 1.0
+        margin = hysteresis * abs(self.band.red - self.band.yellow)
+        red, yellow = sign * self.band.red, sign * self.band.yellow
+        v = sign * value
+        if v >= red or (current is Level.RED and v > red - margin):
+            return Level.RED
+        if v >= yellow or (current >= Level.YELLOW and v > yellow - margin):
+            return Level.YELLOW
+        return Level.OK
+
+
+def _media_free_pct(status: Any, _: Any) -> float | None:
+    total = status.media_used_bytes + status.media_free_bytes
+    return 100.0 * status.media_free_bytes / total if total else None
+
+
+def default_limits(config: LimitsConfig) -> list[Limit]:
+    return [
+        Limit("camera.temperature", frozenset({"camera"}), config.camera_temperature_c, "C",
+              lambda s, _: s.temperature_cdeg / 100),
+        Limit("light.temperature", frozenset({"light"}), config.light_temperature_c, "C",
+              lambda s, _: s.temperature_cdeg / 100),
+        Limit("camera.media_free", frozenset({"camera"}), config.media_free_pct, "%",
+              _media_free_pct, low=True),
+        Limit("link.error_rate", frozenset({"camera", "light", "pdu"}), config.link_error_rate,
+              "", lambda _, window: window),
+    ]  # fmt: skip
+
+
+class LimitMonitor:
+    def __init__(self, bus: EventBus, limits: list[Limit], hysteresis: float) -> None:
+        self.bus = bus
+        self.limits = limits
+        self.hysteresis = hysteresis
+        self.levels: dict[tuple[str, str], Level] = {}
+        self._link_history: dict[str, collections.deque[tuple[float, int, int]]] = {}
+
+    def error_rate(self, device: str, stats: LinkStats) -> float | None:
+        """Share of rejected chunks over the last ERROR_RATE_WINDOW_S seconds."""
+        now = time.monotonic()
+        history = self._link_history.setdefault(device, collections.deque())
+        history.append((now, stats.frames.frames, stats.frames.rejected))
+        while len(history) > 2 and history[1][0] < now - ERROR_RATE_WINDOW_S:
+            history.popleft()
+        _, frames0, rejected0 = history[0]
+        frames = stats.frames.frames - frames0
+        rejected = stats.frames.rejected - rejected0
+        seen = frames + rejected
+        return rejected / seen if seen >= 20 else None
+
+    def check(self, device: str, kind: str, status: Any, stats: LinkStats) -> None:
+        if status is None:
+            return
+        window = self.error_rate(device, stats)
+        for limit in self.limits:
+            if kind not in limit.kinds:
+                continue
+            value = limit.reading(status, window)
+            if value is None:
+                continue
+            key = (device, limit.name)
+            before = self.levels.get(key, Level.OK)
+            after = limit.level(value, before, self.hysteresis)
+            if after is before:
+                continue
+            self.levels[key] = after
+            self._announce(device, limit, before, after, value)
+
+    def _announce(
+        self, device: str, limit: Limit, before: Level, after: Level, value: float
+    ) -> None:
+        shown = f"{value:.4g}{limit.unit}"
+        if after is Level.OK:
+            severity, name = Severity.INFO, f"limit.{limit.name}.cleared"
+            message = f"{device} {limit.name} back to normal ({shown})"
+        else:
+            severity = Severity.CRITICAL if after is Level.RED else Severity.WARNING
+            threshold = limit.band.red if after is Level.RED else limit.band.yellow
+            direction = "below" if limit.low else "above"
+            name = f"limit.{limit.name}.{after.name.lower()}"
+            message = (
+                f"{device} {limit.name} {shown} is {direction} its {after.name.lower()} limit "
+                f"{threshold:g}{limit.unit}"
+            )
+        self.bus.emit(
+            name, severity, message, source=device, limit=limit.name, level=after.name.lower(),
+            previous=before.name.lower(), value=value,
+        )  # fmt: skip
+
+    def active(self) -> list[dict[str, Any]]:
+        """Every limit currently yellow or red, for the birth certificate and telemetry."""
+        return [
+            {"device": device, "limit": name, "level": level.name.lower()}
+            for (device, name), level in sorted(self.levels.items())
+            if level is not Level.OK
+        ]

@@ -1,0 +1,101 @@
+"""Timecode drift monitoring: every camera compared with the reference, all day long.
+
+Free-running camera clocks drift by tens of ppm, about a frame every 10 to 20 minutes. The
+monitor reads each online camera's clock at a fixed interval; past `limit_frames` it raises
+one `timecode.drift` event (not one per reading), re-jams the camera at once if it is not
+rolling (never mid-take: that would break the clip's timecode), and clears once the camera
+is back under half the limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+
+from firmware_host.devices.agent import DeviceAgent
+from firmware_host.events import EventBus
+from firmware_host.link.errors import LinkError
+from firmware_host.workflow.timecode import ReferenceClock
+from protocols.catalogue import NackReceived
+from protocols.messages.camera import CameraState
+from protocols.messages.common import Severity
+
+
+class DriftMonitor:
+    def __init__(
+        self,
+        devices: Mapping[str, DeviceAgent],
+        reference: ReferenceClock,
+        bus: EventBus,
+        *,
+        interval_s: float,
+        limit_frames: float,
+        auto_rejam: bool,
+        beat: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.devices = devices
+        self.reference = reference
+        self.bus = bus
+        self.interval_s = interval_s
+        self.limit_frames = limit_frames
+        self.auto_rejam = auto_rejam
+        self.beat = beat
+        self.offsets_frames: dict[str, float] = {}
+        self._drifted: set[str] = set()
+
+    async def run(self) -> None:
+        while True:
+            self.beat()
+            await asyncio.sleep(self.interval_s)
+            for agent in list(self.devices.values()):
+                if agent.kind == "camera" and agent.online:
+                    try:
+                        await self.check(agent)
+                    except (LinkError, NackReceived) as exc:
+                        self.bus.emit(
+                            "timecode.unreadable",
+                            Severity.DIAGNOSTIC,
+                            f"{agent.name}: timecode not read: {exc}",
+                            source=agent.name,
+                        )
+
+    async def check(self, agent: DeviceAgent) -> float:
+        """Read one camera's offset in frames and act on it."""
+        frames = await agent.timecode_offset_s() * self.reference.rate.fps
+        self.offsets_frames[agent.name] = frames
+        name = agent.name
+        if abs(frames) > self.limit_frames and name not in self._drifted:
+            self._drifted.add(name)
+            self.bus.emit(
+                "timecode.drift",
+                Severity.WARNING,
+                f"{name} timecode is {frames:+.2f} frames off the reference "
+                f"(limit {self.limit_frames:g})",
+                source=name,
+                offset_frames=round(frames, 3),
+            )
+        if name in self._drifted and self.auto_rejam and not self._rolling(agent):
+            left_us = await agent.jam()
+            frames = left_us / 1e6 * self.reference.rate.fps
+            self.offsets_frames[name] = frames
+            self.bus.emit(
+                "timecode.rejammed",
+                Severity.INFO,
+                f"{name} re-jammed; now {frames:+.3f} frames off",
+                source=name,
+                offset_frames=round(frames, 4),
+            )
+        if name in self._drifted and abs(frames) < self.limit_frames / 2:
+            self._drifted.discard(name)
+            self.bus.emit(
+                "timecode.drift_cleared",
+                Severity.INFO,
+                f"{name} timecode back within {self.limit_frames / 2:g} frames",
+                source=name,
+            )
+        return frames
+
+    @staticmethod
+    def _rolling(agent: DeviceAgent) -> bool:
+        status = agent.status
+        return status is not None and status.state in (CameraState.ARMED, CameraState.RECORDING)

@@ -1,0 +1,65 @@
+"""A running shoot for daemon tests: simulators, a private broker, the daemon, a ground view."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hil.broker import Mosquitto
+from tests.harness import DaemonProcess, SimProcess, daemon_config
+from tools.ground_client import GroundSession
+
+
+@dataclass
+class Shoot:
+    sim: SimProcess
+    daemon: DaemonProcess
+    ground: GroundSession
+    broker: Mosquitto
+    workdir: Path
+
+    async def ok(self, name: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
+        result = await self.ground.command(name, args)
+        assert result["status"] == "ok", result
+        return dict(result["result"])
+
+    def events(
+        self, name: str, source: str | None = None, since: float = 0.0
+    ) -> list[dict[str, Any]]:
+        return [
+            e for e in self.ground.events
+            if e["name"] == name and (source is None or e["source"] == source) and e["ts"] > since
+        ]  # fmt: skip
+
+    async def wait_event(
+        self, name: str, source: str | None = None, *, timeout: float = 10, since: float = 0.0
+    ) -> dict[str, Any]:
+        """The first `name` event (from `source`, after `since`), waiting for it if need be."""
+        await self.ground.wait_for(lambda: bool(self.events(name, source, since)), timeout, name)
+        return self.events(name, source, since)[0]
+
+    def restart_daemon(self) -> None:
+        self.daemon.start()
+
+
+@contextlib.asynccontextmanager
+async def shoot(
+    workdir: Path,
+    broker: Mosquitto,
+    bench: str,
+    *,
+    device_options: dict[str, Any] | None = None,
+    extra: str = "",
+) -> AsyncIterator[Shoot]:
+    sim = SimProcess(workdir, bench).start()
+    config = daemon_config(
+        sim.paths, sim.kinds, broker.url(), workdir / "state",
+        device_options=device_options, extra=extra,
+    )  # fmt: skip
+    daemon = DaemonProcess(workdir, config).start()
+    async with GroundSession(broker.url(), "test-node") as ground:
+        await ground.wait_for(lambda: ground.online(*sim.paths), 20, "every device online")
+        yield Shoot(sim, daemon, ground, broker, workdir)

@@ -72,6 +72,25 @@ class MqttConfig(msgspec.Struct, forbid_unknown_fields=True):
     keepalive_s: Annotated[int, msgspec.Meta(ge=2, le=3600)] = 10
     reconnect_max_s: Positive = 5.0
     state_rate_hz: Positive = 2.0  # most frequent per-device state publication
+    # With an onboard broker bridged to the ground: the bridge's notification topic, so the
+    # stream waits in the outbox while the bridge is down (GROUND.md, "Loss of signal").
+    bridge_state_topic: str | None = None
+
+
+class OutboxConfig(msgspec.Struct, forbid_unknown_fields=True):
+    max_mb: Annotated[float, msgspec.Meta(gt=0)] = 64.0  # routine samples thinned beyond this
+    min_free_mb: Annotated[float, msgspec.Meta(ge=0)] = 100.0  # ... or below this free disk
+
+
+class TelemetryConfig(msgspec.Struct, forbid_unknown_fields=True):
+    interval_s: Annotated[float, msgspec.Meta(ge=0.01, le=3600)] = 5.0  # routine samples
+
+
+class AuthConfig(msgspec.Struct, forbid_unknown_fields=True):
+    keyring: str = "keyring.json"  # keys allowed to command this node (`cupola keys`)
+    max_skew_s: Annotated[float, msgspec.Meta(ge=0, le=600)] = 30.0
+    max_lifetime_s: Annotated[float, msgspec.Meta(gt=0, le=86400)] = 3600.0
+    arm_window_s: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 60.0  # hazardous confirm
 
 
 class DeviceConfig(msgspec.Struct, forbid_unknown_fields=True):
@@ -91,6 +110,9 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
     failsafe: FailsafeConfig = msgspec.field(default_factory=FailsafeConfig)
     limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
     mqtt: MqttConfig = msgspec.field(default_factory=MqttConfig)
+    outbox: OutboxConfig = msgspec.field(default_factory=OutboxConfig)
+    telemetry: TelemetryConfig = msgspec.field(default_factory=TelemetryConfig)
+    auth: AuthConfig = msgspec.field(default_factory=AuthConfig)
     devices: list[DeviceConfig] = msgspec.field(name="device", default_factory=list)
     groups: list[GroupConfig] = msgspec.field(name="group", default_factory=list)
 
@@ -139,15 +161,29 @@ def parse_config(data: bytes | str, origin: str = "config") -> Config:
 
 
 def load_config(path: Path) -> Config:
+    """Parse, check, resolve relative paths against the file's folder, check files exist."""
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
     config = parse_config(data, str(path))
-    state_dir = Path(config.node.state_dir)
-    if not state_dir.is_absolute():
-        config.node.state_dir = str((path.parent / state_dir).resolve())
+    config.node.state_dir = str(_resolve(path, config.node.state_dir))
+    config.auth.keyring = str(_resolve(path, config.auth.keyring))
+    if config.mqtt.ca_file is not None:
+        config.mqtt.ca_file = str(_resolve(path, config.mqtt.ca_file))
+        if not Path(config.mqtt.ca_file).is_file():
+            raise ConfigError(f"{path}: mqtt.ca_file {config.mqtt.ca_file!r} is not a file")
+    if not Path(config.auth.keyring).is_file():
+        raise ConfigError(
+            f"{path}: auth.keyring {config.auth.keyring!r} is not a file; create keys with "
+            "`cupola keys create --role ROLE --id ID --keyring FILE --out KEYFILE`"
+        )
     return config
+
+
+def _resolve(config_path: Path, value: str) -> Path:
+    candidate = Path(value)
+    return candidate if candidate.is_absolute() else (config_path.parent / candidate).resolve()
 
 
 def _check(config: Config, origin: str) -> Config:
@@ -186,6 +222,4 @@ def _check(config: Config, origin: str) -> Config:
         FrameRate.from_fps(config.project.frame_rate)
     except ValueError as exc:
         raise ConfigError(f"{origin}: project.frame_rate: {exc}") from exc
-    if config.mqtt.ca_file is not None and not Path(config.mqtt.ca_file).is_file():
-        raise ConfigError(f"{origin}: mqtt.ca_file {config.mqtt.ca_file!r} is not a file")
     return config

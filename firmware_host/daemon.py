@@ -7,20 +7,24 @@ Commands flow back: MQTT -> command intake -> dispatcher -> drivers -> serial by
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import signal
 import time
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+import msgspec
 
 from firmware_host.commands.devices import DeviceCommands, NoArgs
 from firmware_host.commands.dispatcher import CommandSpec, Dispatcher
 from firmware_host.config import Config
 from firmware_host.devices.agent import DeviceAgent
 from firmware_host.events import Event, EventBus
+from firmware_host.groundlink.intake import CommandIntake
 from firmware_host.groundlink.mqtt import GroundLink
-from firmware_host.groundlink.stream import Stream
+from firmware_host.groundlink.outbox import ROUTINE, Outbox
+from firmware_host.groundlink.pacing import Pacer
+from firmware_host.groundlink.stream import StreamPublisher
 from firmware_host.health.limits import LimitMonitor, default_limits
 from firmware_host.sdnotify import Notifier
 from firmware_host.supervisor import Supervisor
@@ -30,6 +34,8 @@ from firmware_host.workflow.shotlog import ShotLog
 from firmware_host.workflow.takes import TakeController
 from firmware_host.workflow.timecode import ReferenceClock
 from protocols import ground
+from protocols.ground import read_keyring
+from protocols.records import to_jsonable
 from protocols.timecode import FrameRate
 
 log = logging.getLogger(__name__)
@@ -46,15 +52,21 @@ class Daemon:
         self.bus = EventBus()
         self.supervisor = Supervisor(self.bus)
         self.reference = ReferenceClock(FrameRate.from_fps(config.project.frame_rate))
-        self.stream = Stream(self.node)
-        self._bd_seq = 0
+        self.outbox = Outbox(
+            state_dir / "outbox.db",
+            max_bytes=round(config.outbox.max_mb * 1e6),
+            min_free_bytes=round(config.outbox.min_free_mb * 1e6),
+        )
+        self.pacer = Pacer()
+        self.stream = StreamPublisher(self.node, self.outbox, self.pacer)
         self.ground = GroundLink(
             self.node,
             config.mqtt,
             self.stream,
+            self.bus,
             birth=self.birth,
             on_command=self._receive_command,
-            bd_seq=self._next_bd_seq,
+            next_bd_seq=self.outbox.next_bd_seq,
         )
         failsafe = config.failsafe
         self.devices: dict[str, DeviceAgent] = {
@@ -95,19 +107,35 @@ class Daemon:
             *self.takes.commands(),
             *self.sequences.commands(),
             CommandSpec("health", NoArgs, self.health, "Limits, tasks, links, timecode."),
-        ]:
+            CommandSpec("rebirth", NoArgs, self.rebirth, "Publish the birth certificate again."),
+            CommandSpec("events.recent", RecentEventsArgs, self.recent_events,
+                        "The onboard event log, newest first."),
+        ]:  # fmt: skip
             self.dispatcher.register(spec)
+        self.intake = CommandIntake(
+            read_keyring(Path(config.auth.keyring)),
+            self.dispatcher,
+            self.bus,
+            state_dir / "commands.db",
+            self._publish_result,
+            max_skew_s=config.auth.max_skew_s,
+            max_lifetime_s=config.auth.max_lifetime_s,
+            arm_window_s=config.auth.arm_window_s,
+        )
         for agent in self.devices.values():
             agent.adopters.append(self.takes.adopt_camera)
         self.commands: asyncio.Queue[bytes] = asyncio.Queue()
         self.bus.subscribe(self._event_to_ground)
 
-    def _next_bd_seq(self) -> int:
-        self._bd_seq += 1
-        return self._bd_seq
-
     def _event_to_ground(self, event: Event) -> None:
-        self.stream.append(ground.EVENT, event.as_dict())
+        thinned = self.outbox.append(ground.EVENT, event.as_dict())
+        self.stream.notify()
+        if thinned:
+            log.warning("outbox over its limit: %d routine samples thinned", thinned)
+
+    def _publish_result(self, body: dict[str, Any]) -> None:
+        self.outbox.append(ground.RESULT, body)
+        self.stream.notify()
 
     def _device_updated(self, agent: DeviceAgent) -> None:
         self.limits.check(agent.name, agent.kind, agent.status, agent.stats)
@@ -131,7 +159,7 @@ class Daemon:
             "commands": self.dispatcher.names,
             "limits": self.limits.active(),
             "sequence": self.sequences.status_dict(),
-            "backlog": self.stream.backlog,
+            "backlog": self.outbox.backlog(),
         }
 
     async def health(self, _: NoArgs) -> dict[str, Any]:
@@ -141,7 +169,36 @@ class Daemon:
             "timecode_offsets_frames": self.drift.offsets_frames,
             "links": {name: agent.stats.as_dict() for name, agent in self.devices.items()},
             "sequence": self.sequences.status_dict(),
+            "outbox": self.outbox.backlog(),
         }
+
+    async def rebirth(self, _: NoArgs) -> dict[str, Any]:
+        await self.ground.rebirth()
+        return {"bd_seq": self.ground.bd_seq}
+
+    async def recent_events(self, args: RecentEventsArgs) -> dict[str, Any]:
+        return {"events": self.outbox.recent_events(args.limit, args.min_severity)}
+
+    def sample(self) -> dict[str, Any]:
+        """One routine telemetry sample: the readings that matter, of every device."""
+        devices = {}
+        for name, agent in self.devices.items():
+            status = agent.status
+            entry: dict[str, Any] = {"online": agent.online}
+            if status is not None:
+                for field in _SAMPLED_FIELDS:
+                    if hasattr(status, field):
+                        entry[field] = to_jsonable(getattr(status, field))
+            devices[name] = entry
+        return {"ts": time.time(), "devices": devices}
+
+    async def _sample_telemetry(self) -> None:
+        beat = self.supervisor.beater("telemetry")
+        while True:
+            beat()
+            self.outbox.append(ground.TELEMETRY, self.sample(), ROUTINE)
+            self.stream.notify()
+            await asyncio.sleep(self.config.telemetry.interval_s)
 
     async def _receive_command(self, payload: bytes) -> None:
         await self.commands.put(payload)
@@ -155,22 +212,14 @@ class Daemon:
                 payload = await asyncio.wait_for(self.commands.get(), COMMAND_IDLE_BEAT_S)
             except TimeoutError:
                 continue
-            request = _parse_command(payload)
-            if isinstance(request, str):
-                self.stream.append(
-                    ground.RESULT,
-                    {"id": None, "status": "rejected", "reason": f"malformed command: {request}"},
-                )
-                continue
-            command_id = request.get("id")
-            outcome = await self.dispatcher.execute(request["name"], request.get("args"))
-            self.stream.append(
-                ground.RESULT, {"id": command_id, "name": request["name"], **outcome.as_dict()}
-            )
+            await self.intake.handle(payload)
 
     async def run(self, stop: asyncio.Event) -> None:
         supervisor = self.supervisor
         supervisor.add("ground-link", self.ground.run)
+        supervisor.add(
+            "telemetry", self._sample_telemetry, watchdog_s=self.config.telemetry.interval_s + 30
+        )
         supervisor.add("commands", self._command_worker, watchdog_s=self.dispatcher.timeout_s + 10)
         self.drift.beat = supervisor.beater("timecode-drift")
         supervisor.add(
@@ -193,17 +242,19 @@ class Daemon:
             tasks_stop.set()
             await runner
             self.shotlog.close()
+            self.intake.close()
+            self.outbox.close()
 
 
-def _parse_command(payload: bytes) -> dict[str, Any] | str:
-    """The command object, or why it is not one."""
-    try:
-        request = json.loads(payload)
-    except ValueError as exc:
-        return f"not JSON ({exc})"
-    if not isinstance(request, dict) or not isinstance(request.get("name"), str):
-        return "a command is a JSON object with a string 'name'"
-    return request
+class RecentEventsArgs(msgspec.Struct, forbid_unknown_fields=True):
+    limit: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 100
+    min_severity: Literal["diagnostic", "info", "warning", "critical"] | None = None
+
+
+_SAMPLED_FIELDS = (
+    "state", "timecode", "temperature_cdeg", "draw_mw", "media_used_bytes", "media_free_bytes",
+    "on", "intensity_permille", "cct_k", "faults", "total_power_mw", "bus_voltage_mv",
+)  # fmt: skip
 
 
 def run_daemon(config: Config) -> int:

@@ -13,6 +13,8 @@ from typing import Any
 
 from hil.control import ControlClient
 from hil.processes import ProcessGroup
+from protocols.ground import KeyFile, Role
+from tools.keys import add_to_keyring, create_key
 
 _GROUP = ProcessGroup()
 
@@ -72,12 +74,29 @@ class SimProcess:
             _GROUP.stop(self.process)
 
 
+class Credentials:
+    """A keyring for the daemon and one key per role, made fresh for a test."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.keyring = workdir / "keyring.json"
+        self.keys: dict[Role, KeyFile] = {}
+        for role in Role:
+            key = create_key(role, f"{role.value}-1")
+            add_to_keyring(self.keyring, key)
+            self.keys[role] = key
+
+    @property
+    def flight(self) -> KeyFile:
+        return self.keys[Role.FLIGHT_CONTROLLER]
+
+
 def daemon_config(
     paths: dict[str, str],
     kinds: dict[str, str],
     broker_url: str,
     state_dir: Path,
     *,
+    keyring: Path,
     node: str = "test-node",
     device_options: dict[str, Any] | None = None,
     extra: str = "",
@@ -92,6 +111,8 @@ def daemon_config(
         f'url = "{broker_url}"',
         "state_rate_hz = 10",
         "reconnect_max_s = 0.5",
+        "[auth]",
+        f'keyring = "{keyring}"',
     ]
     for name, path in paths.items():
         lines += ["[[device]]", f'name = "{name}"', f'kind = "{kinds[name]}"', f'port = "{path}"']

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hil.broker import Mosquitto
-from tests.harness import DaemonProcess, SimProcess, daemon_config
+from tests.harness import Credentials, DaemonProcess, SimProcess, daemon_config
 from tools.ground_client import GroundSession
 
 BENCH = """
@@ -29,15 +29,18 @@ def _collapse(values: list[str]) -> list[str]:
     return out
 
 
-def _start(tmp_path: Path, broker: Mosquitto) -> tuple[SimProcess, DaemonProcess]:
+def _start(tmp_path: Path, broker: Mosquitto) -> tuple[SimProcess, DaemonProcess, Credentials]:
     sim = SimProcess(tmp_path, BENCH).start()
-    config = daemon_config(sim.paths, sim.kinds, broker.url(), tmp_path / "state")
-    return sim, DaemonProcess(tmp_path, config).start()
+    credentials = Credentials(tmp_path)
+    config = daemon_config(
+        sim.paths, sim.kinds, broker.url(), tmp_path / "state", keyring=credentials.keyring
+    )
+    return sim, DaemonProcess(tmp_path, config).start(), credentials
 
 
 async def test_camera_and_light_changes_reach_the_ground(tmp_path: Path, broker: Mosquitto) -> None:
-    _start(tmp_path, broker)
-    async with GroundSession(broker.url(), "test-node") as gs:
+    _, _, credentials = _start(tmp_path, broker)
+    async with GroundSession(broker.url(), "test-node", key=credentials.flight) as gs:
         await gs.wait_for(lambda: gs.online("cam-a", "key"), 20, "devices online")
 
         result = await gs.command("light.set", {"device": "key", "intensity_pct": 62.5})
@@ -80,8 +83,8 @@ async def test_camera_and_light_changes_reach_the_ground(tmp_path: Path, broker:
 async def test_killed_simulator_goes_offline_and_comes_back(
     tmp_path: Path, broker: Mosquitto
 ) -> None:
-    sim, daemon = _start(tmp_path, broker)
-    async with GroundSession(broker.url(), "test-node") as gs:
+    sim, daemon, credentials = _start(tmp_path, broker)
+    async with GroundSession(broker.url(), "test-node", key=credentials.flight) as gs:
         await gs.wait_for(lambda: gs.online("cam-a", "key"), 20, "devices online")
 
         sim.kill()

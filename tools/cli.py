@@ -102,6 +102,39 @@ def _cmd_decode(args: argparse.Namespace) -> int:
     return run(args.file, hex_input=args.hex, port=args.port, baud=args.baud, as_json=args.json)
 
 
+def _cmd_keys(args: argparse.Namespace) -> int:
+    from protocols.ground import KeyFileError
+    from tools import keys
+
+    try:
+        if args.op == "create":
+            if not (args.role and args.id and args.out):
+                print("cupola keys create --role ROLE --id ID --out FILE [--keyring FILE]",
+                      file=sys.stderr)  # fmt: skip
+                return 2
+            return keys.create(args.role, args.id, args.out, args.keyring)
+        if args.keyring is None:
+            print(f"cupola keys {args.op}: --keyring FILE is required", file=sys.stderr)
+            return 2
+        if args.op == "revoke":
+            keys.revoke(args.keyring, args.id)
+            print(f"revoked {args.id!r} in {args.keyring}")
+            return 0
+        return keys.listing(args.keyring)
+    except (KeyFileError, ValueError) as exc:
+        print(f"cupola keys: {exc}", file=sys.stderr)
+        return 1
+
+
+def _cmd_cmd(args: argparse.Namespace) -> int:
+    from tools.cmd import run
+
+    return run(
+        args.broker, args.node, args.key, args.name, args.args,
+        ca_file=args.ca, timeout=args.timeout, confirm=args.yes,
+    )  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cupola", description=__doc__)
     parser.add_argument("--log-level", default="warning", help="debug, info, warning, error")
@@ -144,6 +177,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", help="decode a live serial port instead")
     p.add_argument("--baud", type=int, default=115200)
     p.add_argument("--json", action="store_true", help="one JSON object per line")
+
+    p = add("keys", _cmd_keys, "Create, list and revoke the role keys commands are signed with.")
+    p.add_argument("op", choices=["create", "list", "revoke"])
+    p.add_argument("--role", choices=["flight_controller", "director", "crew", "monitor"])
+    p.add_argument("--id", help="key id (create, revoke)")
+    p.add_argument("--out", type=Path, help="the new key file (create)")
+    p.add_argument("--keyring", type=Path, help="the node's keyring file")
+
+    p = add("cmd", _cmd_cmd, "Sign a command, send it and wait for its result.")
+    p.add_argument("--broker", required=True, help="mqtt://user:pass@host:port or mqtts://...")
+    p.add_argument("--key", required=True, type=Path, help="your key file")
+    p.add_argument("--node", default="iss-film", help="the node to command")
+    p.add_argument("--ca", type=Path, help="CA certificate for mqtts://")
+    p.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for the result")
+    p.add_argument("--yes", action="store_true", help="confirm a hazardous command at once")
+    p.add_argument("name", help="command name, e.g. record, light.set, power.cap.set")
+    p.add_argument("args", nargs="*", help="key=value ... or one JSON object")
 
     p = add("demo", _cmd_demo, "Run a short simulated shoot end to end.")
     p.add_argument("--record-seconds", type=float, default=10.0)

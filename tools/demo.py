@@ -22,7 +22,9 @@ from typing import Any
 
 from hil.broker import Mosquitto
 from hil.processes import ProcessGroup
+from protocols.ground import KeyFile, Role
 from tools.ground_client import GroundSession
+from tools.keys import add_to_keyring, create_key
 
 NODE = "iss-film"
 BENCH = """\
@@ -62,11 +64,14 @@ model = { max_w = 60.0 }
 """
 
 
-def _daemon_config(paths: dict[str, str], broker_url: str, state_dir: Path) -> str:
+def _daemon_config(paths: dict[str, str], broker_url: str, state_dir: Path, keyring: Path) -> str:
     lines = [
         "[node]",
         f'name = "{NODE}"',
         f'state_dir = "{state_dir}"',
+        "",
+        "[auth]",
+        f'keyring = "{keyring}"',
         "",
         "[project]",
         "frame_rate = 25",
@@ -113,9 +118,9 @@ def _read_announcements(sim: subprocess.Popen[bytes], count: int, timeout: float
     return paths
 
 
-async def _scene(url: str, record_s: float, out: Printer) -> dict[str, Any]:
+async def _scene(url: str, key: KeyFile, record_s: float, out: Printer) -> dict[str, Any]:
     devices = ("cam-a", "cam-b", "key", "fill", "pdu")
-    async with GroundSession(url, NODE) as gs:
+    async with GroundSession(url, NODE, key=key) as gs:
         await gs.wait_for(lambda: gs.online(*devices), 30, "every device online")
         out.step("daemon reports every device online: " + ", ".join(devices))
         peak = {"w": 0.0}
@@ -200,8 +205,11 @@ def run_demo(record_s: float = 10.0, keep: bool = False) -> int:
             )
             paths = _read_announcements(sim, 5, 15)
             out.step("simulators on pseudo-terminals: " + ", ".join(sorted(paths)))
+            keyring = workdir / "keyring.json"
+            director = create_key(Role.DIRECTOR, "director-demo")
+            add_to_keyring(keyring, director)
             config = workdir / "cupola.toml"
-            config.write_text(_daemon_config(paths, broker.url(), workdir / "state"))
+            config.write_text(_daemon_config(paths, broker.url(), workdir / "state", keyring))
             group.start(
                 "daemon",
                 _cupola("--log-level", "info", "daemon", "--config", str(config)),
@@ -214,7 +222,7 @@ def run_demo(record_s: float = 10.0, keep: bool = False) -> int:
                 stdout=monitor_log.open("wb"),
             )
             out.step("daemon and monitor started")
-            report = asyncio.run(_scene(broker.url(), record_s, out))
+            report = asyncio.run(_scene(broker.url(), director, record_s, out))
             group.stop_all()
             _summary(report, sum(1 for _ in monitor_log.open()))
     except KeyboardInterrupt:

@@ -20,7 +20,37 @@ import aiomqtt
 import msgspec
 
 from protocols import ground
+from protocols.ground import KeyFile
 from tools.monitor.jsonlines import broker_client
+
+_last_counter = 0
+
+
+def sign_command(
+    key: KeyFile,
+    name: str,
+    args: dict[str, Any],
+    *,
+    lifetime_s: float = 60.0,
+    now: float | None = None,
+) -> dict[str, Any]:
+    """A command signed with `key`; counters are microseconds, strictly increasing."""
+    global _last_counter  # noqa: PLW0603 - one counter per process, by design
+    issued = time.time() if now is None else now
+    _last_counter = max(_last_counter + 1, int(issued * 1e6))
+    fields: dict[str, Any] = {
+        "v": ground.SCHEMA_VERSION,
+        "id": uuid.uuid4().hex,
+        "name": name,
+        "args": args,
+        "role": key.role.value,
+        "key_id": key.key_id,
+        "counter": _last_counter,
+        "issued_at_ms": int(issued * 1000),
+        "expires_at_ms": int((issued + lifetime_s) * 1000),
+    }
+    fields["sig"] = ground.signature(key.secret_bytes(), fields)
+    return fields
 
 
 class CommandTimeout(TimeoutError):
@@ -28,10 +58,20 @@ class CommandTimeout(TimeoutError):
 
 
 class GroundSession:
-    def __init__(self, url: str, node: str, *, ca_file: Path | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        node: str,
+        *,
+        key: KeyFile | None = None,
+        ca_file: Path | None = None,
+        lifetime_s: float = 60.0,
+    ) -> None:
         self.url = url
         self.node = node
+        self.key = key
         self.ca_file = ca_file
+        self.lifetime_s = lifetime_s
         self.states: dict[str, dict[str, Any]] = {}
         self.state_log: list[tuple[str, dict[str, Any]]] = []  # every state update, in order
         self.events: list[dict[str, Any]] = []
@@ -114,7 +154,9 @@ class GroundSession:
         return [e["name"] for e in self.events]
 
     def build_command(self, name: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
-        return {"id": uuid.uuid4().hex, "name": name, "args": args or {}, "issued_at": time.time()}
+        if self.key is None:
+            raise ValueError("commands need a key: GroundSession(..., key=read_key(PATH))")
+        return sign_command(self.key, name, args or {}, lifetime_s=self.lifetime_s)
 
     async def publish_command(self, command: dict[str, Any]) -> None:
         assert self._client is not None, "use GroundSession as an async context manager"

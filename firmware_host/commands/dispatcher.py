@@ -9,6 +9,7 @@ always one of: ok (with a result), rejected (not executed; reason says why) or f
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import enum
 import logging
 from collections.abc import Awaitable, Callable
@@ -17,9 +18,17 @@ from typing import Any, Generic, TypeVar
 
 import msgspec
 
+from protocols.ground import Role
+
 log = logging.getLogger(__name__)
 
 A = TypeVar("A", bound=msgspec.Struct)
+
+
+# The role on whose authority the current command runs (sequences check their steps with it).
+current_role: contextvars.ContextVar[Role | None] = contextvars.ContextVar(
+    "current_role", default=None
+)
 
 
 class Status(enum.StrEnum):
@@ -54,7 +63,12 @@ class CommandSpec(Generic[A]):
     args: type[A]
     run: Callable[[A], Awaitable[dict[str, Any]]]
     doc: str
-    hazardous: bool = False
+    # Hazardous commands need arm-then-confirm; a predicate makes it depend on the arguments
+    # (raising the power cap is hazardous, lowering it is not).
+    hazardous: bool | Callable[[dict[str, Any]], bool] = False
+
+    def hazardous_for(self, args: dict[str, Any]) -> bool:
+        return self.hazardous(args) if callable(self.hazardous) else self.hazardous
 
 
 class Dispatcher:

@@ -1,7 +1,11 @@
 """The MQTT session with the ground: connect, birth, death (Last Will), stream, commands.
 
-The session reconnects by itself, forever, with backoff. On every connect it publishes a
-birth certificate with the full state before anything else, then drains the stream in order.
+The daemon talks to one broker: the ground broker directly, or an onboard broker bridged to
+the ground. The ground is reachable when the connection is up and, with a bridge, when the
+bridge reports itself connected (mosquitto's bridge notification topic). Only then does the
+stream drain: while the ground is out of reach everything waits in the outbox, where it is
+ordered, paced and flagged historical when it finally goes out. Every time the ground becomes
+reachable a birth certificate with the full state goes first.
 """
 
 from __future__ import annotations
@@ -16,8 +20,10 @@ from typing import Any
 import aiomqtt
 
 from firmware_host.config import BrokerAddress, MqttConfig
-from firmware_host.groundlink.stream import Stream
+from firmware_host.events import EventBus
+from firmware_host.groundlink.stream import StreamPublisher
 from protocols import ground
+from protocols.messages.common import Severity
 
 log = logging.getLogger(__name__)
 
@@ -29,26 +35,29 @@ class GroundLink:
         self,
         node: str,
         config: MqttConfig,
-        stream: Stream,
+        stream: StreamPublisher,
+        bus: EventBus,
         *,
         birth: Callable[[], dict[str, Any]],
         on_command: CommandHandler,
-        bd_seq: Callable[[], int],
+        next_bd_seq: Callable[[], int],
     ) -> None:
         self.node = node
         self.config = config
         self.address = BrokerAddress.parse(config.url)
         self.stream = stream
+        self.bus = bus
         self._birth = birth
         self._on_command = on_command
-        self._next_bd_seq = bd_seq
+        self._next_bd_seq = next_bd_seq
         self._states: dict[str, dict[str, Any]] = {}
         self._dirty: set[str] = set()
         self._state_wakeup = asyncio.Event()
         self._client: aiomqtt.Client | None = None
         self.bd_seq = 0
-        self.connected = asyncio.Event()
-        self.session_started = 0.0  # wall time of the current birth
+        self.connected = asyncio.Event()  # to our broker
+        self.reachable = asyncio.Event()  # to the ground (through the bridge, if any)
+        self.session_started = 0.0  # wall time the ground last became reachable
         self.connects = 0
 
     # -- what the daemon feeds in ----------------------------------------------------------
@@ -59,30 +68,34 @@ class GroundLink:
         self._dirty.add(device)
         self._state_wakeup.set()
 
+    async def rebirth(self) -> None:
+        """Publish the birth certificate again (the ground asked for it)."""
+        if self._client is not None and self.reachable.is_set():
+            await self._publish_birth(self._client)
+
     # -- session ---------------------------------------------------------------------------
+
+    def _envelope(self, kind: str, body: dict[str, Any]) -> bytes:
+        return ground.encode(
+            ground.Envelope(
+                v=ground.SCHEMA_VERSION, node=self.node, kind=kind, ts=time.time(), body=body,
+                bd_seq=self.bd_seq,
+            )
+        )  # fmt: skip
 
     def _make_client(self) -> aiomqtt.Client:
         address = self.address
-        death = ground.Envelope(
-            v=ground.SCHEMA_VERSION,
-            node=self.node,
-            kind=ground.DEATH,
-            ts=time.time(),
-            body={"reason": "connection lost"},
-            bd_seq=self.bd_seq,
-        )
         tls_context = None
         if address.tls:
             tls_context = ssl.create_default_context(cafile=self.config.ca_file)
+        death = self._envelope(ground.DEATH, {"reason": "connection lost"})
         return aiomqtt.Client(
             address.host,
             address.port,
             username=address.username,
             password=address.password,
             identifier=self.config.client_id or f"cupola-{self.node}",
-            will=aiomqtt.Will(
-                ground.topic(self.node, ground.DEATH), ground.encode(death), qos=1, retain=True
-            ),
+            will=aiomqtt.Will(ground.topic(self.node, ground.DEATH), death, qos=1, retain=True),
             keepalive=self.config.keepalive_s,
             tls_context=tls_context,
             clean_session=False,
@@ -97,63 +110,83 @@ class GroundLink:
             try:
                 async with self._make_client() as client:
                     self._client = client
-                    await self._start_session(client)
+                    await client.subscribe(ground.topic(self.node, ground.COMMAND), qos=1)
+                    bridge = self.config.bridge_state_topic
+                    if bridge:
+                        await client.subscribe(bridge, qos=1)
+                    self.connects += 1
+                    self.connected.set()
                     backoff = 0.1
+                    if not bridge:
+                        await self._ground_up(client)
                     async with asyncio.TaskGroup() as group:
                         group.create_task(self._listen(client))
                         group.create_task(self._publish_states(client))
-                        group.create_task(self.stream.drain(client, self))
+                        group.create_task(
+                            self.stream.drain(client, lambda: self.session_started, self.reachable)
+                        )
             except* aiomqtt.MqttError as errors:
-                log.warning("ground link down: %s", "; ".join(str(e) for e in errors.exceptions))
+                log.warning("broker link down: %s", "; ".join(str(e) for e in errors.exceptions))
             finally:
                 self._client = None
                 self.connected.clear()
+                self._ground_down("broker connection lost")
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, self.config.reconnect_max_s)
 
-    async def _start_session(self, client: aiomqtt.Client) -> None:
-        await client.subscribe(ground.topic(self.node, ground.COMMAND), qos=1)
+    async def _ground_up(self, client: aiomqtt.Client) -> None:
         self.session_started = time.time()
-        birth = ground.Envelope(
-            v=ground.SCHEMA_VERSION,
-            node=self.node,
-            kind=ground.BIRTH,
-            ts=self.session_started,
-            body=self._birth(),
-            bd_seq=self.bd_seq,
-        )
-        await client.publish(
-            ground.topic(self.node, ground.BIRTH), ground.encode(birth), qos=1, retain=True
-        )
+        await self._publish_birth(client)
         self._dirty = set(self._states)
         self._state_wakeup.set()
-        self.connects += 1
-        self.connected.set()
-        log.info("ground link up (bd_seq %d)", self.bd_seq)
+        self.reachable.set()
+        self.bus.emit(
+            "ground.link_up", Severity.INFO,
+            f"ground reachable (bd_seq {self.bd_seq}); backlog draining", bd_seq=self.bd_seq,
+        )  # fmt: skip
+
+    def _ground_down(self, reason: str) -> None:
+        if self.reachable.is_set():
+            self.reachable.clear()
+            self.bus.emit(
+                "ground.link_down", Severity.WARNING,
+                f"ground out of reach ({reason}): queuing onboard",
+            )  # fmt: skip
+
+    async def _publish_birth(self, client: aiomqtt.Client) -> None:
+        await client.publish(
+            ground.topic(self.node, ground.BIRTH),
+            self._envelope(ground.BIRTH, self._birth()),
+            qos=1,
+            retain=True,
+        )
 
     async def _listen(self, client: aiomqtt.Client) -> None:
+        bridge = self.config.bridge_state_topic
         async for message in client.messages:
             payload = message.payload
-            if isinstance(payload, bytes | bytearray):
-                await self._on_command(bytes(payload))
+            if not isinstance(payload, bytes | bytearray):
+                continue
+            if bridge and message.topic.matches(bridge):
+                if bytes(payload).strip() == b"1":
+                    if not self.reachable.is_set():
+                        await self._ground_up(client)
+                else:
+                    self._ground_down("the bridge to the ground is down")
+                continue
+            await self._on_command(bytes(payload))
 
     async def _publish_states(self, client: aiomqtt.Client) -> None:
         interval = 1.0 / self.config.state_rate_hz
         while True:
             await self._state_wakeup.wait()
+            await self.reachable.wait()
             self._state_wakeup.clear()
             dirty, self._dirty = self._dirty, set()
             for device in sorted(dirty):
-                envelope = ground.Envelope(
-                    v=ground.SCHEMA_VERSION,
-                    node=self.node,
-                    kind=ground.STATE,
-                    ts=time.time(),
-                    body=self._states[device],
-                )
                 await client.publish(
                     ground.topic(self.node, ground.STATE, device),
-                    ground.encode(envelope),
+                    self._envelope(ground.STATE, self._states[device]),
                     qos=1,
                     retain=True,
                 )
@@ -164,18 +197,10 @@ class GroundLink:
         client = self._client
         if client is None:
             return
-        death = ground.Envelope(
-            v=ground.SCHEMA_VERSION,
-            node=self.node,
-            kind=ground.DEATH,
-            ts=time.time(),
-            body={"reason": reason},
-            bd_seq=self.bd_seq,
-        )
         try:
             await client.publish(
                 ground.topic(self.node, ground.DEATH),
-                ground.encode(death),
+                self._envelope(ground.DEATH, {"reason": reason}),
                 qos=1,
                 retain=True,
                 timeout=2,

@@ -1,58 +1,100 @@
-"""The ordered, sequence-numbered message stream from the node to the ground.
+"""Draining the outbox to the broker: in order, QoS 1, deleted only once acknowledged.
 
-Every event, telemetry sample and command result is appended here with the next sequence
-number and published QoS 1 in order; a message leaves the queue only once the broker has
-acknowledged it, so a broker outage delays the stream but does not break it.
+Messages go out in windows: a batch is numbered (outbox), published back to back (paho keeps
+up to 100 in flight), and each row is deleted when its PUBACK arrives. If the connection
+breaks, the unacknowledged rows keep their numbers and go out first on the next connection,
+flagged historical if they were queued before that session began.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
-import time
-from typing import TYPE_CHECKING, Any
+import contextlib
+from collections.abc import Callable
 
 import aiomqtt
+import msgspec
 
+from firmware_host.groundlink.outbox import Outbox, Pending
+from firmware_host.groundlink.pacing import Pacer
 from protocols import ground
 
-if TYPE_CHECKING:
-    from firmware_host.groundlink.mqtt import GroundLink
+
+class _StreamEnvelope(msgspec.Struct):
+    """ground.Envelope with the body kept as the JSON the outbox stored (not re-parsed)."""
+
+    v: int
+    node: str
+    kind: str
+    ts: float
+    seq: int
+    historical: bool
+    body: msgspec.Raw
 
 
-class Stream:
-    def __init__(self, node: str) -> None:
+_encode = msgspec.json.Encoder().encode
+
+
+class StreamPublisher:
+    def __init__(self, node: str, outbox: Outbox, pacer: Pacer, *, window: int = 200) -> None:
         self.node = node
-        self._queue: collections.deque[tuple[str, int, float, dict[str, Any]]] = collections.deque()
-        self._seq = 0
-        self._wakeup = asyncio.Event()
+        self.outbox = outbox
+        self.pacer = pacer
+        self.window = window
         self.published = 0
+        self.last_seq = 0
+        self._wakeup = asyncio.Event()
 
-    def append(self, kind: str, body: dict[str, Any]) -> int:
-        self._seq += 1
-        self._queue.append((kind, self._seq, time.time(), body))
+    def notify(self) -> None:
+        """Something was queued."""
         self._wakeup.set()
-        return self._seq
 
-    @property
-    def backlog(self) -> int:
-        return len(self._queue)
+    def payload(self, row: Pending, session_started: float) -> bytes:
+        return _encode(
+            _StreamEnvelope(
+                v=ground.SCHEMA_VERSION,
+                node=self.node,
+                kind=row.kind,
+                ts=row.created,
+                seq=row.seq,
+                historical=row.created < session_started,
+                body=msgspec.Raw(row.body),
+            )
+        )
 
-    async def drain(self, client: aiomqtt.Client, link: GroundLink) -> None:
+    async def drain(
+        self,
+        client: aiomqtt.Client,
+        session_started: Callable[[], float],
+        reachable: asyncio.Event,
+    ) -> None:
+        """Publish while the ground is reachable; returns only by raising MqttError."""
         while True:
-            while self._queue:
-                kind, seq, ts, body = self._queue[0]
-                envelope = ground.Envelope(
-                    v=ground.SCHEMA_VERSION,
-                    node=self.node,
-                    kind=kind,
-                    ts=ts,
-                    body=body,
-                    seq=seq,
-                    historical=ts < link.session_started,
-                )
-                await client.publish(ground.topic(self.node, kind), ground.encode(envelope), qos=1)
-                self._queue.popleft()
-                self.published += 1
+            await reachable.wait()
             self._wakeup.clear()
-            await self._wakeup.wait()
+            batch = self.outbox.next_batch(self.window)
+            if not batch:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), 1.0)
+                continue
+            started = session_started()
+            sends = []
+            for row in batch:
+                payload = self.payload(row, started)
+                await self.pacer.spend(len(payload))
+                sends.append(
+                    asyncio.ensure_future(
+                        client.publish(ground.topic(self.node, row.kind), payload, qos=1)
+                    )
+                )
+            outcomes = await asyncio.gather(*sends, return_exceptions=True)
+            acked = [row for row, outcome in zip(batch, outcomes, strict=True) if outcome is None]
+            self.outbox.acknowledged([row.id for row in acked])
+            self.published += len(acked)
+            if acked:
+                self.last_seq = acked[-1].seq
+            failure = next((o for o in outcomes if isinstance(o, BaseException)), None)
+            if failure is not None:
+                if isinstance(failure, aiomqtt.MqttError):
+                    raise failure
+                raise aiomqtt.MqttError(f"publish failed: {failure!r}")

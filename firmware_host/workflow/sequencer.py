@@ -49,10 +49,12 @@ from firmware_host.commands.dispatcher import (
     Dispatcher,
     Outcome,
     Status,
+    current_role,
 )
 from firmware_host.devices.agent import DeviceAgent
 from firmware_host.events import EventBus
 from protocols.catalogue import CAMERA_STATUS, LIGHT_STATUS, PDU_STATUS, Command
+from protocols.ground import Role, may_send
 from protocols.messages.common import Severity
 from protocols.records import codec_of
 
@@ -211,6 +213,7 @@ class SequenceRunner:
         self.devices = devices
         self.bus = bus
         self.scripts: dict[str, Script] = {}
+        self.roles: dict[str, Role | None] = {}  # who loaded each script: its steps run as them
         self.state = SequenceState.LOADED
         self.current: str | None = None
         self.step_index = 0
@@ -224,6 +227,20 @@ class SequenceRunner:
 
     async def load(self, args: LoadArgs) -> dict[str, Any]:
         script = parse_script(args.script, self.dispatcher, self.devices)
+        role = current_role.get()
+        for index, step in enumerate(script.steps):
+            if step.command is None:
+                continue
+            if role is not None and not may_send(role, step.command):
+                raise CommandRejected(
+                    f"{script.name}: step {index + 1}: role {role} may not send {step.command!r}"
+                )
+            if self.dispatcher.spec(step.command).hazardous_for(step.args):
+                raise CommandRejected(
+                    f"{script.name}: step {index + 1}: {step.command} is hazardous and needs "
+                    "a confirmation, so it cannot be scheduled"
+                )
+        self.roles[script.name] = role
         if self.current == script.name and self.active:
             raise CommandRejected(f"sequence {script.name!r} is running; abort it first")
         self.scripts[script.name] = script
@@ -250,7 +267,11 @@ class SequenceRunner:
         self._running.set()
         self._paused_total = 0.0
         self._paused_since = None
-        self._task = asyncio.create_task(self._run(script), name=f"sequence:{script.name}")
+        role_token = current_role.set(self.roles.get(script.name))
+        try:
+            self._task = asyncio.create_task(self._run(script), name=f"sequence:{script.name}")
+        finally:
+            current_role.reset(role_token)
         return {"name": script.name, "state": self.state.value}
 
     async def pause(self, _: NoArgs) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from hil.broker import Mosquitto
-from tests.harness import DaemonProcess, SimProcess, daemon_config
+from tests.harness import Credentials, DaemonProcess, SimProcess, daemon_config
 from tools.ground_client import GroundSession
 
 
@@ -20,6 +20,7 @@ class Shoot:
     ground: GroundSession
     broker: Mosquitto
     workdir: Path
+    credentials: Credentials
 
     async def ok(self, name: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
         result = await self.ground.command(name, args)
@@ -55,11 +56,12 @@ async def shoot(
     extra: str = "",
 ) -> AsyncIterator[Shoot]:
     sim = SimProcess(workdir, bench).start()
+    credentials = Credentials(workdir)
     config = daemon_config(
-        sim.paths, sim.kinds, broker.url(), workdir / "state",
+        sim.paths, sim.kinds, broker.url(), workdir / "state", keyring=credentials.keyring,
         device_options=device_options, extra=extra,
     )  # fmt: skip
     daemon = DaemonProcess(workdir, config).start()
-    async with GroundSession(broker.url(), "test-node") as ground:
+    async with GroundSession(broker.url(), "test-node", key=credentials.flight) as ground:
         await ground.wait_for(lambda: ground.online(*sim.paths), 20, "every device online")
-        yield Shoot(sim, daemon, ground, broker, workdir)
+        yield Shoot(sim, daemon, ground, broker, workdir, credentials)

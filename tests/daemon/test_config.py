@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from firmware_host.config import ConfigError, parse_config
-from tests.harness import cupola
+from tests.harness import Credentials, cupola
 
 BASE = """
 [[device]]
@@ -37,14 +37,21 @@ def test_errors_name_the_key(text: str, expected: str) -> None:
 
 
 def test_check_validates_without_running(tmp_path: Path) -> None:
+    keys = Credentials(tmp_path)
     good = tmp_path / "good.toml"
-    good.write_text(BASE)
+    good.write_text(f'[auth]\nkeyring = "{keys.keyring.name}"\n' + BASE)
+    missing = tmp_path / "missing.toml"
+    missing.write_text('[auth]\nkeyring = "nowhere.json"\n' + BASE)
     bad = tmp_path / "bad.toml"
     bad.write_text(BASE + "baud = 12")
     ok = subprocess.run(cupola("daemon", "--check", str(good)), capture_output=True, text=True)
     fail = subprocess.run(cupola("daemon", "--check", str(bad)), capture_output=True, text=True)
     assert ok.returncode == 0 and "OK" in ok.stdout
     assert fail.returncode == 2 and "Expected `int` >= 1200 - at `$.device[0].baud`" in fail.stderr
+    nowhere = subprocess.run(
+        cupola("daemon", "--check", str(missing)), capture_output=True, text=True
+    )
+    assert nowhere.returncode == 2 and "auth.keyring" in nowhere.stderr
 
 
 def test_the_example_configuration_is_valid() -> None:

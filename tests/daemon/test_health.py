@@ -18,6 +18,7 @@ from firmware_host.events import Event, EventBus
 from firmware_host.health.limits import Level, LimitMonitor, default_limits
 from firmware_host.link.stats import LinkStats
 from firmware_host.supervisor import Supervisor
+from tests.harness import Credentials
 
 
 @dataclass
@@ -126,7 +127,11 @@ async def test_the_daemon_tells_systemd_it_is_ready_alive_and_stopping(
     listener.bind(str(path))
     listener.setblocking(False)
     monkeypatch.setenv("NOTIFY_SOCKET", str(path))
-    config = parse_config(f'[node]\nstate_dir = "{tmp_path}"\n[mqtt]\nurl = "mqtt://127.0.0.1:1"\n')
+    keys = Credentials(tmp_path)
+    config = parse_config(
+        f'[node]\nstate_dir = "{tmp_path}"\n[mqtt]\nurl = "mqtt://127.0.0.1:1"\n'
+        f'[auth]\nkeyring = "{keys.keyring}"\n'
+    )
     stop = asyncio.Event()
     runner = asyncio.create_task(Daemon(config).run(stop))
     await asyncio.sleep(1.3)

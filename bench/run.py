@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bench import codec, sim_scale
+from bench import codec, groundlink, sim_scale
 
 
 def main() -> None:
@@ -13,6 +13,8 @@ def main() -> None:
     rows = [asyncio.run(sim_scale.measure(n, 20.0, 10.0, 115200)) for n in (1, 10, 40)]
     print("Simulator scale: `cupola sim` CPU while every device is polled")
     print(sim_scale.report(rows))
+    print()
+    groundlink.main()
 
 
 if __name__ == "__main__":

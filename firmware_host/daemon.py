@@ -136,6 +136,7 @@ class Daemon:
     def _publish_result(self, body: dict[str, Any]) -> None:
         self.outbox.append(ground.RESULT, body)
         self.stream.notify()
+        self.ground.publish_local_result(body)
 
     def _device_updated(self, agent: DeviceAgent) -> None:
         self.limits.check(agent.name, agent.kind, agent.status, agent.stats)

@@ -16,6 +16,7 @@ from protocols.messages.camera import (
     CameraPower,
     CameraSettings,
     CameraStatus,
+    ClipDelete,
     ClipInfo,
     ClipInfoRequest,
     ClipList,
@@ -74,6 +75,7 @@ class MsgType(enum.IntEnum):
     CAMERA_POWER = 0x2B
     CLEAR_ERROR = 0x2C
     ERROR_REPORT = 0x2D
+    CLIP_DELETE = 0x2E
     LIGHT_STATUS = 0x40
     LIGHT_SET = 0x41
     LIGHT_POWER = 0x42
@@ -132,6 +134,8 @@ CLIP_INFO = Command(MsgType.CLIP_INFO, ClipInfoRequest, ClipInfo, _CAMERA,
                     "Slate, timecode and size of one clip.", changes_state=False)
 FORMAT_MEDIA = Command(MsgType.FORMAT_MEDIA, FormatMedia, Empty, _CAMERA,
                        "Erase all clips; needs the FORMAT_CONFIRM code.", hazardous=True)
+CLIP_DELETE = Command(MsgType.CLIP_DELETE, ClipDelete, Empty, _CAMERA,
+                      "Delete one closed clip; needs the DELETE_CONFIRM code.", hazardous=True)
 CAMERA_POWER = Command(MsgType.CAMERA_POWER, CameraPower, CameraStatus, _CAMERA,
                        "Sleep (OFF) or wake (STANDBY).")
 CLEAR_ERROR = Command(MsgType.CLEAR_ERROR, Empty, CameraStatus, _CAMERA,
@@ -164,8 +168,8 @@ COMMANDS: dict[int, Command[Any, Any]] = {
     for c in (
         HELLO, PING, CAMERA_STATUS, CAMERA_SETTINGS_GET, CAMERA_SETTINGS_SET, RECORD_START,
         RECORD_STOP, TIMECODE_GET, TIMECODE_SET, TIMECODE_JAM, CLIP_LIST, CLIP_INFO,
-        FORMAT_MEDIA, CAMERA_POWER, CLEAR_ERROR, ERROR_REPORT_GET, LIGHT_STATUS, LIGHT_SET,
-        LIGHT_POWER, LIGHT_FAILSAFE, PDU_STATUS, PDU_CHANNEL_SET,
+        FORMAT_MEDIA, CLIP_DELETE, CAMERA_POWER, CLEAR_ERROR, ERROR_REPORT_GET, LIGHT_STATUS,
+        LIGHT_SET, LIGHT_POWER, LIGHT_FAILSAFE, PDU_STATUS, PDU_CHANNEL_SET,
     )
 }  # fmt: skip
 EVENTS: dict[int, EventSpec[Any]] = {e.code: e for e in (HEARTBEAT, EVENT, ERROR_REPORT)}

@@ -14,11 +14,12 @@ import hashlib
 import hmac
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
 SCHEMA_VERSION = 1
+SCHEMA_PATH = Path(__file__).with_name("ground.schema.json")
 ROOT = "cupola/v1"
 
 # Leaves under cupola/v1/<node>/
@@ -29,6 +30,7 @@ EVENT = "event"  # stream: events, in order, sequence-numbered
 TELEMETRY = "telemetry"  # stream: periodic samples
 RESULT = "result"  # stream: one result per command
 COMMAND = "cmd"  # ground -> node: signed command requests
+LOCAL_RESULT = "local/result"  # results at once on the node's own broker (never bridged)
 
 STREAM_KINDS = (EVENT, TELEMETRY, RESULT)
 
@@ -56,6 +58,78 @@ class Envelope(msgspec.Struct, omit_defaults=True):
     seq: int | None = None  # stream messages: contiguous per node, never reused
     bd_seq: int | None = None  # birth and death: the session they belong to
     historical: bool = False  # queued before the session that delivered it began
+
+
+# -- bodies (GROUND.md; JSON Schema in ground.schema.json) -------------------------------------
+
+Severity = Literal["diagnostic", "info", "warning", "critical"]
+
+
+class EventBody(msgspec.Struct, forbid_unknown_fields=True):
+    name: str  # dotted and stable: device.offline, take.started, limit.camera.temperature.red
+    severity: Severity
+    message: str  # one line a flight controller can act on
+    source: str  # device name or daemon component
+    data: dict[str, Any]
+    ts: float  # unix time it happened (the envelope's ts is when it was queued)
+
+
+class ResultBody(msgspec.Struct, forbid_unknown_fields=True):
+    id: str | None  # the command's id; None when the command could not even be parsed
+    name: str | None
+    status: Literal["ok", "rejected", "failed", "armed"]
+    reason: str  # why, whenever the status is not ok
+    result: dict[str, Any] = msgspec.field(default_factory=dict)
+    role: str | None = None
+    key_id: str | None = None
+    executed: str | None = None  # confirm: the hazardous command it executed
+    duplicate: bool = False  # a repeated command id: this is the earlier result, not a new run
+
+
+class TelemetryBody(msgspec.Struct, forbid_unknown_fields=True):
+    ts: float
+    devices: dict[str, dict[str, Any]]  # per device: online and its key readings
+
+
+class DeviceSnapshot(msgspec.Struct, forbid_unknown_fields=True):
+    device: str
+    kind: Literal["camera", "light", "pdu"]
+    online: bool
+    offline_reason: str | None
+    identity: dict[str, Any] | None  # HELLO: model, serial, firmware, boot_id, ...
+    status: dict[str, Any] | None  # the device's last status (SPEC.md bodies, enums by name)
+    status_at: float | None
+    missed_polls: int
+    link: dict[str, Any]  # link statistics and round-trip histogram
+    timecode_offset_frames: float | None = None  # cameras: vs the daemon's reference
+
+
+class BirthBody(msgspec.Struct, forbid_unknown_fields=True):
+    node: str
+    schema: int
+    started: float  # daemon start
+    session_started: float  # messages queued before this are flagged historical
+    frame_rate: float
+    devices: dict[str, DeviceSnapshot]
+    groups: dict[str, list[str]]
+    commands: list[str]
+    limits: list[dict[str, Any]]
+    sequence: dict[str, Any]
+    backlog: dict[str, int]
+
+
+class DeathBody(msgspec.Struct, forbid_unknown_fields=True):
+    reason: str
+
+
+BODIES: dict[str, type[msgspec.Struct]] = {
+    BIRTH: BirthBody,
+    DEATH: DeathBody,
+    STATE: DeviceSnapshot,
+    EVENT: EventBody,
+    TELEMETRY: TelemetryBody,
+    RESULT: ResultBody,
+}
 
 
 _encoder = msgspec.json.Encoder()
@@ -171,3 +245,19 @@ def read_key(path: Path) -> KeyFile:
         return msgspec.json.decode(path.read_bytes(), type=KeyFile)
     except (OSError, msgspec.DecodeError) as exc:
         raise KeyFileError(f"{path}: key file unreadable: {exc}") from exc
+
+
+def schema() -> dict[str, Any]:
+    """JSON Schema of every message: the envelope, each body, the command request."""
+    types = [Envelope, CommandRequest, KeyFile, *BODIES.values()]
+    _, definitions = msgspec.json.schema_components(types, ref_template="#/$defs/{name}")
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": f"Cupola ground link, schema version {SCHEMA_VERSION}",
+        "$defs": definitions,
+    }
+
+
+if __name__ == "__main__":
+    SCHEMA_PATH.write_bytes(msgspec.json.format(msgspec.json.encode(schema())) + b"\n")
+    print(f"wrote {SCHEMA_PATH}")

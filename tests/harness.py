@@ -99,6 +99,8 @@ def daemon_config(
     keyring: Path,
     node: str = "test-node",
     device_options: dict[str, Any] | None = None,
+    auth_options: dict[str, Any] | None = None,
+    mqtt_options: dict[str, Any] | None = None,
     extra: str = "",
 ) -> str:
     options = {"poll_hz": 5, "timeout_ms": 150, "retries": 2, "offline_after_s": 1.5}
@@ -111,8 +113,10 @@ def daemon_config(
         f'url = "{broker_url}"',
         "state_rate_hz = 10",
         "reconnect_max_s = 0.5",
+        *(f"{key} = {json.dumps(value)}" for key, value in (mqtt_options or {}).items()),
         "[auth]",
         f'keyring = "{keyring}"',
+        *(f"{key} = {json.dumps(value)}" for key, value in (auth_options or {}).items()),
     ]
     for name, path in paths.items():
         lines += ["[[device]]", f'name = "{name}"', f'kind = "{kinds[name]}"', f'port = "{path}"']

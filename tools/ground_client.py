@@ -58,6 +58,8 @@ class CommandTimeout(TimeoutError):
 
 
 class GroundSession:
+    """One node seen from the ground; reconnects by itself and de-duplicates the stream."""
+
     def __init__(
         self,
         url: str,
@@ -66,30 +68,42 @@ class GroundSession:
         key: KeyFile | None = None,
         ca_file: Path | None = None,
         lifetime_s: float = 60.0,
+        client_id: str | None = None,
+        persistent: bool = False,
     ) -> None:
         self.url = url
         self.node = node
         self.key = key
         self.ca_file = ca_file
         self.lifetime_s = lifetime_s
+        self.client_id = client_id or f"ground-{uuid.uuid4().hex[:8]}"
+        self.persistent = persistent  # keep the broker-side session (and its queue) across drops
         self.states: dict[str, dict[str, Any]] = {}
         self.state_log: list[tuple[str, dict[str, Any]]] = []  # every state update, in order
         self.events: list[dict[str, Any]] = []
         self.results: dict[str, dict[str, Any]] = {}
-        self.stream: list[ground.Envelope] = []  # every sequenced message, as received
+        self.stream: list[ground.Envelope] = []  # sequenced messages, each seq once, in order
         self.births: list[ground.Envelope] = []
+        # (stream length when a birth arrived, its session start): which session delivered what
+        self.sessions: list[tuple[int, float]] = []
         self.deaths: list[ground.Envelope] = []
         self.received = 0
+        self.duplicates = 0
+        self.gaps: list[tuple[int, int]] = []  # (first missing, last missing)
+        self.last_seq = 0
+        self.disconnects = 0
+        self.connected = asyncio.Event()
         self._changed = asyncio.Condition()
         self._client: aiomqtt.Client | None = None
-        self._reader: asyncio.Task[None] | None = None
-        self._stack = contextlib.AsyncExitStack()
+        self._runner: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Self:
-        client = broker_client(self.url, self.ca_file, f"ground-{uuid.uuid4().hex[:8]}")
-        self._client = await self._stack.enter_async_context(client)
-        await self._client.subscribe(f"{ground.ROOT}/{self.node}/#", qos=1)
-        self._reader = asyncio.create_task(self._read(self._client))
+        self._runner = asyncio.create_task(self._run())
+        try:
+            await asyncio.wait_for(self.connected.wait(), 10)
+        except TimeoutError:
+            await self.__aexit__(None, None, None)
+            raise aiomqtt.MqttError(f"cannot reach the broker at {self.url}") from None
         return self
 
     async def __aexit__(
@@ -98,11 +112,32 @@ class GroundSession:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
+        if self._runner is not None:
+            self._runner.cancel()
             with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
-                await self._reader
-        await self._stack.aclose()
+                await self._runner
+
+    async def _run(self) -> None:
+        backoff = 0.1
+        while True:
+            client = broker_client(
+                self.url, self.ca_file, self.client_id, clean=not self.persistent
+            )
+            try:
+                async with client:
+                    await client.subscribe(f"{ground.ROOT}/{self.node}/#", qos=1)
+                    self._client = client
+                    self.connected.set()
+                    backoff = 0.1
+                    await self._read(client)
+            except aiomqtt.MqttError:
+                pass
+            self._client = None
+            if self.connected.is_set():
+                self.connected.clear()
+                self.disconnects += 1
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 2.0)
 
     async def _read(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
@@ -128,16 +163,28 @@ class GroundSession:
             self.state_log.append((rest[0], envelope.body))
         elif leaf == ground.BIRTH:
             self.births.append(envelope)
+            started = envelope.body.get("session_started")
+            if isinstance(started, int | float):
+                self.sessions.append((len(self.stream), float(started)))
             for name, snapshot in envelope.body.get("devices", {}).items():
                 self.states.setdefault(name, snapshot)
         elif leaf == ground.DEATH:
             self.deaths.append(envelope)
-        elif leaf in ground.STREAM_KINDS:
+        elif leaf in ground.STREAM_KINDS and envelope.seq is not None:
+            if envelope.seq <= self.last_seq:
+                self.duplicates += 1  # re-sent after a broken connection: seen already
+                return
+            if self.last_seq and envelope.seq > self.last_seq + 1:
+                self.gaps.append((self.last_seq + 1, envelope.seq - 1))
+            self.last_seq = envelope.seq
             self.stream.append(envelope)
             if leaf == ground.EVENT:
                 self.events.append(envelope.body)
             elif leaf == ground.RESULT and envelope.body.get("id"):
                 self.results[envelope.body["id"]] = envelope.body
+        elif leaf == "local" and rest == ("result",) and envelope.body.get("id"):
+            # The node's immediate copy on its own broker: the crew's laptop during LOS.
+            self.results.setdefault(envelope.body["id"], envelope.body)
 
     async def wait_for(self, predicate: Callable[[], bool], timeout: float, what: str) -> None:
         """Wait until `predicate()` holds; raise TimeoutError naming `what` otherwise."""
@@ -146,6 +193,14 @@ class GroundSession:
                 await self._changed.wait_for(predicate)
         except TimeoutError:
             raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}") from None
+
+    def historical_flags_correct(self) -> bool:
+        """Each message is flagged historical exactly when created before its session began."""
+        for index, message in enumerate(self.stream):
+            marks = [started for at, started in self.sessions if at <= index]
+            if marks and message.historical != (message.ts < marks[-1]):
+                return False
+        return True
 
     def online(self, *devices: str) -> bool:
         return all(self.states.get(d, {}).get("online") for d in devices)
@@ -159,10 +214,13 @@ class GroundSession:
         return sign_command(self.key, name, args or {}, lifetime_s=self.lifetime_s)
 
     async def publish_command(self, command: dict[str, Any]) -> None:
-        assert self._client is not None, "use GroundSession as an async context manager"
-        await self._client.publish(
-            ground.topic(self.node, ground.COMMAND), json.dumps(command).encode(), qos=1
-        )
+        await self.publish_raw(json.dumps(command).encode())
+
+    async def publish_raw(self, payload: bytes) -> None:
+        """Publish bytes on the command topic as they are (tests send malformed ones)."""
+        await asyncio.wait_for(self.connected.wait(), 10)
+        assert self._client is not None
+        await self._client.publish(ground.topic(self.node, ground.COMMAND), payload, qos=1)
 
     async def command(
         self, name: str, args: dict[str, Any] | None = None, *, timeout: float = 15.0

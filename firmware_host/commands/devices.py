@@ -35,6 +35,15 @@ class NoArgs(msgspec.Struct, forbid_unknown_fields=True):
     pass
 
 
+class CameraArgs(msgspec.Struct, forbid_unknown_fields=True):
+    camera: str
+
+
+class ClipArgs(msgspec.Struct, forbid_unknown_fields=True):
+    camera: str
+    clip_id: Annotated[int, msgspec.Meta(ge=1)]
+
+
 def intensity_permille(pct: float) -> int:
     """0.1 % steps, as the wire carries them; finer values are refused, not rounded away."""
     permille = round(pct * 10)
@@ -100,6 +109,26 @@ class DeviceCommands:
             raise CommandFailed("jam incomplete: " + "; ".join(problems))
         return {"jammed": offsets}
 
+    async def format_media(self, args: CameraArgs) -> dict[str, Any]:
+        agent = self._agent(args.camera, "camera")
+        try:
+            await agent.camera().format_media()
+        except DeviceUnavailable as exc:
+            raise CommandRejected(str(exc)) from exc
+        except (NackReceived, LinkError) as exc:
+            raise CommandFailed(f"{args.camera}: {exc}") from exc
+        return {"camera": args.camera, "formatted": True}
+
+    async def delete_clip(self, args: ClipArgs) -> dict[str, Any]:
+        agent = self._agent(args.camera, "camera")
+        try:
+            await agent.camera().delete_clip(args.clip_id)
+        except DeviceUnavailable as exc:
+            raise CommandRejected(str(exc)) from exc
+        except (NackReceived, LinkError) as exc:
+            raise CommandFailed(f"{args.camera}: {exc}") from exc
+        return {"camera": args.camera, "deleted": args.clip_id}
+
     async def status(self, _: NoArgs) -> dict[str, Any]:
         return {"devices": {n: a.snapshot() for n, a in self.devices.items()}}
 
@@ -111,5 +140,9 @@ class DeviceCommands:
                         "Switch a light's LED driver on or off."),
             CommandSpec("camera.jam", CamerasArgs, self.jam,
                         "Jam camera timecode to the daemon's reference now."),
+            CommandSpec("camera.format", CameraArgs, self.format_media,
+                        "Erase a camera's media.", hazardous=True),
+            CommandSpec("clip.delete", ClipArgs, self.delete_clip,
+                        "Delete one clip from a camera's media.", hazardous=True),
             CommandSpec("status", NoArgs, self.status, "Every device's current state."),
         ]  # fmt: skip

@@ -9,6 +9,7 @@ from protocols.catalogue import (
     CAMERA_SETTINGS_SET,
     CAMERA_STATUS,
     CLEAR_ERROR,
+    CLIP_DELETE,
     CLIP_INFO,
     CLIP_LIST,
     ERROR_REPORT_GET,
@@ -20,11 +21,13 @@ from protocols.catalogue import (
     TIMECODE_SET,
 )
 from protocols.messages.camera import (
+    DELETE_CONFIRM,
     FORMAT_CONFIRM,
     MAX_CLIPS_PER_PAGE,
     CameraPower,
     CameraSettings,
     CameraStatus,
+    ClipDelete,
     ClipInfo,
     ClipInfoRequest,
     ClipListRequest,
@@ -92,6 +95,9 @@ class CameraDriver:
 
     async def format_media(self) -> None:
         await self.session.call(FORMAT_MEDIA, FormatMedia(confirm=FORMAT_CONFIRM))
+
+    async def delete_clip(self, clip_id: int) -> None:
+        await self.session.call(CLIP_DELETE, ClipDelete(clip_id=clip_id, confirm=DELETE_CONFIRM))
 
     async def set_awake(self, awake: bool) -> CameraStatus:
         return await self.session.call(CAMERA_POWER, CameraPower(on=awake))

@@ -68,6 +68,21 @@ class GroundLink:
         self._dirty.add(device)
         self._state_wakeup.set()
 
+    def publish_local_result(self, body: dict[str, Any]) -> None:
+        """A command result, at once, for commanders on this broker (the crew during LOS).
+
+        The same result also goes to the ground through the outbox; this copy is not
+        sequenced and not bridged.
+        """
+        client = self._client
+        if client is None:
+            return
+        payload = self._envelope(ground.RESULT, body)
+        task = asyncio.ensure_future(
+            client.publish(ground.topic(self.node, ground.LOCAL_RESULT), payload, qos=1)
+        )
+        task.add_done_callback(_ignore_failure)
+
     async def rebirth(self) -> None:
         """Publish the birth certificate again (the ground asked for it)."""
         if self._client is not None and self.reachable.is_set():
@@ -89,7 +104,7 @@ class GroundLink:
         if address.tls:
             tls_context = ssl.create_default_context(cafile=self.config.ca_file)
         death = self._envelope(ground.DEATH, {"reason": "connection lost"})
-        return aiomqtt.Client(
+        client = aiomqtt.Client(
             address.host,
             address.port,
             username=address.username,
@@ -102,6 +117,9 @@ class GroundLink:
             max_inflight_messages=100,
             timeout=10,
         )
+        # The stream pipelines a whole window of QoS 1 publishes: that is not a backlog.
+        client.pending_calls_threshold = 4 * self.stream.window
+        return client
 
     async def run(self) -> None:
         backoff = 0.1
@@ -154,9 +172,10 @@ class GroundLink:
             )  # fmt: skip
 
     async def _publish_birth(self, client: aiomqtt.Client) -> None:
+        body = {**self._birth(), "session_started": self.session_started}
         await client.publish(
             ground.topic(self.node, ground.BIRTH),
-            self._envelope(ground.BIRTH, self._birth()),
+            self._envelope(ground.BIRTH, body),
             qos=1,
             retain=True,
         )
@@ -177,10 +196,10 @@ class GroundLink:
             await self._on_command(bytes(payload))
 
     async def _publish_states(self, client: aiomqtt.Client) -> None:
+        """Retained latest state, whether or not the ground is reachable (the crew reads it)."""
         interval = 1.0 / self.config.state_rate_hz
         while True:
             await self._state_wakeup.wait()
-            await self.reachable.wait()
             self._state_wakeup.clear()
             dirty, self._dirty = self._dirty, set()
             for device in sorted(dirty):
@@ -207,3 +226,9 @@ class GroundLink:
             )
         except aiomqtt.MqttError as exc:
             log.warning("could not publish death certificate: %s", exc)
+
+
+def _ignore_failure(task: asyncio.Future[None]) -> None:
+    """The local copy is a courtesy: the authoritative result is in the outbox."""
+    if not task.cancelled() and task.exception() is not None:
+        log.debug("local result not published: %s", task.exception())

@@ -184,7 +184,9 @@ class Outbox:
             " GROUP BY priority"
         ).fetchall()
         counts = {p: (n, b) for p, n, b in rows}
+        next_seq = self.db.execute("SELECT value FROM meta WHERE key = 'next_seq'").fetchone()[0]
         return {
+            "last_seq": next_seq - 1,  # the last sequence number given to a message
             "messages": sum(n for n, _ in counts.values()),
             "bytes": sum(b for _, b in counts.values()),
             "events": counts.get(EVENTS, (0, 0))[0],

@@ -14,6 +14,7 @@ from protocols.catalogue import (
     CAMERA_SETTINGS_SET,
     CAMERA_STATUS,
     CLEAR_ERROR,
+    CLIP_DELETE,
     CLIP_INFO,
     CLIP_LIST,
     ERROR_REPORT,
@@ -26,10 +27,12 @@ from protocols.catalogue import (
     TIMECODE_SET,
 )
 from protocols.messages.camera import (
+    DELETE_CONFIRM,
     FORMAT_CONFIRM,
     CameraPower,
     CameraSettings,
     CameraStatus,
+    ClipDelete,
     ClipInfo,
     ClipInfoRequest,
     ClipList,
@@ -74,6 +77,7 @@ class CameraDevice(SimDevice):
                 (CLIP_LIST, self._clip_list),
                 (CLIP_INFO, self._clip_info),
                 (FORMAT_MEDIA, self._format),
+                (CLIP_DELETE, self._delete),
                 (CAMERA_POWER, self._power),
                 (CLEAR_ERROR, self._clear_error),
                 (ERROR_REPORT_GET, lambda _: self._error_report()),
@@ -165,6 +169,15 @@ class CameraDevice(SimDevice):
                 f"FORMAT_MEDIA needs confirm=0x{FORMAT_CONFIRM:08X}",
             )
         self.model.format_media()
+        return Empty()
+
+    def _delete(self, request: ClipDelete) -> Empty:
+        if request.confirm != DELETE_CONFIRM:
+            raise Refusal(
+                NackCode.HAZARD_NOT_CONFIRMED,
+                f"CLIP_DELETE needs confirm=0x{DELETE_CONFIRM:08X}",
+            )
+        self.model.delete_clip(request.clip_id)
         return Empty()
 
     def _power(self, request: CameraPower) -> CameraStatus:

@@ -317,6 +317,15 @@ class CameraModel:
         if self.error is CameraError.MEDIA_FULL:
             self._set_error(CameraError.NONE, "")
 
+    def delete_clip(self, clip_id: int) -> Clip:
+        self.advance()
+        clip = self.clip(clip_id)
+        if not clip.closed:
+            raise Refusal(NackCode.BAD_STATE, f"clip {clip_id} is still recording")
+        self.clips.remove(clip)
+        self.media_used = max(0.0, self.media_used - clip.bytes)
+        return clip
+
     def set_awake(self, awake: bool) -> None:
         self.advance()
         if self.state in (CameraState.ARMED, CameraState.RECORDING):

@@ -9,6 +9,7 @@ from protocols.records import I16, U8, U16, U32, U64, ArrayOf, DocIntEnum, Text,
 from protocols.timecode import FrameRate
 
 FORMAT_CONFIRM = 0x21544D46  # b"FMT!" little-endian: FORMAT_MEDIA's confirmation code
+DELETE_CONFIRM = 0x214C4544  # b"DEL!" little-endian: CLIP_DELETE's confirmation code
 MAX_CLIPS_PER_PAGE = 40
 
 
@@ -151,6 +152,12 @@ class ClipInfo:
 @record
 class FormatMedia:
     confirm: Annotated[int, Wire(U32, doc="must be 0x21544D46 (ASCII 'FMT!')")]
+
+
+@record
+class ClipDelete:
+    clip_id: Annotated[int, Wire(U32, 1, None)]
+    confirm: Annotated[int, Wire(U32, doc="must be 0x214C4544 (ASCII 'DEL!')")]
 
 
 @record

@@ -53,13 +53,14 @@ async def shoot(
     bench: str,
     *,
     device_options: dict[str, Any] | None = None,
+    auth_options: dict[str, Any] | None = None,
     extra: str = "",
 ) -> AsyncIterator[Shoot]:
     sim = SimProcess(workdir, bench).start()
     credentials = Credentials(workdir)
     config = daemon_config(
         sim.paths, sim.kinds, broker.url(), workdir / "state", keyring=credentials.keyring,
-        device_options=device_options, extra=extra,
+        device_options=device_options, auth_options=auth_options, extra=extra,
     )  # fmt: skip
     daemon = DaemonProcess(workdir, config).start()
     async with GroundSession(broker.url(), "test-node", key=credentials.flight) as ground:

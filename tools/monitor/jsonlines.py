@@ -18,7 +18,9 @@ from firmware_host.config import BrokerAddress
 from protocols import ground
 
 
-def broker_client(url: str, ca_file: Path | None, identifier: str | None = None) -> aiomqtt.Client:
+def broker_client(
+    url: str, ca_file: Path | None, identifier: str | None = None, *, clean: bool = True
+) -> aiomqtt.Client:
     address = BrokerAddress.parse(url)
     tls_context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
     return aiomqtt.Client(
@@ -28,6 +30,7 @@ def broker_client(url: str, ca_file: Path | None, identifier: str | None = None)
         password=address.password,
         identifier=identifier,
         tls_context=tls_context if address.tls else None,
+        clean_session=clean,
         timeout=10,
     )
 

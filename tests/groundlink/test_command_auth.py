@@ -1,0 +1,181 @@
+"""Only the right people's commands run, each once, each answered with a reason."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hil.broker import Mosquitto
+from protocols import ground
+from protocols.ground import KeyFile, Role
+from tests.daemon.conftest import Shoot, shoot
+from tools.ground_client import sign_command
+
+BENCH = """
+[[device]]
+name = "cam-a"
+kind = "camera"
+[[device]]
+name = "key"
+kind = "light"
+"""
+SET = {"device": "key", "intensity_pct": 42}
+
+
+async def result_of(s: Shoot, command: dict[str, Any]) -> dict[str, Any]:
+    await s.ground.publish_command(command)
+    await s.ground.wait_for(lambda: command["id"] in s.ground.results, 10, "a result")
+    return s.ground.results[command["id"]]
+
+
+def resigned(key: KeyFile, command: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    fields = {**command, **changes}
+    fields["sig"] = ground.signature(key.secret_bytes(), fields)
+    return fields
+
+
+def light_executions(s: Shoot) -> int:
+    return int(s.sim.control.describe("key")["executions"])
+
+
+async def test_forged_unknown_and_mismatched_keys_are_refused(
+    tmp_path: Path, broker: Mosquitto
+) -> None:
+    async with shoot(tmp_path, broker, BENCH) as s:
+        fc, director = s.credentials.flight, s.credentials.keys[Role.DIRECTOR]
+        before = light_executions(s)
+        forged = sign_command(KeyFile(fc.key_id, fc.role, "QUJD" * 11), "light.set", SET)
+        unknown = sign_command(
+            KeyFile("intruder", Role.FLIGHT_CONTROLLER, fc.secret), "light.set", SET
+        )
+        claimed = resigned(director, sign_command(director, "light.set", SET),
+                           role=Role.FLIGHT_CONTROLLER.value)  # fmt: skip
+        tampered = sign_command(fc, "light.set", SET)
+        tampered["args"] = {"device": "key", "intensity_pct": 100}
+        reasons = {name: (await result_of(s, cmd))["reason"] for name, cmd in (
+            ("forged", forged), ("unknown", unknown), ("claimed", claimed), ("tampered", tampered),
+        )}  # fmt: skip
+        assert light_executions(s) == before  # nothing ran
+        assert (await result_of(s, sign_command(fc, "light.set", SET)))["status"] == "ok"
+    assert reasons["forged"] == "bad signature for key 'flight_controller-1'"
+    assert reasons["unknown"] == "unknown key id 'intruder'"
+    assert reasons["claimed"] == "key 'director-1' belongs to role director, not flight_controller"
+    assert reasons["tampered"] == "bad signature for key 'flight_controller-1'"
+
+
+async def test_replays_run_once_and_counters_survive_a_restart(
+    tmp_path: Path, broker: Mosquitto
+) -> None:
+    async with shoot(tmp_path, broker, BENCH) as s:
+        fc = s.credentials.flight
+        first = sign_command(fc, "light.set", SET)
+        old = sign_command(fc, "light.set", {"device": "key", "intensity_pct": 7})
+        newer = sign_command(fc, "light.set", {"device": "key", "intensity_pct": 43})
+        assert (await result_of(s, newer))["status"] == "ok"
+        await s.ground.publish_command(newer)  # the same message again, verbatim
+        await s.ground.wait_for(lambda: s.ground.results[newer["id"]].get("duplicate"), 10, "dup")
+        assert s.ground.results[newer["id"]]["status"] == "ok"
+        replayed = await result_of(s, old)  # signed before `newer`, arrives after it
+        assert replayed["status"] == "rejected" and "replayed" in replayed["reason"]
+        s.daemon.stop()
+        s.daemon.start()
+        await s.ground.wait_for(lambda: len(s.ground.births) >= 2, 20, "the daemon back")
+        after_restart = await result_of(s, first)  # older than anything accepted
+        light = s.sim.control.describe("key")
+    assert after_restart["status"] == "rejected" and "replayed" in after_restart["reason"]
+    assert light["max_executions"] == 1 and light["model"]["target_permille"] == 430
+
+
+async def test_expired_early_and_overlong_commands_are_refused(
+    tmp_path: Path, broker: Mosquitto
+) -> None:
+    async with shoot(tmp_path, broker, BENCH) as s:
+        fc = s.credentials.flight
+        now = time.time()
+        expired = sign_command(fc, "status", {}, now=now - 120, lifetime_s=60)
+        early = sign_command(fc, "status", {}, now=now + 300)
+        overlong = sign_command(fc, "status", {}, lifetime_s=7200)
+        results = [await result_of(s, c) for c in (expired, early, overlong)]
+    assert [r["status"] for r in results] == ["rejected"] * 3
+    assert results[0]["reason"].startswith("expired 6")
+    assert "in the future" in results[1]["reason"]
+    assert "longer than 3600 s" in results[2]["reason"]
+
+
+async def test_roles_may_send_only_what_they_are_allowed(tmp_path: Path, broker: Mosquitto) -> None:
+    async with shoot(tmp_path, broker, BENCH) as s:
+        monitor = s.credentials.keys[Role.MONITOR]
+        crew = s.credentials.keys[Role.CREW]
+        refused = await result_of(s, sign_command(monitor, "record", {"scene": "1", "take": 1}))
+        allowed = await result_of(s, sign_command(monitor, "status", {}))
+        crew_format = await result_of(s, sign_command(crew, "camera.format", {"camera": "cam-a"}))
+    assert refused["status"] == "rejected"
+    assert refused["reason"] == "role monitor may not send 'record'"
+    assert allowed["status"] == "ok"
+    assert crew_format["reason"] == "role crew may not send 'camera.format'"
+
+
+BAD_FIELDS = (
+    b'{"v": 1, "id": "x", "name": "status", "args": {}, "role": "director", "key_id": "k",'
+    b' "counter": 1, "issued_at_ms": 1, "expires_at_ms": 2, "sig": "00"}'
+)
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b"not json", "malformed command: not JSON"),
+        (b"[1, 2]", "malformed command: not a JSON object"),
+        (b'{"id": "abcdefgh", "name": "status"}', "malformed command: Object missing required"),
+        (BAD_FIELDS, "malformed command"),
+    ],
+)
+async def test_malformed_commands_are_refused_and_the_daemon_carries_on(
+    tmp_path: Path, broker: Mosquitto, payload: bytes, reason: str
+) -> None:
+    async with shoot(tmp_path, broker, BENCH) as s:
+        await s.ground.publish_raw(payload)
+
+        def refusal() -> dict[str, Any] | None:
+            return next(
+                (m.body for m in s.ground.stream if m.kind == "result"
+                 and m.body["status"] == "rejected"), None,
+            )  # fmt: skip
+
+        await s.ground.wait_for(lambda: refusal() is not None, 10, "a refusal")
+        body = refusal()
+        assert body is not None and body["reason"].startswith(reason), body
+        assert s.daemon.alive
+        assert (await result_of(s, sign_command(s.credentials.flight, "status", {})))[
+            "status"
+        ] == "ok"
+
+
+async def test_hazardous_commands_need_arm_then_confirm(tmp_path: Path, broker: Mosquitto) -> None:
+    async with shoot(tmp_path, broker, BENCH, auth_options={"arm_window_s": 1.5}) as s:
+        fc = s.credentials.flight
+        await s.ok("record", {"scene": "1", "take": 1})
+        await asyncio.sleep(0.5)
+        await s.ok("cut")
+        clips = lambda: s.sim.control.describe("cam-a")["model"]["clips"]  # noqa: E731
+        armed = await result_of(s, sign_command(fc, "camera.format", {"camera": "cam-a"}))
+        assert armed["status"] == "armed" and len(clips()) == 1
+        arm_id = armed["result"]["arm_id"]
+        wrong = await result_of(s, sign_command(fc, "confirm", {"arm_id": "nothing-here"}))
+        confirmed = await result_of(s, sign_command(fc, "confirm", {"arm_id": arm_id}))
+        again = await result_of(s, sign_command(fc, "confirm", {"arm_id": arm_id}))
+        assert clips() == []
+        rearmed = await result_of(s, sign_command(fc, "camera.format", {"camera": "cam-a"}))
+        await asyncio.sleep(2.0)  # past the 1.5 s window
+        late = await result_of(
+            s, sign_command(fc, "confirm", {"arm_id": rearmed["result"]["arm_id"]})
+        )
+    assert wrong["status"] == "rejected" and "nothing armed" in wrong["reason"]
+    assert confirmed["status"] == "ok" and confirmed["executed"] == "camera.format"
+    assert again["status"] == "rejected" and "nothing armed" in again["reason"]
+    assert rearmed["status"] == "armed"
+    assert late["status"] == "rejected" and "expired" in late["reason"]

@@ -1,0 +1,96 @@
+"""The outbox: ordering, numbering, thinning and crash safety, without a broker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from firmware_host.groundlink.outbox import EVENTS, ROUTINE, Outbox, Pending
+
+
+def drain(outbox: Outbox) -> list[tuple[int, str, bytes]]:
+    out = []
+    while batch := outbox.next_batch(7):
+        outbox.acknowledged([row.id for row in batch])
+        out += [(row.seq, row.kind, row.body) for row in batch]
+    return out
+
+
+def _number(body: bytes) -> int:
+    return int(body.split(b":")[1].rstrip(b"}"))
+
+
+@settings(max_examples=60)
+@given(
+    ops=st.lists(
+        st.one_of(
+            st.tuples(st.just("event"), st.integers(0, 10**6)),
+            st.tuples(st.just("sample"), st.integers(0, 10**6)),
+            st.tuples(st.just("send"), st.integers(1, 12)),
+            st.tuples(st.just("ack"), st.integers(0, 12)),
+        ),
+        max_size=120,
+    )
+)
+def test_thinning_never_touches_events_and_numbering_stays_contiguous(
+    tmp_path_factory: object, ops: list[tuple[str, int]]
+) -> None:
+    path = tmp_path_factory.mktemp("outbox") / "outbox.db"  # type: ignore[attr-defined]
+    outbox = Outbox(path, max_bytes=600)  # tiny: thinning happens all the time
+    events: list[int] = []
+    delivered: list[tuple[int, str, bytes]] = []
+    in_flight: list[Pending] = []
+    for op, value in ops:
+        if op == "event":
+            outbox.append("event", {"n": value}, EVENTS)
+            events.append(value)
+        elif op == "sample":
+            outbox.append("telemetry", {"n": value}, ROUTINE)
+        elif op == "send":
+            in_flight = outbox.next_batch(value)
+        else:
+            acked, in_flight = in_flight[:value], in_flight[value:]
+            outbox.acknowledged([row.id for row in acked])
+            delivered += [(row.seq, row.kind, row.body) for row in acked]
+    outbox.close()
+    reopened = Outbox(path, max_bytes=600)  # as after a crash
+    delivered += drain(reopened)
+    assert sorted(_number(b) for _, kind, b in delivered if kind == "event") == sorted(events)
+    seqs = sorted(seq for seq, _, _ in delivered)
+    assert seqs == list(range(1, len(seqs) + 1))  # thinned samples never had a number
+    assert reopened.backlog()["messages"] == 0
+
+
+def test_events_go_before_samples_and_numbers_survive_a_restart(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "outbox.db", max_bytes=10**6)
+    outbox.append("telemetry", {"n": 1}, ROUTINE)
+    outbox.append("event", {"n": 2})
+    outbox.append("telemetry", {"n": 3}, ROUTINE)
+    outbox.append("result", {"n": 4})
+    first = outbox.next_batch(2)  # numbered, then the process dies before the broker acks
+    assert [(r.seq, r.kind) for r in first] == [(1, "event"), (2, "result")]
+    outbox.close()
+    again = Outbox(tmp_path / "outbox.db", max_bytes=10**6)
+    rows = drain(again)
+    assert [(seq, kind) for seq, kind, _ in rows] == [
+        (1, "event"),
+        (2, "result"),
+        (3, "telemetry"),
+        (4, "telemetry"),
+    ]
+    assert again.next_bd_seq() == 1 and again.next_bd_seq() == 2
+
+
+def test_thinning_halves_the_oldest_samples_first(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "outbox.db", max_bytes=10**9)
+    outbox.append_many("telemetry", [{"n": n} for n in range(100)], ROUTINE)
+    outbox.append("event", {"n": "important"})
+    outbox.max_bytes = outbox.backlog()["bytes"] - 1
+    thinned = outbox.append("telemetry", {"n": 100}, ROUTINE)
+    kept = [body for _, kind, body in drain(outbox) if kind == "telemetry"]
+    numbers = [_number(b) for b in kept]
+    assert thinned == 25  # every other sample of the oldest half
+    assert numbers[:25] == list(range(0, 50, 2)) and numbers[25:] == list(range(50, 101))
+    assert outbox.backlog()["thinned"] == 25

@@ -1,0 +1,1 @@
+"""The ISS budgets: power (admission, shedding, timeline, sequencing), media, downlink."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bench import codec, groundlink, sim_scale
+from bench import codec, groundlink, reaction, sim_scale
 
 
 def main() -> None:
@@ -15,6 +15,8 @@ def main() -> None:
     print(sim_scale.report(rows))
     print()
     groundlink.main()
+    print()
+    reaction.main()
 
 
 if __name__ == "__main__":

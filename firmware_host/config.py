@@ -7,6 +7,7 @@ Every error names the key and what is wrong with it, e.g.
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
@@ -14,6 +15,7 @@ from urllib.parse import unquote, urlsplit
 
 import msgspec
 
+from firmware_host.budget.models import CameraModel, LightModel, PduModel
 from protocols.timecode import FrameRate
 
 DeviceKind = Literal["camera", "light", "pdu"]
@@ -77,6 +79,39 @@ class MqttConfig(msgspec.Struct, forbid_unknown_fields=True):
     bridge_state_topic: str | None = None
 
 
+class CapChange(msgspec.Struct, forbid_unknown_fields=True):
+    at: datetime.datetime  # TOML date-time, e.g. 2026-11-27T14:00:00Z
+    cap_w: Annotated[float, msgspec.Meta(gt=0)]
+    until: datetime.datetime | None = None  # back to the base cap then
+    reason: str = "planned cap change"
+
+
+class PowerConfig(msgspec.Struct, forbid_unknown_fields=True):
+    cap_w: Annotated[float, msgspec.Meta(gt=0)] = 300.0  # the film's allocation (reference)
+    reserve_pct: Annotated[float, msgspec.Meta(ge=0, lt=50)] = 10.0  # kept free; shed margin
+    shed_deadline_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 2.0
+    check_interval_s: Annotated[float, msgspec.Meta(ge=0.02, le=5)] = 0.2
+    cap_lead_s: Annotated[float, msgspec.Meta(ge=0, le=600)] = 5.0  # shed before a planned cut
+    stop_cameras_when_shedding: bool = False  # else rolling cameras never stop for power
+    measurement_max_age_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 3.0
+    timeline: list[CapChange] = msgspec.field(default_factory=list)
+
+
+class ContactConfig(msgspec.Struct, forbid_unknown_fields=True):
+    start: Annotated[str, msgspec.Meta(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]  # HH:MM UTC daily
+    minutes: Annotated[float, msgspec.Meta(gt=0, le=1440)]
+
+
+class DataConfig(msgspec.Struct, forbid_unknown_fields=True):
+    take_fit: Literal["refuse", "warn"] = "refuse"  # a take whose planned length does not fit
+    shoot_days: Annotated[int, msgspec.Meta(ge=1, le=365)] = 12
+    shoot_start: datetime.date | None = None  # default: the day the daemon first starts
+    downlink_gb_per_day: Annotated[float, msgspec.Meta(gt=0)] = 5.0  # the film's allocation
+    link_mbps: Annotated[float, msgspec.Meta(gt=0)] = 20.0  # most the film may use in a window
+    proxy_kbps: Annotated[float, msgspec.Meta(gt=0)] = 10_000.0  # proxies of circled takes
+    contact: list[ContactConfig] = msgspec.field(default_factory=list)  # none: always in contact
+
+
 class OutboxConfig(msgspec.Struct, forbid_unknown_fields=True):
     max_mb: Annotated[float, msgspec.Meta(gt=0)] = 64.0  # routine samples thinned beyond this
     min_free_mb: Annotated[float, msgspec.Meta(ge=0)] = 100.0  # ... or below this free disk
@@ -102,6 +137,10 @@ class DeviceConfig(msgspec.Struct, forbid_unknown_fields=True):
     timeout_ms: Annotated[int, msgspec.Meta(ge=5, le=10_000)] = 200
     retries: Annotated[int, msgspec.Meta(ge=0, le=10)] = 3
     offline_after_s: Annotated[float, msgspec.Meta(gt=0, le=600)] = 3.0
+    pdu_channel: Annotated[int, msgspec.Meta(ge=0, le=15)] | None = None  # measured draw
+    priority: Annotated[int, msgspec.Meta(ge=0, le=1000)] | None = None  # shed lowest first
+    shed_floor_pct: Annotated[float, msgspec.Meta(ge=0, le=100)] = 0.0  # lights: dim no lower
+    model: dict[str, float] = msgspec.field(default_factory=dict)  # draw model overrides
 
 
 class Config(msgspec.Struct, forbid_unknown_fields=True):
@@ -110,6 +149,8 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
     failsafe: FailsafeConfig = msgspec.field(default_factory=FailsafeConfig)
     limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
     mqtt: MqttConfig = msgspec.field(default_factory=MqttConfig)
+    power: PowerConfig = msgspec.field(default_factory=PowerConfig)
+    data: DataConfig = msgspec.field(default_factory=DataConfig)
     outbox: OutboxConfig = msgspec.field(default_factory=OutboxConfig)
     telemetry: TelemetryConfig = msgspec.field(default_factory=TelemetryConfig)
     auth: AuthConfig = msgspec.field(default_factory=AuthConfig)
@@ -181,6 +222,13 @@ def load_config(path: Path) -> Config:
     return config
 
 
+def draw_model(device: DeviceConfig) -> LightModel | CameraModel | PduModel:
+    """The device's draw model: defaults from ../shared/reference, then its overrides."""
+    kind = {"light": LightModel, "camera": CameraModel, "pdu": PduModel}[device.kind]
+    model: LightModel | CameraModel | PduModel = msgspec.convert(device.model, type=kind)
+    return model
+
+
 def _resolve(config_path: Path, value: str) -> Path:
     candidate = Path(value)
     return candidate if candidate.is_absolute() else (config_path.parent / candidate).resolve()
@@ -199,6 +247,17 @@ def _check(config: Config, origin: str) -> Config:
         BrokerAddress.parse(config.mqtt.url)
     except ConfigError as exc:
         raise ConfigError(f"{origin}: mqtt.url: {exc}") from exc
+    pdus = [d.name for d in config.devices if d.kind == "pdu"]
+    for index, device in enumerate(config.devices):
+        if device.pdu_channel is not None and len(pdus) != 1:
+            raise ConfigError(
+                f"{origin}: device[{index}].pdu_channel needs exactly one PDU configured "
+                f"(found {len(pdus)})"
+            )
+        try:
+            draw_model(device)
+        except (msgspec.ValidationError, TypeError) as exc:
+            raise ConfigError(f"{origin}: device[{index}].model: {exc}") from exc
     cameras = {d.name for d in config.devices if d.kind == "camera"}
     group_names: set[str] = set()
     for index, group in enumerate(config.groups):

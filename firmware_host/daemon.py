@@ -15,6 +15,8 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from firmware_host.budget.data import DataBudgets
+from firmware_host.budget.power import PowerManager
 from firmware_host.commands.devices import DeviceCommands, NoArgs
 from firmware_host.commands.dispatcher import CommandSpec, Dispatcher
 from firmware_host.config import Config
@@ -81,12 +83,16 @@ class Daemon:
             for d in config.devices
         }
         self.shotlog = ShotLog(state_dir / "shotlog.db")
+        self.power = PowerManager(config, self.devices, self.bus)
+        self.data = DataBudgets(config.data, self.bus, self.pacer)
         self.takes = TakeController(
             self.devices,
             self.reference,
             self.bus,
             self.shotlog,
             {g.name: g.cameras for g in config.groups},
+            power=self.power,
+            data=self.data,
             lead_s=config.project.record_lead_ms / 1000,
         )
         self.limits = LimitMonitor(
@@ -103,9 +109,12 @@ class Daemon:
         self.dispatcher = Dispatcher()
         self.sequences = SequenceRunner(self.dispatcher, self.devices, self.bus)
         for spec in [
-            *DeviceCommands(self.devices).commands(),
+            *DeviceCommands(self.devices, self.power).commands(),
             *self.takes.commands(),
             *self.sequences.commands(),
+            *self.power.commands(),
+            CommandSpec("budget.status", NoArgs, self.budget_status,
+                        "Power draw against the cap, media and downlink budgets."),
             CommandSpec("health", NoArgs, self.health, "Limits, tasks, links, timecode."),
             CommandSpec("rebirth", NoArgs, self.rebirth, "Publish the birth certificate again."),
             CommandSpec("events.recent", RecentEventsArgs, self.recent_events,
@@ -124,6 +133,7 @@ class Daemon:
         )
         for agent in self.devices.values():
             agent.adopters.append(self.takes.adopt_camera)
+            agent.adopters.append(self.power.adopt_pdu)
         self.commands: asyncio.Queue[bytes] = asyncio.Queue()
         self.bus.subscribe(self._event_to_ground)
 
@@ -140,6 +150,8 @@ class Daemon:
 
     def _device_updated(self, agent: DeviceAgent) -> None:
         self.limits.check(agent.name, agent.kind, agent.status, agent.stats)
+        self.power.on_device_update(agent)
+        self.data.on_device_update(agent)
         self.ground.update_state(agent.name, self.snapshot(agent))
 
     def snapshot(self, agent: DeviceAgent) -> dict[str, Any]:
@@ -161,7 +173,14 @@ class Daemon:
             "limits": self.limits.active(),
             "sequence": self.sequences.status_dict(),
             "backlog": self.outbox.backlog(),
+            "budget": self.budget(),
         }
+
+    def budget(self) -> dict[str, Any]:
+        return {"power": self.power.status(), **self.data.status()}
+
+    async def budget_status(self, _: NoArgs) -> dict[str, Any]:
+        return self.budget()
 
     async def health(self, _: NoArgs) -> dict[str, Any]:
         return {
@@ -181,7 +200,7 @@ class Daemon:
         return {"events": self.outbox.recent_events(args.limit, args.min_severity)}
 
     def sample(self) -> dict[str, Any]:
-        """One routine telemetry sample: the readings that matter, of every device."""
+        """One routine telemetry sample: every device's key readings, and the power budget."""
         devices = {}
         for name, agent in self.devices.items():
             status = agent.status
@@ -191,7 +210,9 @@ class Daemon:
                     if hasattr(status, field):
                         entry[field] = to_jsonable(getattr(status, field))
             devices[name] = entry
-        return {"ts": time.time(), "devices": devices}
+        power = self.power.status()
+        budget = {k: power[k] for k in ("cap_w", "draw_w", "free_w", "shedding")}
+        return {"ts": time.time(), "devices": devices, "power": budget}
 
     async def _sample_telemetry(self) -> None:
         beat = self.supervisor.beater("telemetry")
@@ -221,6 +242,8 @@ class Daemon:
         supervisor.add(
             "telemetry", self._sample_telemetry, watchdog_s=self.config.telemetry.interval_s + 30
         )
+        supervisor.add("power", self.power.run)
+        supervisor.add("data-budgets", self.data.run)
         supervisor.add("commands", self._command_worker, watchdog_s=self.dispatcher.timeout_s + 10)
         self.drift.beat = supervisor.beater("timecode-drift")
         supervisor.add(

@@ -89,6 +89,7 @@ class ResultBody(msgspec.Struct, forbid_unknown_fields=True):
 class TelemetryBody(msgspec.Struct, forbid_unknown_fields=True):
     ts: float
     devices: dict[str, dict[str, Any]]  # per device: online and its key readings
+    power: dict[str, Any]  # cap_w, draw_w, free_w, shedding
 
 
 class DeviceSnapshot(msgspec.Struct, forbid_unknown_fields=True):
@@ -116,6 +117,7 @@ class BirthBody(msgspec.Struct, forbid_unknown_fields=True):
     limits: list[dict[str, Any]]
     sequence: dict[str, Any]
     backlog: dict[str, int]
+    budget: dict[str, Any]  # power (cap, draw, loads, timeline), media, downlink
 
 
 class DeathBody(msgspec.Struct, forbid_unknown_fields=True):

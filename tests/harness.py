@@ -99,6 +99,7 @@ def daemon_config(
     keyring: Path,
     node: str = "test-node",
     device_options: dict[str, Any] | None = None,
+    per_device: dict[str, dict[str, Any]] | None = None,
     auth_options: dict[str, Any] | None = None,
     mqtt_options: dict[str, Any] | None = None,
     extra: str = "",
@@ -120,8 +121,16 @@ def daemon_config(
     ]
     for name, path in paths.items():
         lines += ["[[device]]", f'name = "{name}"', f'kind = "{kinds[name]}"', f'port = "{path}"']
-        lines += [f"{key} = {json.dumps(value)}" for key, value in options.items()]
+        own = {**options, **(per_device or {}).get(name, {})}
+        lines += [f"{key} = {_toml(value)}" for key, value in own.items()]
     return "\n".join(lines) + "\n" + extra
+
+
+def _toml(value: Any) -> str:
+    """A TOML value: JSON spells scalars and arrays the same way; tables need braces."""
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }"
+    return json.dumps(value)
 
 
 class DaemonProcess:

@@ -135,6 +135,15 @@ def _cmd_cmd(args: argparse.Namespace) -> int:
     )  # fmt: skip
 
 
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from tools.plan import run
+
+    return run(args.plan, args.plot)
+
+
+Adder = Callable[[str, Callable[[argparse.Namespace], int], str], argparse.ArgumentParser]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cupola", description=__doc__)
     parser.add_argument("--log-level", default="warning", help="debug, info, warning, error")
@@ -147,6 +156,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(handler=handler)
         return p
 
+    _onboard_commands(add)
+    _ground_commands(add)
+    return parser
+
+
+def _onboard_commands(add: Adder) -> None:
     p = add("sim", _cmd_sim, "Run simulated devices on pseudo-terminals until interrupted.")
     p.add_argument("--config", type=Path, required=True, help="bench file (TOML)")
     p.add_argument("--run-dir", type=Path, help="where device links and the control socket go")
@@ -163,12 +178,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, help="daemon configuration (TOML)")
     p.add_argument("--check", type=Path, metavar="CONFIG", help="validate a config and exit")
 
-    p = add("monitor", _cmd_monitor, "Watch a node from the ground.")
-    p.add_argument("--broker", required=True, help="mqtt://user:pass@host:port or mqtts://...")
-    p.add_argument("--node", default="+", help="node name (default: every node)")
-    p.add_argument("--ca", type=Path, help="CA certificate for mqtts://")
-    p.add_argument("--json", action="store_true", help="one JSON line per message")
-
     p = add("decode", _cmd_decode, "Decode a capture of device-protocol bytes, frame by frame.")
     p.add_argument("file", nargs="?", type=Path, help="capture file; - or absent: stdin")
     p.add_argument(
@@ -177,6 +186,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", help="decode a live serial port instead")
     p.add_argument("--baud", type=int, default=115200)
     p.add_argument("--json", action="store_true", help="one JSON object per line")
+
+    p = add("demo", _cmd_demo, "Run a short simulated shoot end to end.")
+    p.add_argument("--record-seconds", type=float, default=10.0)
+    p.add_argument("--keep", action="store_true", help="keep the work directory")
+
+
+def _ground_commands(add: Adder) -> None:
+    p = add("monitor", _cmd_monitor, "Watch a node from the ground.")
+    p.add_argument("--broker", required=True, help="mqtt://user:pass@host:port or mqtts://...")
+    p.add_argument("--node", default="+", help="node name (default: every node)")
+    p.add_argument("--ca", type=Path, help="CA certificate for mqtts://")
+    p.add_argument("--json", action="store_true", help="one JSON line per message")
 
     p = add("keys", _cmd_keys, "Create, list and revoke the role keys commands are signed with.")
     p.add_argument("op", choices=["create", "list", "revoke"])
@@ -195,10 +216,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", help="command name, e.g. record, light.set, power.cap.set")
     p.add_argument("args", nargs="*", help="key=value ... or one JSON object")
 
-    p = add("demo", _cmd_demo, "Run a short simulated shoot end to end.")
-    p.add_argument("--record-seconds", type=float, default=10.0)
-    p.add_argument("--keep", action="store_true", help="keep the work directory")
-    return parser
+    p = add(
+        "plan", _cmd_plan, "Check a shoot schedule against the power, media and downlink budgets."
+    )
+    p.add_argument("plan", type=Path, help="the plan (TOML)")
+    p.add_argument("--plot", type=Path, help="draw the budgets per day to this PNG")
 
 
 def main(argv: list[str] | None = None) -> int:

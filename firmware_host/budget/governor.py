@@ -193,6 +193,22 @@ class PowerGovernor:
                 )
         return Decision(False, load.setting, needed, current, free, numbers, snap.source)
 
+    def admit_all(self, changes: list[tuple[str, Setting]]) -> Decision:
+        """Admit several changes that happen together (a take starting on every camera)."""
+        snap = self.snapshot()
+        free = self.cap_w - self.reserve_w - snap.total_w
+        current = sum(self.draw(name)[0] for name, _ in changes)
+        needed = sum(self.loads[name].model_w(setting) for name, setting in changes)
+        what = ", ".join(_describe(self.loads[name], setting) for name, setting in changes)
+        reason = (
+            f"{what} need {needed:.0f} W together (draw {current:.0f} W now); "
+            f"{max(free, 0.0):.0f} W of the {self.cap_w:.0f} W cap is free "
+            f"(reserve {self.reserve_w:.0f} W; total {snap.total_w:.0f} W, {snap.source})"
+        )
+        allowed = needed - current <= free or needed <= current
+        first = changes[0][1] if changes else FixedSetting()
+        return Decision(allowed, first, needed, current, free, reason, snap.source)
+
     # -- shedding --------------------------------------------------------------------------
 
     def shed_plan(self) -> list[ShedAction]:

@@ -8,6 +8,8 @@ from typing import Annotated, Any
 
 import msgspec
 
+from firmware_host.budget.governor import LightSetting
+from firmware_host.budget.power import PowerManager
 from firmware_host.commands.dispatcher import CommandFailed, CommandRejected, CommandSpec
 from firmware_host.devices.agent import DeviceAgent, DeviceUnavailable
 from firmware_host.link.errors import LinkError
@@ -20,6 +22,7 @@ class LightSetArgs(msgspec.Struct, forbid_unknown_fields=True):
     intensity_pct: Annotated[float, msgspec.Meta(ge=0, le=100)]
     cct_k: Annotated[int, msgspec.Meta(ge=CCT_MIN_K, le=CCT_MAX_K)] | None = None
     fade_s: Annotated[float, msgspec.Meta(ge=0, le=600)] = 0.0
+    best_effort: bool = False  # over budget: take the most the power budget allows
 
 
 class LightPowerArgs(msgspec.Struct, forbid_unknown_fields=True):
@@ -53,8 +56,9 @@ def intensity_permille(pct: float) -> int:
 
 
 class DeviceCommands:
-    def __init__(self, devices: Mapping[str, DeviceAgent]) -> None:
+    def __init__(self, devices: Mapping[str, DeviceAgent], power: PowerManager) -> None:
         self.devices = devices
+        self.power = power
 
     def _agent(self, name: str, kind: str) -> DeviceAgent:
         agent = self.devices.get(name)
@@ -65,33 +69,52 @@ class DeviceCommands:
 
     async def light_set(self, args: LightSetArgs) -> dict[str, Any]:
         agent = self._agent(args.device, "light")
-        permille = intensity_permille(args.intensity_pct)
+        requested = intensity_permille(args.intensity_pct)
+        current = agent.status
+        on = requested > 0 or bool(current is not None and current.on)
+        decision = self.power.admit(
+            args.device, LightSetting(on, requested), best_effort=args.best_effort
+        )
+        if not decision.allowed:
+            raise CommandRejected(decision.reason)
+        granted = decision.setting
+        assert isinstance(granted, LightSetting)
         try:
             driver = agent.light()
-            current = agent.status
             cct = args.cct_k or (current.target_cct_k if current is not None else 5600)
-            if permille > 0 and current is not None and not current.on:
+            if granted.permille > 0 and current is not None and not current.on:
                 await driver.set_power(True)
-            status = await driver.set_level(permille, cct, round(args.fade_s * 1000))
+            status = await driver.set_level(granted.permille, cct, round(args.fade_s * 1000))
         except DeviceUnavailable as exc:
             raise CommandRejected(str(exc)) from exc
         except (NackReceived, LinkError) as exc:
             raise CommandFailed(f"{args.device}: {exc}") from exc
-        return {
+        self.power.committed(args.device, LightSetting(status.on, status.target_intensity_permille))
+        result = {
             "device": args.device,
             "target_pct": status.target_intensity_permille / 10,
             "cct_k": status.target_cct_k,
             "fade_s": args.fade_s,
+            "power": decision.reason,
         }
+        if granted.permille < requested:
+            result["granted_pct"] = granted.permille / 10
+            result["requested_pct"] = requested / 10
+        return result
 
     async def light_power(self, args: LightPowerArgs) -> dict[str, Any]:
         agent = self._agent(args.device, "light")
+        level = agent.status.target_intensity_permille if agent.status is not None else 0
+        decision = self.power.admit(args.device, LightSetting(args.on, level))
+        if not decision.allowed:
+            raise CommandRejected(decision.reason)
         try:
             status = await agent.light().set_power(args.on)
         except DeviceUnavailable as exc:
             raise CommandRejected(str(exc)) from exc
         except (NackReceived, LinkError) as exc:
             raise CommandFailed(f"{args.device}: {exc}") from exc
+        self.power.committed(args.device, LightSetting(status.on, status.target_intensity_permille))
         return {"device": args.device, "on": status.on}
 
     async def jam(self, args: CamerasArgs) -> dict[str, Any]:

@@ -256,10 +256,12 @@ class ShotLog:
         circled: bool | None = None,
         since: float | None = None,
         limit: int = 200,
+        take_id: int | None = None,
     ) -> list[dict[str, Any]]:
         """Takes with their clips, newest first."""
         where, params = ["1 = 1"], []
         for clause, value in (
+            ("t.take_id = ?", take_id),
             ("t.scene = ?", scene),
             ("t.take = ?", take),
             ("t.circled = ?", None if circled is None else int(circled)),

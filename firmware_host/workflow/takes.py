@@ -19,6 +19,9 @@ from typing import Annotated, Any
 
 import msgspec
 
+from firmware_host.budget.data import DataBudgets
+from firmware_host.budget.governor import CameraSetting
+from firmware_host.budget.power import PowerManager, recording_load
 from firmware_host.commands.dispatcher import CommandFailed, CommandRejected, CommandSpec
 from firmware_host.devices.agent import DeviceAgent, DeviceUnavailable
 from firmware_host.drivers.camera import CameraDriver
@@ -27,6 +30,7 @@ from firmware_host.link.errors import LinkError
 from firmware_host.workflow.shotlog import ClipFacts, ShotLog
 from firmware_host.workflow.timecode import ReferenceClock
 from protocols.catalogue import NackReceived
+from protocols.messages.camera import CameraState
 from protocols.messages.common import NackCode, Severity
 from protocols.records import to_jsonable
 from protocols.timecode import format_timecode
@@ -40,6 +44,7 @@ class RecordArgs(msgspec.Struct, forbid_unknown_fields=True):
     roll: Annotated[str, msgspec.Meta(min_length=1, max_length=8)] = "A001"
     group: str | None = None  # a configured camera group
     cameras: list[str] | None = None  # or explicit cameras; default: every camera
+    planned_s: Annotated[float, msgspec.Meta(gt=0, le=86400)] | None = None  # must fit media
 
 
 class CutArgs(msgspec.Struct, forbid_unknown_fields=True):
@@ -79,6 +84,8 @@ class TakeController:
         shotlog: ShotLog,
         groups: Mapping[str, list[str]],
         *,
+        power: PowerManager,
+        data: DataBudgets,
         lead_s: float = 0.4,
     ) -> None:
         self.devices = devices
@@ -86,6 +93,8 @@ class TakeController:
         self.bus = bus
         self.shotlog = shotlog
         self.groups = groups
+        self.power = power
+        self.data = data
         self.lead_s = lead_s
 
     def _cameras(self, group: str | None, names: list[str] | None) -> list[DeviceAgent]:
@@ -116,6 +125,18 @@ class TakeController:
             drivers = {a.name: a.camera() for a in agents}
         except DeviceUnavailable as exc:
             raise CommandRejected(str(exc)) from exc
+        rolling = {
+            a.name: CameraSetting(CameraState.RECORDING, recording_load(a.camera_settings))
+            for a in agents
+        }
+        decision = self.power.admit_all(list(rolling.items()))
+        if not decision.allowed:
+            raise CommandRejected(decision.reason)
+        fit = self.data.media.admit_take(list(drivers), args.planned_s)
+        if not fit.allowed:
+            raise CommandRejected(fit.reason)
+        for warning in fit.warnings:
+            self.bus.emit("take.wont_fit", Severity.WARNING, f"take will not fit: {warning}")
         start, _ = self.reference.at(time.time() + self.lead_s)
         names = list(drivers)
         replies = await asyncio.gather(
@@ -130,6 +151,9 @@ class TakeController:
             )
             reasons = "; ".join(f"{n}: {e}" for n, e in failed.items())
             raise CommandFailed(f"take not started ({reasons}); stopped {started or 'none'}")
+        for name, setting in rolling.items():
+            self.power.committed(name, setting)
+        self.data.media.take_started(names, args.planned_s)
         rate = self.reference.rate
         clips: dict[str, int] = {}
         timecodes: dict[str, str] = {}
@@ -197,6 +221,7 @@ class TakeController:
             }
 
         await asyncio.gather(*(stop(a) for a in agents))
+        self.data.media.take_ended(sorted(stopped))
         if problems:
             detail = "; ".join(f"{n}: {e}" for n, e in problems.items())
             raise CommandFailed(f"cut incomplete ({detail}); stopped {sorted(stopped) or 'none'}")
@@ -269,6 +294,10 @@ class TakeController:
         take_id = self._take_id(args)
         if not self.shotlog.annotate(take_id, circled=args.circled, note=None):
             raise CommandRejected(f"no take {take_id} in the shot log")
+        if args.circled:
+            (take,) = self.shotlog.query(take_id=take_id, limit=1)
+            duration = max((c["duration_s"] or 0.0 for c in take["clips"]), default=0.0)
+            self.data.queue_proxy(take_id, duration)
         self.bus.emit(
             "take.circled" if args.circled else "take.uncircled",
             Severity.INFO,

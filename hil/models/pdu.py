@@ -37,6 +37,7 @@ class PduParams:
     noise_fraction: float = 0.005  # plus this fraction of the reading
     trip_w: float = 150.0  # per-channel over-current limit, as power at nominal voltage
     own_draw_w: float = 2.0  # the PDU's controller, fed upstream of its channels
+    channels_start_on: bool = True  # False: a cold start, the daemon powers the loads up
     heartbeat_ms: int = 1000
 
 
@@ -62,7 +63,7 @@ class PduModel:
         self.params = params
         self.clock = clock
         self.rng = rng or random.Random()
-        self.channels = [_Channel() for _ in range(params.channels)]
+        self.channels = [_Channel(on=params.channels_start_on) for _ in range(params.channels)]
         self.events: list[ModelEvent] = []
         self.powered = True
         self.on_switch: Callable[[int, bool], None] | None = None

@@ -53,6 +53,7 @@ async def shoot(
     bench: str,
     *,
     device_options: dict[str, Any] | None = None,
+    per_device: dict[str, dict[str, Any]] | None = None,
     auth_options: dict[str, Any] | None = None,
     extra: str = "",
 ) -> AsyncIterator[Shoot]:
@@ -60,7 +61,8 @@ async def shoot(
     credentials = Credentials(workdir)
     config = daemon_config(
         sim.paths, sim.kinds, broker.url(), workdir / "state", keyring=credentials.keyring,
-        device_options=device_options, auth_options=auth_options, extra=extra,
+        device_options=device_options, per_device=per_device, auth_options=auth_options,
+        extra=extra,
     )  # fmt: skip
     daemon = DaemonProcess(workdir, config).start()
     async with GroundSession(broker.url(), "test-node", key=credentials.flight) as ground:

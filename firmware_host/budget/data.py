@@ -1,0 +1,109 @@
+"""The data budgets at run time: media per camera, downlink per day and contact window.
+
+Camera status keeps the media budget current; once a second what the stream actually sent is
+accounted against the day's downlink allocation, proxies of circled takes take what is left
+in the window, and the stream's pacer is set to the rate the allocation and the contact
+schedule allow (zero outside a window). Crossing 80 % and 100 % of a camera's daily media
+share, or of the day's downlink, raises one event each per day.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import time
+from collections.abc import Callable
+from typing import Any
+
+from firmware_host.budget.downlink import ContactWindow, DownlinkBudget
+from firmware_host.budget.media import MediaBudget
+from firmware_host.config import DataConfig
+from firmware_host.devices.agent import DeviceAgent
+from firmware_host.events import EventBus
+from firmware_host.groundlink.pacing import Pacer
+from protocols.messages.common import Severity
+
+TICK_S = 1.0
+
+
+def _window(text: str, minutes: float) -> ContactWindow:
+    hours, mins = (int(part) for part in text.split(":"))
+    return ContactWindow(start_s=hours * 3600 + mins * 60, duration_s=minutes * 60)
+
+
+class DataBudgets:
+    def __init__(
+        self,
+        config: DataConfig,
+        bus: EventBus,
+        pacer: Pacer,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        start = config.shoot_start or datetime.datetime.fromtimestamp(clock(), datetime.UTC).date()
+        self.bus = bus
+        self.pacer = pacer
+        self.media = MediaBudget(
+            take_fit=config.take_fit, shoot_days=config.shoot_days, shoot_start=start, clock=clock
+        )
+        self.downlink = DownlinkBudget(
+            bytes_per_day=config.downlink_gb_per_day * 1e9,
+            windows=[_window(c.start, c.minutes) for c in config.contact],
+            link_bytes_per_s=config.link_mbps * 1e6 / 8,
+            proxy_kbps=config.proxy_kbps,
+            clock=clock,
+        )
+        self._spent = pacer.spent
+        self._levels: dict[str, str] = {}
+
+    def on_device_update(self, agent: DeviceAgent) -> None:
+        status = agent.status
+        if agent.kind != "camera" or status is None or agent.camera_settings is None:
+            return
+        capacity = status.media_used_bytes + status.media_free_bytes
+        self.media.observe(
+            agent.name, capacity, status.media_used_bytes, agent.camera_settings.bitrate_kbps
+        )
+        level, fraction = self.media.daily_level(agent.name)
+        self._level(f"media:{agent.name}", level, fraction, f"{agent.name} media today", agent.name)
+
+    def _level(self, key: str, level: str, fraction: float, what: str, source: str) -> None:
+        previous = self._levels.get(key, "ok")
+        if level == previous or (level == "ok" and previous != "ok" and fraction > 0.75):
+            return  # no change, or not yet clearly back (hysteresis)
+        self._levels[key] = level
+        budget = key.split(":", maxsplit=1)[0]
+        if level == "ok":
+            self.bus.emit(
+                f"budget.{budget}.cleared",
+                Severity.INFO,
+                f"{what}: back to {fraction:.0%} of the day's share",
+                source=source,
+            )
+            return
+        severity = Severity.CRITICAL if level == "red" else Severity.WARNING
+        self.bus.emit(
+            f"budget.{budget}.{level}", severity,
+            f"{what}: {fraction:.0%} of the day's share used", source=source,
+            fraction=round(fraction, 4),
+        )  # fmt: skip
+
+    def queue_proxy(self, take_id: int, duration_s: float) -> None:
+        self.downlink.queue_proxy(take_id, duration_s)
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_S)
+            self.tick()
+
+    def tick(self) -> None:
+        sent = self.pacer.spent - self._spent
+        self._spent = self.pacer.spent
+        self.downlink.tick(sent)
+        self.pacer.set_rate(self.downlink.rate())
+        fraction = self.downlink.fraction_used()
+        level = "red" if fraction >= 1.0 else "yellow" if fraction >= 0.8 else "ok"
+        self._level("downlink:day", level, fraction, "downlink today", "daemon")
+
+    def status(self) -> dict[str, Any]:
+        return {"media": self.media.status(), "downlink": self.downlink.status()}

@@ -1,0 +1,449 @@
+"""The power budget at run time: the governor wired to the devices, the cap and the ground.
+
+Device status and PDU channel readings keep the governor's view current. Every command that
+raises draw asks `admit` before a byte goes to a device. A loop checks the total against the
+cap every `check_interval_s` (and at once after any change): over the cap it sheds by the
+governor's plan, and reports if the draw is not back under the cap within `shed_deadline_s`.
+The cap follows the ground's timeline (planned cuts are applied `cap_lead_s` early, so the
+draw is already down when the station cuts) and `power.cap.set`; raising it is hazardous.
+Power-ups through the PDU are staggered so inrush currents never sum past the cap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import time
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any
+
+import msgspec
+
+from firmware_host.budget.governor import (
+    CameraSetting,
+    Decision,
+    FixedSetting,
+    LightSetting,
+    Load,
+    PowerGovernor,
+    Setting,
+    ShedAction,
+)
+from firmware_host.budget.models import CameraModel, LightModel, RecordingLoad
+from firmware_host.commands.dispatcher import CommandFailed, CommandRejected, CommandSpec
+from firmware_host.config import CapChange, Config, DeviceConfig, draw_model
+from firmware_host.devices.agent import DeviceAgent, DeviceUnavailable
+from firmware_host.events import EventBus
+from firmware_host.link.errors import LinkError
+from protocols.catalogue import NackReceived
+from protocols.messages.camera import CameraSettings, CameraState
+from protocols.messages.common import Severity
+
+DEFAULT_PRIORITY = {"light": 20, "camera": 100, "pdu": 1000}
+INRUSH_MARGIN_S = 0.2
+
+
+def recording_load(settings: CameraSettings | None) -> RecordingLoad:
+    if settings is None:
+        return RecordingLoad()
+    return RecordingLoad(
+        settings.width * settings.height * settings.rate.fps, settings.bitrate_kbps
+    )
+
+
+class CapArgs(msgspec.Struct, forbid_unknown_fields=True):
+    cap_w: Annotated[float, msgspec.Meta(gt=0, le=100_000)]
+    reason: str = "ground request"
+
+
+class TimelineArgs(msgspec.Struct, forbid_unknown_fields=True):
+    at: float  # unix time
+    cap_w: Annotated[float, msgspec.Meta(gt=0, le=100_000)]
+    until: float | None = None
+    reason: str = "planned cap change"
+
+
+class DevicePowerArgs(msgspec.Struct, forbid_unknown_fields=True):
+    device: str
+    on: bool
+
+
+class NoArgs(msgspec.Struct, forbid_unknown_fields=True):
+    pass
+
+
+class PowerManager:
+    def __init__(
+        self,
+        config: Config,
+        devices: Mapping[str, DeviceAgent],
+        bus: EventBus,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        power = config.power
+        self.config = power
+        self.devices = devices
+        self.device_configs = {d.name: d for d in config.devices}
+        self.bus = bus
+        self.clock = clock
+        self.wall = wall
+        self.base_cap_w = power.cap_w
+        self.governor = PowerGovernor(
+            power.cap_w,
+            power.reserve_pct / 100,
+            clock=clock,
+            measurement_max_age_s=power.measurement_max_age_s,
+            stop_cameras=power.stop_cameras_when_shedding,
+        )
+        self.channels: dict[int, list[str]] = {}
+        for device in config.devices:
+            self.governor.add(self._load(device))
+            if device.pdu_channel is not None:
+                self.channels.setdefault(device.pdu_channel, []).append(device.name)
+        self.timeline: list[CapChange] = sorted(power.timeline, key=lambda c: c.at)
+        self.over_since: float | None = None
+        self.overdue_reported = False
+        self.reactions: list[dict[str, float]] = []  # cap cuts: until the PDU measured under
+        self._cut_at: float | None = None
+        self.pdu_total_w: float | None = None  # the PDU's own total, when there is a PDU
+        self.pdu_at = 0.0
+        self._in_flight: set[str] = set()
+        self._wake = asyncio.Event()
+        self._sequencing = asyncio.Lock()
+
+    def _load(self, device: DeviceConfig) -> Load:
+        model = draw_model(device)
+        setting: Setting
+        if isinstance(model, LightModel):
+            setting = LightSetting(False, 0)
+        elif isinstance(model, CameraModel):
+            setting = CameraSetting(CameraState.STANDBY)
+        else:
+            setting = FixedSetting()
+        return Load(
+            device.name,
+            device.kind,
+            model,
+            setting,
+            priority=device.priority
+            if device.priority is not None
+            else DEFAULT_PRIORITY[device.kind],
+            floor_permille=round(device.shed_floor_pct * 10),
+        )
+
+    # -- what the devices say --------------------------------------------------------------
+
+    def on_device_update(self, agent: DeviceAgent) -> None:
+        status = agent.status
+        if status is None or agent.name not in self.governor.loads:
+            return
+        if agent.kind == "light":
+            self.governor.observe(
+                agent.name, LightSetting(status.on, status.target_intensity_permille)
+            )
+        elif agent.kind == "camera":
+            load = recording_load(agent.camera_settings)
+            self.governor.observe(agent.name, CameraSetting(status.state, load))
+        elif agent.kind == "pdu":
+            self.pdu_total_w = status.total_power_mw / 1000
+            self.pdu_at = self.clock()
+            for channel in status.channels:
+                names = self.channels.get(channel.channel, [])
+                if len(names) == 1:  # a shared channel cannot say who drew what
+                    self.governor.measure(names[0], channel.power_mw / 1000)
+                elif not channel.on:
+                    for name in names:
+                        self.governor.measure(name, 0.0)
+        self._wake.set()
+
+    # -- admission -------------------------------------------------------------------------
+
+    def admit(self, name: str, setting: Setting, *, best_effort: bool = False) -> Decision:
+        if self.over_since is not None and name not in self._in_flight:
+            current, _ = self.governor.draw(name)
+            if self.governor.loads[name].model_w(setting) > current:
+                snap = self.governor.snapshot()
+                return Decision(
+                    False, self.governor.loads[name].setting, 0.0, current, 0.0,
+                    f"shedding in progress: {snap.total_w:.0f} W against a "
+                    f"{self.governor.cap_w:.0f} W cap; nothing may draw more until it is under",
+                    snap.source,
+                )  # fmt: skip
+        return self.governor.admit(name, setting, best_effort=best_effort)
+
+    def admit_all(self, changes: list[tuple[str, Setting]]) -> Decision:
+        if self.over_since is not None:
+            snap = self.governor.snapshot()
+            return Decision(
+                False, FixedSetting(), 0.0, 0.0, 0.0,
+                f"shedding in progress: {snap.total_w:.0f} W against a "
+                f"{self.governor.cap_w:.0f} W cap; nothing may draw more until it is under",
+                snap.source,
+            )  # fmt: skip
+        return self.governor.admit_all(changes)
+
+    def committed(self, name: str, setting: Setting) -> None:
+        """The device accepted a setting that went through `admit`."""
+        self.governor.observe(name, setting)
+        self._wake.set()
+
+    # -- the loop --------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        while True:
+            self._apply_timeline()
+            await self.enforce()
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.config.check_interval_s)
+
+    async def enforce(self) -> None:
+        snap = self.governor.snapshot()
+        cap = self.governor.cap_w
+        now = self.clock()
+        self._check_cut_met(cap, now)
+        if snap.total_w <= cap:
+            if self.over_since is not None:
+                elapsed = now - self.over_since
+                self.bus.emit(
+                    "power.within_cap", Severity.INFO,
+                    f"draw {snap.total_w:.0f} W is under the {cap:.0f} W cap again after "
+                    f"{elapsed:.2f} s ({snap.source})",
+                    total_w=round(snap.total_w, 1), cap_w=cap, elapsed_s=round(elapsed, 3),
+                )  # fmt: skip
+            self.over_since = None
+            self.overdue_reported = False
+            return
+        if self.over_since is None:
+            self.over_since = now
+            self.bus.emit(
+                "power.over_cap", Severity.WARNING,
+                f"draw {snap.total_w:.0f} W is over the {cap:.0f} W cap ({snap.source}); shedding",
+                total_w=round(snap.total_w, 1), cap_w=cap,
+            )  # fmt: skip
+        if now - self.over_since > self.config.shed_deadline_s and not self.overdue_reported:
+            self.overdue_reported = True
+            self.bus.emit(
+                "power.shed_overdue", Severity.CRITICAL,
+                f"still {snap.total_w:.0f} W against a {cap:.0f} W cap after "
+                f"{now - self.over_since:.1f} s: shedding did not bring it down in time",
+                total_w=round(snap.total_w, 1), cap_w=cap,
+            )  # fmt: skip
+        actions = [a for a in self.governor.shed_plan() if a.load not in self._in_flight]
+        await asyncio.gather(*(self._shed(action) for action in actions))
+
+    def _check_cut_met(self, cap: float, now: float) -> None:
+        """After a cap cut: the first PDU reading under the new cap, taken after the cut."""
+        cut = self._cut_at
+        if cut is None:
+            return
+        has_pdu = any(a.kind == "pdu" for a in self.devices.values())
+        if has_pdu and (self.pdu_total_w is None or self.pdu_at <= cut or self.pdu_total_w > cap):
+            return
+        seconds = (self.pdu_at if has_pdu else now) - cut
+        self._cut_at = None
+        self.reactions.append({"cap_w": cap, "seconds": seconds})
+        basis = f"measured by the PDU at {self.pdu_total_w:.0f} W" if has_pdu else "modelled"
+        self.bus.emit(
+            "power.cap_met", Severity.INFO,
+            f"under the {cap:.0f} W cap {seconds:.3f} s after the cut ({basis})",
+            cap_w=cap, seconds=round(seconds, 4), measured=has_pdu,
+        )  # fmt: skip
+
+    async def _shed(self, action: ShedAction) -> None:
+        agent = self.devices[action.load]
+        self._in_flight.add(action.load)
+        try:
+            setting = action.setting
+            if isinstance(setting, LightSetting):
+                light = agent.light()
+                if setting.on:
+                    status = agent.status
+                    cct = status.target_cct_k if status is not None else 5600
+                    await light.set_level(setting.permille, cct, 0)
+                else:
+                    await light.set_power(False)
+            elif isinstance(setting, CameraSetting):
+                camera = agent.camera()
+                if setting.state is CameraState.STANDBY:
+                    await camera.record_stop()
+                else:
+                    await camera.set_awake(False)
+        except (DeviceUnavailable, LinkError, NackReceived) as exc:
+            self.bus.emit(
+                "power.shed_failed", Severity.CRITICAL,
+                f"could not {action.reason}: {exc}", source=action.load,
+            )  # fmt: skip
+            return
+        finally:
+            self._in_flight.discard(action.load)
+        self.governor.observe(action.load, action.setting)
+        self.bus.emit(
+            "power.shed", Severity.WARNING,
+            f"{action.reason}: saves about {action.saving_w:.0f} W "
+            f"(cap {self.governor.cap_w:.0f} W)",
+            source=action.load, saving_w=round(action.saving_w, 1), cap_w=self.governor.cap_w,
+        )  # fmt: skip
+
+    # -- the cap ---------------------------------------------------------------------------
+
+    def set_cap(self, cap_w: float, reason: str) -> None:
+        old = self.governor.cap_w
+        self.governor.set_cap(cap_w)
+        if cap_w < old:
+            self._cut_at = self.clock()
+        self.bus.emit(
+            "power.cap_changed", Severity.WARNING if cap_w < old else Severity.INFO,
+            f"power cap {old:.0f} W -> {cap_w:.0f} W: {reason}",
+            old_cap_w=old, cap_w=cap_w, reason=reason,
+        )  # fmt: skip
+        self._wake.set()
+
+    def _apply_timeline(self) -> None:
+        now = self.wall()
+        for change in list(self.timeline):
+            start = change.at.timestamp()
+            lead = self.config.cap_lead_s if change.cap_w < self.governor.cap_w else 0.0
+            if now >= start - lead and change.cap_w != self.governor.cap_w:
+                self.set_cap(change.cap_w, change.reason)
+                if change.until is None:
+                    self.base_cap_w = change.cap_w
+            if change.until is not None and now >= change.until.timestamp():
+                self.timeline.remove(change)
+                self.set_cap(self.base_cap_w, f"end of: {change.reason}")
+            elif change.until is None and now >= start:
+                self.timeline.remove(change)
+
+    # -- powering devices up ---------------------------------------------------------------
+
+    async def power_device(self, name: str, on: bool) -> dict[str, Any]:
+        """Switch a device's PDU channel; switching on waits for room for its inrush."""
+        config = self.device_configs.get(name)
+        if config is None or config.pdu_channel is None:
+            raise CommandRejected(f"{name!r} is not fed by a PDU channel this daemon switches")
+        pdu = next((a for a in self.devices.values() if a.kind == "pdu"), None)
+        if pdu is None:
+            raise CommandRejected("no PDU is configured")
+        load = self.governor.loads[name]
+        model = load.model
+        inrush = getattr(model, "inrush_w", 0.0)
+        async with self._sequencing:  # one power-up at a time: inrush currents never add up
+            if on:
+                free = self.governor.free_w() + self.governor.draw(name)[0]
+                if inrush > free:
+                    raise CommandRejected(
+                        f"powering {name} up needs {inrush:.0f} W of inrush; {free:.0f} W of the "
+                        f"{self.governor.cap_w:.0f} W cap is free"
+                    )
+            try:
+                channel = await pdu.pdu().switch(config.pdu_channel, on)
+            except DeviceUnavailable as exc:
+                raise CommandRejected(str(exc)) from exc
+            except (LinkError, NackReceived) as exc:
+                raise CommandFailed(f"PDU channel {config.pdu_channel}: {exc}") from exc
+            if on:
+                await asyncio.sleep(getattr(model, "inrush_s", 0.0) + INRUSH_MARGIN_S)
+        self.bus.emit(
+            "power.device_switched", Severity.INFO,
+            f"{name} {'powered up' if on else 'powered down'} (PDU channel {channel.channel})",
+            source=name,
+        )  # fmt: skip
+        return {"device": name, "on": channel.on, "channel": channel.channel}
+
+    async def adopt_pdu(self, agent: DeviceAgent) -> None:
+        """When the PDU comes online, power up what it feeds, one device at a time."""
+        if agent.kind != "pdu" or agent.status is None:
+            return
+        off = {ch.channel for ch in agent.status.channels if not ch.on and not ch.tripped}
+        order = sorted(
+            (name for ch in sorted(off) for name in self.channels.get(ch, [])),
+            key=lambda n: -self.governor.loads[n].priority,  # cameras first: they boot longest
+        )
+        if order:
+            asyncio.get_running_loop().create_task(self._power_up(order))
+
+    async def _power_up(self, names: list[str]) -> None:
+        for name in names:
+            try:
+                await self.power_device(name, True)
+            except (CommandRejected, CommandFailed) as exc:
+                self.bus.emit(
+                    "power.startup_held", Severity.WARNING,
+                    f"{name} not powered up: {exc}", source=name,
+                )  # fmt: skip
+
+    # -- commands --------------------------------------------------------------------------
+
+    async def cap_command(self, args: CapArgs) -> dict[str, Any]:
+        old = self.governor.cap_w
+        self.base_cap_w = args.cap_w
+        self.set_cap(args.cap_w, args.reason)
+        return {"old_cap_w": old, "cap_w": args.cap_w}
+
+    async def timeline_add(self, args: TimelineArgs) -> dict[str, Any]:
+        utc = datetime.UTC
+        change = CapChange(
+            at=datetime.datetime.fromtimestamp(args.at, utc),
+            cap_w=args.cap_w,
+            until=datetime.datetime.fromtimestamp(args.until, utc) if args.until else None,
+            reason=args.reason,
+        )
+        self.timeline.append(change)
+        self.timeline.sort(key=lambda c: c.at)
+        self._wake.set()
+        return {"planned": len(self.timeline)}
+
+    async def timeline_clear(self, _: NoArgs) -> dict[str, Any]:
+        dropped = len(self.timeline)
+        self.timeline.clear()
+        return {"dropped": dropped}
+
+    async def device_power(self, args: DevicePowerArgs) -> dict[str, Any]:
+        return await self.power_device(args.device, args.on)
+
+    def status(self) -> dict[str, Any]:
+        snap = self.governor.snapshot()
+        loads = {}
+        for name, load in self.governor.loads.items():
+            watts, measured = self.governor.draw(name)
+            loads[name] = {"w": round(watts, 1), "measured": measured, "priority": load.priority}
+        return {
+            "cap_w": self.governor.cap_w,
+            "base_cap_w": self.base_cap_w,
+            "reserve_w": round(self.governor.reserve_w, 1),
+            "draw_w": round(snap.total_w, 1),
+            "source": snap.source,
+            "free_w": round(self.governor.free_w(), 1),
+            "shedding": self.over_since is not None,
+            "loads": loads,
+            "timeline": [
+                {
+                    "at": c.at.timestamp(),
+                    "cap_w": c.cap_w,
+                    "until": c.until.timestamp() if c.until else None,
+                    "reason": c.reason,
+                }
+                for c in self.timeline
+            ],
+        }
+
+    def commands(self) -> list[CommandSpec[Any]]:
+        def raises_cap(args: dict[str, Any]) -> bool:
+            try:
+                return float(args.get("cap_w", 0)) > self.governor.cap_w
+            except (TypeError, ValueError):
+                return False
+
+        return [
+            CommandSpec("power.cap.set", CapArgs, self.cap_command,
+                        "Set the power cap now; raising it is hazardous.", hazardous=raises_cap),
+            CommandSpec("power.timeline.add", TimelineArgs, self.timeline_add,
+                        "Plan a cap change (a station power-down, a docking)."),
+            CommandSpec("power.timeline.clear", NoArgs, self.timeline_clear,
+                        "Forget every planned cap change."),
+            CommandSpec("device.power", DevicePowerArgs, self.device_power,
+                        "Switch a device's PDU channel; power-ups wait for inrush headroom."),
+        ]  # fmt: skip

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from firmware_host.budget.data import DataBudgets
+from firmware_host.budget.ledger import BudgetLedger
 from firmware_host.budget.power import PowerManager
 from firmware_host.commands.devices import DeviceCommands, NoArgs
 from firmware_host.commands.dispatcher import CommandSpec, Dispatcher
@@ -61,6 +62,7 @@ class Daemon:
         )
         self.pacer = Pacer()
         self.stream = StreamPublisher(self.node, self.outbox, self.pacer)
+        self.bus.subscribe(self._event_to_ground)  # from here on: what the budgets restore
         self.ground = GroundLink(
             self.node,
             config.mqtt,
@@ -83,8 +85,9 @@ class Daemon:
             for d in config.devices
         }
         self.shotlog = ShotLog(state_dir / "shotlog.db")
-        self.power = PowerManager(config, self.devices, self.bus)
-        self.data = DataBudgets(config.data, self.bus, self.pacer)
+        self.ledger = BudgetLedger(state_dir / "budget.db")
+        self.power = PowerManager(config, self.devices, self.bus, ledger=self.ledger)
+        self.data = DataBudgets(config.data, self.bus, self.pacer, ledger=self.ledger)
         self.takes = TakeController(
             self.devices,
             self.reference,
@@ -135,7 +138,6 @@ class Daemon:
             agent.adopters.append(self.takes.adopt_camera)
             agent.adopters.append(self.power.adopt_pdu)
         self.commands: asyncio.Queue[bytes] = asyncio.Queue()
-        self.bus.subscribe(self._event_to_ground)
 
     def _event_to_ground(self, event: Event) -> None:
         thinned = self.outbox.append(ground.EVENT, event.as_dict())
@@ -268,6 +270,7 @@ class Daemon:
             self.shotlog.close()
             self.intake.close()
             self.outbox.close()
+            self.ledger.close()
 
 
 class RecentEventsArgs(msgspec.Struct, forbid_unknown_fields=True):

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from firmware_host.budget.downlink import ContactWindow, DownlinkBudget
+from firmware_host.budget.ledger import BudgetLedger
 from firmware_host.budget.media import MediaBudget
 from firmware_host.config import DataConfig
 from firmware_host.devices.agent import DeviceAgent
@@ -39,8 +40,10 @@ class DataBudgets:
         pacer: Pacer,
         *,
         clock: Callable[[], float] = time.time,
+        ledger: BudgetLedger | None = None,
     ) -> None:
-        start = config.shoot_start or datetime.datetime.fromtimestamp(clock(), datetime.UTC).date()
+        self.ledger = ledger
+        start = config.shoot_start or self._first_day(clock)
         self.bus = bus
         self.pacer = pacer
         self.media = MediaBudget(
@@ -55,6 +58,25 @@ class DataBudgets:
         )
         self._spent = pacer.spent
         self._levels: dict[str, str] = {}
+        self._saved_day_start: dict[str, float] = {}
+        if ledger is not None:
+            downlink = ledger.get("data.downlink")
+            if downlink is not None:
+                self.downlink.restore(downlink)
+            media = ledger.get("data.media_day_start")
+            if media is not None:
+                day = datetime.date.fromisoformat(media["day"])
+                self.media.restore_day_start(day, media["used"])
+
+    def _first_day(self, clock: Callable[[], float]) -> datetime.date:
+        """The shoot began the day the daemon first ran, not the day it last restarted."""
+        saved = self.ledger.get("data.shoot_start") if self.ledger else None
+        if saved is not None:
+            return datetime.date.fromisoformat(saved)
+        today = datetime.datetime.fromtimestamp(clock(), datetime.UTC).date()
+        if self.ledger is not None:
+            self.ledger.put("data.shoot_start", today.isoformat())
+        return today
 
     def on_device_update(self, agent: DeviceAgent) -> None:
         status = agent.status
@@ -64,6 +86,12 @@ class DataBudgets:
         self.media.observe(
             agent.name, capacity, status.media_used_bytes, agent.camera_settings.bitrate_kbps
         )
+        day_start = self.media.day_start()
+        if self.ledger is not None and day_start != self._saved_day_start:
+            self._saved_day_start = day_start
+            self.ledger.put(
+                "data.media_day_start", {"day": self.media.today().isoformat(), "used": day_start}
+            )
         level, fraction = self.media.daily_level(agent.name)
         self._level(f"media:{agent.name}", level, fraction, f"{agent.name} media today", agent.name)
 
@@ -90,6 +118,8 @@ class DataBudgets:
 
     def queue_proxy(self, take_id: int, duration_s: float) -> None:
         self.downlink.queue_proxy(take_id, duration_s)
+        if self.ledger is not None:
+            self.ledger.put("data.downlink", self.downlink.saved())
 
     async def run(self) -> None:
         while True:
@@ -100,6 +130,8 @@ class DataBudgets:
         sent = self.pacer.spent - self._spent
         self._spent = self.pacer.spent
         self.downlink.tick(sent)
+        if self.ledger is not None and (sent or self.downlink.proxies):
+            self.ledger.put("data.downlink", self.downlink.saved())
         self.pacer.set_rate(self.downlink.rate())
         fraction = self.downlink.fraction_used()
         level = "red" if fraction >= 1.0 else "yellow" if fraction >= 0.8 else "ok"

@@ -58,6 +58,22 @@ class DownlinkBudget:
         self.proxies_done: list[int] = []
         self._last_tick = clock()
 
+    def saved(self) -> dict[str, Any]:
+        """What must survive a restart: today's spending and the proxies still queued."""
+        return {
+            "day": self.day.isoformat(),
+            "telemetry": self.telemetry_today,
+            "proxies": self.proxies_today,
+            "queue": [[p.take_id, p.size, p.sent] for p in self.proxies],
+        }
+
+    def restore(self, saved: dict[str, Any]) -> None:
+        queued = saved["queue"]
+        self.proxies.extend(Proxy(int(t), float(size), float(sent)) for t, size, sent in queued)
+        if saved["day"] == self.day.isoformat():
+            self.telemetry_today = float(saved["telemetry"])
+            self.proxies_today = float(saved["proxies"])
+
     def _today(self) -> datetime.date:
         return datetime.datetime.fromtimestamp(self.clock(), datetime.UTC).date()
 

@@ -58,6 +58,19 @@ class MediaBudget:
         self.cards: dict[str, CardState] = {}
         self._day = self.today()
         self.daily_levels: dict[str, str] = {}  # camera -> "ok" | "yellow" | "red"
+        self._known_day_start: dict[str, float] = {}  # restored after a restart, same day
+
+    def restore_day_start(self, day: datetime.date, used: dict[str, float]) -> None:
+        """What each card held when today began, as saved before a restart."""
+        if day == self._day:
+            self._known_day_start = dict(used)
+
+    def day_start(self) -> dict[str, float]:
+        return {
+            name: card.used_at_day_start
+            for name, card in self.cards.items()
+            if card.used_at_day_start is not None
+        }
 
     def today(self) -> datetime.date:
         return datetime.datetime.fromtimestamp(self.clock(), datetime.UTC).date()
@@ -75,11 +88,12 @@ class MediaBudget:
             for state in self.cards.values():
                 state.used_at_day_start = None
             self.daily_levels.clear()
+            self._known_day_start.clear()
         recorded = max(0.0, used - card.used)
         card.reserved = max(0.0, card.reserved - recorded)
         card.capacity, card.used, card.bitrate_kbps = capacity, used, bitrate_kbps
         if card.used_at_day_start is None:
-            card.used_at_day_start = used
+            card.used_at_day_start = self._known_day_start.get(camera, used)
 
     def seconds_left(self, camera: str) -> float:
         card = self.cards[camera]

@@ -30,6 +30,7 @@ from firmware_host.budget.governor import (
     Setting,
     ShedAction,
 )
+from firmware_host.budget.ledger import BudgetLedger
 from firmware_host.budget.models import CameraModel, LightModel, RecordingLoad
 from firmware_host.commands.dispatcher import CommandFailed, CommandRejected, CommandSpec
 from firmware_host.config import CapChange, Config, DeviceConfig, draw_model
@@ -82,6 +83,7 @@ class PowerManager:
         *,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        ledger: BudgetLedger | None = None,
     ) -> None:
         power = config.power
         self.config = power
@@ -113,6 +115,9 @@ class PowerManager:
         self._in_flight: set[str] = set()
         self._wake = asyncio.Event()
         self._sequencing = asyncio.Lock()
+        self.ledger = ledger
+        self._config_key = msgspec.json.encode(power).decode()
+        self._restore()
 
     def _load(self, device: DeviceConfig) -> Load:
         model = draw_model(device)
@@ -290,9 +295,30 @@ class PowerManager:
 
     # -- the cap ---------------------------------------------------------------------------
 
+    def _restore(self) -> None:
+        """Take back the cap and timeline the ground left, unless `[power]` was edited since."""
+        saved = self.ledger.get("power") if self.ledger else None
+        if not saved or saved["config"] != self._config_key:
+            self._save()
+            return
+        self.base_cap_w = saved["base_cap_w"]
+        self.timeline = msgspec.convert(saved["timeline"], list[CapChange])
+        if saved["cap_w"] != self.governor.cap_w:
+            self.set_cap(saved["cap_w"], f"restored after a restart ({saved['reason']})")
+
+    def _save(self, reason: str = "configuration") -> None:
+        if self.ledger is None:
+            return
+        self.ledger.put("power", {
+            "config": self._config_key, "base_cap_w": self.base_cap_w,
+            "cap_w": self.governor.cap_w, "reason": reason,
+            "timeline": msgspec.to_builtins(self.timeline),
+        })  # fmt: skip
+
     def set_cap(self, cap_w: float, reason: str) -> None:
         old = self.governor.cap_w
         self.governor.set_cap(cap_w)
+        self._save(reason)
         if cap_w < old:
             self._cut_at = self.clock()
         self.bus.emit(
@@ -316,6 +342,7 @@ class PowerManager:
                 self.set_cap(self.base_cap_w, f"end of: {change.reason}")
             elif change.until is None and now >= start:
                 self.timeline.remove(change)
+                self._save(change.reason)
 
     # -- powering devices up ---------------------------------------------------------------
 
@@ -393,12 +420,14 @@ class PowerManager:
         )
         self.timeline.append(change)
         self.timeline.sort(key=lambda c: c.at)
+        self._save(args.reason)
         self._wake.set()
         return {"planned": len(self.timeline)}
 
     async def timeline_clear(self, _: NoArgs) -> dict[str, Any]:
         dropped = len(self.timeline)
         self.timeline.clear()
+        self._save("timeline cleared")
         return {"dropped": dropped}
 
     async def device_power(self, args: DevicePowerArgs) -> dict[str, Any]:

@@ -127,6 +127,26 @@ async def test_a_planned_cut_is_met_before_it_starts(tmp_path: Path, broker: Mos
     assert restored["data"]["cap_w"] == 300 and restored["ts"] >= at + 3.0
 
 
+async def test_a_cut_cap_and_planned_changes_survive_a_daemon_crash(
+    tmp_path: Path, broker: Mosquitto
+) -> None:
+    async with shoot(tmp_path, broker, rig(), per_device=wiring(),
+                     extra="[power]\ncap_w = 300\n") as s:  # fmt: skip
+        await s.ok("power.cap.set", {"cap_w": 120, "reason": "station power-down"})
+        at = time.time() + 3600
+        await s.ok("power.timeline.add", {"at": at, "cap_w": 90, "reason": "docking"})
+        s.daemon.kill()  # SIGKILL mid power-down: nothing more is written
+        crashed = time.time()
+        s.restart_daemon()
+        restored = await s.wait_event("power.cap_changed", since=crashed, timeout=20)
+        status = (await s.ok("budget.status"))["power"]
+        refused = await s.ground.command("light.set", {"device": "key", "intensity_pct": 100})
+    assert restored["data"]["cap_w"] == 120 and "restored" in restored["data"]["reason"]
+    assert status["cap_w"] == 120 and status["base_cap_w"] == 120
+    assert [(c["cap_w"], c["reason"]) for c in status["timeline"]] == [(90, "docking")]
+    assert refused["status"] == "rejected" and "120 W cap" in refused["reason"]
+
+
 async def test_power_ups_are_staggered_so_inrush_never_breaks_the_cap(
     tmp_path: Path, broker: Mosquitto
 ) -> None:

@@ -1,0 +1,90 @@
+"""Budget state across a restart: what the ground set and what the day has spent is kept."""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+from types import SimpleNamespace
+from typing import cast
+
+from firmware_host.budget.data import DataBudgets
+from firmware_host.budget.ledger import BudgetLedger
+from firmware_host.config import DataConfig
+from firmware_host.devices.agent import DeviceAgent
+from firmware_host.events import EventBus
+from firmware_host.groundlink.pacing import Pacer
+
+DAY_ONE = datetime.datetime(2026, 11, 24, 9, 0, tzinfo=datetime.UTC).timestamp()
+TB = 2_000_000_000_000
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def camera(used: int) -> DeviceAgent:
+    status = SimpleNamespace(media_used_bytes=used, media_free_bytes=TB - used)
+    settings = SimpleNamespace(bitrate_kbps=700_000)
+    agent = SimpleNamespace(name="cam-a", kind="camera", status=status, camera_settings=settings)
+    return cast(DeviceAgent, agent)
+
+
+def budgets(path: Path, clock: Clock, pacer: Pacer) -> tuple[DataBudgets, BudgetLedger]:
+    ledger = BudgetLedger(path)
+    config = DataConfig(downlink_gb_per_day=5.0)
+    return DataBudgets(config, EventBus(), pacer, clock=clock, ledger=ledger), ledger
+
+
+def restart(path: Path, clock: Clock, old: BudgetLedger) -> DataBudgets:
+    old.close()
+    data, _ = budgets(path, clock, Pacer())  # a new process: its pacer starts from zero
+    return data
+
+
+def test_the_days_downlink_spending_and_queued_proxies_survive_a_restart(tmp_path: Path) -> None:
+    clock, pacer = Clock(DAY_ONE), Pacer()
+    data, ledger = budgets(tmp_path / "budget.db", clock, pacer)
+    pacer.spent = 1_500_000_000
+    clock.now += 1
+    data.tick()
+    data.queue_proxy(take_id=7, duration_s=60)
+    again = restart(tmp_path / "budget.db", clock, ledger)
+    downlink = again.status()["downlink"]
+    assert downlink["telemetry_mb"] == 1500.0
+    assert downlink["proxies_queued"] == 1
+
+
+def test_a_new_day_starts_a_new_allowance(tmp_path: Path) -> None:
+    clock, pacer = Clock(DAY_ONE), Pacer()
+    data, ledger = budgets(tmp_path / "budget.db", clock, pacer)
+    pacer.spent = 4_000_000_000
+    clock.now += 1
+    data.tick()
+    clock.now += 86_400
+    again = restart(tmp_path / "budget.db", clock, ledger)
+    assert again.status()["downlink"]["telemetry_mb"] == 0.0
+
+
+def test_media_used_today_counts_from_the_morning_not_from_the_restart(tmp_path: Path) -> None:
+    clock = Clock(DAY_ONE)
+    data, ledger = budgets(tmp_path / "budget.db", clock, Pacer())
+    data.on_device_update(camera(used=100_000_000_000))
+    clock.now += 3600
+    data.on_device_update(camera(used=250_000_000_000))
+    again = restart(tmp_path / "budget.db", clock, ledger)
+    again.on_device_update(camera(used=250_000_000_000))
+    card = again.status()["media"]["cameras"]["cam-a"]
+    share = (TB - 100_000_000_000) / 12
+    assert abs(card["today_used_fraction"] - 150_000_000_000 / share) < 1e-3
+
+
+def test_the_shoot_began_the_day_the_daemon_first_ran(tmp_path: Path) -> None:
+    clock = Clock(DAY_ONE)
+    _, ledger = budgets(tmp_path / "budget.db", clock, Pacer())
+    clock.now += 3 * 86_400
+    again = restart(tmp_path / "budget.db", clock, ledger)
+    assert again.status()["media"]["days_left"] == 9

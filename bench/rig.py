@@ -36,11 +36,13 @@ class Rig:
     daemon: subprocess.Popen[bytes] | None = None
     node: str = "bench-node"
 
-    def start_daemon(self, per_device: dict[str, dict[str, Any]], extra: str = "") -> None:
+    def start_daemon(
+        self, per_device: dict[str, dict[str, Any]], extra: str = "", state_rate_hz: float = 2.0
+    ) -> subprocess.Popen[bytes]:
         keyring = self.workdir / "keyring.json"
         lines = [
             "[node]", f'name = "{self.node}"', f'state_dir = "{self.workdir / "state"}"',
-            "[mqtt]", f'url = "{self.broker.url()}"', "state_rate_hz = 10",
+            "[mqtt]", f'url = "{self.broker.url()}"', f"state_rate_hz = {state_rate_hz}",
             "[auth]", f'keyring = "{keyring}"',
         ]  # fmt: skip
         for name, path in self.paths.items():
@@ -60,6 +62,7 @@ class Rig:
             ],
             stderr=(self.workdir / "daemon.log").open("wb"),
         )
+        return self.daemon
 
 
 @contextlib.contextmanager

@@ -136,6 +136,7 @@ class Daemon:
         )
         for agent in self.devices.values():
             agent.adopters.append(self.takes.adopt_camera)
+            agent.on_device_event = self.takes.on_camera_event
             agent.adopters.append(self.power.adopt_pdu)
         self.commands: asyncio.Queue[bytes] = asyncio.Queue()
 

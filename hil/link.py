@@ -157,15 +157,19 @@ class EmulatedLink:
             start, data = queue[0]
             if now < start + byte_time:
                 break
-            due = len(data) if not byte_time else min(len(data), int((now - start) / byte_time))
+            elapsed_bytes = (now - start) / byte_time + 1e-9 if byte_time else len(data)
+            due = min(len(data), int(elapsed_bytes))
             self.port.write(data[:due])
             if due < len(data):
                 queue[0] = (start + due * byte_time, data[due:])
                 break
             queue.popleft()
         if queue:
-            start, _ = queue[0]
-            wake = max(start + byte_time, now + _MIN_TIMER_S)
+            # Trickle out in steps of _MIN_TIMER_S, but never let the last byte of a write
+            # land later than the wire would deliver it: frames complete on time.
+            start, data = queue[0]
+            end = start + len(data) * byte_time
+            wake = max(start + byte_time, min(now + _MIN_TIMER_S, end))
             self._tx_timer = loop.call_at(wake, self._flush_tx)
 
     # -- host -> device ------------------------------------------------------------------

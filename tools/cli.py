@@ -141,6 +141,17 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     return run(args.plan, args.plot)
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from tools.scenario import cli
+
+    if args.op == "list":
+        return cli.listing()
+    if not args.scenario:
+        print("cupola bench run: name a scenario file or one of `cupola bench list`")
+        return 2
+    return cli.run(args.scenario, args.report, args.speed)
+
+
 Adder = Callable[[str, Callable[[argparse.Namespace], int], str], argparse.ArgumentParser]
 
 
@@ -186,6 +197,12 @@ def _onboard_commands(add: Adder) -> None:
     p.add_argument("--port", help="decode a live serial port instead")
     p.add_argument("--baud", type=int, default=115200)
     p.add_argument("--json", action="store_true", help="one JSON object per line")
+
+    p = add("bench", _cmd_bench, "Run a shoot-day scenario on the bench and judge it.")
+    p.add_argument("op", choices=["run", "list"])
+    p.add_argument("scenario", nargs="?", help="scenario file, or a name from `bench list`")
+    p.add_argument("--report", type=Path, help="write JUnit XML and an HTML report here")
+    p.add_argument("--speed", type=float, default=1.0, help="simulator physics time scale")
 
     p = add("demo", _cmd_demo, "Run a short simulated shoot end to end.")
     p.add_argument("--record-seconds", type=float, default=10.0)

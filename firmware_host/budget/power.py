@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import logging
+import os
 import time
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any
@@ -41,6 +43,9 @@ from protocols.catalogue import NackReceived
 from protocols.messages.camera import CameraSettings, CameraState
 from protocols.messages.common import Severity
 
+log = logging.getLogger(__name__)
+
+DISABLE_SHEDDING_ENV = "CUPOLA_TEST_DISABLE_SHEDDING"
 DEFAULT_PRIORITY = {"light": 20, "camera": 100, "pdu": 1000}
 INRUSH_MARGIN_S = 0.2
 
@@ -116,6 +121,11 @@ class PowerManager:
         self._wake = asyncio.Event()
         self._sequencing = asyncio.Lock()
         self.ledger = ledger
+        # Test-only: lets the bench prove it catches a daemon that does not shed. Never set
+        # it on a flight system; the daemon says so loudly at start-up.
+        self.shedding = os.environ.get(DISABLE_SHEDDING_ENV) != "1"
+        if not self.shedding:
+            log.critical("%s=1: load shedding is DISABLED (bench test only)", DISABLE_SHEDDING_ENV)
         self._config_key = msgspec.json.encode(power).decode()
         self._restore()
 
@@ -237,6 +247,8 @@ class PowerManager:
                 f"{now - self.over_since:.1f} s: shedding did not bring it down in time",
                 total_w=round(snap.total_w, 1), cap_w=cap,
             )  # fmt: skip
+        if not self.shedding:
+            return
         actions = [a for a in self.governor.shed_plan() if a.load not in self._in_flight]
         await asyncio.gather(*(self._shed(action) for action in actions))
 

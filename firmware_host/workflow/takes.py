@@ -13,6 +13,7 @@ lost link never leaves the log wrong for long and never duplicates a clip.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Mapping
 from typing import Annotated, Any
@@ -31,9 +32,12 @@ from firmware_host.workflow.shotlog import ClipFacts, ShotLog
 from firmware_host.workflow.timecode import ReferenceClock
 from protocols.catalogue import NackReceived
 from protocols.messages.camera import CameraState
-from protocols.messages.common import NackCode, Severity
+from protocols.messages.common import DeviceEvent, EventCode, NackCode, Severity
 from protocols.records import to_jsonable
 from protocols.timecode import format_timecode
+
+log = logging.getLogger(__name__)
+SELF_STOPS = frozenset({EventCode.MEDIA_FULL, EventCode.OVER_TEMPERATURE})
 
 Text12 = Annotated[str, msgspec.Meta(min_length=1, max_length=12)]
 
@@ -96,6 +100,7 @@ class TakeController:
         self.power = power
         self.data = data
         self.lead_s = lead_s
+        self._reconciling: set[asyncio.Task[None]] = set()
 
     def _cameras(self, group: str | None, names: list[str] | None) -> list[DeviceAgent]:
         if group is not None and names is not None:
@@ -234,6 +239,22 @@ class TakeController:
         return {"clips": stopped}
 
     # -- reconciliation --------------------------------------------------------------------
+
+    def on_camera_event(self, agent: DeviceAgent, event: DeviceEvent) -> None:
+        """A camera that stopped itself (media full, over-temperature) closed its clip with no
+        cut: take its own figures into the log now rather than at the next adoption."""
+        if agent.kind != "camera" or event.code not in SELF_STOPS:
+            return
+        self.data.media.take_ended([agent.name])
+        task = asyncio.get_running_loop().create_task(self._reconcile_self_stop(agent))
+        self._reconciling.add(task)
+        task.add_done_callback(self._reconciling.discard)
+
+    async def _reconcile_self_stop(self, agent: DeviceAgent) -> None:
+        try:
+            await self.adopt_camera(agent)
+        except (DeviceUnavailable, LinkError, NackReceived) as exc:
+            log.warning("%s stopped itself; reconciling at its next adoption (%s)", agent.name, exc)
 
     async def adopt_camera(self, agent: DeviceAgent) -> None:
         """Reconcile the shot log with what the camera itself says it recorded."""

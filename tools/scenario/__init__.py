@@ -1,0 +1,1 @@
+"""Whole shoot days on the bench: scenario files, their runner, checks and reports."""

@@ -1,0 +1,162 @@
+"""Expectations, judged from outside the daemon: what the ground received, the simulators'
+own state, the shot log. Each check returns a verdict that says why it passed or failed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tools.scenario.spec import Expect
+
+
+@dataclass
+class Recording:
+    """Everything a run saw, in wall-clock seconds."""
+
+    started: float  # scenario second 0
+    speed: float
+    initial_cap_w: float
+    frame_rate: float
+    events: list[dict[str, Any]]
+    gaps: list[tuple[int, int]]
+    duplicates: int
+    steps: list[dict[str, Any]]  # label, at (wall), outcome, status, reason
+    draw: list[tuple[float, float]] = field(default_factory=list)  # (ts, W) simulator truth
+    states: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    takes: list[dict[str, Any]] = field(default_factory=list)
+    sim: dict[str, dict[str, Any]] = field(default_factory=dict)  # device -> model state
+    budget: dict[str, Any] = field(default_factory=dict)
+
+    def wall(self, scenario_s: float) -> float:
+        return self.started + scenario_s / self.speed
+
+    def cap_at(self, ts: float) -> float:
+        cap = self.initial_cap_w
+        for event in self.events:
+            if event["name"] == "power.cap_changed" and event["ts"] <= ts:
+                cap = float(event["data"]["cap_w"])
+        return cap
+
+
+@dataclass(frozen=True)
+class Verdict:
+    label: str
+    passed: bool
+    detail: str
+
+
+def _events(rec: Recording, expect: Expect) -> list[dict[str, Any]]:
+    return [
+        e for e in rec.events
+        if e["name"] == expect.name and (expect.source is None or e["source"] == expect.source)
+    ]  # fmt: skip
+
+
+def no_telemetry_gap(rec: Recording, _: Expect) -> tuple[bool, str]:
+    if rec.gaps:
+        return False, f"{len(rec.gaps)} gaps in the stream after de-duplication: {rec.gaps[:5]}"
+    return True, f"stream contiguous ({rec.duplicates} duplicates dropped)"
+
+
+def within_cap(rec: Recording, expect: Expect) -> tuple[bool, str]:
+    if not rec.draw:
+        return False, "no draw measured: the bench has no PDU"
+    worst, over_since, peak = 0.0, None, 0.0
+    for ts, watts in rec.draw:
+        cap = rec.cap_at(ts)
+        peak = max(peak, watts - cap)
+        if watts > cap:
+            over_since = ts if over_since is None else over_since
+            worst = max(worst, ts - over_since)
+        else:
+            over_since = None
+    samples = f"{len(rec.draw)} PDU samples"
+    if worst > expect.deadline_s:
+        return False, f"draw over the cap for {worst:.2f} s (deadline {expect.deadline_s:g} s); " \
+            f"up to {peak:.0f} W over; {samples}"  # fmt: skip
+    return True, f"longest time over the cap {worst:.2f} s; {samples}"
+
+
+def takes_in_sync(rec: Recording, expect: Expect) -> tuple[bool, str]:
+    if not rec.takes:
+        return False, "the shot log has no takes"
+    worst = 0
+    for take in rec.takes:
+        starts = [c["timecode_in"] for c in take["clips"] if c["timecode_in"] is not None]
+        if len(starts) > 1:
+            worst = max(worst, max(starts) - min(starts))
+    if worst > expect.frames:
+        return False, f"cameras started up to {worst} frames apart"
+    return True, f"{len(rec.takes)} takes, cameras at most {worst} frames apart"
+
+
+def commands_answered(rec: Recording, _: Expect) -> tuple[bool, str]:
+    commands = [s for s in rec.steps if s["kind"] == "command"]
+    bad = [s for s in commands if not s["answered"] or not s["as_expected"]]
+    if bad:
+        first = bad[0]
+        return False, f"{len(bad)} of {len(commands)} commands not answered as expected; " \
+            f"first: {first['label']} -> {first['status']} {first['reason']}"  # fmt: skip
+    return True, f"{len(commands)} commands, every one answered as expected"
+
+
+def event(rec: Recording, expect: Expect) -> tuple[bool, str]:
+    after = rec.wall(expect.after)
+    found = [e for e in _events(rec, expect) if e["ts"] >= after]
+    if not found:
+        seen = len(_events(rec, expect))
+        return False, f"no {expect.name} after scenario second {expect.after:g} ({seen} before)"
+    delay = found[0]["ts"] - after
+    if expect.within_s is not None and delay > expect.within_s:
+        return False, f"{expect.name} came {delay:.2f} s after, later than {expect.within_s:g} s"
+    return True, f"{expect.name} {delay:.2f} s after: {found[0]['message']}"
+
+
+def no_event(rec: Recording, expect: Expect) -> tuple[bool, str]:
+    found = _events(rec, expect)
+    if found:
+        return False, f"{len(found)} x {expect.name}; first: {found[0]['message']}"
+    return True, f"no {expect.name}"
+
+
+def shotlog(rec: Recording, expect: Expect) -> tuple[bool, str]:
+    statuses = [t["status"] for t in rec.takes]
+    if expect.takes is not None and len(rec.takes) != expect.takes:
+        return False, f"{len(rec.takes)} takes in the shot log, expected {expect.takes}"
+    if expect.status is not None and any(s != expect.status for s in statuses):
+        return False, f"take statuses {statuses}, expected all {expect.status}"
+    return True, f"{len(rec.takes)} takes: {statuses}"
+
+
+def sim(rec: Recording, expect: Expect) -> tuple[bool, str]:
+    state = rec.sim.get(str(expect.device), {})
+    if expect.field not in state:
+        return False, f"{expect.device} has no {expect.field} (has {sorted(state)})"
+    value = state[str(expect.field)]
+    ok = (
+        (expect.equals is None or value == expect.equals)
+        and (expect.at_least is None or value >= expect.at_least)
+        and (expect.at_most is None or value <= expect.at_most)
+    )
+    return ok, f"{expect.device}.{expect.field} = {value!r}"
+
+
+CHECKS: dict[str, Callable[[Recording, Expect], tuple[bool, str]]] = {
+    "no_telemetry_gap": no_telemetry_gap,
+    "within_cap": within_cap,
+    "takes_in_sync": takes_in_sync,
+    "commands_answered": commands_answered,
+    "event": event,
+    "no_event": no_event,
+    "shotlog": shotlog,
+    "sim": sim,
+}
+
+
+def judge(rec: Recording, expects: list[Expect]) -> list[Verdict]:
+    verdicts = []
+    for expect in expects:
+        passed, detail = CHECKS[expect.check](rec, expect)
+        verdicts.append(Verdict(expect.label, passed, detail))
+    return verdicts

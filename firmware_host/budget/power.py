@@ -250,7 +250,17 @@ class PowerManager:
         if not self.shedding:
             return
         actions = [a for a in self.governor.shed_plan() if a.load not in self._in_flight]
-        await asyncio.gather(*(self._shed(action) for action in actions))
+        done = await asyncio.gather(*(self._shed(action) for action in actions))
+        # Sent together for speed; reported in the plan's priority order, not in the order
+        # the devices happened to answer, so the ground reads the log as the policy acted.
+        for action in (a for a, ok in zip(actions, done, strict=True) if ok):
+            self.bus.emit(
+                "power.shed", Severity.WARNING,
+                f"{action.reason}: saves about {action.saving_w:.0f} W "
+                f"(cap {self.governor.cap_w:.0f} W)",
+                source=action.load, saving_w=round(action.saving_w, 1),
+                cap_w=self.governor.cap_w,
+            )  # fmt: skip
 
     def _check_cut_met(self, cap: float, now: float) -> None:
         """After a cap cut: the first PDU reading under the new cap, taken after the cut."""
@@ -270,7 +280,8 @@ class PowerManager:
             cap_w=cap, seconds=round(seconds, 4), measured=has_pdu,
         )  # fmt: skip
 
-    async def _shed(self, action: ShedAction) -> None:
+    async def _shed(self, action: ShedAction) -> bool:
+        """Carry out one action; False (and an event saying why) if the device did not."""
         agent = self.devices[action.load]
         self._in_flight.add(action.load)
         try:
@@ -294,16 +305,11 @@ class PowerManager:
                 "power.shed_failed", Severity.CRITICAL,
                 f"could not {action.reason}: {exc}", source=action.load,
             )  # fmt: skip
-            return
+            return False
         finally:
             self._in_flight.discard(action.load)
         self.governor.observe(action.load, action.setting)
-        self.bus.emit(
-            "power.shed", Severity.WARNING,
-            f"{action.reason}: saves about {action.saving_w:.0f} W "
-            f"(cap {self.governor.cap_w:.0f} W)",
-            source=action.load, saving_w=round(action.saving_w, 1), cap_w=self.governor.cap_w,
-        )  # fmt: skip
+        return True
 
     # -- the cap ---------------------------------------------------------------------------
 

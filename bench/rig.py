@@ -6,7 +6,6 @@ import contextlib
 import json
 import shutil
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from hil.broker import Mosquitto
 from hil.processes import ProcessGroup
 from protocols.ground import KeyFile, Role
 from tools.keys import add_to_keyring, create_key
+from tools.simulator_process import cupola_argv, start_simulator
 
 
 def _toml(value: Any) -> str:
@@ -52,14 +52,7 @@ class Rig:
         (self.workdir / "cupola.toml").write_text("\n".join(lines) + "\n" + extra)
         self.daemon = self.group.start(
             "daemon",
-            [
-                sys.executable,
-                "-m",
-                "tools.cli",
-                "daemon",
-                "--config",
-                str(self.workdir / "cupola.toml"),
-            ],
+            cupola_argv("daemon", "--config", str(self.workdir / "cupola.toml")),
             stderr=(self.workdir / "daemon.log").open("wb"),
         )
         return self.daemon
@@ -72,24 +65,9 @@ def rig(bench_toml: str) -> Iterator[Rig]:
     try:
         with Mosquitto(workdir / "broker") as broker:
             (workdir / "bench.toml").write_text(bench_toml)
-            sim = group.start(
-                "sim",
-                [
-                    sys.executable,
-                    "-m",
-                    "tools.cli",
-                    "sim",
-                    "--config",
-                    str(workdir / "bench.toml"),
-                    "--run-dir",
-                    str(workdir / "ports"),
-                ],
-                stdout=subprocess.PIPE,
+            _, entries = start_simulator(
+                group, workdir / "bench.toml", workdir / "ports", bench_toml.count("[[device]]")
             )
-            assert sim.stdout is not None
-            entries = [
-                json.loads(sim.stdout.readline()) for _ in range(bench_toml.count("[[device]]"))
-            ]
             key = create_key(Role.FLIGHT_CONTROLLER, "bench-fc")
             add_to_keyring(workdir / "keyring.json", key)
             yield Rig(

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import shutil
 import statistics
 import subprocess
@@ -35,6 +34,7 @@ from hil.link import BITS_PER_BYTE
 from hil.processes import ProcessGroup
 from protocols.catalogue import HELLO, PING, encode_reply, encode_request
 from protocols.messages.common import HelloRequest, Ping
+from tools.simulator_process import start_simulator
 
 WARMUP = 200
 
@@ -62,14 +62,8 @@ async def cupola_link(baud: int | None) -> AsyncIterator[LinkConnection]:
     try:
         speed = f"baud = {baud}\n" if baud else ""
         (workdir / "bench.toml").write_text(f'[[device]]\nname = "key"\nkind = "light"\n{speed}')
-        sim = group.start(
-            "sim",
-            [sys.executable, "-m", "tools.cli", "sim", "--config", str(workdir / "bench.toml"),
-             "--run-dir", str(workdir / "ports")],
-            stdout=subprocess.PIPE,
-        )  # fmt: skip
-        assert sim.stdout is not None
-        path = json.loads(sim.stdout.readline())["path"]
+        _, entries = start_simulator(group, workdir / "bench.toml", workdir / "ports", 1)
+        path = entries[0]["path"]
         link = await open_link("key", path, baud or 115200, LinkStats(), timeout_s=1.0, retries=0)
         await link.session.call(HELLO, HelloRequest(proto_min=1, proto_max=1, host_timeout_ms=0))
         try:

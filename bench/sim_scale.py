@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,6 +25,7 @@ from firmware_host.link.stats import LinkStats
 from hil.processes import ProcessGroup
 from protocols.catalogue import CAMERA_STATUS, HELLO, LIGHT_STATUS, PDU_STATUS, Command
 from protocols.messages.common import Empty, HelloRequest
+from tools.simulator_process import start_simulator
 
 STATUS: dict[str, Command[Any, Any]] = {
     "camera": CAMERA_STATUS,
@@ -70,22 +68,7 @@ async def measure(devices: int, hz: float, seconds: float, baud: int) -> dict[st
     group = ProcessGroup()
     try:
         (workdir / "bench.toml").write_text(bench_file(devices, baud))
-        sim = group.start(
-            "sim",
-            [
-                sys.executable,
-                "-m",
-                "tools.cli",
-                "sim",
-                "--config",
-                str(workdir / "bench.toml"),
-                "--run-dir",
-                str(workdir / "ports"),
-            ],
-            stdout=subprocess.PIPE,
-        )
-        assert sim.stdout is not None
-        entries = [json.loads(sim.stdout.readline()) for _ in range(devices)]
+        sim, entries = start_simulator(group, workdir / "bench.toml", workdir / "ports", devices)
         stats = LinkStats()
         links = []
         for entry in entries:

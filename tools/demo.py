@@ -9,10 +9,8 @@ every process it started, also when interrupted.
 from __future__ import annotations
 
 import asyncio
-import json
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,6 +23,7 @@ from hil.processes import ProcessGroup
 from protocols.ground import KeyFile, Role
 from tools.ground_client import GroundSession
 from tools.keys import add_to_keyring, create_key
+from tools.simulator_process import cupola_argv, start_simulator
 
 NODE = "iss-film"
 BENCH = """\
@@ -98,24 +97,6 @@ class Printer:
 
     def step(self, text: str) -> None:
         print(f"  [{time.monotonic() - self.t0:5.1f} s] {text}", flush=True)
-
-
-def _cupola(*args: str) -> list[str]:
-    return [sys.executable, "-m", "tools.cli", *args]
-
-
-def _read_announcements(sim: subprocess.Popen[bytes], count: int, timeout: float) -> dict[str, str]:
-    assert sim.stdout is not None
-    paths: dict[str, str] = {}
-    deadline = time.monotonic() + timeout
-    while len(paths) < count:
-        if time.monotonic() > deadline or sim.poll() is not None:
-            raise RuntimeError("the simulators did not start; see sim.log in the work directory")
-        line = sim.stdout.readline()
-        if line:
-            entry = json.loads(line)
-            paths[entry["device"]] = entry["path"]
-    return paths
 
 
 async def _scene(url: str, key: KeyFile, record_s: float, out: Printer) -> dict[str, Any]:
@@ -197,13 +178,10 @@ def run_demo(record_s: float = 10.0, keep: bool = False) -> int:
             out.step(f"private mosquitto on 127.0.0.1:{broker.port}")
             bench = workdir / "bench.toml"
             bench.write_text(BENCH)
-            sim = group.start(
-                "sim",
-                _cupola("sim", "--config", str(bench), "--run-dir", str(workdir / "ports")),
-                stdout=subprocess.PIPE,
-                stderr=(workdir / "sim.log").open("wb"),
+            _, entries = start_simulator(
+                group, bench, workdir / "ports", 5, stderr=(workdir / "sim.log").open("wb")
             )
-            paths = _read_announcements(sim, 5, 15)
+            paths = {e["device"]: e["path"] for e in entries}
             out.step("simulators on pseudo-terminals: " + ", ".join(sorted(paths)))
             keyring = workdir / "keyring.json"
             director = create_key(Role.DIRECTOR, "director-demo")
@@ -212,13 +190,13 @@ def run_demo(record_s: float = 10.0, keep: bool = False) -> int:
             config.write_text(_daemon_config(paths, broker.url(), workdir / "state", keyring))
             group.start(
                 "daemon",
-                _cupola("--log-level", "info", "daemon", "--config", str(config)),
+                cupola_argv("--log-level", "info", "daemon", "--config", str(config)),
                 stderr=(workdir / "daemon.log").open("wb"),
             )
             monitor_log = workdir / "monitor.jsonl"
             group.start(
                 "monitor",
-                _cupola("monitor", "--broker", broker.url(), "--json"),
+                cupola_argv("monitor", "--broker", broker.url(), "--json"),
                 stdout=monitor_log.open("wb"),
             )
             out.step("daemon and monitor started")

@@ -59,6 +59,7 @@ class DataBudgets:
         self._spent = pacer.spent
         self._levels: dict[str, str] = {}
         self._saved_day_start: dict[str, float] = {}
+        self._saved_downlink: dict[str, Any] = {}
         if ledger is not None:
             downlink = ledger.get("data.downlink")
             if downlink is not None:
@@ -118,8 +119,14 @@ class DataBudgets:
 
     def queue_proxy(self, take_id: int, duration_s: float) -> None:
         self.downlink.queue_proxy(take_id, duration_s)
-        if self.ledger is not None:
-            self.ledger.put("data.downlink", self.downlink.saved())
+        self._save_downlink()
+
+    def _save_downlink(self) -> None:
+        """Write today's downlink spending when it changed, not every tick."""
+        saved = self.downlink.saved()
+        if self.ledger is not None and saved != self._saved_downlink:
+            self._saved_downlink = saved
+            self.ledger.put("data.downlink", saved)
 
     async def run(self) -> None:
         while True:
@@ -130,8 +137,7 @@ class DataBudgets:
         sent = self.pacer.spent - self._spent
         self._spent = self.pacer.spent
         self.downlink.tick(sent)
-        if self.ledger is not None and (sent or self.downlink.proxies):
-            self.ledger.put("data.downlink", self.downlink.saved())
+        self._save_downlink()
         self.pacer.set_rate(self.downlink.rate())
         fraction = self.downlink.fraction_used()
         level = "red" if fraction >= 1.0 else "yellow" if fraction >= 0.8 else "ok"

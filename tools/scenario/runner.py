@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -34,6 +32,7 @@ from tools.ground_client import CommandTimeout, GroundSession
 from tools.keys import add_to_keyring, create_key
 from tools.scenario.checks import Recording, Verdict, judge
 from tools.scenario.spec import Scenario, Step
+from tools.simulator_process import cupola_argv, start_simulator
 
 log = logging.getLogger(__name__)
 
@@ -79,14 +78,10 @@ class Run:
         devices = bench.pop("device", [])
         path = self.workdir / "bench.toml"
         path.write_text(tomli_w.dumps({**bench, "device": devices}))
-        sim = self.group.start(
-            "sim",
-            [sys.executable, "-m", "tools.cli", "sim", "--config", str(path),
-             "--run-dir", str(self.workdir / "ports")],
-            stdout=subprocess.PIPE, stderr=(self.workdir / "sim.log").open("wb"),
+        _, entries = start_simulator(
+            self.group, path, self.workdir / "ports", len(devices),
+            stderr=(self.workdir / "sim.log").open("wb"),
         )  # fmt: skip
-        assert sim.stdout is not None
-        entries = [json.loads(sim.stdout.readline()) for _ in devices]
         return {e["device"]: e["path"] for e in entries}
 
     def write_daemon_config(self, paths: dict[str, str], keyring: Path) -> Path:
@@ -114,8 +109,7 @@ class Run:
         env = {**os.environ, **self.daemon_env}
         self.daemon = self.group.start(
             "daemon",
-            [sys.executable, "-m", "tools.cli", "daemon", "--config",
-             str(self.workdir / "cupola.toml")],
+            cupola_argv("daemon", "--config", str(self.workdir / "cupola.toml")),
             stderr=(self.workdir / "daemon.log").open("ab"), env=env,
         )  # fmt: skip
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bench import codec, daemon_scale, groundlink, reaction, rtt, sim_scale
+from bench import codec, daemon_scale, groundlink, monitor, reaction, rtt, sim_scale
 
 
 def main() -> None:
@@ -22,6 +22,8 @@ def main() -> None:
     groundlink.main()
     print()
     reaction.main()
+    print()
+    monitor.main()
 
 
 if __name__ == "__main__":

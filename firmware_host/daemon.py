@@ -203,7 +203,7 @@ class Daemon:
         return {"events": self.outbox.recent_events(args.limit, args.min_severity)}
 
     def sample(self) -> dict[str, Any]:
-        """One routine telemetry sample: every device's key readings, and the power budget."""
+        """One routine telemetry sample: device readings, budgets, backlog, limits out of bounds."""
         devices = {}
         for name, agent in self.devices.items():
             status = agent.status
@@ -214,8 +214,16 @@ class Daemon:
                         entry[field] = to_jsonable(getattr(status, field))
             devices[name] = entry
         power = self.power.status()
-        budget = {k: power[k] for k in ("cap_w", "draw_w", "free_w", "shedding")}
-        return {"ts": time.time(), "devices": devices, "power": budget}
+        budget = {k: power[k] for k in ("cap_w", "draw_w", "free_w", "shedding", "reserve_w")}
+        budget["next_change"] = self.power.next_change()
+        return {
+            "ts": time.time(),
+            "devices": devices,
+            "power": budget,
+            "data": self.data.summary(),
+            "backlog": self.outbox.backlog(),
+            "limits": self.limits.active(),
+        }
 
     async def _sample_telemetry(self) -> None:
         beat = self.supervisor.beater("telemetry")

@@ -89,7 +89,10 @@ class ResultBody(msgspec.Struct, forbid_unknown_fields=True):
 class TelemetryBody(msgspec.Struct, forbid_unknown_fields=True):
     ts: float
     devices: dict[str, dict[str, Any]]  # per device: online and its key readings
-    power: dict[str, Any]  # cap_w, draw_w, free_w, shedding
+    power: dict[str, Any]  # cap_w, draw_w, free_w, shedding, reserve_w, next_change
+    data: dict[str, Any]  # media per camera (free, time left, today's level), downlink today
+    backlog: dict[str, int]  # the outbox: messages and bytes waiting for the ground
+    limits: list[dict[str, Any]]  # every limit yellow or red now (device, limit, level)
 
 
 class DeviceSnapshot(msgspec.Struct, forbid_unknown_fields=True):

@@ -16,6 +16,19 @@ from hil.processes import ProcessGroup
 from protocols.ground import KeyFile, Role
 from tools.keys import add_to_keyring, create_key
 
+# The smallest bench that can shoot: one camera, one light.
+CAMERA_AND_LIGHT = """
+[[device]]
+name = "cam-a"
+kind = "camera"
+baud = 115200
+
+[[device]]
+name = "key"
+kind = "light"
+baud = 115200
+"""
+
 _GROUP = ProcessGroup()
 
 

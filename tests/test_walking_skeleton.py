@@ -5,20 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from hil.broker import Mosquitto
-from tests.harness import Credentials, DaemonProcess, SimProcess, daemon_config
+from tests.harness import (
+    CAMERA_AND_LIGHT,
+    Credentials,
+    DaemonProcess,
+    SimProcess,
+    daemon_config,
+)
 from tools.ground_client import GroundSession
-
-BENCH = """
-[[device]]
-name = "cam-a"
-kind = "camera"
-baud = 115200
-
-[[device]]
-name = "key"
-kind = "light"
-baud = 115200
-"""
 
 
 def _collapse(values: list[str]) -> list[str]:
@@ -30,7 +24,7 @@ def _collapse(values: list[str]) -> list[str]:
 
 
 def _start(tmp_path: Path, broker: Mosquitto) -> tuple[SimProcess, DaemonProcess, Credentials]:
-    sim = SimProcess(tmp_path, BENCH).start()
+    sim = SimProcess(tmp_path, CAMERA_AND_LIGHT).start()
     credentials = Credentials(tmp_path)
     config = daemon_config(
         sim.paths, sim.kinds, broker.url(), tmp_path / "state", keyring=credentials.keyring

@@ -85,15 +85,30 @@ def _cmd_daemon(args: argparse.Namespace) -> int:
 
 
 def _cmd_monitor(args: argparse.Namespace) -> int:
-    from tools.monitor.jsonlines import run_json_monitor
+    if args.replay is not None:
+        from tools.monitor.launch import run_replay
 
-    return run_json_monitor(args.broker, args.node, ca_file=args.ca)
+        return run_replay(args.replay, args.node or "iss-film", at=args.at, text=args.text)
+    if args.broker is None:
+        print("cupola monitor: give --broker URL (or --replay CAPTURE)", file=sys.stderr)
+        return 2
+    if args.json:
+        from tools.monitor.jsonlines import run_json_monitor
+
+        return run_json_monitor(args.broker, args.node or "+", ca_file=args.ca)
+    from tools.monitor.launch import run_live
+
+    return run_live(
+        args.broker, args.node or "iss-film",
+        ca_file=args.ca, key_path=args.key, los_after_s=args.los_after,
+    )  # fmt: skip
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from tools.demo import run_demo
 
-    return run_demo(record_s=args.record_seconds, keep=args.keep)
+    ui = False if args.no_ui else None
+    return run_demo(args.scenario, keep=args.keep, ui=ui, screenshot=args.screenshot)
 
 
 def _cmd_decode(args: argparse.Namespace) -> int:
@@ -204,17 +219,25 @@ def _onboard_commands(add: Adder) -> None:
     p.add_argument("--report", type=Path, help="write JUnit XML and an HTML report here")
     p.add_argument("--speed", type=float, default=1.0, help="simulator physics time scale")
 
-    p = add("demo", _cmd_demo, "Run a short simulated shoot end to end.")
-    p.add_argument("--record-seconds", type=float, default=10.0)
+    p = add("demo", _cmd_demo, "Run the nominal shoot-day scenario, watched by the monitor.")
+    p.add_argument("--scenario", default="nominal", help="another scenario from `bench list`")
     p.add_argument("--keep", action="store_true", help="keep the work directory")
+    p.add_argument("--no-ui", action="store_true", help="print the monitor's summary instead")
+    p.add_argument("--screenshot", type=Path, help="save the monitor as SVG mid-take (headless)")
 
 
 def _ground_commands(add: Adder) -> None:
-    p = add("monitor", _cmd_monitor, "Watch a node from the ground.")
-    p.add_argument("--broker", required=True, help="mqtt://user:pass@host:port or mqtts://...")
-    p.add_argument("--node", default="+", help="node name (default: every node)")
+    p = add("monitor", _cmd_monitor, "Watch a node from the ground (a terminal UI).")
+    p.add_argument("--broker", help="mqtt://user:pass@host:port or mqtts://...")
+    p.add_argument("--node", help="node name (default iss-film; with --json: every node)")
     p.add_argument("--ca", type=Path, help="CA certificate for mqtts://")
-    p.add_argument("--json", action="store_true", help="one JSON line per message")
+    p.add_argument("--key", type=Path, help="your key file: lets the palette send commands")
+    p.add_argument("--los-after", type=float, default=15.0, metavar="S",
+                   help="an online node silent this long is shown as loss of signal")  # fmt: skip
+    p.add_argument("--json", action="store_true", help="one JSON line per message, for scripts")
+    p.add_argument("--replay", type=Path, metavar="CAPTURE", help="show a --json capture")
+    p.add_argument("--at", type=float, help="replay: the screen as at this unix time")
+    p.add_argument("--text", action="store_true", help="replay: print a summary, no UI")
 
     p = add("keys", _cmd_keys, "Create, list and revoke the role keys commands are signed with.")
     p.add_argument("op", choices=["create", "list", "revoke"])

@@ -21,7 +21,8 @@ import msgspec
 
 from protocols import ground
 from protocols.ground import KeyFile
-from tools.monitor.jsonlines import broker_client
+from tools.broker_link import BrokerLink
+from tools.stream_sequence import StreamSequence
 
 _last_counter = 0
 
@@ -69,15 +70,13 @@ class GroundSession:
         ca_file: Path | None = None,
         lifetime_s: float = 60.0,
         client_id: str | None = None,
-        persistent: bool = False,
+        persistent: bool = False,  # keep the broker-side session (and its queue) across drops
     ) -> None:
         self.url = url
         self.node = node
         self.key = key
-        self.ca_file = ca_file
         self.lifetime_s = lifetime_s
         self.client_id = client_id or f"ground-{uuid.uuid4().hex[:8]}"
-        self.persistent = persistent  # keep the broker-side session (and its queue) across drops
         self.states: dict[str, dict[str, Any]] = {}
         self.state_log: list[tuple[str, dict[str, Any]]] = []  # every state update, in order
         self.events: list[dict[str, Any]] = []
@@ -88,19 +87,18 @@ class GroundSession:
         self.sessions: list[tuple[int, float]] = []
         self.deaths: list[ground.Envelope] = []
         self.received = 0
-        self.duplicates = 0
-        self.gaps: list[tuple[int, int]] = []  # (first missing, last missing)
-        self.last_seq = 0
-        self.disconnects = 0
-        self.connected = asyncio.Event()
+        self.sequence = StreamSequence()
         self._changed = asyncio.Condition()
-        self._client: aiomqtt.Client | None = None
+        self.link = BrokerLink(
+            url, [f"{ground.ROOT}/{node}/#"], self._receive,
+            ca_file=ca_file, client_id=self.client_id, persistent=persistent,
+        )  # fmt: skip
         self._runner: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Self:
-        self._runner = asyncio.create_task(self._run())
+        self._runner = asyncio.create_task(self.link.run())
         try:
-            await asyncio.wait_for(self.connected.wait(), 10)
+            await asyncio.wait_for(self.link.connected.wait(), 10)
         except TimeoutError:
             await self.__aexit__(None, None, None)
             raise aiomqtt.MqttError(f"cannot reach the broker at {self.url}") from None
@@ -117,40 +115,14 @@ class GroundSession:
             with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
                 await self._runner
 
-    async def _run(self) -> None:
-        backoff = 0.1
-        while True:
-            client = broker_client(
-                self.url, self.ca_file, self.client_id, clean=not self.persistent
-            )
-            try:
-                async with client:
-                    await client.subscribe(f"{ground.ROOT}/{self.node}/#", qos=1)
-                    self._client = client
-                    self.connected.set()
-                    backoff = 0.1
-                    await self._read(client)
-            except aiomqtt.MqttError:
-                pass
-            self._client = None
-            if self.connected.is_set():
-                self.connected.clear()
-                self.disconnects += 1
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 2.0)
-
-    async def _read(self, client: aiomqtt.Client) -> None:
-        async for message in client.messages:
-            payload = message.payload
-            if not isinstance(payload, bytes | bytearray):
-                continue
-            try:
-                envelope = ground.decode(bytes(payload))
-            except (msgspec.DecodeError, msgspec.ValidationError):
-                continue
-            self._absorb(str(message.topic), envelope)
-            async with self._changed:
-                self._changed.notify_all()
+    async def _receive(self, topic: str, payload: bytes) -> None:
+        try:
+            envelope = ground.decode(payload)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return
+        self._absorb(topic, envelope)
+        async with self._changed:
+            self._changed.notify_all()
 
     def _absorb(self, topic: str, envelope: ground.Envelope) -> None:
         self.received += 1
@@ -171,12 +143,8 @@ class GroundSession:
         elif leaf == ground.DEATH:
             self.deaths.append(envelope)
         elif leaf in ground.STREAM_KINDS and envelope.seq is not None:
-            if envelope.seq <= self.last_seq:
-                self.duplicates += 1  # re-sent after a broken connection: seen already
+            if not self.sequence.accept(envelope.seq):
                 return
-            if self.last_seq and envelope.seq > self.last_seq + 1:
-                self.gaps.append((self.last_seq + 1, envelope.seq - 1))
-            self.last_seq = envelope.seq
             self.stream.append(envelope)
             if leaf == ground.EVENT:
                 self.events.append(envelope.body)
@@ -218,9 +186,7 @@ class GroundSession:
 
     async def publish_raw(self, payload: bytes) -> None:
         """Publish bytes on the command topic as they are (tests send malformed ones)."""
-        await asyncio.wait_for(self.connected.wait(), 10)
-        assert self._client is not None
-        await self._client.publish(ground.topic(self.node, ground.COMMAND), payload, qos=1)
+        await self.link.publish(ground.topic(self.node, ground.COMMAND), payload)
 
     async def command(
         self, name: str, args: dict[str, Any] | None = None, *, timeout: float = 15.0

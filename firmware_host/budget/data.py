@@ -145,3 +145,17 @@ class DataBudgets:
 
     def status(self) -> dict[str, Any]:
         return {"media": self.media.status(), "downlink": self.downlink.status()}
+
+    def summary(self) -> dict[str, Any]:
+        """What the ground watches every sample: each card's time left, today's downlink."""
+        downlink = self.downlink.status()
+        return {
+            "media": {
+                camera: {k: card[k] for k in ("free_gb", "record_time_left_s", "today_level")}
+                for camera, card in self.media.status()["cameras"].items()
+            },
+            "downlink": {
+                k: downlink[k]
+                for k in ("allocation_gb", "used_fraction", "in_contact", "next_window")
+            },
+        }

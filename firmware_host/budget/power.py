@@ -477,6 +477,20 @@ class PowerManager:
             ],
         }
 
+    def next_change(self) -> dict[str, Any] | None:
+        """The cap's next planned change (a cut starting, or one ending), for the ground."""
+        now = self.wall()
+        upcoming = []
+        for c in self.timeline:
+            if c.at.timestamp() > now:
+                upcoming.append((c.at.timestamp(), c.cap_w, c.reason))
+            elif c.until is not None and c.until.timestamp() > now:
+                upcoming.append((c.until.timestamp(), self.base_cap_w, f"end of: {c.reason}"))
+        if not upcoming:
+            return None
+        at, cap_w, reason = min(upcoming)
+        return {"at": at, "cap_w": cap_w, "reason": reason}
+
     def commands(self) -> list[CommandSpec[Any]]:
         def raises_cap(args: dict[str, Any]) -> bool:
             try:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from hil.broker import Mosquitto
 from tests.daemon.conftest import shoot
+from tests.harness import CAMERA_AND_LIGHT
 
 TWO_LIGHTS = """
 [bench]
@@ -188,17 +189,6 @@ command = "cut"
 [[step]]
 command = "light.set"
 args = { device = "key", intensity_pct = 0 }
-"""
-
-CAMERA_AND_LIGHT = """
-[[device]]
-name = "cam-a"
-kind = "camera"
-baud = 115200
-[[device]]
-name = "key"
-kind = "light"
-baud = 115200
 """
 
 

@@ -27,7 +27,7 @@ FAST = "[telemetry]\ninterval_s = 0.05\n"
 
 def assert_complete(gs: GroundSession) -> list[Envelope]:
     seqs = [m.seq for m in gs.stream]
-    assert gs.gaps == [], f"missing sequence numbers {gs.gaps}"
+    assert gs.sequence.gaps == [], f"missing sequence numbers {gs.sequence.gaps}"
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), "out of order or incomplete"
     return gs.stream
 
@@ -41,12 +41,14 @@ async def drained(gs: GroundSession, timeout: float = 30) -> None:
         target: int = outbox["last_seq"]
 
         def caught_up(target: int = target) -> bool:
-            return gs.last_seq >= target
+            return gs.sequence.last_seq >= target
 
         try:
             await gs.wait_for(caught_up, max(1.0, deadline - time.monotonic()), "drain")
         except TimeoutError:
-            raise AssertionError(f"stream stuck at {gs.last_seq}, node numbered {target}") from None
+            raise AssertionError(
+                f"stream stuck at {gs.sequence.last_seq}, node numbered {target}"
+            ) from None
         if outbox["messages"] <= 2 or time.monotonic() > deadline:  # the health result itself
             return
 
@@ -75,7 +77,7 @@ async def test_a_broker_killed_and_restarted_loses_and_repeats_nothing(tmp_path:
         ):
             await gs.wait_for(lambda: gs.online("key"), 20, "online")
             await asyncio.sleep(2.5)  # streaming; the broker has saved the ground's session
-            before = gs.last_seq
+            before = gs.sequence.last_seq
             killed = time.time()
             broker.kill()
             await asyncio.sleep(2.0)
@@ -85,7 +87,7 @@ async def test_a_broker_killed_and_restarted_loses_and_repeats_nothing(tmp_path:
             stream = assert_complete(gs)
     finally:
         broker.stop()
-    assert before > 30 and gs.last_seq > before + 30
+    assert before > 30 and gs.sequence.last_seq > before + 30
     during = [m for m in stream if killed + 0.2 < m.ts < restored - 0.2]
     assert during and all(m.historical for m in during)
     assert gs.historical_flags_correct() and len(gs.sessions) >= 2

@@ -27,7 +27,7 @@ import tomli_w
 from hil.broker import Mosquitto
 from hil.control import ControlClient
 from hil.processes import ProcessGroup
-from protocols.ground import Role
+from protocols.ground import KeyFile, Role
 from tools.ground_client import CommandTimeout, GroundSession
 from tools.keys import add_to_keyring, create_key
 from tools.scenario.checks import Recording, Verdict, judge
@@ -193,13 +193,22 @@ async def run_scenario(
     speed: float = 1.0,
     daemon_env: dict[str, str] | None = None,
     on_progress: Callable[[str], None] = lambda _: None,
+    on_broker: Callable[[str], None] = lambda _: None,
+    guest_key: KeyFile | None = None,
+    on_played: Callable[[], None] = lambda: None,
 ) -> Outcome:
+    """Play `scenario`; `on_broker` learns the broker's URL as soon as it is up, `on_played`
+    hears when the timeline is over (everything still running), and `guest_key` (a
+    monitor's, say) is trusted by the node beside the bench's own."""
     run = Run(scenario, workdir, speed, daemon_env or {})
     key = create_key(Role.FLIGHT_CONTROLLER, "bench-fc")
     keyring = workdir / "keyring.json"
     add_to_keyring(keyring, key)
+    if guest_key is not None:
+        add_to_keyring(keyring, guest_key)
     run.broker.workdir.mkdir(parents=True, exist_ok=True)
     run.broker.start()
+    on_broker(run.broker.url())
     try:
         paths = run.start_sim()
         run.write_daemon_config(paths, keyring)
@@ -220,6 +229,7 @@ async def run_scenario(
             takes = await _final_command(gs, "shotlog.query", {"limit": 200})
             budget = await _final_command(gs, "budget.status", {})
             await asyncio.sleep(0.5)  # the stream catches up with the last results
+            on_played()
             sim = {name: run.control.describe(name).get("model", {}) for name in paths}
             recording = Recording(
                 started=started,
@@ -227,8 +237,8 @@ async def run_scenario(
                 initial_cap_w=float(scenario.daemon.get("power", {}).get("cap_w", 300.0)),
                 frame_rate=float(scenario.daemon.get("project", {}).get("frame_rate", 25)),
                 events=list(gs.events),
-                gaps=list(gs.gaps),
-                duplicates=gs.duplicates,
+                gaps=list(gs.sequence.gaps),
+                duplicates=gs.sequence.duplicates,
                 steps=run.steps,
                 draw=run.draw,
                 states=list(gs.state_log),

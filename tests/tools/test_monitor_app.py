@@ -1,0 +1,139 @@
+"""The monitor's screen, driven by a real daemon and simulators through a real mosquitto."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+from rich.text import Text
+from textual.command import CommandInput, CommandPalette
+from textual.pilot import Pilot
+from textual.widgets import DataTable, Static
+from textual.widgets.data_table import RowDoesNotExist
+
+from hil.broker import Mosquitto
+from tests.harness import (
+    CAMERA_AND_LIGHT,
+    Credentials,
+    DaemonProcess,
+    SimProcess,
+    daemon_config,
+)
+from tools.ground_client import GroundSession
+from tools.monitor.app import REDRAW_S, ConfirmHazardous, MonitorApp
+from tools.monitor.replay import load_capture
+from tools.monitor.view import NodeView
+
+# The simulated camera sits at about 22 °C: with these limits it is in the red at once.
+EXTRA = """
+[limits]
+camera_temperature_c = { yellow = 20.0, red = 21.0 }
+
+[telemetry]
+interval_s = 0.5
+"""
+
+
+async def until(
+    pilot: Pilot[None], check: Callable[[], bool], what: str, timeout: float = 20
+) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for: {what}")
+        await pilot.pause(0.1)
+
+
+def cell(app: MonitorApp, table: str, row: str, column: int) -> str:
+    """The text of one cell as drawn ("" until the row is drawn)."""
+    try:
+        value = app.query_one(table, DataTable).get_row(row)[column]
+    except RowDoesNotExist:
+        return ""
+    return value.plain if isinstance(value, Text) else str(value)
+
+
+def panel(app: MonitorApp, selector: str) -> str:
+    content = app.query_one(selector, Static).content
+    return content.plain if isinstance(content, Text) else str(content)
+
+
+async def test_the_screen_follows_a_live_node(tmp_path: Path, broker: Mosquitto) -> None:
+    sim = SimProcess(tmp_path, CAMERA_AND_LIGHT).start()
+    credentials = Credentials(tmp_path)
+    config = daemon_config(
+        sim.paths, sim.kinds, broker.url(), tmp_path / "state", keyring=credentials.keyring,
+        mqtt_options={"keepalive_s": 2}, extra=EXTRA,
+    )  # fmt: skip
+    # The monitor joins after the red limit event went by: the node's telemetry lists it.
+    async with GroundSession(broker.url(), "test-node") as early:
+        daemon = DaemonProcess(tmp_path, config).start()
+        red = "limit.camera.temperature.red"
+        await early.wait_for(lambda: red in early.event_names(), 20, "the red limit event")
+    view = NodeView("test-node")
+    app = MonitorApp(view, url=broker.url(), key=credentials.flight, client_id="monitor-under-test")
+    async with app.run_test(size=(160, 48)) as pilot:
+        await until(pilot, lambda: view.online and "cam-a" in view.devices, "node online")
+        await until(pilot, lambda: "standby" in cell(app, "#devices", "cam-a", 2), "cam-a standby")
+
+        # A red limit alarm appears, stays, and is acknowledged with a key.
+        await until(
+            pilot, lambda: "RED    NEW" in panel(app, "#alarms"), "a red alarm on the screen"
+        )
+        assert "cam-a camera.temperature" in panel(app, "#alarms")
+        await pilot.press("a")
+        await pilot.pause(0.1)
+        assert "RED    ack" in panel(app, "#alarms") and not view.unacknowledged()
+
+        # A camera starting to record, commanded through the palette.
+        await pilot.press("ctrl+p")
+        await until(pilot, lambda: isinstance(app.screen, CommandPalette), "the palette")
+        app.screen.query_one(CommandInput).value = "record scene=12A take=1"
+        await pilot.pause(2 * REDRAW_S)  # the screen behind the palette redraws meanwhile
+        await pilot.press("enter")
+        await until(
+            pilot, lambda: "recording" in cell(app, "#devices", "cam-a", 2), "cam-a recording"
+        )
+        assert cell(app, "#devices", "cam-a", 4) == "12A/1 REC"
+        await until(pilot, lambda: app.view.takes_since(0), "the take in the shot log")
+
+        # A hazardous command asks for its second confirmation here, then executes.
+        await app.send_command("power.cap.set", {"cap_w": 400, "reason": "test"})
+        await until(pilot, lambda: isinstance(app.screen, ConfirmHazardous), "the confirmation")
+        await pilot.press("y")
+        await until(
+            pilot,
+            lambda: any(c.name == "confirm" and c.status == "ok" for c in view.commands.values()),
+            "the confirmed command's result",
+        )
+        await until(pilot, lambda: view.power.get("cap_w") == 400, "the new cap on screen")
+
+        # The monitor's own link drops while the node keeps publishing: a gap, counted.
+        app.workers.cancel_group(app, "broker")
+        async with GroundSession(broker.url(), "test-node", key=credentials.flight) as gs:
+            await gs.command("status")
+        app.start_link()
+        await until(pilot, lambda: bool(view.sequence.gaps), "a sequence gap")
+        shown = f"gaps {len(view.sequence.gaps)} ({view.sequence.missing()} lost)"
+        await until(pilot, lambda: shown in panel(app, "#node"), "the gap on the screen")
+
+        # The node dies without a word: the broker's Last Will shows it offline.
+        daemon.kill()
+        await until(pilot, lambda: "OFFLINE" in panel(app, "#node"), "the node offline")
+
+
+async def test_the_palette_refuses_malformed_arguments_without_sending(tmp_path: Path) -> None:
+    view = NodeView("bench-node")
+    last = load_capture(Path(__file__).parent / "captures" / "nominal.jsonl", view)
+    key = Credentials(tmp_path).flight
+    app = MonitorApp(view, key=key, clock=lambda: last)
+    async with app.run_test(size=(160, 48)) as pilot:
+        assert "record" in app.command_names()
+        await pilot.press("ctrl+p")
+        await until(pilot, lambda: isinstance(app.screen, CommandPalette), "the palette")
+        app.screen.query_one(CommandInput).value = "record take"
+        await pilot.pause(2 * REDRAW_S)  # the screen behind the palette redraws meanwhile
+        await pilot.press("enter")
+        await pilot.pause(0.2)
+        assert not view.commands  # nothing signed, nothing sent

@@ -1,0 +1,286 @@
+"""The monitor's view of a node: sequence accounting, alarms, node status, takes, captures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from protocols import ground
+from tools.monitor.replay import CaptureError, load_capture
+from tools.monitor.summary import summary
+from tools.monitor.view import NodeView
+
+NODE = "iss-film"
+T0 = 1_800_000_000.0
+
+
+def message(kind: str, body: dict[str, Any], **fields: Any) -> bytes:
+    envelope = {"v": 1, "node": NODE, "kind": kind, "ts": fields.pop("ts", T0), "body": body}
+    return json.dumps({**envelope, **fields}).encode()
+
+
+def event(name: str, seq: int, *, source: str = "daemon", severity: str = "info",
+          ts: float = T0, **data: Any) -> bytes:  # fmt: skip
+    body = {"name": name, "severity": severity, "message": name, "source": source,
+            "data": data, "ts": ts}  # fmt: skip
+    return message("event", body, seq=seq, ts=ts)
+
+
+def birth(bd_seq: int, limits: list[dict[str, str]] | None = None) -> bytes:
+    body = {"node": NODE, "schema": 1, "started": T0, "session_started": T0, "frame_rate": 25.0,
+            "devices": {}, "groups": {}, "commands": ["status"], "limits": limits or [],
+            "sequence": {}, "backlog": {}, "budget": {}}  # fmt: skip
+    return message("birth", body, bd_seq=bd_seq)
+
+
+def telemetry(seq: int, ts: float, limits: list[dict[str, str]]) -> bytes:
+    body = {"ts": ts, "devices": {}, "power": {"draw_w": 0.0}, "data": {}, "backlog": {},
+            "limits": limits}  # fmt: skip
+    return message("telemetry", body, seq=seq, ts=ts)
+
+
+def topic(leaf: str, *rest: str) -> str:
+    return ground.topic(NODE, leaf, *rest)
+
+
+def connected_view() -> NodeView:
+    view = NodeView(NODE, los_after_s=15.0)
+    view.set_connection(True, "connected", T0)
+    return view
+
+
+# -- the sequence ------------------------------------------------------------------------------
+
+
+@given(st.lists(st.integers(min_value=1, max_value=60), max_size=80))
+def test_every_sequence_number_is_accepted_once_or_counted_missing(seqs: list[int]) -> None:
+    view = connected_view()
+    accepted = []
+    for n, seq in enumerate(seqs):
+        before = view.sequence.last_seq
+        view.absorb(topic("event"), event("x", seq, ts=T0 + n), T0 + n)
+        if view.sequence.last_seq != before:
+            accepted.append(seq)
+    assert accepted == sorted(set(accepted)), "accepted messages are strictly increasing"
+    assert view.sequence.duplicates + len(accepted) == len(seqs)
+    if accepted:
+        assert view.sequence.missing() + len(accepted) == accepted[-1] - accepted[0] + 1
+        assert all(first <= last for first, last in view.sequence.gaps)
+
+
+@given(st.binary(max_size=300), st.sampled_from(["event", "telemetry", "result", "state/x"]))
+def test_garbage_is_counted_and_dropped(payload: bytes, leaf: str) -> None:
+    view = connected_view()
+    view.absorb(topic(*leaf.split("/")), payload, T0)
+    assert view.received + view.malformed == 1
+    view.absorb(topic("event"), event("after", 1), T0)  # still working
+    assert view.events[-1].name == "after"
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+FIELDS = ["name", "severity", "message", "source", "data", "ts", "limits", "devices", "power",
+          "clips", "take_id", "status", "kind", "reason", "id"]  # fmt: skip
+
+
+@given(
+    st.sampled_from(["birth", "death", "state/cam-a", "event", "telemetry", "result"]),
+    st.dictionaries(st.sampled_from(FIELDS), JSON, max_size=8),
+    st.integers(min_value=1, max_value=5),
+)
+def test_a_well_formed_envelope_with_any_body_never_stops_the_view(
+    leaf: str, body: dict[str, Any], seq: int
+) -> None:
+    view = connected_view()
+    kind = leaf.split("/", maxsplit=1)[0]
+    view.absorb(topic(*leaf.split("/")), message(kind, body, seq=seq, bd_seq=seq), T0)
+    assert view.received + view.malformed == 1
+    view.absorb(topic("event"), event("after", 99), T0)
+    assert view.events[-1].name == "after"
+
+
+def test_messages_of_another_node_or_commands_are_ignored() -> None:
+    view = connected_view()
+    view.absorb(ground.topic("other", "event"), event("x", 1), T0)
+    view.absorb(topic("cmd"), b"{}", T0)
+    assert view.received == 0 and view.malformed == 0
+
+
+# -- alarms ------------------------------------------------------------------------------------
+
+KEYS = st.sampled_from([("cam-a", "camera_temperature_c"), ("key", "light_temperature_c")])
+
+
+class AlarmMachine(RuleBasedStateMachine):
+    """Alarms stay until acknowledged; cleared and acknowledged ones leave the screen."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.view = connected_view()
+        self.seq = 0
+        self.model: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def _send(self, name: str, source: str, limit: str) -> None:
+        self.seq += 1
+        severity = "critical" if name.endswith("red") else "info"
+        self.view.absorb(
+            topic("event"), event(name, self.seq, source=source, severity=severity, limit=limit),
+            T0 + self.seq,
+        )  # fmt: skip
+
+    @rule(key=KEYS, level=st.sampled_from(["yellow", "red"]))
+    def raise_alarm(self, key: tuple[str, str], level: str) -> None:
+        self._send(f"limit.{key[1]}.{level}", *key)
+        self._raised(key, level)
+
+    def _raised(self, key: tuple[str, str], level: str) -> None:
+        old = self.model.get(key)
+        fresh = old is None or not old["active"] or (level == "red" and old["level"] != "red")
+        self.model[key] = {
+            "level": level,
+            "active": True,
+            "acknowledged": False if fresh else old["acknowledged"],  # type: ignore[index]
+        }
+
+    def _cleared(self, key: tuple[str, str]) -> None:
+        if key in self.model:
+            self.model[key]["active"] = False
+            if self.model[key]["acknowledged"]:
+                del self.model[key]
+
+    @rule(key=KEYS)
+    def clear(self, key: tuple[str, str]) -> None:
+        self._send(f"limit.{key[1]}.cleared", *key)
+        self._cleared(key)
+
+    @rule(listed=st.dictionaries(KEYS, st.sampled_from(["yellow", "red"])))
+    def sample_lists_the_limits_out_of_bounds(self, listed: dict[tuple[str, str], str]) -> None:
+        """A telemetry sample speaks for every limit, whatever events were missed."""
+        self.seq += 1
+        limits = [{"device": d, "limit": lim, "level": lvl} for (d, lim), lvl in listed.items()]
+        sample = telemetry(self.seq, T0 + self.seq, limits)
+        self.view.absorb(topic("telemetry"), sample, T0 + self.seq)
+        for key in list(self.model):
+            if key not in listed:
+                self._cleared(key)
+        for key, level in listed.items():
+            current = self.model.get(key)
+            if current is None or not current["active"] or current["level"] != level:
+                self._raised(key, level)
+
+    @precondition(lambda self: bool(self.model))
+    @rule()
+    def acknowledge_all(self) -> None:
+        self.view.acknowledge()
+        for key in list(self.model):
+            self.model[key]["acknowledged"] = True
+            if not self.model[key]["active"]:
+                del self.model[key]
+
+    @invariant()
+    def screen_matches_the_model(self) -> None:
+        shown = {
+            key: {"level": a.level, "active": a.active, "acknowledged": a.acknowledged}
+            for key, a in self.view.alarms.items()
+        }
+        assert shown == self.model
+
+    @invariant()
+    def nothing_unseen_is_dropped(self) -> None:
+        assert all(a.active or not a.acknowledged for a in self.view.alarms.values())
+
+
+TestAlarms = AlarmMachine.TestCase
+TestAlarms.settings = settings(max_examples=60, stateful_step_count=30, deadline=None)
+
+
+def test_a_birth_clears_limits_it_no_longer_lists() -> None:
+    view = connected_view()
+    view.absorb(topic("birth"), birth(1, [{"device": "cam-a", "limit": "t", "level": "red"}]), T0)
+    assert view.alarms[("cam-a", "t")].active
+    view.absorb(topic("birth"), birth(2, []), T0 + 1)
+    assert not view.alarms[("cam-a", "t")].active  # still shown: nobody acknowledged it
+    view.acknowledge()
+    assert not view.alarms
+
+
+def test_a_sample_older_than_the_newest_does_not_raise_what_has_cleared() -> None:
+    view = connected_view()
+    red = [{"device": "cam-a", "limit": "t", "level": "red"}]
+    view.absorb(topic("telemetry"), telemetry(1, T0 + 1, red), T0 + 1)
+    assert view.alarms[("cam-a", "t")].active  # no event seen: the sample alone raises it
+    view.absorb(topic("telemetry"), telemetry(5, T0 + 5, []), T0 + 5)
+    view.absorb(topic("telemetry"), telemetry(3, T0 + 3, red), T0 + 6)  # replayed late
+    assert not view.alarms[("cam-a", "t")].active
+
+
+# -- node status -------------------------------------------------------------------------------
+
+
+def test_node_status_follows_birth_death_and_silence() -> None:
+    view = connected_view()
+    assert view.status(T0).state == "waiting"
+    view.absorb(topic("birth"), birth(3), T0)
+    assert view.status(T0 + 1).state == "online"
+    status = view.status(T0 + 20)
+    assert status.state == "loss of signal" and status.since == T0
+    view.absorb(topic("event"), event("back", 1), T0 + 25)
+    assert view.status(T0 + 25).state == "online"
+    assert view.silences == [(T0, T0 + 25)]
+    view.absorb(topic("birth"), birth(2), T0 + 26)  # an older session's retained birth
+    assert view.birth_bd_seq == 3
+    view.absorb(topic("death"), message("death", {"reason": "lost"}, bd_seq=3), T0 + 30)
+    offline = view.status(T0 + 31)
+    assert offline.state == "offline" and offline.detail == "lost"
+    view.set_connection(False, "refused", T0 + 32)
+    assert view.status(T0 + 33).state == "no broker"
+
+
+# -- takes -------------------------------------------------------------------------------------
+
+
+def test_takes_roll_cut_and_circle() -> None:
+    view = connected_view()
+    clips = {"cam-a": {"clip_id": 4, "timecode_in": "01:00:00:00"},
+             "cam-b": {"clip_id": 9, "timecode_in": "01:00:00:00"}}  # fmt: skip
+    view.absorb(topic("event"), event("take.started", 1, take_id=7, scene="12A", take=3,
+                                      clips=clips, timecode_in="01:00:00:00"), T0)  # fmt: skip
+    take = view.takes[7]
+    assert take.rolling and view.rolling_take("cam-a") is take
+    view.absorb(topic("event"), event("camera.record_stopped", 2, source="cam-a", value=4), T0)
+    assert take.rolling  # cam-b still rolls
+    view.absorb(topic("event"), event("take.cut", 3, clips={"cam-b": {"clip_id": 9}}), T0)
+    assert not take.rolling
+    view.absorb(topic("event"), event("take.circled", 4, take_id=7), T0)
+    assert take.circled
+    assert "scene 12A take 3 (circled)" in summary(view, T0)
+
+
+# -- captures ----------------------------------------------------------------------------------
+
+
+def test_a_capture_replays_into_the_view(tmp_path: Path) -> None:
+    capture = tmp_path / "c.jsonl"
+    lines = [
+        {"monitor": "connected", "detail": "ok", "at": T0},
+        {"topic": topic("birth"), "received": T0, "message": json.loads(birth(1))},
+        {"topic": topic("event"), "received": T0 + 2, "message": json.loads(event("a", 5))},
+    ]
+    capture.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    view = NodeView(NODE)
+    assert load_capture(capture, view) == T0 + 2
+    assert view.online and view.sequence.last_seq == 5
+    capture.write_text("not json\n")
+    with pytest.raises(CaptureError, match=r"c\.jsonl:1"):
+        load_capture(capture, NodeView(NODE))

@@ -1,0 +1,106 @@
+"""A ground tool's subscription to a node: reconnects on its own and says when it drops.
+
+The monitor, the command sender, the bench and the tests all watch a node the same way:
+subscribe to its topics, hand every message on, and, when the broker goes away, retry with
+a growing back-off, reporting each change of connection so a screen can say so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import aiomqtt
+
+from firmware_host.config import BrokerAddress
+
+MessageHandler = Callable[[str, bytes], Awaitable[None]]
+StatusHandler = Callable[[bool, str], None]  # (connected, what happened)
+
+
+def broker_client(
+    url: str, ca_file: Path | None, identifier: str | None = None, *, clean: bool = True
+) -> aiomqtt.Client:
+    address = BrokerAddress.parse(url)
+    tls_context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+    return aiomqtt.Client(
+        address.host,
+        address.port,
+        username=address.username,
+        password=address.password,
+        identifier=identifier,
+        tls_context=tls_context if address.tls else None,
+        clean_session=clean,
+        timeout=10,
+    )
+
+
+def _ignore_status(connected: bool, detail: str) -> None:
+    pass
+
+
+class BrokerLink:
+    """Subscribed to `topics` while the broker is reachable; `run()` until cancelled."""
+
+    def __init__(
+        self,
+        url: str,
+        topics: list[str],
+        on_message: MessageHandler,
+        *,
+        ca_file: Path | None = None,
+        client_id: str | None = None,
+        persistent: bool = False,  # keep the broker-side session (and its queue) across drops
+        on_status: StatusHandler = _ignore_status,
+        max_backoff_s: float = 2.0,
+    ) -> None:
+        self.url = url
+        self.topics = topics
+        self.on_message = on_message
+        self.on_status = on_status
+        self.ca_file = ca_file
+        self.client_id = client_id
+        self.persistent = persistent
+        self.max_backoff_s = max_backoff_s
+        self.connected = asyncio.Event()
+        self.disconnects = 0
+        self._client: aiomqtt.Client | None = None
+
+    async def run(self) -> None:
+        backoff = 0.1
+        while True:
+            client = broker_client(
+                self.url, self.ca_file, self.client_id, clean=not self.persistent
+            )
+            detail = "connection closed"
+            try:
+                async with client:
+                    for name in self.topics:
+                        await client.subscribe(name, qos=1)
+                    self._client = client
+                    self.connected.set()
+                    self.on_status(True, f"connected to {self.url}")
+                    backoff = 0.1
+                    async for message in client.messages:
+                        if isinstance(message.payload, bytes | bytearray):
+                            await self.on_message(str(message.topic), bytes(message.payload))
+            except aiomqtt.MqttError as exc:
+                detail = str(exc)
+            self._client = None
+            if self.connected.is_set():
+                self.connected.clear()
+                self.disconnects += 1
+            self.on_status(False, f"{detail}; retrying in {backoff:.1f} s")
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, self.max_backoff_s)
+
+    async def publish(self, topic: str, payload: bytes, *, wait_s: float = 10.0) -> None:
+        """Publish at QoS 1, waiting up to `wait_s` for the broker to be reachable."""
+        try:
+            await asyncio.wait_for(self.connected.wait(), wait_s)
+        except TimeoutError:
+            raise aiomqtt.MqttError(f"not connected to {self.url} after {wait_s:g} s") from None
+        assert self._client is not None
+        await self._client.publish(topic, payload, qos=1)

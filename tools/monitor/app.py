@@ -1,0 +1,420 @@
+"""`cupola monitor`: the terminal window into a node, for flight controllers and the director.
+
+The screen only reads a `NodeView`; the broker subscription (live) or a capture (replay)
+fills the view. Commands are signed with the key file given at start, sent on the node's
+command topic, and their results shown as they come back; a hazardous command the node
+armed asks here for its second confirmation.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any, ClassVar
+
+import aiomqtt
+from rich.text import Text
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import (
+    DataTable,
+    Footer,
+    Header,
+    Input,
+    Label,
+    Sparkline,
+    Static,
+    TabbedContent,
+    TabPane,
+)
+
+from protocols import ground
+from protocols.ground import KeyFile
+from tools.broker_link import BrokerLink
+from tools.cmd import parse_args
+from tools.ground_client import sign_command
+from tools.monitor import rows
+from tools.monitor.view import SEVERITIES, NodeView, utc_midnight
+
+SEVERITY_STYLES = {"critical": "bold red", "warning": "yellow", "info": "", "diagnostic": "dim"}
+EVENT_ROWS_SHOWN = 400
+REDRAW_S = 0.5
+
+
+def _line(cells: list[rows.Cell], separator: str = "  ") -> Text:
+    text = Text()
+    for index, cell in enumerate(cells):
+        if index:
+            text.append(separator)
+        text.append(cell.text, style=cell.style)
+    return text
+
+
+def _lines(cells: list[rows.Cell]) -> Text:
+    return Text("\n").join(Text(cell.text, style=cell.style) for cell in cells)
+
+
+class ConfirmHazardous(ModalScreen[bool]):
+    """The second confirmation of a command the node armed instead of executing."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("y", "answer(True)", "Confirm"),
+        Binding("n,escape", "answer(False)", "Cancel"),
+    ]
+
+    def __init__(self, question: str) -> None:
+        super().__init__()
+        self.question = question
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="confirm"):
+            yield Label("HAZARDOUS COMMAND", id="confirm-title")
+            yield Label(self.question)
+            yield Label("y: execute it now    n: let the arm expire", id="confirm-keys")
+
+    def action_answer(self, answer: bool) -> None:
+        self.dismiss(answer)
+
+
+class NodeCommands(Provider):
+    """The command palette: `NAME key=value ...`, signed and sent to the node."""
+
+    @property
+    def monitor(self) -> MonitorApp:
+        app = self.app
+        assert isinstance(app, MonitorApp)
+        return app
+
+    async def discover(self) -> Hits:
+        for name in self.monitor.command_names():
+            yield DiscoveryHit(name, partial(self.monitor.send_command, name, {}), help="send")
+
+    async def search(self, query: str) -> Hits:
+        name_part, _, rest = query.strip().partition(" ")
+        matcher = self.matcher(name_part)
+        try:
+            args = parse_args(shlex.split(rest)) if rest.strip() else {}
+        except ValueError as exc:
+            args, problem = {}, str(exc)
+        else:
+            problem = ""
+        for name in self.monitor.command_names():
+            score = matcher.match(name)
+            if score <= 0:
+                continue
+            if problem:
+                yield Hit(score, f"{name}: {problem}", self.monitor.bell, help="fix the arguments")
+                continue
+            shown = f"{name} {json.dumps(args)}" if args else name
+            yield Hit(
+                score,
+                matcher.highlight(shown),
+                partial(self.monitor.send_command, name, args),
+                help=f"sign as {self.monitor.role} and send to {self.monitor.view.node}",
+            )
+
+
+class MonitorApp(App[None]):
+    CSS_PATH = "monitor.tcss"
+    TITLE = "Cupola monitor"
+    COMMANDS = App.COMMANDS | {NodeCommands}
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("a", "acknowledge", "Ack alarms"),
+        Binding("slash", "filter", "Filter events"),
+        Binding("v", "severity", "Min severity"),
+        Binding("e", "tab('events')", "Events"),
+        Binding("s", "tab('shots')", "Shot log"),
+        Binding("c", "tab('commands')", "Commands"),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    def __init__(
+        self,
+        view: NodeView,
+        *,
+        url: str | None = None,
+        ca_file: Path | None = None,
+        key: KeyFile | None = None,
+        clock: Callable[[], float] = time.time,
+        subtitle: str = "",
+        client_id: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.view = view
+        self.url = url
+        self.ca_file = ca_file
+        self.key = key
+        self.clock = clock
+        self.client_id = client_id
+        self.link: BrokerLink | None = None
+        self.min_severity = "info"
+        self.filter_text = ""
+        self._pending: set[str] = set()
+        self._quiet: set[str] = set()  # sent by the monitor itself: results not announced
+        self._drawn_revision = -1
+        self._asked_shot_log = False
+        self.sub_title = subtitle or (url or "replay")
+
+    @property
+    def role(self) -> str:
+        return self.key.role.value if self.key else "nobody (read-only)"
+
+    # -- layout ------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Header(icon="◉")
+        yield Static(id="node")
+        yield DataTable(id="devices", cursor_type="none", zebra_stripes=True)
+        with Horizontal(id="panels"):
+            with Vertical(id="power", classes="panel"):
+                yield Static(id="power-text")
+                yield Sparkline([], id="power-spark", summary_function=max)
+            yield Static(id="data", classes="panel")
+            yield Static(id="alarms", classes="panel")
+        with TabbedContent(id="tabs", initial="events"):
+            with TabPane("Events", id="events"):
+                yield Input(placeholder="filter events (text)", id="filter")
+                yield DataTable(id="event-table", cursor_type="row")
+            with TabPane("Shot log", id="shots"):
+                yield DataTable(id="shot-table", cursor_type="row")
+            with TabPane("Commands", id="commands"):
+                yield DataTable(id="command-table", cursor_type="row")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        # The screen this layout lives on: redraws reach it while the palette or a
+        # confirmation is on top, and its timer dies with it (none lands mid-teardown).
+        self.main = self.screen
+        self.main.query_one("#power", Vertical).border_title = "power"
+        self.main.query_one("#data", Static).border_title = "data"
+        self.main.query_one("#alarms", Static).border_title = "alarms"
+        self.main.query_one("#devices", DataTable).add_columns(*rows.DEVICE_COLUMNS)
+        self.main.query_one("#event-table", DataTable).add_columns(
+            "time", "severity", "event", "source", "message"
+        )
+        self.main.query_one("#shot-table", DataTable).add_columns(
+            "scene", "take", "circled", "timecode in", "cameras", "state", "roll", "started"
+        )
+        self.main.query_one("#command-table", DataTable).add_columns(
+            "sent", "command", "arguments", "status", "reason / result"
+        )
+        self.redraw()
+        self.main.set_interval(REDRAW_S, self.redraw)
+        if self.url is not None:
+            self.start_link()
+
+    def start_link(self) -> None:
+        """Subscribe to the node; the worker group "broker" runs the subscription."""
+        assert self.url is not None
+        self.link = BrokerLink(
+            self.url, [ground.topic(self.view.node, "#")], self._receive,
+            ca_file=self.ca_file, client_id=self.client_id, on_status=self._connection,
+        )  # fmt: skip
+        self.run_worker(self.link.run(), group="broker", exit_on_error=False)
+
+    # -- input from the broker ------------------------------------------------------------------
+
+    def _connection(self, connected: bool, detail: str) -> None:
+        self.view.set_connection(connected, detail, self.clock())
+        if connected:
+            self.notify(detail, title="broker")
+        else:
+            self.notify(detail, title="broker connection lost", severity="warning")
+
+    async def _receive(self, topic: str, payload: bytes) -> None:
+        self.view.absorb(topic, payload, self.clock())
+        for command_id in [i for i in self._pending if self.view.commands[i].status != "sent"]:
+            self._pending.discard(command_id)
+            self._answered(command_id)
+        if self.view.online and not self._asked_shot_log and self.key is not None:
+            self._asked_shot_log = True
+            await self.send_command(
+                "shotlog.query", {"since": utc_midnight(self.clock()), "limit": 500}, quiet=True
+            )
+
+    # -- commands ------------------------------------------------------------------------------
+
+    def command_names(self) -> list[str]:
+        names = (self.view.birth or {}).get("commands") or []
+        allowed = ground.PERMISSIONS[self.key.role] if self.key else frozenset()
+        return [n for n in names if allowed is None or n in allowed]
+
+    async def send_command(self, name: str, args: dict[str, Any], *, quiet: bool = False) -> None:
+        if self.key is None:
+            self.notify("start the monitor with --key FILE to send commands", severity="error")
+            return
+        if self.link is None:
+            self.notify("a replay cannot send commands", severity="error")
+            return
+        command = sign_command(self.key, name, args)
+        self.view.command_sent(command["id"], name, args, self.clock())
+        self._pending.add(command["id"])
+        if quiet:
+            self._quiet.add(command["id"])
+        else:
+            self.notify(f"{name} sent", title="command")
+        try:
+            await self.link.publish(
+                ground.topic(self.view.node, ground.COMMAND), json.dumps(command).encode()
+            )
+        except aiomqtt.MqttError as exc:
+            self._pending.discard(command["id"])
+            self.view.command_failed(command["id"], f"not sent: {exc}")
+            self.notify(f"{name} not sent: {exc}", title="command", severity="error")
+
+    def _answered(self, command_id: str) -> None:
+        command = self.view.commands[command_id]
+        if command_id in self._quiet and command.status == "ok":
+            self._quiet.discard(command_id)
+            return
+        if command.status == "armed":
+            arm_id = str(command.result.get("arm_id", command_id))
+            question = (
+                f"{command.name} {json.dumps(command.args)} is armed, not executed. "
+                f"Execute it now? (the arm expires in {command.result.get('window_s', '?')} s)"
+            )
+
+            def confirmed(answer: bool | None) -> None:
+                if answer:
+                    self.run_worker(self.send_command("confirm", {"arm_id": arm_id}))
+                else:
+                    self.notify(f"{command.name} left to expire", title="not confirmed")
+
+            self.push_screen(ConfirmHazardous(question), confirmed)
+            return
+        detail = command.reason or json.dumps(command.result)[:200]
+        title = f"{command.name}: {command.status}"
+        if command.status == "ok":
+            self.notify(detail, title=title)
+        else:
+            self.notify(detail, title=title, severity="error")
+
+    # -- actions -------------------------------------------------------------------------------
+
+    def action_acknowledge(self) -> None:
+        done = self.view.acknowledge()
+        self.notify(f"{done} alarm(s) acknowledged" if done else "nothing to acknowledge")
+        self.redraw()
+
+    def action_filter(self) -> None:
+        self.main.query_one(TabbedContent).active = "events"
+        self.main.query_one("#filter", Input).focus()
+
+    def action_severity(self) -> None:
+        index = (SEVERITIES.index(self.min_severity) + 1) % len(SEVERITIES)
+        self.min_severity = SEVERITIES[index]
+        self.notify(f"events shown: {self.min_severity} and worse")
+        self._drawn_revision = -1
+        self.redraw()
+
+    def action_tab(self, tab: str) -> None:
+        self.main.query_one(TabbedContent).active = tab
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self.filter_text = event.value
+        self._drawn_revision = -1
+        self.redraw()
+
+    # -- drawing -------------------------------------------------------------------------------
+
+    def redraw(self) -> None:
+        """Ages and loss of signal move with the clock; the rest only when the view changed."""
+        now = self.clock()
+        view = self.view
+        self.main.query_one("#node", Static).update(_line(rows.node_line(view, now), "   "))
+        self._devices(now)
+        self.main.query_one("#power-text", Static).update(_lines(rows.power_lines(view, now)))
+        self.main.query_one("#power-spark", Sparkline).data = [w for _, w in view.power_samples]
+        self.main.query_one("#data", Static).update(_lines(rows.data_lines(view)))
+        self._alarms()
+        if view.revision != self._drawn_revision:
+            self._drawn_revision = view.revision
+            self._events()
+            self._shots(now)
+            self._commands()
+
+    def _devices(self, now: float) -> None:
+        table = self.main.query_one("#devices", DataTable)
+        table.clear()
+        for name in sorted(self.view.devices, key=_device_order(self.view)):
+            cells = rows.device_row(self.view, name, now)
+            table.add_row(*(Text(c.text, style=c.style) for c in cells), key=name)
+
+    def _alarms(self) -> None:
+        alarms = sorted(
+            self.view.alarms.values(),
+            key=lambda a: (a.acknowledged, a.level != "red", -a.raised_at),
+        )
+        if not alarms:
+            self.main.query_one("#alarms", Static).update(Text("no alarms", style="dim"))
+            return
+        text = Text()
+        for alarm in alarms:
+            if alarm.acknowledged:
+                style = "red" if alarm.level == "red" else "yellow"
+            else:
+                style = "bold white on red" if alarm.level == "red" else "bold black on yellow"
+            state = "" if alarm.active else " (cleared)"
+            mark = "ack" if alarm.acknowledged else "NEW"
+            text.append(f" {alarm.level.upper():<6} {mark} ", style=style)
+            text.append(f" {rows.clock(alarm.raised_at)} {alarm.message}{state}\n")
+        text.append("a: acknowledge all", style="dim")
+        self.main.query_one("#alarms", Static).update(text)
+
+    def _events(self) -> None:
+        table = self.main.query_one("#event-table", DataTable)
+        table.clear()
+        shown = self.view.events_matching(self.filter_text, self.min_severity)
+        for event in reversed(shown[-EVENT_ROWS_SHOWN:]):
+            style = SEVERITY_STYLES.get(event.severity, "")
+            table.add_row(
+                rows.clock(event.ts) + (" H" if event.historical else ""),
+                Text(event.severity, style=style),
+                Text(event.name, style=style),
+                event.source,
+                event.message,
+            )
+        pane = self.main.query_one("#filter", Input)
+        pane.placeholder = f"filter events (text); showing {self.min_severity} and worse (v)"
+
+    def _shots(self, now: float) -> None:
+        table = self.main.query_one("#shot-table", DataTable)
+        table.clear()
+        for take in self.view.takes_since(utc_midnight(now)):
+            table.add_row(
+                Text(take.scene, style="bold"),
+                str(take.take),
+                Text("● circled", style="bold green") if take.circled else "",
+                take.timecode_in,
+                ", ".join(sorted(take.clips)),
+                Text("ROLLING", style="bold red") if take.rolling else "cut",
+                take.roll or "",
+                rows.clock(take.started_at),
+            )
+
+    def _commands(self) -> None:
+        table = self.main.query_one("#command-table", DataTable)
+        table.clear()
+        for command in reversed(list(self.view.commands.values())):
+            style = {"ok": "green", "armed": "bold yellow", "sent": "dim"}.get(
+                command.status, "bold red"
+            )
+            table.add_row(
+                rows.clock(command.sent_at),
+                command.name,
+                json.dumps(command.args),
+                Text(command.status, style=style),
+                command.reason or json.dumps(command.result)[:120],
+            )
+
+
+def _device_order(view: NodeView) -> Callable[[str], tuple[int, str]]:
+    order = {"camera": 0, "light": 1, "pdu": 2}
+    return lambda name: (order.get(str(view.devices[name].get("kind")), 3), name)

@@ -1,0 +1,41 @@
+"""Start the monitor: live on a broker, or replaying a capture."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from protocols.ground import KeyFileError, read_key
+from tools.cmd import USAGE
+from tools.monitor.app import MonitorApp
+from tools.monitor.replay import CaptureError, load_capture
+from tools.monitor.summary import summary
+from tools.monitor.view import NodeView
+
+
+def run_live(
+    url: str, node: str, *, ca_file: Path | None, key_path: Path | None, los_after_s: float
+) -> int:
+    try:
+        key = read_key(key_path) if key_path is not None else None
+    except KeyFileError as exc:
+        print(f"cupola monitor: {exc}", file=sys.stderr)
+        return USAGE
+    view = NodeView(node, los_after_s=los_after_s)
+    MonitorApp(view, url=url, ca_file=ca_file, key=key).run()
+    return 0
+
+
+def run_replay(path: Path, node: str, *, at: float | None, text: bool) -> int:
+    view = NodeView(node)
+    try:
+        last = load_capture(path, view)
+    except (OSError, CaptureError) as exc:
+        print(f"cupola monitor: {exc}", file=sys.stderr)
+        return 2
+    now = at if at is not None else last
+    if text:
+        print(summary(view, now))
+        return 0
+    MonitorApp(view, clock=lambda: now, subtitle=f"replay of {path.name}").run()
+    return 0

@@ -1,0 +1,239 @@
+"""How the view reads as text: device rows, power, data and node lines.
+
+Shared by the terminal UI and the plain summary (no terminal), so both say the same thing
+in the same words. Every function takes `now` and returns plain strings with a style name.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+from typing import Any
+
+from tools.monitor.view import NodeView
+
+DEVICE_COLUMNS = (
+    "device", "kind", "state", "timecode", "scene/take", "media used", "time left",
+    "temp", "draw", "link", "age",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Cell:
+    text: str
+    style: str = ""  # a Rich style: "", "bold red", "yellow", "dim", ...
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = max(0.0, seconds)
+    if seconds < 60:
+        return f"{seconds:.0f} s" if seconds >= 10 else f"{seconds:.1f} s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def clock(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    return datetime.datetime.fromtimestamp(ts, datetime.UTC).strftime("%H:%M:%S")
+
+
+def gigabytes(value: float) -> str:
+    return f"{value / 1e9:,.1f} GB" if value >= 1e8 else f"{value / 1e6:,.0f} MB"
+
+
+def device_row(view: NodeView, name: str, now: float) -> list[Cell]:
+    snap = view.devices[name]
+    status: dict[str, Any] = snap.get("status") or {}
+    kind = str(snap.get("kind", "?"))
+    stale = view.stale(name, now)
+    age = view.age(name, now)
+    age_cell = Cell(duration(age) + (" STALE" if stale else ""), "bold yellow" if stale else "")
+    if not snap.get("online"):
+        state = Cell(f"OFFLINE: {snap.get('offline_reason') or 'no reason given'}", "bold red")
+    else:
+        state = _state(kind, status)
+    take = view.rolling_take(name) if kind == "camera" else None
+    scene_take = f"{take.scene}/{take.take}" if take is not None else ""
+    if take is not None and take.rolling:
+        scene_take += " REC"
+    media, left = _media(view, name, status) if kind == "camera" else (Cell(""), Cell(""))
+    temp = status.get("temperature_cdeg")
+    draw = status.get("draw_mw")
+    if kind == "pdu" and "total_power_mw" in status:
+        draw = status["total_power_mw"]
+    return [
+        Cell(name, "bold"),
+        Cell(kind),
+        state,
+        Cell(_timecode(snap, status)),
+        Cell(scene_take, "bold red" if "REC" in scene_take else ""),
+        media,
+        left,
+        Cell("" if temp is None else f"{temp / 100:.1f} °C"),
+        Cell("" if draw is None else f"{draw / 1000:.1f} W"),
+        _link(snap),
+        age_cell,
+    ]
+
+
+def _state(kind: str, status: dict[str, Any]) -> Cell:
+    if not status:
+        return Cell("no status yet", "dim")
+    if kind == "camera":
+        state = str(status.get("state", "?"))
+        error = status.get("error")
+        text = state + (f" ({error})" if error and error != "none" else "")
+        return Cell(text, "bold red" if state == "recording" else "")
+    if kind == "light":
+        if not status.get("on"):
+            return Cell("off", "dim")
+        pct = status.get("intensity_permille", 0) / 10
+        faults = status.get("faults") or []
+        text = f"on {pct:.1f} % {status.get('cct_k', '')} K"
+        return Cell(text + (f" faults: {', '.join(faults)}" if faults else ""),
+                    "bold yellow" if faults else "")  # fmt: skip
+    volts = status.get("bus_voltage_mv", 0) / 1000
+    tripped = [ch["channel"] for ch in status.get("channels", []) if ch.get("tripped")]
+    text = f"bus {volts:.1f} V" + (f", tripped {tripped}" if tripped else "")
+    return Cell(text, "bold red" if tripped else "")
+
+
+def _timecode(snap: dict[str, Any], status: dict[str, Any]) -> str:
+    label = status.get("timecode_label")
+    if not label:
+        return ""
+    offset = snap.get("timecode_offset_frames")
+    return f"{label}" + (f" {offset:+.1f}f" if offset and abs(offset) >= 0.05 else "")
+
+
+def _media(view: NodeView, camera: str, status: dict[str, Any]) -> tuple[Cell, Cell]:
+    used = status.get("media_used_bytes")
+    free = status.get("media_free_bytes")
+    if used is None or free is None:
+        return Cell(""), Cell("")
+    share = used / (used + free) if used + free else 1.0
+    style = "bold red" if share >= 0.95 else "yellow" if share >= 0.8 else ""
+    card = view.telemetry.get("data", {}).get("media", {}).get(camera, {})
+    left_s = card.get("record_time_left_s")
+    level = card.get("today_level", "ok")
+    left_style = {"red": "bold red", "yellow": "yellow"}.get(level, "")
+    return (
+        Cell(f"{gigabytes(used)} ({share:.0%})", style),
+        Cell(duration(left_s) if left_s is not None else "", left_style),
+    )
+
+
+def _link(snap: dict[str, Any]) -> Cell:
+    link = snap.get("link") or {}
+    rate = float(link.get("error_rate") or 0.0)
+    missed = int(snap.get("missed_polls") or 0)
+    rtt = link.get("rtt_mean_ms")
+    text = f"{rate:.1%} err" + (f" {rtt:.0f} ms" if rtt is not None else "")
+    if missed:
+        text += f" {missed} missed"
+    style = "bold red" if rate >= 0.05 else "yellow" if rate >= 0.01 or missed else ""
+    return Cell(text, style)
+
+
+def power_lines(view: NodeView, now: float) -> list[Cell]:
+    power = view.power
+    if not power:
+        return [Cell("no power figures yet", "dim")]
+    cap = float(power.get("cap_w", 0.0))
+    draw, basis = float(power.get("draw_w", 0.0)), "node"
+    if view.power_samples and view.power_samples[-1][0] >= view.telemetry.get("ts", 0.0):
+        draw, basis = view.power_samples[-1][1], "PDU"  # fresher than the last sample
+    reserve = float(power.get("reserve_w", 0.0))
+    headline = f"draw {draw:.0f} W of {cap:.0f} W cap ({basis})"
+    lines = [
+        Cell(headline, "bold red" if draw > cap else "bold"),
+        Cell(f"reserve {reserve:.0f} W, free {max(0.0, cap - reserve - draw):.0f} W"),
+    ]
+    if power.get("shedding"):
+        lines.append(Cell("SHEDDING LOAD", "bold red"))
+    change = power.get("next_change")
+    if change:
+        lines.append(
+            Cell(
+                f"next: cap {change['cap_w']:.0f} W in {duration(change['at'] - now)} "
+                f"({change.get('reason', '')})",
+                "yellow" if change["cap_w"] < cap else "",
+            )
+        )
+    else:
+        lines.append(Cell("no cap change planned", "dim"))
+    return lines
+
+
+def data_lines(view: NodeView) -> list[Cell]:
+    data = view.telemetry.get("data") or {}
+    lines = []
+    for camera, card in sorted((data.get("media") or {}).items()):
+        level = card.get("today_level", "ok")
+        lines.append(
+            Cell(
+                f"{camera}: {card.get('free_gb', 0):,.0f} GB free, "
+                f"{duration(card.get('record_time_left_s'))} left, today {level}",
+                {"red": "bold red", "yellow": "yellow"}.get(level, ""),
+            )
+        )
+    downlink = data.get("downlink") or {}
+    if downlink:
+        used = float(downlink.get("used_fraction", 0.0))
+        allocation = float(downlink.get("allocation_gb", 0.0))
+        contact = "in contact" if downlink.get("in_contact") else "no contact"
+        window = downlink.get("next_window")
+        if not downlink.get("in_contact") and window:
+            contact += f", next window in {duration(window.get('starts_in_s'))}"
+        style = "bold red" if used >= 1 else "yellow" if used >= 0.8 else ""
+        lines.append(Cell(f"downlink today {used:.1%} of {allocation:g} GB", style))
+        lines.append(Cell(contact, "" if downlink.get("in_contact") else "yellow"))
+    backlog = view.telemetry.get("backlog") or {}
+    if backlog:
+        lines.append(
+            Cell(
+                f"outbox {backlog.get('messages', 0)} waiting "
+                f"({backlog.get('bytes', 0) / 1e3:,.1f} kB, {backlog.get('thinned', 0)} thinned)",
+                "yellow" if backlog.get("messages", 0) > 100 else "",
+            )
+        )
+    return lines or [Cell("no budget figures yet", "dim")]
+
+
+NODE_STYLES = {
+    "online": "bold green",
+    "offline": "bold red",
+    "loss of signal": "bold yellow",
+    "no broker": "bold red",
+    "waiting": "dim",
+}
+
+
+def node_line(view: NodeView, now: float) -> list[Cell]:
+    status = view.status(now)
+    sequence = view.sequence
+    since = "" if status.since is None else f" for {duration(now - status.since)}"
+    cells = [
+        Cell(f"{view.node} {status.state.upper()}{since}", NODE_STYLES[status.state]),
+        Cell(status.detail, "dim"),
+        Cell(f"seq {sequence.last_seq}"),
+        Cell(
+            f"gaps {len(sequence.gaps)} ({sequence.missing()} lost)",
+            "bold red" if sequence.gaps else "",
+        ),
+        Cell(f"dup {sequence.duplicates}"),
+    ]
+    if view.malformed:
+        cells.append(Cell(f"malformed {view.malformed}", "yellow"))
+    if view.silences:
+        longest = max(b - a for a, b in view.silences)
+        cells.append(Cell(f"LOS {len(view.silences)}x, longest {duration(longest)}", "yellow"))
+    unack = len(view.unacknowledged())
+    cells.append(Cell(f"alarms {unack} unacknowledged", "bold red" if unack else ""))
+    return cells

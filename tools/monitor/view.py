@@ -1,0 +1,462 @@
+"""What the ground knows of one node, built from its MQTT messages alone.
+
+No I/O and no clock of its own: every message comes in with the time it was received, and
+every question about time ("is this row stale", "how long has the node been silent") takes
+`now`. The screen, the text summary and the tests all read the same view, and a capture
+replayed into it renders exactly as it did live.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from protocols import ground
+from tools.stream_sequence import StreamSequence
+
+STALE_AFTER_S = 5.0  # a device reading older than this is marked stale
+LOS_AFTER_S = 15.0  # an online node silent this long is out of contact (three samples)
+POWER_WINDOW_S = 600.0  # the draw history the sparkline shows
+EVENTS_KEPT = 5000
+COMMANDS_KEPT = 200
+SEVERITIES = ["diagnostic", "info", "warning", "critical"]
+
+AlarmKey = tuple[str, str]  # (source, what): one alarm per device and condition
+
+
+@dataclass
+class Alarm:
+    """A red or yellow condition; stays on screen until cleared *and* acknowledged."""
+
+    key: AlarmKey
+    level: str  # "red" | "yellow"
+    message: str
+    raised_at: float
+    active: bool = True
+    acknowledged: bool = False
+
+
+@dataclass
+class EventLine:
+    ts: float
+    severity: str
+    name: str
+    source: str
+    message: str
+    historical: bool
+
+
+@dataclass
+class Take:
+    take_id: int
+    scene: str
+    take: int
+    roll: str | None
+    timecode_in: str
+    started_at: float
+    clips: dict[str, int]  # camera -> clip id
+    closed: set[str] = field(default_factory=set)  # cameras whose clip has ended
+    circled: bool = False
+
+    @property
+    def rolling(self) -> bool:
+        return bool(set(self.clips) - self.closed)
+
+
+@dataclass
+class CommandLine:
+    id: str
+    name: str
+    args: dict[str, Any]
+    sent_at: float
+    status: str = "sent"  # then the node's: ok, rejected, failed, armed
+    reason: str = ""
+    result: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    state: str  # "waiting", "online", "offline", "loss of signal", "no broker"
+    since: float | None
+    detail: str
+
+
+# Events that raise an alarm, and the events that clear it: name -> (what, level).
+_RAISES = {
+    "power.over_cap": ("power cap", "yellow"),
+    "power.shed_overdue": ("power cap", "red"),
+    "power.shed_failed": ("shedding", "red"),
+    "device.offline": ("link", "yellow"),
+}
+_CLEARS = {
+    "power.within_cap": "power cap",
+    "device.online": "link",
+}
+
+
+class NodeView:
+    def __init__(
+        self,
+        node: str,
+        *,
+        stale_after_s: float = STALE_AFTER_S,
+        los_after_s: float = LOS_AFTER_S,
+    ) -> None:
+        self.node = node
+        self.stale_after_s = stale_after_s
+        self.los_after_s = los_after_s
+        # the monitor's own connection to the broker
+        self.connected = False
+        self.connection_detail = "connecting"
+        self.connection_changed_at: float | None = None
+        # the node's session
+        self.birth: dict[str, Any] | None = None
+        self.birth_bd_seq = 0
+        self.death_bd_seq = 0
+        self.death_reason = ""
+        self.session_changed_at: float | None = None
+        self.last_heard: float | None = None
+        self.silences: list[tuple[float, float]] = []  # (from, to): each loss of signal seen
+        # the stream
+        self.sequence = StreamSequence()
+        self.received = 0
+        self.malformed = 0  # messages on the node's topics that break its schema
+        # what it says
+        self.devices: dict[str, dict[str, Any]] = {}
+        self.telemetry: dict[str, Any] = {}
+        self.power: dict[str, Any] = {}  # the last sample's, moved on by power events since
+        self._power_at = 0.0
+        self.power_samples: list[tuple[float, float]] = []  # (node time, watts)
+        self.events: deque[EventLine] = deque(maxlen=EVENTS_KEPT)
+        self.alarms: dict[AlarmKey, Alarm] = {}
+        self._limit_keys: set[AlarmKey] = set()  # alarms a birth's list of limits speaks for
+        self.takes: dict[int, Take] = {}
+        self.commands: dict[str, CommandLine] = {}
+        self.revision = 0  # bumped on every change: the screen redraws when it moves
+
+    # -- input -----------------------------------------------------------------------------
+
+    def set_connection(self, connected: bool, detail: str, now: float) -> None:
+        self.connected = connected
+        self.connection_detail = detail
+        self.connection_changed_at = now
+        if connected and self.last_heard is not None:
+            self.last_heard = now  # our own outage is not the node's silence
+        self.revision += 1
+
+    def absorb(self, topic: str, payload: bytes, now: float) -> None:
+        """One message as received; one that breaks the schema is counted and dropped."""
+        parsed = ground.parse_topic(topic)
+        if parsed is None or parsed[0] != self.node or parsed[1] == ground.COMMAND:
+            return
+        _, leaf, rest = parsed
+        kind = ground.RESULT if (leaf, rest) == ("local", ("result",)) else leaf
+        try:
+            envelope = ground.decode(payload)
+            if kind in ground.BODIES:
+                msgspec.convert(envelope.body, ground.BODIES[kind])
+            self._dispatch(kind, rest, envelope, now)
+        except (msgspec.DecodeError, msgspec.ValidationError, LookupError, TypeError, ValueError):
+            self.malformed += 1  # the node's own schema says no such message exists
+            return
+        self.received += 1
+        self.revision += 1
+
+    def _dispatch(
+        self, kind: str, rest: tuple[str, ...], envelope: ground.Envelope, now: float
+    ) -> None:
+        self._heard(now, kind)
+        if kind == ground.BIRTH:
+            self._birth(envelope, now)
+        elif kind == ground.DEATH:
+            self._death(envelope, now)
+        elif kind == ground.STATE and rest:
+            self._state(rest[0], envelope.body)
+        elif kind == ground.RESULT and envelope.seq is None:
+            self._result(envelope.body)  # the node's immediate copy on its own broker
+        elif kind in ground.STREAM_KINDS and envelope.seq is not None:
+            if not self.sequence.accept(envelope.seq):
+                return
+            if kind == ground.EVENT:
+                self._event(envelope.body, envelope.historical)
+            elif kind == ground.TELEMETRY:
+                self._telemetry(envelope.body)
+            else:
+                self._result(envelope.body)
+
+    def _heard(self, now: float, leaf: str) -> None:
+        silent = self.last_heard is not None and now - self.last_heard > self.los_after_s
+        if silent and self.online and leaf != ground.BIRTH:
+            assert self.last_heard is not None
+            self.silences.append((self.last_heard, now))
+        if leaf != ground.DEATH:
+            self.last_heard = now
+
+    def _birth(self, envelope: ground.Envelope, now: float) -> None:
+        bd_seq = envelope.bd_seq or 0
+        if bd_seq < self.birth_bd_seq:
+            return  # an older session's retained birth
+        self.birth = envelope.body
+        self.birth_bd_seq = bd_seq
+        self.session_changed_at = now
+        for name, snapshot in envelope.body.get("devices", {}).items():
+            self.devices[name] = snapshot
+        self._reconcile_limits(self.birth["limits"], "listed at the node's birth", now)
+        self._power_update(envelope.body.get("budget", {}).get("power", {}), envelope.ts)
+
+    def _death(self, envelope: ground.Envelope, now: float) -> None:
+        bd_seq = envelope.bd_seq or 0
+        if bd_seq < self.death_bd_seq:
+            return
+        self.death_bd_seq = bd_seq
+        self.death_reason = str(envelope.body.get("reason", ""))
+        if self.death_bd_seq >= self.birth_bd_seq:
+            self.session_changed_at = now
+
+    def _state(self, device: str, body: dict[str, Any]) -> None:
+        self.devices[device] = body
+        status = body.get("status") or {}
+        if body.get("kind") == "pdu" and "total_power_mw" in status and body.get("status_at"):
+            self._power_sample(float(body["status_at"]), status["total_power_mw"] / 1000)
+
+    def _telemetry(self, body: dict[str, Any]) -> None:
+        if body.get("ts", 0) >= self.telemetry.get("ts", 0):
+            self.telemetry = body
+            if "limits" in body:
+                ts = float(body["ts"])
+                self._reconcile_limits(body["limits"], "listed in the node's telemetry", ts)
+        self._power_update(body.get("power", {}), float(body.get("ts", 0.0)))
+        if not any(d.get("kind") == "pdu" for d in self.devices.values()):
+            self._power_sample(float(body["ts"]), float(body["power"]["draw_w"]))
+
+    def _power_update(self, figures: dict[str, Any], at: float) -> None:
+        if at >= self._power_at:
+            self.power.update(figures)
+            self._power_at = at
+
+    def _power_sample(self, ts: float, watts: float) -> None:
+        bisect.insort(self.power_samples, (ts, watts))
+        horizon = self.power_samples[-1][0] - POWER_WINDOW_S
+        while self.power_samples and self.power_samples[0][0] < horizon:
+            self.power_samples.pop(0)
+
+    def _event(self, body: dict[str, Any], historical: bool) -> None:
+        line = EventLine(
+            ts=float(body.get("ts", 0.0)),
+            severity=str(body.get("severity", "info")),
+            name=str(body.get("name", "")),
+            source=str(body.get("source", "")),
+            message=str(body.get("message", "")),
+            historical=historical,
+        )
+        self.events.append(line)
+        self._alarm_from(line, body.get("data") or {})
+        self._power_from(line, body.get("data") or {})
+        self._take_from(line, body.get("data") or {})
+
+    def _alarm_from(self, line: EventLine, data: dict[str, Any]) -> None:
+        family, _, outcome = line.name.rpartition(".")
+        if family.startswith(("limit.", "budget.")) and outcome in ("red", "yellow", "cleared"):
+            what = str(data.get("limit") or family)
+            if family.startswith("limit."):
+                self._limit_keys.add((line.source, what))
+            if outcome == "cleared":
+                self._clear((line.source, what))
+            else:
+                self._raise((line.source, what), outcome, line.message, line.ts)
+        elif line.name in _RAISES:
+            what, level = _RAISES[line.name]
+            self._raise((line.source, what), level, line.message, line.ts)
+        elif line.name in _CLEARS:
+            self._clear((line.source, _CLEARS[line.name]))
+
+    def _power_from(self, line: EventLine, data: dict[str, Any]) -> None:
+        if line.name == "power.cap_changed" and "cap_w" in data:
+            self._power_update({"cap_w": data["cap_w"]}, line.ts)
+        elif line.name in ("power.over_cap", "power.within_cap"):
+            self._power_update({"shedding": line.name == "power.over_cap"}, line.ts)
+
+    def _take_from(self, line: EventLine, data: dict[str, Any]) -> None:
+        if line.name == "take.started":
+            self._take(data, line.ts)
+        elif line.name in ("take.circled", "take.uncircled") and data.get("take_id") in self.takes:
+            self.takes[data["take_id"]].circled = line.name == "take.circled"
+        elif line.name == "take.cut":
+            for camera, clip in (data.get("clips") or {}).items():
+                self._clip_closed(camera, clip.get("clip_id"))
+        elif line.name == "camera.record_stopped":
+            self._clip_closed(line.source, data.get("value"))
+
+    def _take(self, data: dict[str, Any], started_at: float) -> None:
+        take_id = data.get("take_id")
+        if not isinstance(take_id, int):
+            return
+        clips = {cam: int(c["clip_id"]) for cam, c in (data.get("clips") or {}).items()}
+        self.takes[take_id] = Take(
+            take_id=take_id,
+            scene=str(data.get("scene", "")),
+            take=int(data.get("take", 0)),
+            roll=data.get("roll"),
+            timecode_in=str(data.get("timecode_in", "")),
+            started_at=started_at,
+            clips=clips,
+            circled=bool(data.get("circled", False)),
+        )
+
+    def _clip_closed(self, camera: str, clip_id: object) -> None:
+        for take in self.takes.values():
+            if take.clips.get(camera) == clip_id:
+                take.closed.add(camera)
+
+    def absorb_shot_log(self, takes: list[dict[str, Any]]) -> None:
+        """Takes from a `shotlog.query` result: what happened before the monitor started."""
+        for entry in takes:
+            clips = {c["camera"]: int(c["clip_id"]) for c in entry.get("clips", [])}
+            take = Take(
+                take_id=int(entry["take_id"]),
+                scene=str(entry.get("scene", "")),
+                take=int(entry.get("take", 0)),
+                roll=entry.get("roll"),
+                timecode_in=str(entry.get("timecode_in") or ""),
+                started_at=float(entry.get("started_at") or 0.0),
+                clips=clips,
+                closed={c["camera"] for c in entry.get("clips", []) if c.get("state") != "open"},
+                circled=bool(entry.get("circled")),
+            )
+            self.takes.setdefault(take.take_id, take)
+        self.revision += 1
+
+    def _result(self, body: dict[str, Any]) -> None:
+        command = self.commands.get(str(body.get("id")))
+        if command is None:
+            return  # someone else's command: the event log shows what it did
+        command.status = str(body.get("status", ""))
+        command.reason = str(body.get("reason", ""))
+        command.result = dict(body.get("result") or {})
+        if command.name == "shotlog.query" and command.status == "ok":
+            self.absorb_shot_log(list(command.result.get("takes", [])))
+
+    # -- alarms ------------------------------------------------------------------------------
+
+    def _reconcile_limits(self, listed: list[dict[str, Any]], source: str, at: float) -> None:
+        """Match the alarms to the node's list of limits out of bounds.
+
+        The list speaks for every limit: those not on it have cleared. It catches what a
+        monitor that joined late, or lost events in a gap, would otherwise never see.
+        """
+        active = {(lim["device"], lim["limit"]): lim["level"] for lim in listed}
+        for key in self._limit_keys - set(active):
+            self._clear(key)
+        for key, level in active.items():
+            self._limit_keys.add(key)
+            alarm = self.alarms.get(key)
+            if alarm is None or not alarm.active or alarm.level != level:
+                self._raise(key, level, f"{key[0]} {key[1]} {level} ({source})", at)
+
+    def _raise(self, key: AlarmKey, level: str, message: str, at: float) -> None:
+        alarm = self.alarms.get(key)
+        if alarm is None:
+            self.alarms[key] = Alarm(key, level, message, at)
+            return
+        worse = level == "red" and alarm.level != "red"
+        if worse or not alarm.active:
+            alarm.acknowledged = False
+            alarm.raised_at = at
+        alarm.level, alarm.message, alarm.active = level, message, True
+
+    def _clear(self, key: AlarmKey) -> None:
+        alarm = self.alarms.get(key)
+        if alarm is None:
+            return
+        alarm.active = False
+        if alarm.acknowledged:
+            del self.alarms[key]
+
+    def acknowledge(self, key: AlarmKey | None = None) -> int:
+        """Acknowledge one alarm, or all of them; cleared ones then leave the screen."""
+        keys = [key] if key is not None else list(self.alarms)
+        done = 0
+        for k in keys:
+            alarm = self.alarms.get(k)
+            if alarm is None or alarm.acknowledged:
+                continue
+            alarm.acknowledged = True
+            done += 1
+            if not alarm.active:
+                del self.alarms[k]
+        self.revision += 1
+        return done
+
+    def unacknowledged(self) -> list[Alarm]:
+        return [a for a in self.alarms.values() if not a.acknowledged]
+
+    # -- commands ----------------------------------------------------------------------------
+
+    def command_sent(self, command_id: str, name: str, args: dict[str, Any], now: float) -> None:
+        self.commands[command_id] = CommandLine(command_id, name, args, now)
+        while len(self.commands) > COMMANDS_KEPT:
+            del self.commands[next(iter(self.commands))]
+        self.revision += 1
+
+    def command_failed(self, command_id: str, reason: str) -> None:
+        """A command that never reached the broker."""
+        command = self.commands[command_id]
+        command.status, command.reason = "unsent", reason
+        self.revision += 1
+
+    # -- questions -----------------------------------------------------------------------------
+
+    @property
+    def online(self) -> bool:
+        return self.birth is not None and self.birth_bd_seq > self.death_bd_seq
+
+    def status(self, now: float) -> NodeStatus:
+        if not self.connected:
+            return NodeStatus("no broker", self.connection_changed_at, self.connection_detail)
+        if self.birth is None and not self.death_bd_seq:
+            return NodeStatus("waiting", None, f"no birth from {self.node} yet")
+        if not self.online:
+            return NodeStatus("offline", self.session_changed_at, self.death_reason)
+        silent = now - self.last_heard if self.last_heard is not None else 0.0
+        if silent > self.los_after_s:
+            return NodeStatus("loss of signal", self.last_heard, f"silent for {silent:.0f} s")
+        return NodeStatus("online", self.session_changed_at, f"bd_seq {self.birth_bd_seq}")
+
+    def age(self, device: str, now: float) -> float | None:
+        at = self.devices.get(device, {}).get("status_at")
+        return None if at is None else max(0.0, now - float(at))
+
+    def stale(self, device: str, now: float) -> bool:
+        age = self.age(device, now)
+        return age is None or age > self.stale_after_s
+
+    def rolling_take(self, camera: str) -> Take | None:
+        for take in sorted(self.takes.values(), key=lambda t: -t.take_id):
+            if camera in take.clips:
+                return take
+        return None
+
+    def takes_since(self, since: float) -> list[Take]:
+        return sorted(
+            (t for t in self.takes.values() if t.started_at >= since),
+            key=lambda t: (t.scene, t.take, t.take_id),
+        )
+
+    def events_matching(self, text: str, min_severity: str = "diagnostic") -> list[EventLine]:
+        floor = SEVERITIES.index(min_severity)
+        needle = text.lower()
+        return [
+            e
+            for e in self.events
+            if SEVERITIES.index(e.severity) >= floor
+            and (not needle or needle in f"{e.name} {e.source} {e.message}".lower())
+        ]
+
+
+def utc_midnight(now: float) -> float:
+    """Start of the station's day (the ISS keeps GMT)."""
+    return now - (now % 86400.0)

@@ -1,0 +1,30 @@
+"""The ground's account of a node's sequence numbers (GROUND.md, "Session semantics").
+
+Every event, sample and result carries a number, contiguous per node and kept when re-sent:
+a number already seen is a duplicate to drop, and a jump is a real loss.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class StreamSequence:
+    last_seq: int = 0
+    gaps: list[tuple[int, int]] = field(default_factory=list)  # (first missing, last missing)
+    duplicates: int = 0
+
+    def accept(self, seq: int) -> bool:
+        """False for a message already seen (re-sent after a broken connection)."""
+        if seq <= self.last_seq:
+            self.duplicates += 1
+            return False
+        if self.last_seq and seq > self.last_seq + 1:
+            self.gaps.append((self.last_seq + 1, seq - 1))
+        self.last_seq = seq
+        return True
+
+    def missing(self) -> int:
+        """Sequence numbers never received: messages lost for good."""
+        return sum(last - first + 1 for first, last in self.gaps)

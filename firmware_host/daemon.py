@@ -23,7 +23,7 @@ from firmware_host.commands.dispatcher import CommandSpec, Dispatcher
 from firmware_host.config import Config
 from firmware_host.devices.agent import DeviceAgent
 from firmware_host.events import Event, EventBus
-from firmware_host.groundlink.intake import CommandIntake
+from firmware_host.groundlink.intake import CONFIRM, CommandIntake
 from firmware_host.groundlink.mqtt import GroundLink
 from firmware_host.groundlink.outbox import ROUTINE, Outbox
 from firmware_host.groundlink.pacing import Pacer
@@ -172,7 +172,7 @@ class Daemon:
             "frame_rate": self.reference.rate.fps,
             "devices": {name: self.snapshot(agent) for name, agent in self.devices.items()},
             "groups": {g.name: g.cameras for g in self.config.groups},
-            "commands": self.dispatcher.names,
+            "commands": {**self.dispatcher.signatures(), "confirm": CONFIRM},
             "limits": self.limits.active(),
             "sequence": self.sequences.status_dict(),
             "backlog": self.outbox.backlog(),

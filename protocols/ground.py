@@ -108,6 +108,20 @@ class DeviceSnapshot(msgspec.Struct, forbid_unknown_fields=True):
     timecode_offset_frames: float | None = None  # cameras: vs the daemon's reference
 
 
+class Argument(msgspec.Struct, forbid_unknown_fields=True):
+    """One argument of a command: the JSON types the node converts it from."""
+
+    types: list[str]  # of string, integer, number, boolean, array, object, null
+    required: bool
+
+
+class CommandSignature(msgspec.Struct, forbid_unknown_fields=True):
+    """What a command does and the arguments it takes, so ground tools can help and check."""
+
+    doc: str
+    args: dict[str, Argument]
+
+
 class BirthBody(msgspec.Struct, forbid_unknown_fields=True):
     node: str
     schema: int
@@ -116,7 +130,7 @@ class BirthBody(msgspec.Struct, forbid_unknown_fields=True):
     frame_rate: float
     devices: dict[str, DeviceSnapshot]
     groups: dict[str, list[str]]
-    commands: list[str]
+    commands: dict[str, CommandSignature]  # every command this node accepts, by name
     limits: list[dict[str, Any]]
     sequence: dict[str, Any]
     backlog: dict[str, int]

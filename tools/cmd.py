@@ -1,20 +1,25 @@
 """`cupola cmd`: sign a command, send it, wait for its result; the exit status says how it went.
 
-Arguments are `key=value` pairs (values read as JSON when they parse, else as text) or one
-JSON object. Exit status: 0 ok, 1 failed, 2 rejected, 3 no result in time, 4 armed (a
-hazardous command waiting for `confirm arm_id=...`; `--yes` confirms it at once).
+Arguments are `key=value` pairs or one JSON object. Values are read as the types the
+command takes, from the node's birth certificate (`scene=7` is text, `take=7` a number);
+with no birth on the broker, as JSON when they parse, else as text. Exit status: 0 ok,
+1 failed, 2 rejected, 3 no result in time, 4 armed (a hazardous command waiting for
+`confirm arm_id=...`; `--yes` confirms it at once), 64 unusable arguments or key.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
 import aiomqtt
+import msgspec
 
+from protocols import ground
 from protocols.ground import KeyFileError, read_key
 from tools.ground_client import CommandTimeout, GroundSession
 
@@ -23,22 +28,91 @@ NO_RESULT = 3
 USAGE = 64
 
 
-def parse_args(words: list[str]) -> dict[str, Any]:
-    if len(words) == 1 and words[0].lstrip().startswith("{"):
-        value = json.loads(words[0])
-        if not isinstance(value, dict):
-            raise ValueError("the JSON arguments must be an object")
+class ArgumentError(ValueError):
+    """Arguments that cannot make a command; nothing was signed or sent."""
+
+
+def _json_type(value: Any) -> str:
+    for kind, name in ((bool, "boolean"), (int, "integer"), (float, "number"), (str, "string"),
+                       (list, "array"), (dict, "object")):  # fmt: skip
+        if isinstance(value, kind):
+            return name
+    return "null"
+
+
+def _value(text: str, accepts: list[str] | None) -> Any:
+    """`text` as JSON when the command takes that type, else as text where it takes text.
+
+    So `scene=7` is the scene "7" (scenes are text), while `take=7` is the number 7.
+    """
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text
+    if accepts is None:
         return value
-    args: dict[str, Any] = {}
-    for word in words:
-        key, sep, text = word.partition("=")
-        if not sep or not key:
-            raise ValueError(f"argument {word!r} is not key=value")
+    kind = _json_type(value)
+    if kind in accepts or (kind == "integer" and "number" in accepts):
+        return value
+    return text if "string" in accepts else value
+
+
+def usage(signature: ground.CommandSignature) -> str:
+    """`scene=string take=integer [roll=string] ...`: what a command takes."""
+    words = []
+    for name, argument in signature.args.items():
+        word = f"{name}={'|'.join(argument.types)}"
+        words.append(word if argument.required else f"[{word}]")
+    return " ".join(words) or "(no arguments)"
+
+
+def parse_args(
+    words: list[str], signature: ground.CommandSignature | None = None
+) -> dict[str, Any]:
+    """The arguments from `key=value` words (or one JSON object).
+
+    With the node's signature of the command, values are read as the types it takes, and an
+    unknown or missing argument is refused here, before anything is signed.
+    """
+    if len(words) == 1 and words[0].lstrip().startswith("{"):
         try:
-            args[key] = json.loads(text)
-        except ValueError:
-            args[key] = text
+            value = json.loads(words[0])
+        except ValueError as exc:
+            raise ArgumentError(f"the JSON arguments do not parse: {exc}") from None
+        if not isinstance(value, dict):
+            raise ArgumentError("the JSON arguments must be an object")
+        args: dict[str, Any] = value
+    else:
+        args = {}
+        for word in words:
+            key, sep, text = word.partition("=")
+            if not sep or not key:
+                raise ArgumentError(f"argument {word!r} is not key=value")
+            known = signature.args.get(key) if signature is not None else None
+            args[key] = _value(text, known.types if known is not None else None)
+    if signature is not None:
+        problems = []
+        if unknown := sorted(set(args) - set(signature.args)):
+            problems.append(f"no argument {', '.join(unknown)}")
+        if missing := [n for n, a in signature.args.items() if a.required and n not in args]:
+            problems.append(f"missing {', '.join(missing)}")
+        if problems:
+            raise ArgumentError(f"{'; '.join(problems)} (takes {usage(signature)})")
     return args
+
+
+BIRTH_WAIT_S = 2.0  # a node's birth is retained: it comes at once if the node was ever up
+
+
+def signature_in(birth: dict[str, Any] | None, name: str) -> ground.CommandSignature | None:
+    """The node's own description of command `name`, from its birth certificate."""
+    try:
+        commands = msgspec.convert(
+            (birth or {}).get("commands"), dict[str, ground.CommandSignature]
+        )
+    except msgspec.ValidationError:
+        return None
+    return commands.get(name)
 
 
 async def send(
@@ -46,7 +120,7 @@ async def send(
     node: str,
     key_path: Path,
     name: str,
-    args: dict[str, Any],
+    words: list[str],
     *,
     ca_file: Path | None,
     timeout: float,
@@ -54,6 +128,10 @@ async def send(
 ) -> tuple[int, list[dict[str, Any]]]:
     key = read_key(key_path)
     async with GroundSession(url, node, key=key, ca_file=ca_file) as session:
+        with contextlib.suppress(TimeoutError):
+            await session.wait_for(lambda: bool(session.births), BIRTH_WAIT_S, "the birth")
+        birth = session.births[-1].body if session.births else None
+        args = parse_args(words, signature_in(birth, name))
         result = await session.command(name, args, timeout=timeout)
         results = [result]
         if result["status"] == "armed" and confirm:
@@ -74,16 +152,12 @@ def run(
     confirm: bool,
 ) -> int:
     try:
-        args = parse_args(words)
-    except ValueError as exc:
-        print(f"cupola cmd: {exc}", file=sys.stderr)
-        return USAGE
-    try:
         status, results = asyncio.run(
-            send(url, node, key_path, name, args, ca_file=ca_file, timeout=timeout, confirm=confirm)
-        )
-    except KeyFileError as exc:
-        print(f"cupola cmd: {exc}", file=sys.stderr)
+            send(url, node, key_path, name, words, ca_file=ca_file, timeout=timeout,
+                 confirm=confirm)
+        )  # fmt: skip
+    except (KeyFileError, ArgumentError) as exc:
+        print(f"cupola cmd: {name}: {exc}", file=sys.stderr)
         return USAGE
     except CommandTimeout as exc:
         print(f"cupola cmd: no result: {exc}", file=sys.stderr)

@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import msgspec
+import msgspec.inspect as mi
 
-from protocols.ground import Role
+from protocols.ground import Argument, CommandSignature, Role
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,42 @@ class CommandSpec(Generic[A]):
         return self.hazardous(args) if callable(self.hazardous) else self.hazardous
 
 
+def _json_types(info: mi.Type) -> list[str]:
+    """The JSON types msgspec converts into `info` (an integer also passes as a number)."""
+    match info:
+        case mi.Metadata():
+            return _json_types(info.type)
+        case mi.UnionType():
+            return [t for member in info.types for t in _json_types(member)]
+        case mi.LiteralType():
+            return sorted({"string" if isinstance(v, str) else "integer" for v in info.values})
+        case mi.EnumType():
+            return sorted({"string" if isinstance(m.value, str) else "integer" for m in info.cls})
+        case mi.StrType():
+            return ["string"]
+        case mi.BoolType():
+            return ["boolean"]
+        case mi.IntType():
+            return ["integer"]
+        case mi.FloatType():
+            return ["number"]
+        case mi.NoneType():
+            return ["null"]
+        case mi.ListType() | mi.VarTupleType() | mi.TupleType() | mi.SetType():
+            return ["array"]
+        case _:
+            return ["object"]
+
+
+def signature_of(doc: str, args: type[msgspec.Struct]) -> CommandSignature:
+    info = mi.type_info(args)
+    assert isinstance(info, mi.StructType)
+    return CommandSignature(
+        doc,
+        {f.encode_name: Argument(_json_types(f.type), f.required) for f in info.fields},
+    )
+
+
 class Dispatcher:
     def __init__(self, *, timeout_s: float = 30.0) -> None:
         self._specs: dict[str, CommandSpec[Any]] = {}
@@ -91,6 +128,9 @@ class Dispatcher:
     @property
     def names(self) -> list[str]:
         return sorted(self._specs)
+
+    def signatures(self) -> dict[str, CommandSignature]:
+        return {name: signature_of(spec.doc, spec.args) for name, spec in self._specs.items()}
 
     def parse_args(self, name: str, args: Any) -> Any:
         spec = self.spec(name)

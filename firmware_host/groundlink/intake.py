@@ -34,6 +34,7 @@ from firmware_host.commands.dispatcher import (
     Outcome,
     Status,
     current_role,
+    signature_of,
 )
 from firmware_host.events import EventBus
 from firmware_host.storage import open_database
@@ -55,6 +56,9 @@ MIGRATIONS = [
 
 class ConfirmArgs(msgspec.Struct, forbid_unknown_fields=True):
     arm_id: str
+
+
+CONFIRM = signature_of("Execute a hazardous command armed earlier.", ConfirmArgs)
 
 
 @dataclass

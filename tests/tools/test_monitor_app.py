@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from rich.text import Text
 from textual.command import CommandInput, CommandPalette
 from textual.pilot import Pilot
@@ -86,16 +87,17 @@ async def test_the_screen_follows_a_live_node(tmp_path: Path, broker: Mosquitto)
         await pilot.pause(0.1)
         assert "RED    ack" in panel(app, "#alarms") and not view.unacknowledged()
 
-        # A camera starting to record, commanded through the palette.
+        # A camera starting to record, commanded through the palette (scene 7 is text, as the
+        # node's birth says; take 1 a number).
         await pilot.press("ctrl+p")
         await until(pilot, lambda: isinstance(app.screen, CommandPalette), "the palette")
-        app.screen.query_one(CommandInput).value = "record scene=12A take=1"
+        app.screen.query_one(CommandInput).value = "record scene=7 take=1"
         await pilot.pause(2 * REDRAW_S)  # the screen behind the palette redraws meanwhile
         await pilot.press("enter")
         await until(
             pilot, lambda: "recording" in cell(app, "#devices", "cam-a", 2), "cam-a recording"
         )
-        assert cell(app, "#devices", "cam-a", 4) == "12A/1 REC"
+        assert cell(app, "#devices", "cam-a", 4) == "7/1 REC"
         await until(pilot, lambda: app.view.takes_since(0), "the take in the shot log")
 
         # A hazardous command asks for its second confirmation here, then executes.
@@ -123,7 +125,10 @@ async def test_the_screen_follows_a_live_node(tmp_path: Path, broker: Mosquitto)
         await until(pilot, lambda: "OFFLINE" in panel(app, "#node"), "the node offline")
 
 
-async def test_the_palette_refuses_malformed_arguments_without_sending(tmp_path: Path) -> None:
+@pytest.mark.parametrize("typed", ["record take", "record take=1", "record scene=7 take=1 x=2"])
+async def test_the_palette_refuses_malformed_arguments_without_sending(
+    tmp_path: Path, typed: str
+) -> None:
     view = NodeView("bench-node")
     last = load_capture(Path(__file__).parent / "captures" / "nominal.jsonl", view)
     key = Credentials(tmp_path).flight
@@ -132,7 +137,7 @@ async def test_the_palette_refuses_malformed_arguments_without_sending(tmp_path:
         assert "record" in app.command_names()
         await pilot.press("ctrl+p")
         await until(pilot, lambda: isinstance(app.screen, CommandPalette), "the palette")
-        app.screen.query_one(CommandInput).value = "record take"
+        app.screen.query_one(CommandInput).value = typed
         await pilot.pause(2 * REDRAW_S)  # the screen behind the palette redraws meanwhile
         await pilot.press("enter")
         await pilot.pause(0.2)

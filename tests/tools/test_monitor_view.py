@@ -34,8 +34,8 @@ def event(name: str, seq: int, *, source: str = "daemon", severity: str = "info"
 
 def birth(bd_seq: int, limits: list[dict[str, str]] | None = None) -> bytes:
     body = {"node": NODE, "schema": 1, "started": T0, "session_started": T0, "frame_rate": 25.0,
-            "devices": {}, "groups": {}, "commands": ["status"], "limits": limits or [],
-            "sequence": {}, "backlog": {}, "budget": {}}  # fmt: skip
+            "devices": {}, "groups": {}, "commands": {"status": {"doc": "", "args": {}}},
+            "limits": limits or [], "sequence": {}, "backlog": {}, "budget": {}}  # fmt: skip
     return message("birth", body, bd_seq=bd_seq)
 
 

@@ -22,6 +22,8 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.containers import Horizontal, Vertical
+from textual.content import Content
+from textual.markup import escape
 from textual.screen import ModalScreen
 from textual.widgets import (
     DataTable,
@@ -38,7 +40,7 @@ from textual.widgets import (
 from protocols import ground
 from protocols.ground import KeyFile
 from tools.broker_link import BrokerLink
-from tools.cmd import parse_args
+from tools.cmd import ArgumentError, parse_args, signature_in
 from tools.ground_client import sign_command
 from tools.monitor import rows
 from tools.monitor.view import SEVERITIES, NodeView, utc_midnight
@@ -92,33 +94,44 @@ class NodeCommands(Provider):
         assert isinstance(app, MonitorApp)
         return app
 
+    def _hit(self, name: str, words: list[str]) -> tuple[str, Callable[[], Any], str]:
+        """What choosing `name` with `words` does: send it, or ring and say what is wrong."""
+        monitor = self.monitor
+        signature = signature_in(monitor.view.birth, name)
+        try:
+            args = parse_args(words, signature)
+        except ArgumentError as exc:
+            return f"{name}: {exc}", monitor.bell, "fix the arguments"
+        shown = f"{name} {json.dumps(args)}" if args else name
+        sent_as = f"signed as {monitor.role}, sent to {monitor.view.node}"
+        help_text = f"{signature.doc} ({sent_as})" if signature is not None else sent_as
+        return shown, partial(monitor.send_command, name, args), help_text
+
     async def discover(self) -> Hits:
         for name in self.monitor.command_names():
-            yield DiscoveryHit(name, partial(self.monitor.send_command, name, {}), help="send")
+            shown, choose, help_text = self._hit(name, [])
+            yield DiscoveryHit(Content(shown), choose, help=escape(help_text))
 
     async def search(self, query: str) -> Hits:
         name_part, _, rest = query.strip().partition(" ")
         matcher = self.matcher(name_part)
         try:
-            args = parse_args(shlex.split(rest)) if rest.strip() else {}
-        except ValueError as exc:
-            args, problem = {}, str(exc)
+            words = shlex.split(rest)
+        except ValueError as exc:  # an unclosed quote
+            words, quoting = [], f"cannot read the arguments: {exc}"
         else:
-            problem = ""
+            quoting = ""
         for name in self.monitor.command_names():
             score = matcher.match(name)
             if score <= 0:
                 continue
-            if problem:
-                yield Hit(score, f"{name}: {problem}", self.monitor.bell, help="fix the arguments")
-                continue
-            shown = f"{name} {json.dumps(args)}" if args else name
-            yield Hit(
-                score,
-                matcher.highlight(shown),
-                partial(self.monitor.send_command, name, args),
-                help=f"sign as {self.monitor.role} and send to {self.monitor.view.node}",
-            )
+            if quoting:
+                shown, choose, help_text = f"{name}: {quoting}", self.monitor.bell, "fix them"
+            else:
+                shown, choose, help_text = self._hit(name, words)
+            # Arguments are the operator's text, never markup: only the name is highlighted.
+            display = matcher.highlight(name) + Content(shown[len(name) :])
+            yield Hit(score, display, choose, text=shown, help=escape(help_text))
 
 
 class MonitorApp(App[None]):
@@ -242,7 +255,7 @@ class MonitorApp(App[None]):
     # -- commands ------------------------------------------------------------------------------
 
     def command_names(self) -> list[str]:
-        names = (self.view.birth or {}).get("commands") or []
+        names = sorted((self.view.birth or {}).get("commands") or {})
         allowed = ground.PERMISSIONS[self.key.role] if self.key else frozenset()
         return [n for n in names if allowed is None or n in allowed]
 

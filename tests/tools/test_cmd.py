@@ -1,0 +1,103 @@
+"""`cupola cmd` and the palette read arguments as the node's commands take them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+from pathlib import Path
+
+import msgspec
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from firmware_host.commands.dispatcher import signature_of
+from firmware_host.workflow.takes import RecordArgs
+from hil.broker import Mosquitto
+from protocols.ground import CommandSignature
+from tests.harness import (
+    CAMERA_AND_LIGHT,
+    Credentials,
+    DaemonProcess,
+    SimProcess,
+    cupola,
+    daemon_config,
+)
+from tools.cmd import ArgumentError, parse_args, usage
+from tools.ground_client import GroundSession
+
+RECORD = signature_of("Roll.", RecordArgs)
+WORDS = st.text(st.characters(blacklist_categories=("Cs",)), max_size=20)
+
+
+@given(WORDS)
+def test_a_text_argument_is_the_text_typed(text: str) -> None:
+    args = parse_args([f"scene={text}", "take=3"], RECORD)
+    assert isinstance(args["scene"], str) and args["take"] == 3
+    try:
+        literal = json.loads(text)
+    except ValueError:
+        literal = None
+    assert args["scene"] == (literal if isinstance(literal, str) else text)
+
+
+@given(WORDS)
+def test_without_a_signature_values_are_json_when_they_parse(text: str) -> None:
+    value = parse_args([f"x={text}"])["x"]
+    try:
+        assert value == json.loads(text)
+    except ValueError:
+        assert value == text
+
+
+@given(st.integers(min_value=-(10**6), max_value=10**6), st.floats(allow_nan=False))
+def test_numbers_and_nulls_pass_where_the_command_takes_them(take: int, planned: float) -> None:
+    args = parse_args(
+        ["scene=7", f"take={take}", f"planned_s={json.dumps(planned)}", "group=null"], RECORD
+    )
+    assert args == {"scene": "7", "take": take, "planned_s": planned, "group": None}
+
+
+def test_unknown_and_missing_arguments_are_refused_with_the_usage() -> None:
+    with pytest.raises(ArgumentError, match=r"no argument scen; missing scene \(takes scene="):
+        parse_args(["scen=1", "take=1"], RECORD)
+    with pytest.raises(ArgumentError, match="missing scene, take"):
+        parse_args([], RECORD)
+    with pytest.raises(ArgumentError, match="not key=value"):
+        parse_args(["take"], RECORD)
+    assert usage(RECORD).startswith("scene=string take=integer [roll=string]")
+    assert usage(CommandSignature("", {})) == "(no arguments)"
+
+
+def test_every_signature_survives_the_birth_certificate() -> None:
+    decoded = msgspec.json.decode(msgspec.json.encode(RECORD), type=CommandSignature)
+    assert decoded == RECORD
+
+
+async def test_cupola_cmd_records_scene_7_and_refuses_a_missing_scene(
+    tmp_path: Path, broker: Mosquitto
+) -> None:
+    sim = SimProcess(tmp_path, CAMERA_AND_LIGHT).start()
+    credentials = Credentials(tmp_path)
+    key_path = tmp_path / "fc.key"
+    key_path.write_bytes(msgspec.json.encode(credentials.flight))
+    config = daemon_config(
+        sim.paths, sim.kinds, broker.url(), tmp_path / "state", keyring=credentials.keyring
+    )
+    DaemonProcess(tmp_path, config).start()
+    async with GroundSession(broker.url(), "test-node") as gs:
+        await gs.wait_for(lambda: gs.online("cam-a"), 20, "cam-a online")
+
+    async def cmd(*words: str) -> subprocess.CompletedProcess[str]:
+        argv = cupola("cmd", "--broker", broker.url(), "--node", "test-node",
+                      "--key", str(key_path), *words)  # fmt: skip
+        return await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True)
+
+    refused = await cmd("record", "take=1")
+    assert refused.returncode == 64 and "missing scene" in refused.stderr, refused
+    rolled = await cmd("record", "scene=7", "take=1")
+    assert rolled.returncode == 0, rolled
+    await cmd("cut")
+    takes = await cmd("shotlog.query")
+    assert [t["scene"] for t in json.loads(takes.stdout)["result"]["takes"]] == ["7"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -142,3 +143,21 @@ async def test_the_palette_refuses_malformed_arguments_without_sending(
         await pilot.press("enter")
         await pilot.pause(0.2)
         assert not view.commands  # nothing signed, nothing sent
+
+
+async def test_text_from_the_node_is_shown_as_sent_never_as_markup() -> None:
+    view = NodeView("bench-node")
+    last = load_capture(Path(__file__).parent / "captures" / "nominal.jsonl", view)
+    nasty = ["[/oops] closing a tag never opened", "tripped [2]", "[bold]loud[/bold]", "[a=b|c]"]
+    for n, message in enumerate(nasty, start=view.sequence.last_seq + 1):
+        body = {"name": "x.y", "severity": "warning", "message": message, "source": "cam-a",
+                "data": {}, "ts": last}  # fmt: skip
+        envelope = {"v": 1, "node": "bench-node", "kind": "event", "ts": last, "seq": n,
+                    "body": body}  # fmt: skip
+        view.absorb("cupola/v1/bench-node/event", json.dumps(envelope).encode(), last)
+    app = MonitorApp(view, clock=lambda: last)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause(2 * REDRAW_S)
+        table = app.query_one("#event-table", DataTable)
+        shown = [table.get_row_at(row)[4].plain for row in range(len(nasty))]
+        assert shown == list(reversed(nasty))

@@ -257,7 +257,7 @@ def test_takes_roll_cut_and_circle() -> None:
     view.absorb(topic("event"), event("take.started", 1, take_id=7, scene="12A", take=3,
                                       clips=clips, timecode_in="01:00:00:00"), T0)  # fmt: skip
     take = view.takes[7]
-    assert take.rolling and view.rolling_take("cam-a") is take
+    assert take.rolling and view.latest_take("cam-a") is take
     view.absorb(topic("event"), event("camera.record_stopped", 2, source="cam-a", value=4), T0)
     assert take.rolling  # cam-b still rolls
     view.absorb(topic("event"), event("take.cut", 3, clips={"cam-b": {"clip_id": 9}}), T0)

@@ -24,6 +24,7 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.markup import escape
+from textual.notifications import SeverityLevel
 from textual.screen import ModalScreen
 from textual.widgets import (
     DataTable,
@@ -59,6 +60,11 @@ def _line(cells: list[rows.Cell], separator: str = "  ") -> Text:
     return text
 
 
+def _row(*cells: str | Text) -> list[Text]:
+    """Table cells as plain text: node messages and operator arguments are never markup."""
+    return [cell if isinstance(cell, Text) else Text(cell) for cell in cells]
+
+
 def _lines(cells: list[rows.Cell]) -> Text:
     return Text("\n").join(Text(cell.text, style=cell.style) for cell in cells)
 
@@ -78,7 +84,7 @@ class ConfirmHazardous(ModalScreen[bool]):
     def compose(self) -> ComposeResult:
         with Vertical(id="confirm"):
             yield Label("HAZARDOUS COMMAND", id="confirm-title")
-            yield Label(self.question)
+            yield Label(self.question, markup=False)
             yield Label("y: execute it now    n: let the arm expire", id="confirm-keys")
 
     def action_answer(self, answer: bool) -> None:
@@ -237,9 +243,9 @@ class MonitorApp(App[None]):
     def _connection(self, connected: bool, detail: str) -> None:
         self.view.set_connection(connected, detail, self.clock())
         if connected:
-            self.notify(detail, title="broker")
+            self.notify(detail, title="broker", markup=False)
         else:
-            self.notify(detail, title="broker connection lost", severity="warning")
+            self.notify(detail, title="broker connection lost", severity="warning", markup=False)
 
     async def _receive(self, topic: str, payload: bytes) -> None:
         self.view.absorb(topic, payload, self.clock())
@@ -280,7 +286,7 @@ class MonitorApp(App[None]):
         except aiomqtt.MqttError as exc:
             self._pending.discard(command["id"])
             self.view.command_failed(command["id"], f"not sent: {exc}")
-            self.notify(f"{name} not sent: {exc}", title="command", severity="error")
+            self.notify(f"{name} not sent: {exc}", title="command", severity="error", markup=False)
 
     def _answered(self, command_id: str) -> None:
         command = self.view.commands[command_id]
@@ -304,10 +310,8 @@ class MonitorApp(App[None]):
             return
         detail = command.reason or json.dumps(command.result)[:200]
         title = f"{command.name}: {command.status}"
-        if command.status == "ok":
-            self.notify(detail, title=title)
-        else:
-            self.notify(detail, title=title, severity="error")
+        severity: SeverityLevel = "information" if command.status == "ok" else "error"
+        self.notify(detail, title=title, severity=severity, markup=False)
 
     # -- actions -------------------------------------------------------------------------------
 
@@ -388,11 +392,13 @@ class MonitorApp(App[None]):
         for event in reversed(shown[-EVENT_ROWS_SHOWN:]):
             style = SEVERITY_STYLES.get(event.severity, "")
             table.add_row(
-                rows.clock(event.ts) + (" H" if event.historical else ""),
-                Text(event.severity, style=style),
-                Text(event.name, style=style),
-                event.source,
-                event.message,
+                *_row(
+                    rows.clock(event.ts) + (" H" if event.historical else ""),
+                    Text(event.severity, style=style),
+                    Text(event.name, style=style),
+                    event.source,
+                    event.message,
+                )
             )
         pane = self.main.query_one("#filter", Input)
         pane.placeholder = f"filter events (text); showing {self.min_severity} and worse (v)"
@@ -402,14 +408,16 @@ class MonitorApp(App[None]):
         table.clear()
         for take in self.view.takes_since(utc_midnight(now)):
             table.add_row(
-                Text(take.scene, style="bold"),
-                str(take.take),
-                Text("● circled", style="bold green") if take.circled else "",
-                take.timecode_in,
-                ", ".join(sorted(take.clips)),
-                Text("ROLLING", style="bold red") if take.rolling else "cut",
-                take.roll or "",
-                rows.clock(take.started_at),
+                *_row(
+                    Text(take.scene, style="bold"),
+                    str(take.take),
+                    Text("● circled", style="bold green") if take.circled else "",
+                    take.timecode_in,
+                    ", ".join(sorted(take.clips)),
+                    Text("ROLLING", style="bold red") if take.rolling else "cut",
+                    take.roll or "",
+                    rows.clock(take.started_at),
+                )
             )
 
     def _commands(self) -> None:
@@ -420,11 +428,13 @@ class MonitorApp(App[None]):
                 command.status, "bold red"
             )
             table.add_row(
-                rows.clock(command.sent_at),
-                command.name,
-                json.dumps(command.args),
-                Text(command.status, style=style),
-                command.reason or json.dumps(command.result)[:120],
+                *_row(
+                    rows.clock(command.sent_at),
+                    command.name,
+                    json.dumps(command.args),
+                    Text(command.status, style=style),
+                    command.reason or json.dumps(command.result)[:120],
+                )
             )
 
 

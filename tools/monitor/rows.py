@@ -58,7 +58,7 @@ def device_row(view: NodeView, name: str, now: float) -> list[Cell]:
         state = Cell(f"OFFLINE: {snap.get('offline_reason') or 'no reason given'}", "bold red")
     else:
         state = _state(kind, status)
-    take = view.rolling_take(name) if kind == "camera" else None
+    take = view.latest_take(name) if kind == "camera" else None
     scene_take = f"{take.scene}/{take.take}" if take is not None else ""
     if take is not None and take.rolling:
         scene_take += " REC"

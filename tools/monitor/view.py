@@ -133,7 +133,7 @@ class NodeView:
         self.power_samples: list[tuple[float, float]] = []  # (node time, watts)
         self.events: deque[EventLine] = deque(maxlen=EVENTS_KEPT)
         self.alarms: dict[AlarmKey, Alarm] = {}
-        self._limit_keys: set[AlarmKey] = set()  # alarms a birth's list of limits speaks for
+        self._limit_keys: set[AlarmKey] = set()  # the node's lists of limits speak for these
         self.takes: dict[int, Take] = {}
         self.commands: dict[str, CommandLine] = {}
         self.revision = 0  # bumped on every change: the screen redraws when it moves
@@ -434,7 +434,7 @@ class NodeView:
         age = self.age(device, now)
         return age is None or age > self.stale_after_s
 
-    def rolling_take(self, camera: str) -> Take | None:
+    def latest_take(self, camera: str) -> Take | None:
         for take in sorted(self.takes.values(), key=lambda t: -t.take_id):
             if camera in take.clips:
                 return take

@@ -267,6 +267,21 @@ def test_takes_roll_cut_and_circle() -> None:
     assert "scene 12A take 3 (circled)" in summary(view, T0)
 
 
+def test_the_shot_log_corrects_what_events_missed() -> None:
+    view = connected_view()
+    clips = {"cam-a": {"clip_id": 4, "timecode_in": "01:00:00:00"}}
+    view.absorb(topic("event"), event("take.started", 1, take_id=7, scene="12A", take=3,
+                                      clips=clips, timecode_in="01:00:00:00"), T0)  # fmt: skip
+    assert view.takes[7].rolling  # then the monitor is cut off while the take is cut
+    closed = [{"camera": "cam-a", "clip_id": 4, "state": "closed"}]
+    view.absorb_shot_log([{"take_id": 7, "scene": "12A", "take": 3, "circled": True,
+                           "clips": closed}])  # fmt: skip
+    assert not view.takes[7].rolling and view.takes[7].circled
+    rolling = [{"camera": "cam-b", "clip_id": 1, "state": "rolling"}]
+    view.absorb_shot_log([{"take_id": 8, "scene": "12A", "take": 4, "clips": rolling}])
+    assert view.takes[8].rolling  # rolling before the monitor started
+
+
 # -- captures ----------------------------------------------------------------------------------
 
 

@@ -243,6 +243,7 @@ class MonitorApp(App[None]):
     def _connection(self, connected: bool, detail: str) -> None:
         self.view.set_connection(connected, detail, self.clock())
         if connected:
+            self._asked_shot_log = False  # takes may have rolled or been cut meanwhile
             self.notify(detail, title="broker", markup=False)
         else:
             self.notify(detail, title="broker connection lost", severity="warning", markup=False)

@@ -313,7 +313,10 @@ class NodeView:
                 take.closed.add(camera)
 
     def absorb_shot_log(self, takes: list[dict[str, Any]]) -> None:
-        """Takes from a `shotlog.query` result: what happened before the monitor started."""
+        """Takes from a `shotlog.query` result: the node's record, over what events said.
+
+        It covers what happened before the monitor started, or while it was cut off.
+        """
         for entry in takes:
             clips = {c["camera"]: int(c["clip_id"]) for c in entry.get("clips", [])}
             take = Take(
@@ -324,10 +327,10 @@ class NodeView:
                 timecode_in=str(entry.get("timecode_in") or ""),
                 started_at=float(entry.get("started_at") or 0.0),
                 clips=clips,
-                closed={c["camera"] for c in entry.get("clips", []) if c.get("state") != "open"},
+                closed={c["camera"] for c in entry.get("clips", []) if c.get("state") != "rolling"},
                 circled=bool(entry.get("circled")),
             )
-            self.takes.setdefault(take.take_id, take)
+            self.takes[take.take_id] = take
         self.revision += 1
 
     def _result(self, body: dict[str, Any]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime
 import logging
 import sys
 from collections.abc import Callable
@@ -88,7 +89,7 @@ def _cmd_monitor(args: argparse.Namespace) -> int:
     if args.replay is not None:
         from tools.monitor.launch import run_replay
 
-        return run_replay(args.replay, args.node or "iss-film", at=args.at, text=args.text)
+        return run_replay(args.replay, args.node, at=args.at, text=args.text)
     if args.broker is None:
         print("cupola monitor: give --broker URL (or --replay CAPTURE)", file=sys.stderr)
         return 2
@@ -226,17 +227,34 @@ def _onboard_commands(add: Adder) -> None:
     p.add_argument("--screenshot", type=Path, help="save the monitor as SVG mid-take (headless)")
 
 
+def _instant(text: str) -> float:
+    """A moment as unix seconds, or ISO 8601 (UTC, as the station keeps, unless it says)."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither ISO 8601 nor unix seconds") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.UTC)
+    return moment.timestamp()
+
+
 def _ground_commands(add: Adder) -> None:
     p = add("monitor", _cmd_monitor, "Watch a node from the ground (a terminal UI).")
     p.add_argument("--broker", help="mqtt://user:pass@host:port or mqtts://...")
-    p.add_argument("--node", help="node name (default iss-film; with --json: every node)")
+    p.add_argument("--node", help="node name (default iss-film; --json: every node; --replay: "
+                   "the capture's)")  # fmt: skip
     p.add_argument("--ca", type=Path, help="CA certificate for mqtts://")
     p.add_argument("--key", type=Path, help="your key file: lets the palette send commands")
     p.add_argument("--los-after", type=float, default=15.0, metavar="S",
                    help="an online node silent this long is shown as loss of signal")  # fmt: skip
     p.add_argument("--json", action="store_true", help="one JSON line per message, for scripts")
     p.add_argument("--replay", type=Path, metavar="CAPTURE", help="show a --json capture")
-    p.add_argument("--at", type=float, help="replay: the screen as at this unix time")
+    p.add_argument("--at", type=_instant, metavar="TIME",
+                   help="replay: the screen as it was then (ISO 8601, UTC if no zone)")  # fmt: skip
     p.add_argument("--text", action="store_true", help="replay: print a summary, no UI")
 
     p = add("keys", _cmd_keys, "Create, list and revoke the role keys commands are signed with.")

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from protocols import ground
-from tools.monitor.replay import CaptureError, load_capture
+from tools.monitor.replay import CaptureError, capture_node, load_capture
 from tools.monitor.summary import summary
 from tools.monitor.view import NodeView
 
@@ -294,8 +294,12 @@ def test_a_capture_replays_into_the_view(tmp_path: Path) -> None:
     ]
     capture.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
     view = NodeView(NODE)
+    assert capture_node(capture) == NODE
     assert load_capture(capture, view) == T0 + 2
     assert view.online and view.sequence.last_seq == 5
+    earlier = NodeView(NODE)
+    assert load_capture(capture, earlier, until=T0 + 1) == T0  # the screen as it was then
+    assert earlier.online and earlier.sequence.last_seq == 0
     capture.write_text("not json\n")
     with pytest.raises(CaptureError, match=r"c\.jsonl:1"):
         load_capture(capture, NodeView(NODE))

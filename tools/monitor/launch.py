@@ -8,7 +8,7 @@ from pathlib import Path
 from protocols.ground import KeyFileError, read_key
 from tools.cmd import USAGE
 from tools.monitor.app import MonitorApp
-from tools.monitor.replay import CaptureError, load_capture
+from tools.monitor.replay import CaptureError, capture_node, load_capture
 from tools.monitor.summary import summary
 from tools.monitor.view import NodeView
 
@@ -26,10 +26,10 @@ def run_live(
     return 0
 
 
-def run_replay(path: Path, node: str, *, at: float | None, text: bool) -> int:
-    view = NodeView(node)
+def run_replay(path: Path, node: str | None, *, at: float | None, text: bool) -> int:
     try:
-        last = load_capture(path, view)
+        view = NodeView(node or capture_node(path) or "iss-film")
+        last = load_capture(path, view, until=at)
     except (OSError, CaptureError) as exc:
         print(f"cupola monitor: {exc}", file=sys.stderr)
         return 2

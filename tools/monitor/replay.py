@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from protocols import ground
 from tools.monitor.view import NodeView
 
 
@@ -16,19 +17,34 @@ class CaptureError(ValueError):
     """A capture line that is not what `cupola monitor --json` writes."""
 
 
-def load_capture(path: Path, view: NodeView) -> float:
-    """Feed every line to `view`; returns the time the last one was received."""
+def capture_node(path: Path) -> str | None:
+    """The node whose messages the capture holds (its first), if any."""
+    with path.open() as capture:
+        for line in capture:
+            try:
+                parsed = ground.parse_topic(str(json.loads(line).get("topic", "")))
+            except (ValueError, AttributeError):
+                return None
+            if parsed is not None:
+                return parsed[0]
+    return None
+
+
+def load_capture(path: Path, view: NodeView, until: float | None = None) -> float:
+    """Feed `view` every line (up to the time `until`); returns when the last one came."""
     last = 0.0
     with path.open() as capture:
         for number, line in enumerate(capture, start=1):
             try:
                 entry = json.loads(line)
+                at = float(entry["at"] if "monitor" in entry else entry["received"])
+                if until is not None and at > until:
+                    break
+                last = at
                 if "monitor" in entry:
-                    last = float(entry["at"])
-                    view.set_connection(entry["monitor"] == "connected", entry["detail"], last)
-                elif "message" in entry:
-                    last = float(entry["received"])
-                    view.absorb(entry["topic"], json.dumps(entry["message"]).encode(), last)
+                    view.set_connection(entry["monitor"] == "connected", entry["detail"], at)
+                else:
+                    view.absorb(entry["topic"], json.dumps(entry["message"]).encode(), at)
             except (ValueError, KeyError, TypeError) as exc:
                 raise CaptureError(f"{path}:{number}: not a monitor capture line ({exc})") from exc
     return last

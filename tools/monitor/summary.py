@@ -21,7 +21,7 @@ def summary(view: NodeView, now: float) -> str:
     lines += ["", "power:  " + "; ".join(c.text for c in rows.power_lines(view, now))]
     lines += ["data:   " + "; ".join(c.text for c in rows.data_lines(view))]
     takes = view.takes_since(utc_midnight(now))
-    lines += ["", f"shot log: {len(takes)} takes today"]
+    lines += ["", f"shot log: {len(takes)} take{'' if len(takes) == 1 else 's'} today"]
     for take in takes:
         circled = " (circled)" if take.circled else ""
         state = "ROLLING" if take.rolling else "cut"

@@ -291,12 +291,15 @@ def test_a_capture_replays_into_the_view(tmp_path: Path) -> None:
         {"monitor": "connected", "detail": "ok", "at": T0},
         {"topic": topic("birth"), "received": T0, "message": json.loads(birth(1))},
         {"topic": topic("event"), "received": T0 + 2, "message": json.loads(event("a", 5))},
+        {"topic": topic("event"), "received": T0 + 2, "raw": {"not": "an envelope"}},
+        {"topic": topic("event"), "received": T0 + 2, "raw_hex": "ff00"},
     ]
     capture.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
     view = NodeView(NODE)
     assert capture_node(capture) == NODE
     assert load_capture(capture, view) == T0 + 2
     assert view.online and view.sequence.last_seq == 5
+    assert view.malformed == 2  # kept raw by --json, counted on replay as they were live
     earlier = NodeView(NODE)
     assert load_capture(capture, earlier, until=T0 + 1) == T0  # the screen as it was then
     assert earlier.online and earlier.sequence.last_seq == 0

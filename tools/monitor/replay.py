@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from protocols import ground
 from tools.monitor.view import NodeView
@@ -30,6 +31,15 @@ def capture_node(path: Path) -> str | None:
     return None
 
 
+def _payload(entry: dict[str, Any]) -> bytes:
+    """The bytes as received: a message that did not decode was kept raw (JSON or hex)."""
+    if "message" in entry:
+        return json.dumps(entry["message"]).encode()
+    if "raw" in entry:
+        return json.dumps(entry["raw"]).encode()
+    return bytes.fromhex(entry["raw_hex"])
+
+
 def load_capture(path: Path, view: NodeView, until: float | None = None) -> float:
     """Feed `view` every line (up to the time `until`); returns when the last one came."""
     last = 0.0
@@ -44,7 +54,7 @@ def load_capture(path: Path, view: NodeView, until: float | None = None) -> floa
                 if "monitor" in entry:
                     view.set_connection(entry["monitor"] == "connected", entry["detail"], at)
                 else:
-                    view.absorb(entry["topic"], json.dumps(entry["message"]).encode(), at)
+                    view.absorb(entry["topic"], _payload(entry), at)
             except (ValueError, KeyError, TypeError) as exc:
                 raise CaptureError(f"{path}:{number}: not a monitor capture line ({exc})") from exc
     return last

@@ -145,16 +145,40 @@ async def test_the_palette_refuses_malformed_arguments_without_sending(
         assert not view.commands  # nothing signed, nothing sent
 
 
+def add_events(view: NodeView, at: float, *messages: str) -> None:
+    for n, message in enumerate(messages, start=view.sequence.last_seq + 1):
+        body = {"name": "x.y", "severity": "warning", "message": message, "source": "cam-a",
+                "data": {}, "ts": at}  # fmt: skip
+        envelope = {"v": 1, "node": "bench-node", "kind": "event", "ts": at, "seq": n,
+                    "body": body}  # fmt: skip
+        view.absorb("cupola/v1/bench-node/event", json.dumps(envelope).encode(), at)
+
+
+async def test_a_reader_keeps_the_event_they_are_on_while_newer_ones_arrive() -> None:
+    view = NodeView("bench-node")
+    last = load_capture(Path(__file__).parent / "captures" / "nominal.jsonl", view)
+    app = MonitorApp(view, clock=lambda: last)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause(2 * REDRAW_S)
+        table = app.query_one("#event-table", DataTable)
+        table.focus()
+        await pilot.press("down", "down", "down")
+        reading = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
+        add_events(view, last, "newer", "newer still")
+        await pilot.pause(2 * REDRAW_S)
+        assert table.cursor_row == 5
+        assert table.coordinate_to_cell_key(table.cursor_coordinate).row_key == reading
+        await pilot.press(*["up"] * 5)
+        add_events(view, last, "newest")
+        await pilot.pause(2 * REDRAW_S)
+        assert table.cursor_row == 0 and table.get_row_at(0)[4].plain == "newest"
+
+
 async def test_text_from_the_node_is_shown_as_sent_never_as_markup() -> None:
     view = NodeView("bench-node")
     last = load_capture(Path(__file__).parent / "captures" / "nominal.jsonl", view)
     nasty = ["[/oops] closing a tag never opened", "tripped [2]", "[bold]loud[/bold]", "[a=b|c]"]
-    for n, message in enumerate(nasty, start=view.sequence.last_seq + 1):
-        body = {"name": "x.y", "severity": "warning", "message": message, "source": "cam-a",
-                "data": {}, "ts": last}  # fmt: skip
-        envelope = {"v": 1, "node": "bench-node", "kind": "event", "ts": last, "seq": n,
-                    "body": body}  # fmt: skip
-        view.absorb("cupola/v1/bench-node/event", json.dumps(envelope).encode(), last)
+    add_events(view, last, *nasty)
     app = MonitorApp(view, clock=lambda: last)
     async with app.run_test(size=(160, 48)) as pilot:
         await pilot.pause(2 * REDRAW_S)

@@ -65,6 +65,26 @@ def _row(*cells: str | Text) -> list[Text]:
     return [cell if isinstance(cell, Text) else Text(cell) for cell in cells]
 
 
+def _refill(table: DataTable[Any], rows: list[tuple[str, list[Text]]]) -> None:
+    """Replace a table's rows; a reader's cursor stays on its row, the screen steady.
+
+    At the top the table follows what comes in; a flight controller who moved down to read
+    an event keeps reading it while newer ones arrive above.
+    """
+    reading: str | None = None
+    if table.row_count and table.cursor_row > 0:
+        reading = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+    was_at, scrolled = table.cursor_row, table.scroll_y
+    table.clear()
+    for key, cells in rows:
+        table.add_row(*cells, key=key)
+    if reading is None or not any(key == reading for key, _ in rows):
+        return
+    now_at = table.get_row_index(reading)
+    table.move_cursor(row=now_at, animate=False, scroll=False)
+    table.scroll_to(y=scrolled + now_at - was_at, animate=False, immediate=True)
+
+
 def _lines(cells: list[rows.Cell]) -> Text:
     return Text("\n").join(Text(cell.text, style=cell.style) for cell in cells)
 
@@ -388,55 +408,53 @@ class MonitorApp(App[None]):
 
     def _events(self) -> None:
         table = self.main.query_one("#event-table", DataTable)
-        table.clear()
         shown = self.view.events_matching(self.filter_text, self.min_severity)
+        lines = []
         for event in reversed(shown[-EVENT_ROWS_SHOWN:]):
             style = SEVERITY_STYLES.get(event.severity, "")
-            table.add_row(
-                *_row(
-                    rows.clock(event.ts) + (" H" if event.historical else ""),
-                    Text(event.severity, style=style),
-                    Text(event.name, style=style),
-                    event.source,
-                    event.message,
-                )
+            cells = _row(
+                rows.clock(event.ts) + (" H" if event.historical else ""),
+                Text(event.severity, style=style),
+                Text(event.name, style=style),
+                event.source,
+                event.message,
             )
+            lines.append((str(event.seq), cells))
+        _refill(table, lines)
         pane = self.main.query_one("#filter", Input)
         pane.placeholder = f"filter events (text); showing {self.min_severity} and worse (v)"
 
     def _shots(self, now: float) -> None:
-        table = self.main.query_one("#shot-table", DataTable)
-        table.clear()
+        lines = []
         for take in self.view.takes_since(utc_midnight(now)):
-            table.add_row(
-                *_row(
-                    Text(take.scene, style="bold"),
-                    str(take.take),
-                    Text("● circled", style="bold green") if take.circled else "",
-                    take.timecode_in,
-                    ", ".join(sorted(take.clips)),
-                    Text("ROLLING", style="bold red") if take.rolling else "cut",
-                    take.roll or "",
-                    rows.clock(take.started_at),
-                )
+            cells = _row(
+                Text(take.scene, style="bold"),
+                str(take.take),
+                Text("● circled", style="bold green") if take.circled else "",
+                take.timecode_in,
+                ", ".join(sorted(take.clips)),
+                Text("ROLLING", style="bold red") if take.rolling else "cut",
+                take.roll or "",
+                rows.clock(take.started_at),
             )
+            lines.append((str(take.take_id), cells))
+        _refill(self.main.query_one("#shot-table", DataTable), lines)
 
     def _commands(self) -> None:
-        table = self.main.query_one("#command-table", DataTable)
-        table.clear()
+        lines = []
         for command in reversed(list(self.view.commands.values())):
             style = {"ok": "green", "armed": "bold yellow", "sent": "dim"}.get(
                 command.status, "bold red"
             )
-            table.add_row(
-                *_row(
-                    rows.clock(command.sent_at),
-                    command.name,
-                    json.dumps(command.args),
-                    Text(command.status, style=style),
-                    command.reason or json.dumps(command.result)[:120],
-                )
+            cells = _row(
+                rows.clock(command.sent_at),
+                command.name,
+                json.dumps(command.args),
+                Text(command.status, style=style),
+                command.reason or json.dumps(command.result)[:120],
             )
+            lines.append((command.id, cells))
+        _refill(self.main.query_one("#command-table", DataTable), lines)
 
 
 def _device_order(view: NodeView) -> Callable[[str], tuple[int, str]]:

@@ -42,6 +42,7 @@ class Alarm:
 
 @dataclass
 class EventLine:
+    seq: int  # the node's sequence number: one per message, for ever
     ts: float
     severity: str
     name: str
@@ -182,7 +183,7 @@ class NodeView:
             if not self.sequence.accept(envelope.seq):
                 return
             if kind == ground.EVENT:
-                self._event(envelope.body, envelope.historical)
+                self._event(envelope.body, envelope.historical, envelope.seq)
             elif kind == ground.TELEMETRY:
                 self._telemetry(envelope.body)
             else:
@@ -244,8 +245,9 @@ class NodeView:
         while self.power_samples and self.power_samples[0][0] < horizon:
             self.power_samples.pop(0)
 
-    def _event(self, body: dict[str, Any], historical: bool) -> None:
+    def _event(self, body: dict[str, Any], historical: bool, seq: int) -> None:
         line = EventLine(
+            seq=seq,
             ts=float(body.get("ts", 0.0)),
             severity=str(body.get("severity", "info")),
             name=str(body.get("name", "")),

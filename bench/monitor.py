@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import json
 import statistics
 import time
@@ -62,7 +63,7 @@ def _view(devices: int) -> tuple[NodeView, float]:
         view.devices[clone["device"]] = clone
     template = view.events[-1]
     while len(view.events) < EVENTS_KEPT:
-        view.events.append(template)
+        view.events.append(dataclasses.replace(template, seq=view.events[-1].seq + 1))
     return view, last
 
 

@@ -71,6 +71,7 @@ class Daemon:
             birth=self.birth,
             on_command=self._receive_command,
             next_bd_seq=self.outbox.next_bd_seq,
+            stream_id=self.outbox.stream_id,
         )
         failsafe = config.failsafe
         self.devices: dict[str, DeviceAgent] = {

@@ -57,6 +57,9 @@ class Envelope(msgspec.Struct, omit_defaults=True):
     body: dict[str, Any]
     seq: int | None = None  # stream messages: contiguous per node, never reused
     bd_seq: int | None = None  # birth and death: the session they belong to
+    # with bd_seq: which numbering seq and bd_seq belong to; a new stream (the node's stored
+    # state was lost) starts both again from 1
+    stream: int | None = None
     historical: bool = False  # queued before the session that delivered it began
 
 

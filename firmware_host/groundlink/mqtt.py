@@ -41,6 +41,7 @@ class GroundLink:
         birth: Callable[[], dict[str, Any]],
         on_command: CommandHandler,
         next_bd_seq: Callable[[], int],
+        stream_id: int,
     ) -> None:
         self.node = node
         self.config = config
@@ -50,6 +51,7 @@ class GroundLink:
         self._birth = birth
         self._on_command = on_command
         self._next_bd_seq = next_bd_seq
+        self.stream_id = stream_id
         self._states: dict[str, dict[str, Any]] = {}
         self._dirty: set[str] = set()
         self._state_wakeup = asyncio.Event()
@@ -94,7 +96,7 @@ class GroundLink:
         return ground.encode(
             ground.Envelope(
                 v=ground.SCHEMA_VERSION, node=self.node, kind=kind, ts=time.time(), body=body,
-                bd_seq=self.bd_seq,
+                bd_seq=self.bd_seq, stream=self.stream_id,
             )
         )  # fmt: skip
 

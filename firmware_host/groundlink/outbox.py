@@ -52,6 +52,8 @@ MIGRATIONS = [
         body BLOB NOT NULL
     );
     """,
+    # The stream's identity: a new one only with a new database, when numbering restarts.
+    "INSERT INTO meta VALUES ('stream_id', abs(random() % 9007199254740992));",
 ]
 
 
@@ -195,6 +197,12 @@ class Outbox:
         }
 
     # -- counters the session needs across restarts ---------------------------------------
+
+    @property
+    def stream_id(self) -> int:
+        """Names this numbering of seq and bd_seq: the ground resets its count when it changes."""
+        value: int = self.db.execute("SELECT value FROM meta WHERE key = 'stream_id'").fetchone()[0]
+        return value
 
     def next_bd_seq(self) -> int:
         with self.db:

@@ -71,6 +71,7 @@ def test_events_go_before_samples_and_numbers_survive_a_restart(tmp_path: Path) 
     outbox.append("result", {"n": 4})
     first = outbox.next_batch(2)  # numbered, then the process dies before the broker acks
     assert [(r.seq, r.kind) for r in first] == [(1, "event"), (2, "result")]
+    stream = outbox.stream_id
     outbox.close()
     again = Outbox(tmp_path / "outbox.db", max_bytes=10**6)
     rows = drain(again)
@@ -81,6 +82,14 @@ def test_events_go_before_samples_and_numbers_survive_a_restart(tmp_path: Path) 
         (4, "telemetry"),
     ]
     assert again.next_bd_seq() == 1 and again.next_bd_seq() == 2
+    assert again.stream_id == stream  # the same numbering, after a restart
+
+
+def test_a_new_database_is_a_new_stream(tmp_path: Path) -> None:
+    first = Outbox(tmp_path / "a.db", max_bytes=10**6)
+    second = Outbox(tmp_path / "b.db", max_bytes=10**6)  # a wiped disk, say
+    assert first.stream_id != second.stream_id
+    assert 0 <= first.stream_id < 2**53  # exact in any JSON reader
 
 
 def test_thinning_halves_the_oldest_samples_first(tmp_path: Path) -> None:

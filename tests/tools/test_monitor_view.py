@@ -32,11 +32,13 @@ def event(name: str, seq: int, *, source: str = "daemon", severity: str = "info"
     return message("event", body, seq=seq, ts=ts)
 
 
-def birth(bd_seq: int, limits: list[dict[str, str]] | None = None) -> bytes:
+def birth(
+    bd_seq: int, limits: list[dict[str, str]] | None = None, stream: int | None = None
+) -> bytes:
     body = {"node": NODE, "schema": 1, "started": T0, "session_started": T0, "frame_rate": 25.0,
             "devices": {}, "groups": {}, "commands": {"status": {"doc": "", "args": {}}},
             "limits": limits or [], "sequence": {}, "backlog": {}, "budget": {}}  # fmt: skip
-    return message("birth", body, bd_seq=bd_seq)
+    return message("birth", body, bd_seq=bd_seq, stream=stream)
 
 
 def telemetry(seq: int, ts: float, limits: list[dict[str, str]]) -> bytes:
@@ -245,6 +247,30 @@ def test_node_status_follows_birth_death_and_silence() -> None:
     assert offline.state == "offline" and offline.detail == "lost"
     view.set_connection(False, "refused", T0 + 32)
     assert view.status(T0 + 33).state == "no broker"
+
+
+def test_a_node_that_lost_its_state_is_followed_on_its_new_numbers() -> None:
+    view = connected_view()
+    view.absorb(topic("birth"), birth(7, stream=111), T0)
+    view.absorb(topic("event"), event("old", 500), T0 + 1)
+    view.absorb(topic("death"), message("death", {"reason": "lost"}, bd_seq=7, stream=111),
+                T0 + 2)  # fmt: skip
+    assert view.status(T0 + 2).state == "offline"
+    view.absorb(topic("birth"), birth(1, stream=222), T0 + 3)  # wiped: numbers start again
+    view.absorb(topic("event"), event("new", 1), T0 + 4)
+    assert view.events[-1].name == "new" and view.sequence.duplicates == 0
+    assert view.status(T0 + 4).state == "online" and view.stream_restarts == 1
+    view.absorb(
+        topic("death"), message("death", {"reason": "lost"}, bd_seq=7, stream=111), T0 + 5
+    )  # the old session's retained will, seen again: not this session's
+    assert view.status(T0 + 5).state == "online"
+
+
+def test_an_old_streams_will_before_the_new_birth_does_not_hold_the_node_offline() -> None:
+    view = connected_view()  # retained messages come in any order across topics
+    view.absorb(topic("death"), message("death", {"reason": "lost"}, bd_seq=9, stream=111), T0)
+    view.absorb(topic("birth"), birth(1, stream=222), T0)
+    assert view.status(T0).state == "online"
 
 
 # -- takes -------------------------------------------------------------------------------------

@@ -229,6 +229,9 @@ def node_line(view: NodeView, now: float) -> list[Cell]:
         ),
         Cell(f"dup {sequence.duplicates}"),
     ]
+    if view.stream_restarts:
+        cells.append(Cell(f"numbering restarted {view.stream_restarts}x (node state lost)",
+                          "bold yellow"))  # fmt: skip
     if view.malformed:
         cells.append(Cell(f"malformed {view.malformed}", "yellow"))
     if view.silences:

@@ -62,8 +62,8 @@ def _view(devices: int) -> tuple[NodeView, float]:
         clone["device"] = f"cam-{n:02d}"
         view.devices[clone["device"]] = clone
     template = view.events[-1]
-    while len(view.events) < EVENTS_KEPT:
-        view.events.append(dataclasses.replace(template, seq=view.events[-1].seq + 1))
+    for n in range(EVENTS_KEPT - len(view.events)):
+        view.events.append(dataclasses.replace(template, seq=view.sequence.last_seq + 1 + n))
     return view, last
 
 

@@ -178,8 +178,9 @@ class Role(enum.StrEnum):
 
 
 _READ = frozenset(
-    {"status", "health", "shotlog.query", "sequence.status", "rebirth", "budget.status"}
-)
+    {"status", "health", "shotlog.query", "sequence.status", "rebirth", "budget.status",
+     "events.recent"}
+)  # fmt: skip
 _SHOOT = _READ | {
     "record", "cut", "light.set", "light.power", "camera.jam", "take.circle", "take.note",
     "sequence.load", "sequence.start", "sequence.pause", "sequence.resume", "sequence.abort",

@@ -84,6 +84,8 @@ async def test_the_screen_follows_a_live_node(tmp_path: Path, broker: Mosquitto)
             pilot, lambda: "RED    NEW" in panel(app, "#alarms"), "a red alarm on the screen"
         )
         assert "cam-a camera.temperature" in panel(app, "#alarms")
+        # ... and the event itself, from the node's event log, fills in the day.
+        await until(pilot, lambda: red in [e.name for e in view.events], "the earlier event")
         await pilot.press("a")
         await pilot.pause(0.1)
         assert "RED    ack" in panel(app, "#alarms") and not view.unacknowledged()

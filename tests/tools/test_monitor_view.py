@@ -227,6 +227,24 @@ def test_a_sample_older_than_the_newest_does_not_raise_what_has_cleared() -> Non
     assert not view.alarms[("cam-a", "t")].active
 
 
+def test_the_node_event_log_fills_in_the_day_without_raising_old_alarms() -> None:
+    view = connected_view()
+    view.absorb(topic("event"), event("take.cut", 40, ts=T0 + 10), T0 + 10)
+    log = [  # newest first, as the node answers
+        {"name": "take.cut", "severity": "info", "message": "cut", "source": "daemon",
+         "ts": T0 + 10},  # also seen live
+        {"name": "power.over_cap", "severity": "warning", "message": "over", "source": "daemon",
+         "ts": T0 + 5},  # over long ago: no alarm now
+        {"name": "limit.camera.temperature.red", "severity": "critical", "message": "hot",
+         "source": "cam-a", "data": {"limit": "camera.temperature"}, "ts": T0 + 1},
+    ]  # fmt: skip
+    view.absorb_event_log(log)
+    assert [e.name for e in view.events] == [
+        "limit.camera.temperature.red", "power.over_cap", "take.cut",
+    ]  # fmt: skip
+    assert not view.alarms and view.events[-1].seq == 40
+
+
 # -- node status -------------------------------------------------------------------------------
 
 

@@ -48,6 +48,7 @@ from tools.monitor.view import SEVERITIES, NodeView, utc_midnight
 
 SEVERITY_STYLES = {"critical": "bold red", "warning": "yellow", "info": "", "diagnostic": "dim"}
 EVENT_ROWS_SHOWN = 400
+EVENT_HISTORY = 400  # events asked of the node's log on joining: a screenful and more
 REDRAW_S = 0.5
 
 
@@ -198,7 +199,7 @@ class MonitorApp(App[None]):
         self._pending: set[str] = set()
         self._quiet: set[str] = set()  # sent by the monitor itself: results not announced
         self._drawn_revision = -1
-        self._asked_shot_log = False
+        self._caught_up = False
         self.sub_title = subtitle or (url or "replay")
 
     @property
@@ -263,7 +264,7 @@ class MonitorApp(App[None]):
     def _connection(self, connected: bool, detail: str) -> None:
         self.view.set_connection(connected, detail, self.clock())
         if connected:
-            self._asked_shot_log = False  # takes may have rolled or been cut meanwhile
+            self._caught_up = False  # takes may have rolled or been cut meanwhile
             self.notify(detail, title="broker", markup=False)
         else:
             self.notify(detail, title="broker connection lost", severity="warning", markup=False)
@@ -273,10 +274,13 @@ class MonitorApp(App[None]):
         for command_id in [i for i in self._pending if self.view.commands[i].status != "sent"]:
             self._pending.discard(command_id)
             self._answered(command_id)
-        if self.view.online and not self._asked_shot_log and self.key is not None:
-            self._asked_shot_log = True
+        if self.view.online and not self._caught_up and self.key is not None:
+            self._caught_up = True  # what happened before we joined, or while we were away
             await self.send_command(
                 "shotlog.query", {"since": utc_midnight(self.clock()), "limit": 500}, quiet=True
+            )
+            await self.send_command(
+                "events.recent", {"limit": EVENT_HISTORY, "min_severity": "info"}, quiet=True
             )
 
     # -- commands ------------------------------------------------------------------------------
@@ -419,7 +423,7 @@ class MonitorApp(App[None]):
                 event.source,
                 event.message,
             )
-            lines.append((str(event.seq), cells))
+            lines.append((str(event.seq) if event.seq is not None else repr(event.identity), cells))
         _refill(table, lines)
         pane = self.main.query_one("#filter", Input)
         pane.placeholder = f"filter events (text); showing {self.min_severity} and worse (v)"

@@ -42,13 +42,18 @@ class Alarm:
 
 @dataclass
 class EventLine:
-    seq: int  # the node's sequence number: one per message, for ever
+    seq: int | None  # the node's sequence number; None when read from its event log
     ts: float
     severity: str
     name: str
     source: str
     message: str
     historical: bool
+
+    @property
+    def identity(self) -> tuple[float, str, str]:
+        """The same event, whether it came on the stream or from the node's event log."""
+        return (self.ts, self.name, self.source)
 
 
 @dataclass
@@ -263,15 +268,7 @@ class NodeView:
             self.power_samples.pop(0)
 
     def _event(self, body: dict[str, Any], historical: bool, seq: int) -> None:
-        line = EventLine(
-            seq=seq,
-            ts=float(body.get("ts", 0.0)),
-            severity=str(body.get("severity", "info")),
-            name=str(body.get("name", "")),
-            source=str(body.get("source", "")),
-            message=str(body.get("message", "")),
-            historical=historical,
-        )
+        line = _event_line(body, seq, historical=historical)
         self.events.append(line)
         self._alarm_from(line, body.get("data") or {})
         self._power_from(line, body.get("data") or {})
@@ -352,6 +349,23 @@ class NodeView:
             self.takes[take.take_id] = take
         self.revision += 1
 
+    def absorb_event_log(self, bodies: list[dict[str, Any]]) -> None:
+        """Events from an `events.recent` result: the day before the monitor joined.
+
+        They fill the log only: alarms, power and takes come from the node's own lists of
+        what is true now (limits in telemetry, the shot log), not from old events.
+        """
+        seen = {line.identity for line in self.events}
+        fresh: list[EventLine] = []
+        for body in bodies:
+            line = _event_line(body, None, historical=True)
+            if line.identity not in seen:
+                seen.add(line.identity)
+                fresh.append(line)
+        merged = sorted([*fresh, *self.events], key=lambda line: line.ts)
+        self.events = deque(merged[-EVENTS_KEPT:], maxlen=EVENTS_KEPT)
+        self.revision += 1
+
     def _result(self, body: dict[str, Any]) -> None:
         command = self.commands.get(str(body.get("id")))
         if command is None:
@@ -361,6 +375,8 @@ class NodeView:
         command.result = dict(body.get("result") or {})
         if command.name == "shotlog.query" and command.status == "ok":
             self.absorb_shot_log(list(command.result.get("takes", [])))
+        elif command.name == "events.recent" and command.status == "ok":
+            self.absorb_event_log(list(command.result.get("events", [])))
 
     # -- alarms ------------------------------------------------------------------------------
 
@@ -477,6 +493,18 @@ class NodeView:
             if SEVERITIES.index(e.severity) >= floor
             and (not needle or needle in f"{e.name} {e.source} {e.message}".lower())
         ]
+
+
+def _event_line(body: dict[str, Any], seq: int | None, *, historical: bool) -> EventLine:
+    return EventLine(
+        seq=seq,
+        ts=float(body.get("ts", 0.0)),
+        severity=str(body.get("severity", "info")),
+        name=str(body.get("name", "")),
+        source=str(body.get("source", "")),
+        message=str(body.get("message", "")),
+        historical=historical,
+    )
 
 
 def utc_midnight(now: float) -> float:

@@ -142,6 +142,12 @@ def _cmd_keys(args: argparse.Namespace) -> int:
         return 1
 
 
+def _cmd_commands(args: argparse.Namespace) -> int:
+    from tools.cmd import list_commands
+
+    return list_commands(args.broker, args.node, ca_file=args.ca)
+
+
 def _cmd_cmd(args: argparse.Namespace) -> int:
     from tools.cmd import run
 
@@ -263,6 +269,11 @@ def _ground_commands(add: Adder) -> None:
     p.add_argument("--id", help="key id (create, revoke)")
     p.add_argument("--out", type=Path, help="the new key file (create)")
     p.add_argument("--keyring", type=Path, help="the node's keyring file")
+
+    p = add("commands", _cmd_commands, "List the node's commands, their arguments and roles.")
+    p.add_argument("--broker", required=True, help="mqtt://user:pass@host:port or mqtts://...")
+    p.add_argument("--node", default="iss-film", help="the node")
+    p.add_argument("--ca", type=Path, help="CA certificate for mqtts://")
 
     p = add("cmd", _cmd_cmd, "Sign a command, send it and wait for its result.")
     p.add_argument("--broker", required=True, help="mqtt://user:pass@host:port or mqtts://...")

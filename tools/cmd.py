@@ -104,15 +104,48 @@ def parse_args(
 BIRTH_WAIT_S = 2.0  # a node's birth is retained: it comes at once if the node was ever up
 
 
-def signature_in(birth: dict[str, Any] | None, name: str) -> ground.CommandSignature | None:
-    """The node's own description of command `name`, from its birth certificate."""
+def signatures_in(birth: dict[str, Any] | None) -> dict[str, ground.CommandSignature]:
+    """Every command the node accepts, as its birth certificate describes them."""
     try:
-        commands = msgspec.convert(
-            (birth or {}).get("commands"), dict[str, ground.CommandSignature]
+        return msgspec.convert(
+            (birth or {}).get("commands") or {}, dict[str, ground.CommandSignature]
         )
     except msgspec.ValidationError:
-        return None
-    return commands.get(name)
+        return {}
+
+
+def signature_in(birth: dict[str, Any] | None, name: str) -> ground.CommandSignature | None:
+    return signatures_in(birth).get(name)
+
+
+async def _listing(url: str, node: str, ca_file: Path | None) -> str | None:
+    async with GroundSession(url, node, ca_file=ca_file) as session:
+        with contextlib.suppress(TimeoutError):
+            await session.wait_for(lambda: bool(session.births), BIRTH_WAIT_S, "the birth")
+        if not session.births:
+            return None
+        signatures = signatures_in(session.births[-1].body)
+    lines = []
+    for name, signature in sorted(signatures.items()):
+        roles = [r.value for r in ground.Role if ground.may_send(r, name)]
+        lines.append(f"{name}  {usage(signature)}")
+        lines.append(f"    {signature.doc} Roles: {', '.join(roles)}.")
+    return "\n".join(lines)
+
+
+def list_commands(url: str, node: str, *, ca_file: Path | None) -> int:
+    """What the node accepts, read from its (retained) birth certificate; no key needed."""
+    try:
+        listing = asyncio.run(_listing(url, node, ca_file))
+    except aiomqtt.MqttError as exc:
+        print(f"cupola commands: broker: {exc}", file=sys.stderr)
+        return NO_RESULT
+    if listing is None:
+        print(f"cupola commands: no birth certificate from {node!r} on the broker "
+              "(wrong --node, or the node has never connected)", file=sys.stderr)  # fmt: skip
+        return NO_RESULT
+    print(listing)
+    return 0
 
 
 async def send(

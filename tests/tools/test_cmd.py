@@ -101,3 +101,14 @@ async def test_cupola_cmd_records_scene_7_and_refuses_a_missing_scene(
     await cmd("cut")
     takes = await cmd("shotlog.query")
     assert [t["scene"] for t in json.loads(takes.stdout)["result"]["takes"]] == ["7"]
+
+    async def commands(node: str) -> subprocess.CompletedProcess[str]:
+        argv = cupola("commands", "--broker", broker.url(), "--node", node)
+        return await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True)
+
+    listing = await commands("test-node")  # no key: read from the retained birth
+    assert listing.returncode == 0, listing
+    assert "record  scene=string take=integer [roll=string]" in listing.stdout
+    assert "Roles: flight_controller, director, crew." in listing.stdout
+    nobody = await commands("no-such-node")
+    assert nobody.returncode == 3 and "no birth certificate" in nobody.stderr

@@ -123,6 +123,7 @@ class CommandSignature(msgspec.Struct, forbid_unknown_fields=True):
 
     doc: str
     args: dict[str, Argument]
+    hazardous: bool = False  # may be armed and wait for `confirm` (always, or for some args)
 
 
 class BirthBody(msgspec.Struct, forbid_unknown_fields=True):

@@ -129,7 +129,8 @@ async def _listing(url: str, node: str, ca_file: Path | None) -> str | None:
     for name, signature in sorted(signatures.items()):
         roles = [r.value for r in ground.Role if ground.may_send(r, name)]
         lines.append(f"{name}  {usage(signature)}")
-        lines.append(f"    {signature.doc} Roles: {', '.join(roles)}.")
+        hazardous = " Hazardous: armed first, then `confirm`." if signature.hazardous else ""
+        lines.append(f"    {signature.doc}{hazardous} Roles: {', '.join(roles)}.")
     return "\n".join(lines)
 
 

@@ -99,12 +99,13 @@ def _json_types(info: mi.Type) -> list[str]:
             return ["object"]
 
 
-def signature_of(doc: str, args: type[msgspec.Struct]) -> CommandSignature:
+def signature_of(doc: str, args: type[msgspec.Struct], hazardous: bool = False) -> CommandSignature:
     info = mi.type_info(args)
     assert isinstance(info, mi.StructType)
     return CommandSignature(
         doc,
         {f.encode_name: Argument(_json_types(f.type), f.required) for f in info.fields},
+        hazardous,
     )
 
 
@@ -130,7 +131,10 @@ class Dispatcher:
         return sorted(self._specs)
 
     def signatures(self) -> dict[str, CommandSignature]:
-        return {name: signature_of(spec.doc, spec.args) for name, spec in self._specs.items()}
+        return {
+            name: signature_of(spec.doc, spec.args, hazardous=spec.hazardous is not False)
+            for name, spec in self._specs.items()
+        }
 
     def parse_args(self, name: str, args: Any) -> Any:
         spec = self.spec(name)

@@ -110,5 +110,6 @@ async def test_cupola_cmd_records_scene_7_and_refuses_a_missing_scene(
     assert listing.returncode == 0, listing
     assert "record  scene=string take=integer [roll=string]" in listing.stdout
     assert "Roles: flight_controller, director, crew." in listing.stdout
+    assert "Erase a camera's media. Hazardous: armed first" in listing.stdout
     nobody = await commands("no-such-node")
     assert nobody.returncode == 3 and "no birth certificate" in nobody.stderr

@@ -131,7 +131,12 @@ class NodeCommands(Provider):
             return f"{name}: {exc}", monitor.bell, "fix the arguments"
         shown = f"{name} {json.dumps(args)}" if args else name
         sent_as = f"signed as {monitor.role}, sent to {monitor.view.node}"
-        help_text = f"{signature.doc} ({sent_as})" if signature is not None else sent_as
+        help_text = sent_as
+        if signature is not None:
+            again = (
+                " Hazardous: asks here for a second confirmation." if signature.hazardous else ""
+            )
+            help_text = f"{signature.doc}{again} ({sent_as})"
         return shown, partial(monitor.send_command, name, args), help_text
 
     async def discover(self) -> Hits:

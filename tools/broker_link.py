@@ -18,6 +18,7 @@ from firmware_host.config import BrokerAddress
 
 MessageHandler = Callable[[str, bytes], Awaitable[None]]
 StatusHandler = Callable[[bool, str], None]  # (connected, what happened)
+FORGET_WITHIN_S = 3.0  # leaving is not worth a longer wait on an unreachable broker
 
 
 def broker_client(
@@ -35,6 +36,21 @@ def broker_client(
         clean_session=clean,
         timeout=10,
     )
+
+
+async def forget_session(url: str, client_id: str, ca_file: Path | None = None) -> None:
+    """Remove a persistent session from the broker, which would otherwise queue for it forever.
+
+    MQTT 3.1.1 has no other way than connecting once more with a clean session.
+    """
+    try:
+        async with (
+            asyncio.timeout(FORGET_WITHIN_S),
+            broker_client(url, ca_file, client_id, clean=True),
+        ):
+            pass
+    except (aiomqtt.MqttError, TimeoutError):
+        pass  # the broker is away: its own expiry (persistent_client_expiration) applies
 
 
 def _ignore_status(connected: bool, detail: str) -> None:
@@ -88,10 +104,11 @@ class BrokerLink:
                             await self.on_message(str(message.topic), bytes(message.payload))
             except aiomqtt.MqttError as exc:
                 detail = str(exc)
-            self._client = None
-            if self.connected.is_set():
-                self.connected.clear()
-                self.disconnects += 1
+            finally:  # also when cancelled: nobody may publish through a closed client
+                self._client = None
+                if self.connected.is_set():
+                    self.connected.clear()
+                    self.disconnects += 1
             self.on_status(False, f"{detail}; retrying in {backoff:.1f} s")
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, self.max_backoff_s)

@@ -100,7 +100,10 @@ async def _watch_plainly(task: asyncio.Task[Outcome], view: NodeView, url: str) 
     def status(connected: bool, detail: str) -> None:
         view.set_connection(connected, detail, time.time())
 
-    link = BrokerLink(url, [ground.topic(NODE, "#")], receive, on_status=status)
+    link = BrokerLink(
+        url, [ground.topic(NODE, "#")], receive, on_status=status,
+        client_id="demo-watcher", persistent=True,  # as the monitor: outages lose nothing
+    )  # fmt: skip
     watcher = asyncio.create_task(link.run())
     try:
         return await task

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shlex
 import time
+import uuid
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -197,7 +198,10 @@ class MonitorApp(App[None]):
         self.ca_file = ca_file
         self.key = key
         self.clock = clock
-        self.client_id = client_id
+        # The broker keeps this session while the monitor is cut off, so messages sent
+        # meanwhile (a node draining its backlog after an outage) wait for it: a gap on
+        # screen is a real loss, not the monitor's own absence.
+        self.client_id = client_id or f"cupola-monitor-{uuid.uuid4().hex[:12]}"
         self.link: BrokerLink | None = None
         self.min_severity = "info"
         self.filter_text = ""
@@ -260,7 +264,8 @@ class MonitorApp(App[None]):
         assert self.url is not None
         self.link = BrokerLink(
             self.url, [ground.topic(self.view.node, "#")], self._receive,
-            ca_file=self.ca_file, client_id=self.client_id, on_status=self._connection,
+            ca_file=self.ca_file, client_id=self.client_id, persistent=True,
+            on_status=self._connection,
         )  # fmt: skip
         self.run_worker(self.link.run(), group="broker", exit_on_error=False)
 

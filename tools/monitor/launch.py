@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from pathlib import Path
 
 from protocols.ground import KeyFileError, read_key
+from tools.broker_link import forget_session
 from tools.cmd import USAGE
 from tools.monitor.app import MonitorApp
 from tools.monitor.replay import CaptureError, capture_node, load_capture
@@ -22,7 +24,11 @@ def run_live(
         print(f"cupola monitor: {exc}", file=sys.stderr)
         return USAGE
     view = NodeView(node, los_after_s=los_after_s)
-    MonitorApp(view, url=url, ca_file=ca_file, key=key).run()
+    app = MonitorApp(view, url=url, ca_file=ca_file, key=key)
+    try:
+        app.run()
+    finally:
+        asyncio.run(forget_session(url, app.client_id, ca_file))
     return 0
 
 

@@ -1,13 +1,17 @@
-"""`cupola monitor --replay`: a capture read back, whole or as the screen was at a moment."""
+"""`cupola monitor --replay` (a capture read back, whole or at a moment) and `--json`."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import json
+import signal
 import subprocess
 from pathlib import Path
 
+from hil.broker import Mosquitto
 from tests.harness import cupola
+from tools.broker_link import broker_client
 
 NOMINAL = Path(__file__).parent / "captures" / "nominal.jsonl"
 
@@ -39,3 +43,27 @@ def test_a_replay_shows_the_screen_as_it_was_at_a_moment() -> None:
 def test_a_moment_that_is_not_a_time_is_refused() -> None:
     refused = replay("--at", "yesterday")
     assert refused.returncode == 2 and "neither ISO 8601 nor unix seconds" in refused.stderr
+
+
+async def test_json_mode_prints_one_line_per_message_and_stops_on_sigint(
+    broker: Mosquitto,
+) -> None:
+    argv = cupola("monitor", "--broker", broker.url(), "--node", "n1", "--json")
+    process = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE)
+    assert process.stdout is not None
+    try:
+        first = await asyncio.wait_for(process.stdout.readline(), 20)
+        assert json.loads(first)["monitor"] == "connected"  # subscribed: safe to publish
+        envelope = {"v": 1, "node": "n1", "kind": "event", "ts": 1.0, "seq": 1, "body": {}}
+        async with broker_client(broker.url(), None, "node-n1") as node:
+            await node.publish("cupola/v1/n1/event", json.dumps(envelope).encode(), qos=1)
+            await node.publish("cupola/v1/n1/event", b"\xff\x00", qos=1)
+        lines = [json.loads(await asyncio.wait_for(process.stdout.readline(), 20))
+                 for _ in range(2)]  # fmt: skip
+        process.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(process.wait(), 10) == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert lines[0]["message"]["seq"] == 1 and lines[1]["raw_hex"] == "ff00"

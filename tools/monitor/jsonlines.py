@@ -8,12 +8,13 @@ import json
 import signal
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import msgspec
 
 from protocols import ground
-from tools.broker_link import BrokerLink
+from tools.broker_link import BrokerLink, forget_session
 
 
 def render(topic: str, payload: bytes) -> dict[str, object]:
@@ -28,7 +29,7 @@ def render(topic: str, payload: bytes) -> dict[str, object]:
     return line
 
 
-async def watch(url: str, node: str, ca_file: Path | None) -> None:
+async def watch(url: str, node: str, ca_file: Path | None, client_id: str) -> None:
     async def write(topic: str, payload: bytes) -> None:
         sys.stdout.write(json.dumps(render(topic, payload)) + "\n")
         sys.stdout.flush()
@@ -39,7 +40,7 @@ async def watch(url: str, node: str, ca_file: Path | None) -> None:
 
     link = BrokerLink(
         url, [f"{ground.ROOT}/{node}/#"], write, ca_file=ca_file, on_status=status,
-        max_backoff_s=5.0,
+        client_id=client_id, persistent=True, max_backoff_s=5.0,  # as the monitor's screen
     )  # fmt: skip
     await link.run()
 
@@ -56,11 +57,13 @@ def run_json_monitor(url: str, node: str, ca_file: Path | None = None) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        task = asyncio.create_task(watch(url, node, ca_file))
+        client_id = f"cupola-json-{uuid.uuid4().hex[:12]}"
+        task = asyncio.create_task(watch(url, node, ca_file, client_id))
         await stop.wait()
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        await forget_session(url, client_id, ca_file)
 
     asyncio.run(main())
     return 0

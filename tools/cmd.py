@@ -114,10 +114,6 @@ def signatures_in(birth: dict[str, Any] | None) -> dict[str, ground.CommandSigna
         return {}
 
 
-def signature_in(birth: dict[str, Any] | None, name: str) -> ground.CommandSignature | None:
-    return signatures_in(birth).get(name)
-
-
 async def _listing(url: str, node: str, ca_file: Path | None) -> str | None:
     async with GroundSession(url, node, ca_file=ca_file) as session:
         with contextlib.suppress(TimeoutError):
@@ -165,7 +161,7 @@ async def send(
         with contextlib.suppress(TimeoutError):
             await session.wait_for(lambda: bool(session.births), BIRTH_WAIT_S, "the birth")
         birth = session.births[-1].body if session.births else None
-        args = parse_args(words, signature_in(birth, name))
+        args = parse_args(words, signatures_in(birth).get(name))
         result = await session.command(name, args, timeout=timeout)
         results = [result]
         if result["status"] == "armed" and confirm:

@@ -42,7 +42,7 @@ from textual.widgets import (
 from protocols import ground
 from protocols.ground import KeyFile
 from tools.broker_link import BrokerLink
-from tools.cmd import ArgumentError, parse_args, signature_in
+from tools.cmd import ArgumentError, parse_args, signatures_in
 from tools.ground_client import sign_command
 from tools.monitor import rows
 from tools.monitor.view import SEVERITIES, NodeView, utc_midnight
@@ -122,10 +122,11 @@ class NodeCommands(Provider):
         assert isinstance(app, MonitorApp)
         return app
 
-    def _hit(self, name: str, words: list[str]) -> tuple[str, Callable[[], Any], str]:
+    def _hit(
+        self, name: str, signature: ground.CommandSignature | None, words: list[str]
+    ) -> tuple[str, Callable[[], Any], str]:
         """What choosing `name` with `words` does: send it, or ring and say what is wrong."""
         monitor = self.monitor
-        signature = signature_in(monitor.view.birth, name)
         try:
             args = parse_args(words, signature)
         except ArgumentError as exc:
@@ -141,8 +142,9 @@ class NodeCommands(Provider):
         return shown, partial(monitor.send_command, name, args), help_text
 
     async def discover(self) -> Hits:
+        signatures = signatures_in(self.monitor.view.birth)
         for name in self.monitor.command_names():
-            shown, choose, help_text = self._hit(name, [])
+            shown, choose, help_text = self._hit(name, signatures.get(name), [])
             yield DiscoveryHit(Content(shown), choose, help=escape(help_text))
 
     async def search(self, query: str) -> Hits:
@@ -154,6 +156,7 @@ class NodeCommands(Provider):
             words, quoting = [], f"cannot read the arguments: {exc}"
         else:
             quoting = ""
+        signatures = signatures_in(self.monitor.view.birth)
         for name in self.monitor.command_names():
             score = matcher.match(name)
             if score <= 0:
@@ -161,7 +164,7 @@ class NodeCommands(Provider):
             if quoting:
                 shown, choose, help_text = f"{name}: {quoting}", self.monitor.bell, "fix them"
             else:
-                shown, choose, help_text = self._hit(name, words)
+                shown, choose, help_text = self._hit(name, signatures.get(name), words)
             # Arguments are the operator's text, never markup: only the name is highlighted.
             display = matcher.highlight(name) + Content(shown[len(name) :])
             yield Hit(score, display, choose, text=shown, help=escape(help_text))

@@ -87,6 +87,7 @@ class GroundSession:
         self.sessions: list[tuple[int, float]] = []
         self.deaths: list[ground.Envelope] = []
         self.received = 0
+        self.malformed = 0
         self.sequence = StreamSequence()
         self._changed = asyncio.Condition()
         self.link = BrokerLink(
@@ -116,9 +117,13 @@ class GroundSession:
                 await self._runner
 
     async def _receive(self, topic: str, payload: bytes) -> None:
+        parsed = ground.parse_topic(topic)
         try:
             envelope = ground.decode(payload)
+            if parsed is not None and parsed[1] in ground.BODIES:
+                msgspec.convert(envelope.body, ground.BODIES[parsed[1]])
         except (msgspec.DecodeError, msgspec.ValidationError):
+            self.malformed += 1  # no such message exists: it must not stop the session
             return
         self._absorb(topic, envelope)
         async with self._changed:

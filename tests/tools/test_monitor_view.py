@@ -112,6 +112,43 @@ def test_a_well_formed_envelope_with_any_body_never_stops_the_view(
     assert view.events[-1].name == "after"
 
 
+ENTRY_FIELDS = [
+    "take_id",
+    "scene",
+    "take",
+    "clips",
+    "camera",
+    "clip_id",
+    "state",
+    "circled",
+    "started_at",
+    "timecode_in",
+    "roll",
+    "ts",
+    "name",
+    "severity",
+    "message",
+    "source",
+]
+ENTRIES = st.lists(JSON | st.dictionaries(st.sampled_from(ENTRY_FIELDS), JSON), max_size=4)
+
+
+@given(
+    st.sampled_from(["shotlog.query", "events.recent"]),
+    st.fixed_dictionaries({}, optional={"takes": ENTRIES, "events": ENTRIES}),
+)
+def test_any_result_to_the_monitors_own_catch_up_never_stops_the_view(
+    name: str, result: dict[str, Any]
+) -> None:
+    view = connected_view()
+    view.command_sent("c1", name, {}, T0)
+    body = {"id": "c1", "name": name, "status": "ok", "reason": "", "result": result}
+    view.absorb(topic("result"), message("result", body, seq=1), T0)
+    assert view.received + view.malformed == 1
+    view.absorb(topic("event"), event("after", 2), T0)
+    assert view.events[-1].name == "after"
+
+
 def test_messages_of_another_node_or_commands_are_ignored() -> None:
     view = connected_view()
     view.absorb(ground.topic("other", "event"), event("x", 1), T0)

@@ -168,7 +168,8 @@ class NodeView:
             if kind in ground.BODIES:
                 msgspec.convert(envelope.body, ground.BODIES[kind])
             self._dispatch(kind, rest, envelope, now)
-        except (msgspec.DecodeError, msgspec.ValidationError, LookupError, TypeError, ValueError):
+        except (msgspec.DecodeError, msgspec.ValidationError, LookupError, TypeError, ValueError,
+                AttributeError):  # fmt: skip
             self.malformed += 1  # the node's own schema says no such message exists
             return
         self.received += 1

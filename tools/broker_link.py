@@ -8,6 +8,7 @@ a growing back-off, reporting each change of connection so a screen can say so.
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -15,6 +16,8 @@ from pathlib import Path
 import aiomqtt
 
 from firmware_host.config import BrokerAddress
+
+log = logging.getLogger(__name__)
 
 MessageHandler = Callable[[str, bytes], Awaitable[None]]
 StatusHandler = Callable[[bool, str], None]  # (connected, what happened)
@@ -82,6 +85,7 @@ class BrokerLink:
         self.max_backoff_s = max_backoff_s
         self.connected = asyncio.Event()
         self.disconnects = 0
+        self.failed_messages = 0
         self._client: aiomqtt.Client | None = None
 
     async def run(self) -> None:
@@ -101,7 +105,7 @@ class BrokerLink:
                     backoff = 0.1
                     async for message in client.messages:
                         if isinstance(message.payload, bytes | bytearray):
-                            await self.on_message(str(message.topic), bytes(message.payload))
+                            await self._hand_on(str(message.topic), bytes(message.payload))
             except aiomqtt.MqttError as exc:
                 detail = str(exc)
             finally:  # also when cancelled: nobody may publish through a closed client
@@ -112,6 +116,14 @@ class BrokerLink:
             self.on_status(False, f"{detail}; retrying in {backoff:.1f} s")
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, self.max_backoff_s)
+
+    async def _hand_on(self, topic: str, payload: bytes) -> None:
+        """A handler's failure costs that message, never the subscription."""
+        try:
+            await self.on_message(topic, payload)
+        except Exception:
+            self.failed_messages += 1
+            log.exception("handling a message on %s failed; the subscription goes on", topic)
 
     async def publish(self, topic: str, payload: bytes, *, wait_s: float = 10.0) -> None:
         """Publish at QoS 1, waiting up to `wait_s` for the broker to be reachable."""

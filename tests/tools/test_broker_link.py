@@ -50,3 +50,30 @@ async def test_a_session_keeps_what_came_while_away_until_it_is_forgotten(
 
 async def test_leaving_when_the_broker_is_unreachable_is_not_an_error() -> None:
     await forget_session("mqtt://127.0.0.1:9", "ground-1")  # nothing listens on port 9
+
+
+async def test_a_handler_that_fails_costs_one_message_not_the_subscription(
+    broker: Mosquitto,
+) -> None:
+    got: list[bytes] = []
+    good_arrived = asyncio.Event()
+
+    async def fragile(_: str, payload: bytes) -> None:
+        if payload == b"bad":
+            raise RuntimeError("a bug in a handler")
+        got.append(payload)
+        good_arrived.set()
+
+    link = BrokerLink(broker.url(), [TOPIC], fragile)
+    task = asyncio.create_task(link.run())
+    try:
+        await asyncio.wait_for(link.connected.wait(), 10)
+        async with broker_client(broker.url(), None, "node") as node:
+            for payload in (b"bad", b"good"):
+                await node.publish(TOPIC, payload, qos=1)
+        await asyncio.wait_for(good_arrived.wait(), 10)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert got == [b"good"] and link.failed_messages == 1

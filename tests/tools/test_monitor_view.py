@@ -33,10 +33,13 @@ def event(name: str, seq: int, *, source: str = "daemon", severity: str = "info"
 
 
 def birth(
-    bd_seq: int, limits: list[dict[str, str]] | None = None, stream: int | None = None
+    bd_seq: int,
+    limits: list[dict[str, str]] | None = None,
+    stream: int | None = None,
+    devices: dict[str, Any] | None = None,
 ) -> bytes:
     body = {"node": NODE, "schema": 1, "started": T0, "session_started": T0, "frame_rate": 25.0,
-            "devices": {}, "groups": {}, "commands": {"status": {"doc": "", "args": {}}},
+            "devices": devices or {}, "groups": {}, "commands": {"status": {"doc": "", "args": {}}},
             "limits": limits or [], "sequence": {}, "backlog": {}, "budget": {}}  # fmt: skip
     return message("birth", body, bd_seq=bd_seq, stream=stream)
 
@@ -280,6 +283,26 @@ def test_the_node_event_log_fills_in_the_day_without_raising_old_alarms() -> Non
         "limit.camera.temperature.red", "power.over_cap", "take.cut",
     ]  # fmt: skip
     assert not view.alarms and view.events[-1].seq == 40
+
+
+def test_the_retained_birth_seen_again_undoes_nothing_fresher() -> None:
+    def cam_a(state: str, at: float) -> dict[str, Any]:
+        return {"device": "cam-a", "kind": "camera", "online": True, "offline_reason": None,
+                "identity": None, "status": {"state": state}, "status_at": at,
+                "missed_polls": 0, "link": {}}  # fmt: skip
+
+    view = connected_view()
+    at_birth = birth(4, devices={"cam-a": cam_a("standby", T0)})  # no limits out then
+    view.absorb(topic("birth"), at_birth, T0)
+    red = [{"device": "cam-a", "limit": "t", "level": "red"}]
+    view.absorb(topic("telemetry"), telemetry(1, T0 + 5, red), T0 + 5)
+    view.acknowledge()
+    view.absorb(topic("state", "cam-a"), message("state", cam_a("recording", T0 + 6)), T0 + 6)
+    view.absorb(topic("birth"), at_birth, T0 + 7)  # the monitor re-subscribed
+    alarm = view.alarms[("cam-a", "t")]
+    assert alarm.active and alarm.acknowledged  # not cleared, not raised anew
+    assert view.devices["cam-a"]["status"]["state"] == "recording"
+    assert view.status(T0 + 8).since == T0  # online since the node's session began
 
 
 # -- node status -------------------------------------------------------------------------------

@@ -142,6 +142,7 @@ class NodeView:
         self.events: deque[EventLine] = deque(maxlen=EVENTS_KEPT)
         self.alarms: dict[AlarmKey, Alarm] = {}
         self._limit_keys: set[AlarmKey] = set()  # the node's lists of limits speak for these
+        self._limits_at = 0.0  # node time of the newest such list applied
         self.takes: dict[int, Take] = {}
         self.commands: dict[str, CommandLine] = {}
         self.revision = 0  # bumped on every change: the screen redraws when it moves
@@ -213,12 +214,18 @@ class NodeView:
         bd_seq = envelope.bd_seq or 0
         if bd_seq < self.birth_bd_seq:
             return  # an older session's retained birth
+        # A new session, or the same one's birth again (on every re-subscription, it is
+        # retained): that one must not undo fresher states.
+        new_session = self.birth is None or bd_seq > self.birth_bd_seq
+        if new_session:
+            self.session_changed_at = float(envelope.body.get("session_started") or now)
         self.birth = envelope.body
         self.birth_bd_seq = bd_seq
-        self.session_changed_at = now
         for name, snapshot in envelope.body.get("devices", {}).items():
-            self.devices[name] = snapshot
-        self._reconcile_limits(self.birth["limits"], "listed at the node's birth", now)
+            known = self.devices.get(name)
+            if new_session or known is None or _at(snapshot) > _at(known):
+                self.devices[name] = snapshot
+        self._limits_listed(self.birth["limits"], "listed at the node's birth", envelope.ts)
         self._power_update(envelope.body.get("budget", {}).get("power", {}), envelope.ts)
 
     def _stream_restarted(self) -> None:
@@ -250,9 +257,8 @@ class NodeView:
     def _telemetry(self, body: dict[str, Any]) -> None:
         if body.get("ts", 0) >= self.telemetry.get("ts", 0):
             self.telemetry = body
-            if "limits" in body:
-                ts = float(body["ts"])
-                self._reconcile_limits(body["limits"], "listed in the node's telemetry", ts)
+        if "limits" in body:
+            self._limits_listed(body["limits"], "listed in the node's telemetry", body["ts"])
         self._power_update(body.get("power", {}), float(body.get("ts", 0.0)))
         if not any(d.get("kind") == "pdu" for d in self.devices.values()):
             self._power_sample(float(body["ts"]), float(body["power"]["draw_w"]))
@@ -381,12 +387,16 @@ class NodeView:
 
     # -- alarms ------------------------------------------------------------------------------
 
-    def _reconcile_limits(self, listed: list[dict[str, Any]], source: str, at: float) -> None:
-        """Match the alarms to the node's list of limits out of bounds.
+    def _limits_listed(self, listed: list[dict[str, Any]], source: str, at: float) -> None:
+        """Match the alarms to the node's list of limits out of bounds, unless it is older.
 
         The list speaks for every limit: those not on it have cleared. It catches what a
-        monitor that joined late, or lost events in a gap, would otherwise never see.
+        monitor that joined late, or lost events in a gap, would otherwise never see. An
+        older list (a retained birth seen again, a sample replayed late) says nothing new.
         """
+        if at < self._limits_at:
+            return
+        self._limits_at = at
         active = {(lim["device"], lim["limit"]): lim["level"] for lim in listed}
         for key in self._limit_keys - set(active):
             self._clear(key)
@@ -494,6 +504,11 @@ class NodeView:
             if SEVERITIES.index(e.severity) >= floor
             and (not needle or needle in f"{e.name} {e.source} {e.message}".lower())
         ]
+
+
+def _at(snapshot: dict[str, Any]) -> float:
+    """When a device snapshot's status was read (0 when never)."""
+    return float(snapshot.get("status_at") or 0.0)
 
 
 def _event_line(body: dict[str, Any], seq: int | None, *, historical: bool) -> EventLine:

@@ -305,6 +305,16 @@ def test_the_retained_birth_seen_again_undoes_nothing_fresher() -> None:
     assert view.status(T0 + 8).since == T0  # online since the node's session began
 
 
+def test_a_retained_pdu_state_seen_again_is_one_sample() -> None:
+    view = connected_view()
+    pdu = {"device": "pdu", "kind": "pdu", "online": True, "offline_reason": None,
+           "identity": None, "status": {"total_power_mw": 42_000}, "status_at": T0,
+           "missed_polls": 0, "link": {}}  # fmt: skip
+    for _ in range(2):
+        view.absorb(topic("state", "pdu"), message("state", pdu), T0)
+    assert view.power_samples == [(T0, 42.0)]
+
+
 # -- node status -------------------------------------------------------------------------------
 
 

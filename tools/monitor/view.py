@@ -269,7 +269,10 @@ class NodeView:
             self._power_at = at
 
     def _power_sample(self, ts: float, watts: float) -> None:
-        bisect.insort(self.power_samples, (ts, watts))
+        at = bisect.bisect_left(self.power_samples, (ts, watts))
+        if self.power_samples[at : at + 1] == [(ts, watts)]:
+            return  # a retained state seen again on re-subscription
+        self.power_samples.insert(at, (ts, watts))
         horizon = self.power_samples[-1][0] - POWER_WINDOW_S
         while self.power_samples and self.power_samples[0][0] < horizon:
             self.power_samples.pop(0)

@@ -361,6 +361,64 @@ def test_an_old_streams_will_before_the_new_birth_does_not_hold_the_node_offline
     assert view.status(T0).state == "online"
 
 
+class NodeSessionMachine(RuleBasedStateMachine):
+    """Online or offline as the node truly is, whatever order retained messages come in.
+
+    The node starts and dies (births and deaths, retained), may lose its stored state
+    (a new stream, numbering from 1), and monitors re-subscribe or start afresh, getting
+    the retained birth and death in either order.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.view = connected_view()
+        self.stream, self.bd_seq, self.alive = 1, 0, False
+        self.retained: dict[str, bytes] = {}
+        self.clock = T0
+
+    def _deliver(self, leaf: str, payload: bytes) -> None:
+        self.clock += 1
+        self.view.absorb(topic(leaf), payload, self.clock)
+
+    @precondition(lambda self: not self.alive)
+    @rule()
+    def node_starts(self) -> None:
+        self.bd_seq += 1
+        self.alive = True
+        self.retained["birth"] = birth(self.bd_seq, stream=self.stream)
+        self._deliver("birth", self.retained["birth"])
+
+    @precondition(lambda self: self.alive)
+    @rule()
+    def node_dies(self) -> None:
+        self.alive = False
+        body = {"reason": "connection lost"}
+        self.retained["death"] = message("death", body, bd_seq=self.bd_seq, stream=self.stream)
+        self._deliver("death", self.retained["death"])
+
+    @precondition(lambda self: not self.alive)
+    @rule()
+    def node_loses_its_state(self) -> None:
+        self.stream += 1
+        self.bd_seq = 0
+
+    @rule(fresh=st.booleans(), death_first=st.booleans())
+    def monitor_subscribes(self, fresh: bool, death_first: bool) -> None:
+        if fresh:
+            self.view = connected_view()
+        for leaf in sorted(self.retained, reverse=death_first):
+            self._deliver(leaf, self.retained[leaf])
+
+    @invariant()
+    def shown_as_it_is(self) -> None:
+        if "birth" in self.retained:
+            assert self.view.online == self.alive
+
+
+TestNodeSession = NodeSessionMachine.TestCase
+TestNodeSession.settings = settings(max_examples=100, stateful_step_count=30, deadline=None)
+
+
 # -- takes -------------------------------------------------------------------------------------
 
 

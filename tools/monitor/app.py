@@ -284,9 +284,13 @@ class MonitorApp(App[None]):
 
     async def _receive(self, topic: str, payload: bytes) -> None:
         self.view.absorb(topic, payload, self.clock())
-        for command_id in [i for i in self._pending if self.view.commands[i].status != "sent"]:
-            self._pending.discard(command_id)
-            self._answered(command_id)
+        for command_id in list(self._pending):
+            command = self.view.commands.get(command_id)
+            if command is None:  # aged out of the view unanswered
+                self._pending.discard(command_id)
+            elif command.status != "sent":
+                self._pending.discard(command_id)
+                self._answered(command_id)
         if self.view.online and not self._caught_up and self.key is not None:
             self._caught_up = True  # what happened before we joined, or while we were away
             await self.send_command(
@@ -328,9 +332,10 @@ class MonitorApp(App[None]):
 
     def _answered(self, command_id: str) -> None:
         command = self.view.commands[command_id]
-        if command_id in self._quiet and command.status == "ok":
+        if command_id in self._quiet:
             self._quiet.discard(command_id)
-            return
+            if command.status == "ok":
+                return
         if command.status == "armed":
             arm_id = str(command.result.get("arm_id", command_id))
             question = (

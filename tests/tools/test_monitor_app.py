@@ -198,3 +198,17 @@ async def test_text_from_the_node_is_shown_as_sent_never_as_markup() -> None:
         table = app.query_one("#event-table", DataTable)
         shown = [table.get_row_at(row)[4].plain for row in range(len(nasty))]
         assert shown == list(reversed(nasty))
+
+
+async def test_a_command_aged_out_of_the_view_unanswered_is_let_go() -> None:
+    view = NodeView("bench-node")
+    last = load_capture(Path(__file__).parent / "captures" / "nominal.jsonl", view)
+    app = MonitorApp(view, clock=lambda: last)
+    async with app.run_test(size=(160, 48)):
+        app._pending.add("sent-long-ago")  # the view keeps only the latest commands
+        envelope = {"v": 1, "node": "bench-node", "kind": "event", "ts": last,
+                    "seq": view.sequence.last_seq + 1,
+                    "body": {"name": "x.y", "severity": "info", "message": "after",
+                             "source": "cam-a", "data": {}, "ts": last}}  # fmt: skip
+        await app._receive("cupola/v1/bench-node/event", json.dumps(envelope).encode())
+        assert not app._pending and view.events[-1].message == "after"

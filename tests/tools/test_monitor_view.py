@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from protocols import ground
+from tools.monitor import rows
 from tools.monitor.replay import CaptureError, capture_node, load_capture
 from tools.monitor.summary import summary
 from tools.monitor.view import NodeView
@@ -313,6 +314,15 @@ def test_a_retained_pdu_state_seen_again_is_one_sample() -> None:
     for _ in range(2):
         view.absorb(topic("state", "pdu"), message("state", pdu), T0)
     assert view.power_samples == [(T0, 42.0)]
+
+
+def test_the_next_cap_change_is_shown_until_it_comes() -> None:
+    view = connected_view()
+    change = {"at": T0 + 60, "cap_w": 120, "reason": "station power emergency"}
+    view.power = {"cap_w": 300, "draw_w": 100, "reserve_w": 30, "next_change": change}
+    before = [c.text for c in rows.power_lines(view, T0)]
+    assert "next: cap 120 W in 1m00s (station power emergency)" in before
+    assert "no cap change planned" in [c.text for c in rows.power_lines(view, T0 + 61)]
 
 
 # -- node status -------------------------------------------------------------------------------

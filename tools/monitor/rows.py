@@ -158,7 +158,7 @@ def power_lines(view: NodeView, now: float) -> list[Cell]:
     if power.get("shedding"):
         lines.append(Cell("SHEDDING LOAD", "bold red"))
     change = power.get("next_change")
-    if change:
+    if change and change["at"] > now:  # one that has come is old news until the next sample
         lines.append(
             Cell(
                 f"next: cap {change['cap_w']:.0f} W in {duration(change['at'] - now)} "

@@ -28,3 +28,25 @@ async def test_a_body_that_breaks_the_schema_is_counted_and_the_session_goes_on(
         await node.publish("cupola/v1/n1/event", envelope("event", good, seq=1), qos=1)
         await gs.wait_for(lambda: gs.event_names() == ["x"], 10, "the good event")
         assert gs.malformed == 2 and not gs.births and not gs.states
+
+
+async def test_a_node_numbering_again_after_losing_its_state_is_followed(
+    broker: Mosquitto,
+) -> None:
+    def event(seq: int) -> bytes:
+        body = {"name": f"e{seq}", "severity": "info", "message": "", "source": "d",
+                "data": {}, "ts": 1.0}  # fmt: skip
+        return envelope("event", body, seq=seq)
+
+    def birth(stream: int) -> bytes:
+        body = {"node": "n1", "schema": 1, "started": 1.0, "session_started": 1.0,
+                "frame_rate": 25.0, "devices": {}, "groups": {}, "commands": {},
+                "limits": [], "sequence": {}, "backlog": {}, "budget": {}}  # fmt: skip
+        return envelope("birth", body, bd_seq=1, stream=stream)
+
+    async with GroundSession(broker.url(), "n1") as gs, broker_client(broker.url(), None) as node:
+        for leaf, payload in (("birth", birth(1)), ("event", event(50)),
+                              ("birth", birth(2)), ("event", event(1))):  # fmt: skip
+            await node.publish(f"cupola/v1/n1/{leaf}", payload, qos=1)
+        await gs.wait_for(lambda: len(gs.events) == 2, 10, "both events")
+        assert gs.event_names() == ["e50", "e1"] and gs.sequence.duplicates == 0

@@ -139,9 +139,7 @@ class GroundSession:
             self.states[rest[0]] = envelope.body
             self.state_log.append((rest[0], envelope.body))
         elif leaf == ground.BIRTH:
-            streams = {b.stream for b in self.births} - {None}
-            if envelope.stream is not None and streams and envelope.stream not in streams:
-                self.sequence = StreamSequence()  # the node lost its state: numbers restart
+            self.sequence.follow(envelope.stream)
             self.births.append(envelope)
             started = envelope.body.get("session_started")
             if isinstance(started, int | float):

@@ -14,6 +14,18 @@ class StreamSequence:
     last_seq: int = 0
     gaps: list[tuple[int, int]] = field(default_factory=list)  # (first missing, last missing)
     duplicates: int = 0
+    stream: int | None = None  # the numbering these belong to, as births and deaths name it
+
+    def follow(self, stream: int | None) -> bool:
+        """Take `stream` as the node's; True if it replaced another (the node lost its state,
+        and numbers from 1 again): the count starts afresh instead of dropping everything."""
+        if stream is None or stream == self.stream:
+            return False
+        restarted = self.stream is not None
+        if restarted:
+            self.last_seq, self.gaps, self.duplicates = 0, [], 0
+        self.stream = stream
+        return restarted
 
     def accept(self, seq: int) -> bool:
         """False for a message already seen (re-sent after a broken connection)."""

@@ -121,7 +121,6 @@ class NodeView:
         self.connection_changed_at: float | None = None
         # the node's session
         self.birth: dict[str, Any] | None = None
-        self.stream: int | None = None  # the numbering seq and bd_seq belong to
         self.stream_restarts = 0
         self.birth_bd_seq = 0
         self.death_bd_seq = 0
@@ -207,10 +206,8 @@ class NodeView:
             self.last_heard = now
 
     def _birth(self, envelope: ground.Envelope, now: float) -> None:
-        if envelope.stream is not None and envelope.stream != self.stream:
-            if self.stream is not None:
-                self._stream_restarted()
-            self.stream = envelope.stream
+        if self.sequence.follow(envelope.stream):
+            self._stream_restarted()
         bd_seq = envelope.bd_seq or 0
         if bd_seq < self.birth_bd_seq:
             return  # an older session's retained birth
@@ -229,17 +226,16 @@ class NodeView:
         self._power_update(envelope.body.get("budget", {}).get("power", {}), envelope.ts)
 
     def _stream_restarted(self) -> None:
-        """The node lost its stored state: its numbers start again, nothing is a duplicate."""
-        self.sequence = StreamSequence()
+        """The node lost its stored state: its session numbers start again too."""
         self.birth_bd_seq = self.death_bd_seq = 0
         self.death_reason = ""
         self.stream_restarts += 1
 
     def _death(self, envelope: ground.Envelope, now: float) -> None:
-        if envelope.stream is not None and envelope.stream != self.stream:
+        if envelope.stream is not None and envelope.stream != self.sequence.stream:
             if self.birth is not None:
                 return  # the will of a session from before the node's state was lost
-            self.stream = envelope.stream
+            self.sequence.follow(envelope.stream)
         bd_seq = envelope.bd_seq or 0
         if bd_seq < self.death_bd_seq:
             return

@@ -168,6 +168,20 @@ def decode(payload: bytes) -> Envelope:
     return _decoder.decode(payload)
 
 
+def kind_of(leaf: str, rest: tuple[str, ...]) -> str:
+    """The kind of message a topic carries (the node's local copy of a result is a result)."""
+    return RESULT if "/".join((leaf, *rest)) == LOCAL_RESULT else leaf
+
+
+def decode_checked(payload: bytes, kind: str) -> Envelope:
+    """Parse a node message and hold its body to the schema of `kind`: a message that breaks
+    it is one the node never sends. Raises msgspec.DecodeError or msgspec.ValidationError."""
+    envelope = decode(payload)
+    if kind in BODIES:
+        msgspec.convert(envelope.body, BODIES[kind])
+    return envelope
+
+
 # -- commands --------------------------------------------------------------------------------
 
 

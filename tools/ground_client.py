@@ -118,23 +118,19 @@ class GroundSession:
 
     async def _receive(self, topic: str, payload: bytes) -> None:
         parsed = ground.parse_topic(topic)
+        kind = ground.kind_of(parsed[1], parsed[2]) if parsed is not None else ""
         try:
-            envelope = ground.decode(payload)
-            if parsed is not None and parsed[1] in ground.BODIES:
-                msgspec.convert(envelope.body, ground.BODIES[parsed[1]])
+            envelope = ground.decode_checked(payload, kind)
         except (msgspec.DecodeError, msgspec.ValidationError):
             self.malformed += 1  # no such message exists: it must not stop the session
             return
-        self._absorb(topic, envelope)
+        self.received += 1
+        if parsed is not None:
+            self._absorb(parsed[1], parsed[2], envelope)
         async with self._changed:
             self._changed.notify_all()
 
-    def _absorb(self, topic: str, envelope: ground.Envelope) -> None:
-        self.received += 1
-        parsed = ground.parse_topic(topic)
-        if parsed is None:
-            return
-        _, leaf, rest = parsed
+    def _absorb(self, leaf: str, rest: tuple[str, ...], envelope: ground.Envelope) -> None:
         if leaf == ground.STATE and rest:
             self.states[rest[0]] = envelope.body
             self.state_log.append((rest[0], envelope.body))

@@ -162,11 +162,9 @@ class NodeView:
         if parsed is None or parsed[0] != self.node or parsed[1] == ground.COMMAND:
             return
         _, leaf, rest = parsed
-        kind = ground.RESULT if (leaf, rest) == ("local", ("result",)) else leaf
+        kind = ground.kind_of(leaf, rest)
         try:
-            envelope = ground.decode(payload)
-            if kind in ground.BODIES:
-                msgspec.convert(envelope.body, ground.BODIES[kind])
+            envelope = ground.decode_checked(payload, kind)
             self._dispatch(kind, rest, envelope, now)
         except (msgspec.DecodeError, msgspec.ValidationError, LookupError, TypeError, ValueError,
                 AttributeError):  # fmt: skip

@@ -114,14 +114,20 @@ def signatures_in(birth: dict[str, Any] | None) -> dict[str, ground.CommandSigna
         return {}
 
 
+async def _birth(session: GroundSession) -> dict[str, Any] | None:
+    """The node's latest birth certificate on the broker, if it has one."""
+    with contextlib.suppress(TimeoutError):
+        await session.wait_for(lambda: bool(session.births), BIRTH_WAIT_S, "the birth")
+    return session.births[-1].body if session.births else None
+
+
 async def _listing(url: str, node: str, ca_file: Path | None) -> str | None:
     async with GroundSession(url, node, ca_file=ca_file) as session:
-        with contextlib.suppress(TimeoutError):
-            await session.wait_for(lambda: bool(session.births), BIRTH_WAIT_S, "the birth")
-        if not session.births:
-            return None
-        signatures = signatures_in(session.births[-1].body)
+        birth = await _birth(session)
+    if birth is None:
+        return None
     lines = []
+    signatures = signatures_in(birth)
     for name, signature in sorted(signatures.items()):
         roles = [r.value for r in ground.Role if ground.may_send(r, name)]
         lines.append(f"{name}  {usage(signature)}")
@@ -158,10 +164,7 @@ async def send(
 ) -> tuple[int, list[dict[str, Any]]]:
     key = read_key(key_path)
     async with GroundSession(url, node, key=key, ca_file=ca_file) as session:
-        with contextlib.suppress(TimeoutError):
-            await session.wait_for(lambda: bool(session.births), BIRTH_WAIT_S, "the birth")
-        birth = session.births[-1].body if session.births else None
-        args = parse_args(words, signatures_in(birth).get(name))
+        args = parse_args(words, signatures_in(await _birth(session)).get(name))
         result = await session.command(name, args, timeout=timeout)
         results = [result]
         if result["status"] == "armed" and confirm:

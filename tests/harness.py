@@ -146,6 +146,20 @@ def _toml(value: Any) -> str:
     return json.dumps(value)
 
 
+def camera_and_light_bench(
+    workdir: Path, broker_url: str, **options: Any
+) -> tuple[SimProcess, Credentials, str]:
+    """The smallest bench running, fresh keys, and a daemon configuration for them (its
+    state in workdir/state); `options` go to `daemon_config`."""
+    sim = SimProcess(workdir, CAMERA_AND_LIGHT).start()
+    credentials = Credentials(workdir)
+    config = daemon_config(
+        sim.paths, sim.kinds, broker_url, workdir / "state", keyring=credentials.keyring,
+        **options,
+    )  # fmt: skip
+    return sim, credentials, config
+
+
 class DaemonProcess:
     def __init__(self, workdir: Path, config_toml: str, name: str = "daemon") -> None:
         self.config = workdir / f"{name}.toml"

@@ -5,13 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hil.broker import Mosquitto
-from tests.harness import (
-    CAMERA_AND_LIGHT,
-    Credentials,
-    DaemonProcess,
-    SimProcess,
-    daemon_config,
-)
+from tests.harness import Credentials, DaemonProcess, SimProcess, camera_and_light_bench
 from tools.ground_client import GroundSession
 
 
@@ -24,11 +18,7 @@ def _collapse(values: list[str]) -> list[str]:
 
 
 def _start(tmp_path: Path, broker: Mosquitto) -> tuple[SimProcess, DaemonProcess, Credentials]:
-    sim = SimProcess(tmp_path, CAMERA_AND_LIGHT).start()
-    credentials = Credentials(tmp_path)
-    config = daemon_config(
-        sim.paths, sim.kinds, broker.url(), tmp_path / "state", keyring=credentials.keyring
-    )
+    sim, credentials, config = camera_and_light_bench(tmp_path, broker.url())
     return sim, DaemonProcess(tmp_path, config).start(), credentials
 
 

@@ -17,12 +17,9 @@ from firmware_host.workflow.takes import RecordArgs
 from hil.broker import Mosquitto
 from protocols.ground import CommandSignature
 from tests.harness import (
-    CAMERA_AND_LIGHT,
-    Credentials,
     DaemonProcess,
-    SimProcess,
+    camera_and_light_bench,
     cupola,
-    daemon_config,
 )
 from tools.cmd import ArgumentError, parse_args, usage
 from tools.ground_client import GroundSession
@@ -78,13 +75,9 @@ def test_every_signature_survives_the_birth_certificate() -> None:
 async def test_cupola_cmd_records_scene_7_and_refuses_a_missing_scene(
     tmp_path: Path, broker: Mosquitto
 ) -> None:
-    sim = SimProcess(tmp_path, CAMERA_AND_LIGHT).start()
-    credentials = Credentials(tmp_path)
+    _, credentials, config = camera_and_light_bench(tmp_path, broker.url())
     key_path = tmp_path / "fc.key"
     key_path.write_bytes(msgspec.json.encode(credentials.flight))
-    config = daemon_config(
-        sim.paths, sim.kinds, broker.url(), tmp_path / "state", keyring=credentials.keyring
-    )
     DaemonProcess(tmp_path, config).start()
     async with GroundSession(broker.url(), "test-node") as gs:
         await gs.wait_for(lambda: gs.online("cam-a"), 20, "cam-a online")

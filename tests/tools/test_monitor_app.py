@@ -16,11 +16,9 @@ from textual.widgets.data_table import RowDoesNotExist
 
 from hil.broker import Mosquitto
 from tests.harness import (
-    CAMERA_AND_LIGHT,
     Credentials,
     DaemonProcess,
-    SimProcess,
-    daemon_config,
+    camera_and_light_bench,
 )
 from tools.ground_client import GroundSession
 from tools.monitor.app import REDRAW_S, ConfirmHazardous, MonitorApp
@@ -62,12 +60,9 @@ def panel(app: MonitorApp, selector: str) -> str:
 
 
 async def test_the_screen_follows_a_live_node(tmp_path: Path, broker: Mosquitto) -> None:
-    sim = SimProcess(tmp_path, CAMERA_AND_LIGHT).start()
-    credentials = Credentials(tmp_path)
-    config = daemon_config(
-        sim.paths, sim.kinds, broker.url(), tmp_path / "state", keyring=credentials.keyring,
-        mqtt_options={"keepalive_s": 2}, extra=EXTRA,
-    )  # fmt: skip
+    _, credentials, config = camera_and_light_bench(
+        tmp_path, broker.url(), mqtt_options={"keepalive_s": 2}, extra=EXTRA
+    )
     # The monitor joins after the red limit event went by: the node's telemetry lists it.
     async with GroundSession(broker.url(), "test-node") as early:
         daemon = DaemonProcess(tmp_path, config).start()

@@ -12,11 +12,8 @@ from pathlib import Path
 from hil.broker import Mosquitto
 from protocols import ground
 from tests.harness import (
-    CAMERA_AND_LIGHT,
-    Credentials,
     DaemonProcess,
-    SimProcess,
-    daemon_config,
+    camera_and_light_bench,
 )
 from tools.broker_link import BrokerLink
 from tools.monitor.view import NodeView
@@ -33,13 +30,9 @@ async def until(check: Callable[[], bool], what: str, timeout: float = 20) -> No
 async def test_a_node_restarted_on_a_wiped_disk_is_followed(
     tmp_path: Path, broker: Mosquitto
 ) -> None:
-    sim = SimProcess(tmp_path, CAMERA_AND_LIGHT).start()
-    credentials = Credentials(tmp_path)
-    state = tmp_path / "state"
-    config = daemon_config(
-        sim.paths, sim.kinds, broker.url(), state, keyring=credentials.keyring,
-        extra="[telemetry]\ninterval_s = 0.1\n",
-    )  # fmt: skip
+    _, _, config = camera_and_light_bench(
+        tmp_path, broker.url(), extra="[telemetry]\ninterval_s = 0.1\n"
+    )
     view = NodeView("test-node")
 
     async def receive(topic: str, payload: bytes) -> None:
@@ -55,7 +48,7 @@ async def test_a_node_restarted_on_a_wiped_disk_is_followed(
         await until(lambda: view.online and view.sequence.last_seq > 30, "the first numbering")
         before = view.sequence.last_seq
         daemon.kill()
-        shutil.rmtree(state)  # the outbox, the shot log, the counters: all gone
+        shutil.rmtree(tmp_path / "state")  # the outbox, the shot log, the counters: all gone
         DaemonProcess(tmp_path, config).start()
         await until(lambda: view.stream_restarts == 1, "the new stream's birth")
         received = view.received

@@ -126,10 +126,6 @@ class Dispatcher:
             known = ", ".join(sorted(self._specs))
             raise CommandRejected(f"unknown command {name!r}; known: {known}") from None
 
-    @property
-    def names(self) -> list[str]:
-        return sorted(self._specs)
-
     def signatures(self) -> dict[str, CommandSignature]:
         return {
             name: signature_of(spec.doc, spec.args, hazardous=spec.hazardous is not False)

@@ -84,7 +84,6 @@ class BrokerLink:
         self.persistent = persistent
         self.max_backoff_s = max_backoff_s
         self.connected = asyncio.Event()
-        self.disconnects = 0
         self.failed_messages = 0
         self._client: aiomqtt.Client | None = None
 
@@ -110,9 +109,7 @@ class BrokerLink:
                 detail = str(exc)
             finally:  # also when cancelled: nobody may publish through a closed client
                 self._client = None
-                if self.connected.is_set():
-                    self.connected.clear()
-                    self.disconnects += 1
+                self.connected.clear()
             self.on_status(False, f"{detail}; retrying in {backoff:.1f} s")
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, self.max_backoff_s)

@@ -30,6 +30,7 @@ class ConfigError(Exception):
 class NodeConfig(msgspec.Struct, forbid_unknown_fields=True):
     name: Name = "cupola"
     state_dir: str = "state"  # SQLite files (shot log, events, outbox, counters)
+    tap_socket: str = "tap.sock"  # link tap for `cupola decode --tap` (relative: to state_dir)
 
 
 class ProjectConfig(msgspec.Struct, forbid_unknown_fields=True):

@@ -29,6 +29,7 @@ from firmware_host.groundlink.outbox import ROUTINE, Outbox
 from firmware_host.groundlink.pacing import Pacer
 from firmware_host.groundlink.stream import StreamPublisher
 from firmware_host.health.limits import LimitMonitor, default_limits
+from firmware_host.link.tap import LinkTap, TapServer
 from firmware_host.sdnotify import Notifier
 from firmware_host.supervisor import Supervisor
 from firmware_host.workflow.drift import DriftMonitor
@@ -74,6 +75,8 @@ class Daemon:
             stream_id=self.outbox.stream_id,
         )
         failsafe = config.failsafe
+        self.taps = {d.name: LinkTap(d.name, d.baud, time.time) for d in config.devices}
+        self.tap_server = TapServer(state_dir / config.node.tap_socket, self.taps)
         self.devices: dict[str, DeviceAgent] = {
             d.name: DeviceAgent(
                 d,
@@ -82,6 +85,7 @@ class Daemon:
                 self._device_updated,
                 host_timeout_ms=round(failsafe.host_timeout_s * 1000),
                 light_failsafe_permille=round(failsafe.light_pct * 10),
+                tap=self.taps[d.name],
             )
             for d in config.devices
         }
@@ -255,6 +259,7 @@ class Daemon:
             "telemetry", self._sample_telemetry, watchdog_s=self.config.telemetry.interval_s + 30
         )
         supervisor.add("power", self.power.run)
+        supervisor.add("link-tap", self.tap_server.run)
         supervisor.add("data-budgets", self.data.run)
         supervisor.add("commands", self._command_worker, watchdog_s=self.dispatcher.timeout_s + 10)
         self.drift.beat = supervisor.beater("timecode-drift")

@@ -117,7 +117,7 @@ class Daemon:
         self.dispatcher = Dispatcher()
         self.sequences = SequenceRunner(self.dispatcher, self.devices, self.bus)
         for spec in [
-            *DeviceCommands(self.devices, self.power).commands(),
+            *DeviceCommands(self.devices, self.power, config.presets).commands(),
             *self.takes.commands(),
             *self.sequences.commands(),
             *self.power.commands(),

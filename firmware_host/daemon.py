@@ -18,6 +18,7 @@ import msgspec
 from firmware_host.budget.data import DataBudgets
 from firmware_host.budget.ledger import BudgetLedger
 from firmware_host.budget.power import PowerManager
+from firmware_host.commands.camera_settings import CameraSettingsCommand
 from firmware_host.commands.devices import DeviceCommands, NoArgs
 from firmware_host.commands.dispatcher import CommandSpec, Dispatcher
 from firmware_host.config import Config
@@ -118,6 +119,7 @@ class Daemon:
         self.sequences = SequenceRunner(self.dispatcher, self.devices, self.bus)
         for spec in [
             *DeviceCommands(self.devices, self.power, config.presets).commands(),
+            *CameraSettingsCommand(self.devices, self.reference.rate).commands(),
             *self.takes.commands(),
             *self.sequences.commands(),
             *self.power.commands(),

@@ -197,8 +197,8 @@ _READ = frozenset(
      "events.recent"}
 )  # fmt: skip
 _SHOOT = _READ | {
-    "record", "cut", "light.set", "light.preset", "light.power", "camera.jam", "take.circle",
-    "take.note",
+    "record", "cut", "light.set", "light.preset", "light.power", "camera.jam",
+    "camera.settings", "take.circle", "take.note",
     "sequence.load", "sequence.start", "sequence.pause", "sequence.resume", "sequence.abort",
     "confirm",
 }  # fmt: skip

@@ -9,7 +9,10 @@ A message failing either is counted and summarised (refusals.py), never answered
 the sender's choice. An authenticated command goes into a lane of a priority queue: cancels
 and revocations first, then fresh commands, then repeats (a counter not above the last one
 accepted: a retry or a replay), each lane bounded. Forged traffic never enters the queue, so
-it cannot delay an authenticated command.
+it cannot delay an authenticated command. A command that arrives late (issued more than
+LATE_AFTER_S before it came: it waited at a broker while the node or the link was down) waits
+LATE_SETTLE_S before it may run, so a cancel sent after it, delivered in the same burst,
+overtakes it.
 
 The worker then takes one command at a time and checks, each refusal a result with its reason:
   4. its key is still trusted (a revocation may have come in meanwhile);
@@ -31,9 +34,12 @@ The worker then takes one command at a time and checks, each refusal a result wi
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import heapq
 import itertools
 import json
 import logging
+import math
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -125,6 +131,8 @@ INTAKE_COMMANDS: dict[str, CommandSignature] = {
 URGENT, FRESH, REPEAT = 0, 1, 2
 URGENT_COMMANDS = frozenset({"command.cancel", "keys.revoke"})
 LANE_LIMITS = {URGENT: 64, FRESH: 256, REPEAT: 32}
+LATE_AFTER_S = 2.0
+LATE_SETTLE_S = 1.0
 
 
 @dataclass(order=True)
@@ -132,6 +140,7 @@ class Queued:
     lane: int
     order: int
     request: CommandRequest = field(compare=False)
+    runnable_at: float = field(compare=False)  # a late arrival waits for what came behind it
 
 
 @dataclass
@@ -171,7 +180,8 @@ class CommandIntake:
         self.refusals = RefusalTally(bus, clock, period_s=refusal_summary_s)
         self.errors = 0  # messages whose handling raised: answered "failed", the task went on
         self.armed: dict[str, Armed] = {}
-        self.queue: asyncio.PriorityQueue[Queued] = asyncio.PriorityQueue()
+        self._heap: list[Queued] = []  # the queue: lane first, then arrival order
+        self._arrived = asyncio.Event()
         self._in_lane: Counter[int] = Counter()
         self._order = itertools.count()
         self._queued: dict[str, str] = {}  # id -> key id of every command waiting in the queue
@@ -224,9 +234,20 @@ class CommandIntake:
             self.refusals.refuse(f"command queue full: dropped {request.name!r} from "
                                  f"{request.key_id!r}")  # fmt: skip
             return
+        now = self.clock()
+        late = lane != URGENT and now - request.issued_at_ms / 1000 > LATE_AFTER_S
         self._in_lane[lane] += 1
         self._queued[request.id] = request.key_id
-        self.queue.put_nowait(Queued(lane, next(self._order), request))
+        heapq.heappush(
+            self._heap,
+            Queued(lane, next(self._order), request, now + LATE_SETTLE_S if late else now),
+        )
+        self._arrived.set()
+
+    @property
+    def waiting(self) -> int:
+        """Authenticated commands waiting for the worker."""
+        return len(self._heap)
 
     def _authenticate(self, raw: dict[str, Any]) -> str:
         """Why the message is not signed by a trusted key ("" if it is)."""
@@ -251,13 +272,19 @@ class CommandIntake:
         "failed"; the caller's loop carries on.
         """
         self.refusals.flush_due()
-        if self.queue.empty():
-            try:
-                item = await asyncio.wait_for(self.queue.get(), timeout)
-            except TimeoutError:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            hold = self._heap[0].runnable_at - self.clock() if self._heap else math.inf
+            if hold <= 0:
+                break
+            remaining = deadline - loop.time()
+            if remaining <= 0:
                 return False
-        else:
-            item = self.queue.get_nowait()
+            self._arrived.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._arrived.wait(), min(hold, remaining))
+        item = heapq.heappop(self._heap)
         self._in_lane[item.lane] -= 1
         self._queued.pop(item.request.id, None)
         try:

@@ -200,3 +200,21 @@ async def test_an_unknown_command_is_called_unknown_whoever_sends_it(tmp_path: P
         ), result
     forbidden = await rig.send(rig.sign("monitor-1", "light.set", {"level": 1}))
     assert forbidden is not None and forbidden["reason"] == "role monitor may not send 'light.set'"
+
+
+async def test_a_cancel_right_behind_a_late_command_overtakes_it(tmp_path: Path) -> None:
+    rig = rig_at(tmp_path)
+    held = rig.sign("director-1", "light.set", {"level": 3}, valid_for=60)
+    kept = rig.sign("director-1", "light.set", {"level": 4}, valid_for=60)
+    rig.clock.now += 20  # both waited at the broker while the node was down
+    rig.receive(held)
+    rig.receive(kept)
+    await rig.drain()
+    assert rig.results == []  # late arrivals settle first: a cancel may be right behind
+    rig.receive(rig.sign("director-1", "command.cancel", {"id": held["id"]}))
+    await rig.drain()
+    rig.clock.now += 1
+    await rig.drain()
+    assert rig.result(held["id"])["reason"] == "cancelled by 'director-1' before it ran"  # type: ignore[index]
+    assert rig.result(kept["id"])["status"] == "ok"  # type: ignore[index]
+    assert rig.executed == [("light.set", {"level": 4})]

@@ -153,7 +153,8 @@ def _cmd_cmd(args: argparse.Namespace) -> int:
 
     return run(
         args.broker, args.node, args.key, args.name, args.args,
-        ca_file=args.ca, timeout=args.timeout, confirm=args.yes,
+        ca_file=args.ca, timeout=args.timeout, confirm=args.yes, valid_for=args.valid_for,
+        cancel=args.cancel,
     )  # fmt: skip
 
 
@@ -282,7 +283,12 @@ def _ground_commands(add: Adder) -> None:
     p.add_argument("--ca", type=Path, help="CA certificate for mqtts://")
     p.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for the result")
     p.add_argument("--yes", action="store_true", help="confirm a hazardous command at once")
-    p.add_argument("name", help="command name, e.g. record, light.set, power.cap.set")
+    p.add_argument(
+        "--valid-for", type=float, default=10.0, metavar="S",
+        help="the node refuses the command after S seconds, whatever delayed it (default 10)",
+    )  # fmt: skip
+    p.add_argument("--cancel", metavar="ID", help="withdraw command ID if it has not run yet")
+    p.add_argument("name", nargs="?", help="command name, e.g. record, light.set, power.cap.set")
     p.add_argument("args", nargs="*", help="key=value ... or one JSON object")
 
     p = add(

@@ -102,6 +102,7 @@ def _cmd_monitor(args: argparse.Namespace) -> int:
     return run_live(
         args.broker, args.node or "iss-film",
         ca_file=args.ca, key_path=args.key, los_after_s=args.los_after,
+        valid_for_s=args.valid_for,
     )  # fmt: skip
 
 
@@ -256,6 +257,8 @@ def _ground_commands(add: Adder) -> None:
                    "the capture's)")  # fmt: skip
     p.add_argument("--ca", type=Path, help="CA certificate for mqtts://")
     p.add_argument("--key", type=Path, help="your key file: lets the palette send commands")
+    p.add_argument("--valid-for", type=float, default=10.0, metavar="S",
+                   help="the node refuses a palette command after S s (default 10)")  # fmt: skip
     p.add_argument("--los-after", type=float, default=15.0, metavar="S",
                    help="an online node silent this long is shown as loss of signal")  # fmt: skip
     p.add_argument("--json", action="store_true", help="one JSON line per message, for scripts")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,7 @@ from protocols import ground
 from protocols.ground import KeyFile, Role
 from tests.daemon.conftest import Shoot, shoot
 from tools.ground_client import sign_command
+from tools.keys import revoke
 
 BENCH = """
 [[device]]
@@ -192,3 +195,23 @@ async def test_hazardous_commands_need_arm_then_confirm(tmp_path: Path, broker: 
     assert again["status"] == "rejected" and "nothing armed" in again["reason"]
     assert rearmed["status"] == "armed"
     assert late["status"] == "rejected" and "expired" in late["reason"]
+
+
+async def test_sighup_rereads_the_keyring_and_keys_revoke_acts_at_once(
+    tmp_path: Path, broker: Mosquitto
+) -> None:
+    async with shoot(tmp_path, broker, BENCH, auth_options=SUMMARY_OFTEN) as s:
+        crew, director = s.credentials.keys[Role.CREW], s.credentials.keys[Role.DIRECTOR]
+        assert (await result_of(s, sign_command(crew, "status", {})))["status"] == "ok"
+        revoke(s.credentials.keyring, crew.key_id)
+        assert s.daemon.process is not None
+        os.kill(s.daemon.process.pid, signal.SIGHUP)
+        await s.wait_event("keys.reloaded")
+        revoked = await result_of(s, sign_command(s.credentials.flight, "keys.revoke",
+                                                  {"key_id": director.key_id}))  # fmt: skip
+        assert revoked["status"] == "ok", revoked
+        for key in (crew, director):
+            await s.ground.publish_command(sign_command(key, "status", {}))
+        await s.ground.wait_for(lambda: sum(refusals(s).values()) >= 2, 10, "the summaries")
+        assert s.daemon.alive
+    assert refusals(s) == {"revoked key id 'crew-1'": 1, "revoked key id 'director-1'": 1}

@@ -135,7 +135,9 @@ def _cmd_keys(args: argparse.Namespace) -> int:
             return 2
         if args.op == "revoke":
             keys.revoke(args.keyring, args.id)
-            print(f"revoked {args.id!r} in {args.keyring}")
+            print(f"revoked {args.id!r} in {args.keyring}: in force once the daemon re-reads it "
+                  "(kill -HUP its pid), or at once by command: cupola cmd keys.revoke "
+                  f"key_id={args.id}")  # fmt: skip
             return 0
         return keys.listing(args.keyring)
     except (KeyFileError, ValueError) as exc:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import enum
-import hashlib
 import hmac
 import json
 from pathlib import Path
@@ -250,7 +249,7 @@ def canonical(fields: dict[str, Any]) -> bytes:
 
 
 def signature(secret: bytes, fields: dict[str, Any]) -> str:
-    return hmac.new(secret, canonical(fields), hashlib.sha256).hexdigest()
+    return hmac.digest(secret, canonical(fields), "sha256").hex()  # one-shot: the fast path
 
 
 def signature_valid(secret: bytes, fields: dict[str, Any]) -> bool:

@@ -218,6 +218,7 @@ def may_send(role: Role, command: str) -> bool:
     return allowed is None or command in allowed
 
 
+KEY_ID_MAX = 64
 INT64_MAX = 2**63 - 1  # what SQLite stores: every integer the node keeps fits it
 Millis = Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX)]
 
@@ -230,7 +231,7 @@ class CommandRequest(msgspec.Struct, forbid_unknown_fields=True):
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
     args: dict[str, Any]
     role: Role
-    key_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    key_id: Annotated[str, msgspec.Meta(min_length=1, max_length=KEY_ID_MAX)]
     counter: Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX)]  # strictly increasing per key
     issued_at_ms: Millis  # unix time
     expires_at_ms: Millis  # not_after: set by the sender, checked again just before running

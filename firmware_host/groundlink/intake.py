@@ -62,6 +62,7 @@ from firmware_host.groundlink.refusals import RefusalTally
 from firmware_host.groundlink.screen import Malformed, decode_fields, typed
 from firmware_host.storage import open_database
 from protocols.ground import (
+    KEY_ID_MAX,
     CommandRequest,
     CommandSignature,
     KeyFileError,
@@ -107,7 +108,7 @@ class CancelArgs(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class RevokeArgs(msgspec.Struct, forbid_unknown_fields=True):
-    key_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    key_id: Annotated[str, msgspec.Meta(min_length=1, max_length=KEY_ID_MAX)]
 
 
 CONFIRM = signature_of("Execute a hazardous command armed earlier.", ConfirmArgs)
@@ -252,9 +253,8 @@ class CommandIntake:
     def _authenticate(self, raw: dict[str, Any]) -> str:
         """Why the message is not signed by a trusted key ("" if it is)."""
         key_id = raw.get("key_id")
-        if not isinstance(key_id, str):
-            return "malformed command: no key_id"
-        key_id = key_id[:64]
+        if not isinstance(key_id, str) or not 0 < len(key_id) <= KEY_ID_MAX:
+            return f"malformed command: key_id missing, or not text of 1 to {KEY_ID_MAX} characters"
         key = self.keyring.keys.get(key_id)
         if key is None or key_id in self.revoked:
             state = "revoked" if key is not None else "unknown"

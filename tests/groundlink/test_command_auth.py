@@ -149,7 +149,7 @@ BAD_FIELDS = (
     [
         (b"not json", "malformed command: not JSON"),
         (b"[1, 2]", "malformed command: not a JSON object"),
-        (b'{"id": "abcdefgh", "name": "status"}', "malformed command: no key_id"),
+        (b'{"id": "abcdefgh", "name": "status"}', "malformed command: key_id missing"),
         (BAD_FIELDS, "unknown key id 'k'"),
         (b"[" * 200_000 + b"]" * 200_000, "malformed command: 400000 bytes"),
         (b"[" * 30_000 + b"]" * 30_000, "malformed command: nested deeper"),

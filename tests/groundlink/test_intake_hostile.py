@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from firmware_host.groundlink.screen import MAX_DEPTH, MAX_PAYLOAD_BYTES, nesting_within
 from protocols import ground
-from protocols.ground import INT64_MAX
+from protocols.ground import INT64_MAX, KeyFile, Role
 from tests.groundlink.intake_rig import Rig, rig_at
 
 
@@ -157,3 +157,17 @@ async def test_a_flight_controller_is_answered_within_a_second_of_a_forged_flood
     assert rig.executed == [("light.set", {"level": 10})]
     assert elapsed < 1.0, f"{elapsed:.2f} s"
     assert rig.intake.refusals.total == 10_000 and rig.intake.waiting == 0
+
+
+async def test_an_error_on_receipt_is_counted_and_the_listener_carries_on(
+    tmp_path: Path,
+) -> None:
+    rig = rig_at(tmp_path)
+    broken = KeyFile("broken-1", Role.CREW, "not base64 at all!")  # a damaged keyring entry
+    rig.intake.keyring.keys["broken-1"] = broken
+    command = {**rig.sign("crew-1", "status"), "key_id": "broken-1"}
+    rig.receive(command)  # decoding its secret raises: counted, never raised to the listener
+    assert rig.intake.errors == 1 and rig.intake.refusals.total == 1
+    assert "internal error on receipt" in next(iter(summaries(rig)[0]["reasons"]))
+    after = await rig.send(rig.sign("crew-1", "status"))
+    assert after is not None and after["status"] == "ok"

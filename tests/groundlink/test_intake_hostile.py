@@ -4,6 +4,7 @@ traffic that is counted but never answered and never delays an authenticated com
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -171,3 +172,22 @@ async def test_an_error_on_receipt_is_counted_and_the_listener_carries_on(
     assert "internal error on receipt" in next(iter(summaries(rig)[0]["reasons"]))
     after = await rig.send(rig.sign("crew-1", "status"))
     assert after is not None and after["status"] == "ok"
+
+
+NAMES = ["v", "id", "name", "args", "role", "key_id", "counter", "issued_at_ms",
+         "expires_at_ms", "sig", "x"]  # fmt: skip
+FIELDS = st.dictionaries(
+    st.sampled_from(NAMES), JSON | st.integers(min_value=-(2**80), max_value=2**80)
+)
+
+
+@given(st.binary(max_size=200) | FIELDS.map(lambda f: json.dumps(f).encode()))
+def test_any_unauthenticated_bytes_are_counted_never_raised_queued_or_answered(
+    payload: bytes,
+) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        rig = rig_at(Path(directory))
+        rig.intake.receive(payload)
+        assert rig.intake.refusals.total == 1 and rig.intake.errors == 0
+        assert rig.intake.waiting == 0 and rig.results == []
+        rig.intake.close()

@@ -3,13 +3,14 @@ traffic that is counted but never answered and never delays an authenticated com
 
 from __future__ import annotations
 
+import asyncio
 import json
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from firmware_host.groundlink.screen import MAX_DEPTH, MAX_PAYLOAD_BYTES, nesting_within
@@ -190,4 +191,26 @@ def test_any_unauthenticated_bytes_are_counted_never_raised_queued_or_answered(
         rig.intake.receive(payload)
         assert rig.intake.refusals.total == 1 and rig.intake.errors == 0
         assert rig.intake.waiting == 0 and rig.results == []
+        rig.intake.close()
+
+
+COMMANDS = ["status", "light.set", "camera.format", "confirm", "command.cancel", "keys.revoke",
+            "nope", ""]  # fmt: skip
+ARGS = st.dictionaries(
+    st.text(max_size=8), JSON | st.integers(min_value=-(2**70), max_value=2**70), max_size=4
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(COMMANDS), ARGS, st.sampled_from(["monitor-1", "director-1", "fc-1"]))
+def test_any_signed_command_gets_exactly_one_answer_or_one_refusal(
+    name: str, args: dict[str, Any], key: str
+) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        rig = rig_at(Path(directory))
+        command = rig.sign(key, name, args)
+        asyncio.run(rig.send(command))
+        answered = [r for r in rig.results if r["id"] == command["id"]]
+        assert rig.intake.errors == 0 and rig.intake.waiting == 0
+        assert len(answered) + rig.intake.refusals.total == 1
         rig.intake.close()

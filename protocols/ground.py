@@ -203,8 +203,8 @@ _SHOOT = _READ | {
 }  # fmt: skip
 
 # What each role may send. The flight controller may send everything, hazardous commands
-# and `keys.revoke` included; a role missing a command here is refused it before anything is
-# checked further.
+# and `keys.revoke` included; a role missing a command here is refused it (a command the node
+# does not know is refused as unknown first, whoever sends it).
 PERMISSIONS: dict[Role, frozenset[str] | None] = {
     Role.FLIGHT_CONTROLLER: None,  # every command
     Role.DIRECTOR: frozenset(_SHOOT),

@@ -128,6 +128,11 @@ class AuthConfig(msgspec.Struct, forbid_unknown_fields=True):
     max_skew_s: Annotated[float, msgspec.Meta(ge=0, le=600)] = 30.0
     max_lifetime_s: Annotated[float, msgspec.Meta(gt=0, le=86400)] = 3600.0
     arm_window_s: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 60.0  # hazardous confirm
+    # command name -> "key" (confirm with another key than the one that armed) or "role"
+    # (another key of another role); commands not listed may be confirmed by the same key
+    two_person: dict[str, Literal["key", "role"]] = msgspec.field(default_factory=dict)
+    # unauthenticated messages are not answered: one event sums them up at most this often
+    refusal_summary_s: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 10.0
 
 
 class PresetLight(msgspec.Struct, forbid_unknown_fields=True):

@@ -24,7 +24,7 @@ from firmware_host.commands.dispatcher import CommandSpec, Dispatcher
 from firmware_host.config import Config
 from firmware_host.devices.agent import DeviceAgent
 from firmware_host.events import Event, EventBus
-from firmware_host.groundlink.intake import CONFIRM, CommandIntake
+from firmware_host.groundlink.intake import CommandIntake
 from firmware_host.groundlink.mqtt import GroundLink
 from firmware_host.groundlink.outbox import ROUTINE, Outbox
 from firmware_host.groundlink.pacing import Pacer
@@ -131,8 +131,9 @@ class Daemon:
                         "The onboard event log, newest first."),
         ]:  # fmt: skip
             self.dispatcher.register(spec)
+        keyring_path = Path(config.auth.keyring)
         self.intake = CommandIntake(
-            read_keyring(Path(config.auth.keyring)),
+            read_keyring(keyring_path),
             self.dispatcher,
             self.bus,
             state_dir / "commands.db",
@@ -140,12 +141,14 @@ class Daemon:
             max_skew_s=config.auth.max_skew_s,
             max_lifetime_s=config.auth.max_lifetime_s,
             arm_window_s=config.auth.arm_window_s,
+            two_person=config.auth.two_person,
+            refusal_summary_s=config.auth.refusal_summary_s,
+            load_keyring=lambda: read_keyring(keyring_path),
         )
         for agent in self.devices.values():
             agent.adopters.append(self.takes.adopt_camera)
             agent.on_device_event = self.takes.on_camera_event
             agent.adopters.append(self.power.adopt_pdu)
-        self.commands: asyncio.Queue[bytes] = asyncio.Queue()
 
     def _event_to_ground(self, event: Event) -> None:
         thinned = self.outbox.append(ground.EVENT, event.as_dict())
@@ -179,7 +182,7 @@ class Daemon:
             "frame_rate": self.reference.rate.fps,
             "devices": {name: self.snapshot(agent) for name, agent in self.devices.items()},
             "groups": {g.name: g.cameras for g in self.config.groups},
-            "commands": {**self.dispatcher.signatures(), "confirm": CONFIRM},
+            "commands": {**self.dispatcher.signatures(), **self.intake.signatures()},
             "limits": self.limits.active(),
             "sequence": self.sequences.status_dict(),
             "backlog": self.outbox.backlog(),
@@ -241,18 +244,15 @@ class Daemon:
             await asyncio.sleep(self.config.telemetry.interval_s)
 
     async def _receive_command(self, payload: bytes) -> None:
-        await self.commands.put(payload)
+        self.intake.receive(payload)  # authenticated at once; forged traffic is only counted
 
     async def _command_worker(self) -> None:
-        """Commands run one at a time, in arrival order, so their effects never interleave."""
+        """Commands run one at a time, so their effects never interleave; the intake answers
+        whatever one of them raises and goes on (nothing outside can restart this task)."""
         beat = self.supervisor.beater("commands")
         while True:
             beat()
-            try:
-                payload = await asyncio.wait_for(self.commands.get(), COMMAND_IDLE_BEAT_S)
-            except TimeoutError:
-                continue
-            await self.intake.handle(payload)
+            await self.intake.process_next(COMMAND_IDLE_BEAT_S)
 
     async def run(self, stop: asyncio.Event) -> None:
         supervisor = self.supervisor
@@ -307,7 +307,9 @@ def run_daemon(config: Config) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await Daemon(config).run(stop)
+        daemon = Daemon(config)
+        loop.add_signal_handler(signal.SIGHUP, daemon.intake.reload_keyring)
+        await daemon.run(stop)
 
     asyncio.run(main())
     return 0

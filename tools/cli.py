@@ -102,6 +102,7 @@ def _cmd_monitor(args: argparse.Namespace) -> int:
     return run_live(
         args.broker, args.node or "iss-film",
         ca_file=args.ca, key_path=args.key, los_after_s=args.los_after,
+        valid_for_s=args.valid_for,
     )  # fmt: skip
 
 
@@ -134,7 +135,9 @@ def _cmd_keys(args: argparse.Namespace) -> int:
             return 2
         if args.op == "revoke":
             keys.revoke(args.keyring, args.id)
-            print(f"revoked {args.id!r} in {args.keyring}")
+            print(f"revoked {args.id!r} in {args.keyring}: in force once the daemon re-reads it "
+                  "(kill -HUP its pid), or at once by command: cupola cmd keys.revoke "
+                  f"key_id={args.id}")  # fmt: skip
             return 0
         return keys.listing(args.keyring)
     except (KeyFileError, ValueError) as exc:
@@ -153,7 +156,8 @@ def _cmd_cmd(args: argparse.Namespace) -> int:
 
     return run(
         args.broker, args.node, args.key, args.name, args.args,
-        ca_file=args.ca, timeout=args.timeout, confirm=args.yes,
+        ca_file=args.ca, timeout=args.timeout, confirm=args.yes, valid_for=args.valid_for,
+        cancel=args.cancel,
     )  # fmt: skip
 
 
@@ -271,6 +275,8 @@ def _ground_commands(add: Adder) -> None:
                    "the capture's)")  # fmt: skip
     p.add_argument("--ca", type=Path, help="CA certificate for mqtts://")
     p.add_argument("--key", type=Path, help="your key file: lets the palette send commands")
+    p.add_argument("--valid-for", type=float, default=10.0, metavar="S",
+                   help="the node refuses a palette command after S s (default 10)")  # fmt: skip
     p.add_argument("--los-after", type=float, default=15.0, metavar="S",
                    help="an online node silent this long is shown as loss of signal")  # fmt: skip
     p.add_argument("--json", action="store_true", help="one JSON line per message, for scripts")
@@ -298,7 +304,12 @@ def _ground_commands(add: Adder) -> None:
     p.add_argument("--ca", type=Path, help="CA certificate for mqtts://")
     p.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for the result")
     p.add_argument("--yes", action="store_true", help="confirm a hazardous command at once")
-    p.add_argument("name", help="command name, e.g. record, light.set, power.cap.set")
+    p.add_argument(
+        "--valid-for", type=float, default=10.0, metavar="S",
+        help="the node refuses the command after S seconds, whatever delayed it (default 10)",
+    )  # fmt: skip
+    p.add_argument("--cancel", metavar="ID", help="withdraw command ID if it has not run yet")
+    p.add_argument("name", nargs="?", help="command name, e.g. record, light.set, power.cap.set")
     p.add_argument("args", nargs="*", help="key=value ... or one JSON object")
 
     p = add(

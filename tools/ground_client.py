@@ -26,6 +26,10 @@ from tools.stream_sequence import StreamSequence
 
 _last_counter = 0
 
+# How long an operator's command stays valid unless they say otherwise (`--valid-for`): the
+# node refuses it after that, so a command that found the node down never runs much later.
+DEFAULT_VALID_FOR_S = 10.0
+
 
 def sign_command(
     key: KeyFile,
@@ -171,6 +175,21 @@ class GroundSession:
             if marks and message.historical != (message.ts < marks[-1]):
                 return False
         return True
+
+    def node_status(self) -> str:
+        """The node as its latest birth and death say: online, offline (why) or unknown."""
+        birth = self.births[-1] if self.births else None
+        death = self.deaths[-1] if self.deaths else None
+        if birth is None and death is None:
+            return "unknown (no birth or death certificate on the broker)"
+        if death is not None and (
+            birth is None
+            or (death.stream == birth.stream and (death.bd_seq or 0) >= (birth.bd_seq or 0))
+        ):
+            return f"offline (death certificate: {death.body.get('reason', '?')})"
+        assert birth is not None
+        started = time.strftime("%H:%M:%S UTC", time.gmtime(birth.ts))
+        return f"online (born {started})"
 
     def online(self, *devices: str) -> bool:
         return all(self.states.get(d, {}).get("online") for d in devices)

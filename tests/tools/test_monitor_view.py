@@ -488,3 +488,25 @@ def test_a_capture_replays_into_the_view(tmp_path: Path) -> None:
     capture.write_text("not json\n")
     with pytest.raises(CaptureError, match=r"c\.jsonl:1"):
         load_capture(capture, NodeView(NODE))
+
+
+def test_every_consoles_commands_are_shown_marked_by_sender() -> None:
+    view = connected_view()
+    view.command_sent("mine-0001", "status", {}, T0, sender="director-1")
+    mine = {"id": "mine-0001", "name": "status", "status": "ok", "reason": "", "result": {},
+            "key_id": "director-1", "role": "director"}  # fmt: skip
+    armed = {"id": "theirs-01", "name": "camera.format", "status": "armed", "reason": "hazardous",
+             "result": {"arm_id": "theirs-01", "window_s": 60, "armed_by": "fc-1"},
+             "key_id": "fc-1", "role": "flight_controller"}  # fmt: skip
+    query = {"id": "theirs-02", "name": "shotlog.query", "status": "ok", "reason": "",
+             "result": {"takes": [{"bogus": True}]}, "key_id": "monitor-9"}  # fmt: skip
+    for seq, body in enumerate((mine, armed, query), start=1):
+        view.absorb(topic("result"), message("result", body, seq=seq), T0 + seq)
+    lines = {c.id: c for c in view.commands.values()}
+    assert [(c.sender, c.own) for c in lines.values()] == [
+        ("director-1", True),
+        ("fc-1", False),
+        ("monitor-9", False),
+    ]
+    assert lines["theirs-01"].status == "armed" and lines["theirs-01"].armed_by == "fc-1"
+    assert view.malformed == 0  # another monitor's catch-up answer is shown, not absorbed

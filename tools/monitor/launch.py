@@ -9,6 +9,7 @@ from pathlib import Path
 from protocols.ground import KeyFileError, read_key
 from tools.broker_link import forget_session
 from tools.cmd import USAGE
+from tools.ground_client import DEFAULT_VALID_FOR_S
 from tools.monitor.app import MonitorApp
 from tools.monitor.replay import CaptureError, capture_node, load_capture
 from tools.monitor.summary import summary
@@ -16,7 +17,13 @@ from tools.monitor.view import NodeView
 
 
 def run_live(
-    url: str, node: str, *, ca_file: Path | None, key_path: Path | None, los_after_s: float
+    url: str,
+    node: str,
+    *,
+    ca_file: Path | None,
+    key_path: Path | None,
+    los_after_s: float,
+    valid_for_s: float = DEFAULT_VALID_FOR_S,
 ) -> int:
     try:
         key = read_key(key_path) if key_path is not None else None
@@ -24,7 +31,7 @@ def run_live(
         print(f"cupola monitor: {exc}", file=sys.stderr)
         return USAGE
     view = NodeView(node, los_after_s=los_after_s)
-    app = MonitorApp(view, url=url, ca_file=ca_file, key=key)
+    app = MonitorApp(view, url=url, ca_file=ca_file, key=key, valid_for_s=valid_for_s)
     try:
         app.run()
     finally:

@@ -82,6 +82,9 @@ class CommandLine:
     status: str = "sent"  # then the node's: ok, rejected, failed, armed
     reason: str = ""
     result: dict[str, Any] = field(default_factory=dict)
+    sender: str = ""  # the key id that signed it: every console sees every console's commands
+    own: bool = True  # sent from this monitor (its arguments known, its result announced)
+    armed_by: str = ""  # an armed command, or a confirm: the key id that armed it
 
 
 @dataclass(frozen=True)
@@ -184,7 +187,7 @@ class NodeView:
         elif kind == ground.STATE and rest:
             self._state(rest[0], envelope.body)
         elif kind == ground.RESULT and envelope.seq is None:
-            self._result(envelope.body)  # the node's immediate copy on its own broker
+            self._result(envelope.body, now)  # the node's immediate copy on its own broker
         elif kind in ground.STREAM_KINDS and envelope.seq is not None:
             if not self.sequence.accept(envelope.seq):
                 return
@@ -193,7 +196,7 @@ class NodeView:
             elif kind == ground.TELEMETRY:
                 self._telemetry(envelope.body)
             else:
-                self._result(envelope.body)
+                self._result(envelope.body, now)
 
     def _heard(self, now: float, leaf: str) -> None:
         silent = self.last_heard is not None and now - self.last_heard > self.los_after_s
@@ -370,13 +373,21 @@ class NodeView:
         self.events = deque(merged[-EVENTS_KEPT:], maxlen=EVENTS_KEPT)
         self.revision += 1
 
-    def _result(self, body: dict[str, Any]) -> None:
+    def _result(self, body: dict[str, Any], now: float) -> None:
         command = self.commands.get(str(body.get("id")))
         if command is None:
-            return  # someone else's command: the event log shows what it did
+            if not isinstance(body.get("id"), str) or not isinstance(body.get("name"), str):
+                return
+            # Another console's command: shown too, marked by its sender.
+            command = CommandLine(body["id"], body["name"], {}, now, own=False)
+            self._remember(command)
+        command.sender = str(body.get("key_id") or "")
         command.status = str(body.get("status", ""))
         command.reason = str(body.get("reason", ""))
         command.result = dict(body.get("result") or {})
+        command.armed_by = str(body.get("armed_by") or command.result.get("armed_by") or "")
+        if not command.own:
+            return  # its catch-up answers are another monitor's
         if command.name == "shotlog.query" and command.status == "ok":
             self.absorb_shot_log(list(command.result.get("takes", [])))
         elif command.name == "events.recent" and command.status == "ok":
@@ -442,8 +453,13 @@ class NodeView:
 
     # -- commands ----------------------------------------------------------------------------
 
-    def command_sent(self, command_id: str, name: str, args: dict[str, Any], now: float) -> None:
-        self.commands[command_id] = CommandLine(command_id, name, args, now)
+    def command_sent(
+        self, command_id: str, name: str, args: dict[str, Any], now: float, sender: str = ""
+    ) -> None:
+        self._remember(CommandLine(command_id, name, args, now, sender=sender))
+
+    def _remember(self, command: CommandLine) -> None:
+        self.commands[command.id] = command
         while len(self.commands) > COMMANDS_KEPT:
             del self.commands[next(iter(self.commands))]
         self.revision += 1

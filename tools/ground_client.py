@@ -91,6 +91,8 @@ class GroundSession:
         self.local: list[tuple[float, ground.Envelope]] = []
         self.received = 0
         self.malformed = 0
+        # every message as received (topic, payload, time): a monitor view can follow along
+        self.on_message: Callable[[str, bytes, float], None] | None = None
         self.sequence = StreamSequence()
         self._changed = asyncio.Condition()
         self.link = BrokerLink(
@@ -120,6 +122,8 @@ class GroundSession:
                 await self._runner
 
     async def _receive(self, topic: str, payload: bytes) -> None:
+        if self.on_message is not None:
+            self.on_message(topic, payload, time.time())
         parsed = ground.parse_topic(topic)
         kind = ground.kind_of(parsed[1], parsed[2]) if parsed is not None else ""
         try:

@@ -54,6 +54,7 @@ async def test_a_red_alarm_in_a_held_stream_reaches_the_crew_at_once_and_the_gro
     crew: list[tuple[float, dict[str, object]]] = []  # (received, event) on local/
     ground_states: list[tuple[float, str]] = []  # the monitor's status after each message
     stream: list[ground.Envelope] = []
+    to_ground: list[tuple[float, str, int]] = []  # (received, leaf, bytes) on ground topics
     async with aiomqtt.Client("127.0.0.1", broker.port) as client:
         await client.subscribe(f"{ground.ROOT}/{NODE}/#", qos=1)
         DaemonProcess(tmp_path, config).start()
@@ -68,6 +69,7 @@ async def test_a_red_alarm_in_a_held_stream_reaches_the_crew_at_once_and_the_gro
                     if parsed[2] == ("event",):
                         crew.append((now, ground.decode(payload).body))
                     continue
+                to_ground.append((now, parsed[1], len(payload)))
                 view.absorb(str(message.topic), payload, now)
                 ground_states.append((now, view.status(now).state))
                 if parsed[1] in ground.STREAM_KINDS:
@@ -92,6 +94,10 @@ async def test_a_red_alarm_in_a_held_stream_reaches_the_crew_at_once_and_the_gro
             listener.cancel()
     before_window = [state for at, state in ground_states if at < opens_at - 1.0]
     assert before_window and "online" not in before_window, before_window
+    # At rate zero the ground got the hold notice and nothing else: no birth, no states.
+    held = [(leaf, size) for at, leaf, size in to_ground if at < opens_at - 1.0]
+    assert {leaf for leaf, _ in held} == {ground.LINK}, held
+    assert sum(size for _, size in held) < 2048
     seqs = [m.seq for m in stream]
     assert seqs == list(range(1, len(seqs) + 1)), "the backlog arrives in order, complete"
     red_on_ground = next(m for m in stream if m.kind == ground.EVENT and m.body["name"] == RED)

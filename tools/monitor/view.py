@@ -143,7 +143,8 @@ class NodeView:
         self._power_at = 0.0
         self.power_samples: list[tuple[float, float]] = []  # (node time, watts)
         self.events: deque[EventLine] = deque(maxlen=EVENTS_KEPT)
-        self._local_only: set[tuple[float, str, str]] = set()  # events seen on local/ alone
+        # events seen on local/ whose stream copy has not come yet (oldest first, bounded)
+        self._local_only: dict[tuple[float, str, str], None] = {}
         self.alarms: dict[AlarmKey, Alarm] = {}
         self._limit_keys: set[AlarmKey] = set()  # the node's lists of limits speak for these
         self._limits_at = 0.0  # node time of the newest such list applied
@@ -296,7 +297,7 @@ class NodeView:
     def _event(self, body: dict[str, Any], historical: bool, seq: int) -> None:
         line = _event_line(body, seq, historical=historical)
         if line.identity in self._local_only:
-            self._local_only.discard(line.identity)  # seen already, at once, on local/
+            del self._local_only[line.identity]  # seen already, at once, on local/
             return
         self.events.append(line)
         if not historical:
@@ -310,7 +311,9 @@ class NodeView:
         """An event on the node's own broker: live, whatever the link; its stream copy later
         is the same event."""
         line = _event_line(body, None, historical=False)
-        self._local_only.add(line.identity)
+        self._local_only[line.identity] = None
+        if len(self._local_only) > EVENTS_KEPT:
+            del self._local_only[next(iter(self._local_only))]
         self.events.append(line)
         self._alarm_from(line, body.get("data") or {})
         self._power_from(line, body.get("data") or {})

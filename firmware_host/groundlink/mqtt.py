@@ -55,6 +55,7 @@ class GroundLink:
         self.stream_id = stream_id
         self._states: dict[str, dict[str, Any]] = {}
         self._dirty: set[str] = set()
+        self._ground_dirty: set[str] = set()  # states the ground has not had yet
         self._state_wakeup = asyncio.Event()
         self._client: aiomqtt.Client | None = None
         self._local_sends: set[asyncio.Future[None]] = set()
@@ -211,7 +212,7 @@ class GroundLink:
         self.session_started = time.time()
         await self._publish_birth(client)
         await self._publish_link(client)
-        self._dirty = set(self._states)
+        self._ground_dirty = set(self._states)
         self._state_wakeup.set()
         self.flowing.set()
 
@@ -289,19 +290,28 @@ class GroundLink:
         """
         interval = 1.0 / self.config.state_rate_hz
         while True:
-            await self._state_wakeup.wait()
+            if not (self._ground_dirty and self.flowing.is_set()):
+                await self._state_wakeup.wait()
             self._state_wakeup.clear()
             dirty, self._dirty = self._dirty, set()
             for device in sorted(dirty):
                 payload = self._envelope(ground.STATE, self._states[device])
                 local = ground.topic(self.node, ground.LOCAL_STATE, device)
                 await client.publish(local, payload, qos=1, retain=True)
-                if self.flowing.is_set():
-                    self.stream.pacer.charge(len(payload))
-                    await client.publish(
-                        ground.topic(self.node, ground.STATE, device), payload, qos=1, retain=True
-                    )
+            self._ground_dirty |= dirty
+            if self.flowing.is_set():
+                await self._publish_ground_states(client)
             await asyncio.sleep(interval)
+
+    async def _publish_ground_states(self, client: aiomqtt.Client) -> None:
+        """Each state the housekeeping allocation has room for; the rest wait, latest wins."""
+        for device in sorted(self._ground_dirty):
+            payload = self._envelope(ground.STATE, self._states[device])
+            if not self.stream.pacer.try_spend(len(payload)):
+                return
+            self._ground_dirty.discard(device)
+            topic = ground.topic(self.node, ground.STATE, device)
+            await client.publish(topic, payload, qos=1, retain=True)
 
     async def publish_death(self, reason: str) -> None:
         """Clean shutdown: say so, since a clean disconnect does not fire the will."""

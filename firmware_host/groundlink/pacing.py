@@ -3,8 +3,9 @@
 The budget sets the rate from the housekeeping allocation and the contact schedule (zero while
 the stream is held); without it the stream is unpaced. The bucket starts empty and is emptied
 whenever the rate drops to zero, so no credit saved before a start, a reconnect or a hold is
-ever spent at rate zero. Messages that must go out unpaced (the birth, the hold notice, device
-states) are charged: the stream then waits until the bucket has paid for them.
+ever spent at rate zero. Messages that must go out unpaced (the birth, the hold notice) are
+charged: the stream then waits until the bucket has paid for them. Latest-wins messages (device
+states) only take credit nobody waits for, so the stream's alarms and results go first.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class Pacer:
         self._tokens = 0.0
         self._stamp = clock()
         self._changed = asyncio.Event()
+        self._waiting = 0  # spend() calls waiting for credit
         self.spent = 0  # bytes granted or charged since start
 
     def set_rate(self, rate_bytes_per_s: float | None) -> None:
@@ -45,6 +47,18 @@ class Pacer:
         if self.rate is not None:
             self._tokens -= size
         self.spent += size
+
+    def try_spend(self, size: int) -> bool:
+        """Take `size` bytes now if there is credit and the stream is not waiting for it."""
+        if self.rate is None:
+            self.spent += size
+            return True
+        self._refill()
+        if self._waiting or self.rate == 0 or self._tokens < size:
+            return False
+        self._tokens -= size
+        self.spent += size
+        return True
 
     def _refill(self) -> None:
         now = self.clock()
@@ -63,6 +77,10 @@ class Pacer:
                 break
             self._changed.clear()
             wait = None if self.rate == 0 else (min(size, self.burst) - self._tokens) / self.rate
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), wait)
+            self._waiting += 1
+            try:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), wait)
+            finally:
+                self._waiting -= 1
         self.spent += size

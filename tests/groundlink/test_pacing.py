@@ -57,3 +57,23 @@ async def test_unpaced_messages_are_charged_and_the_stream_pays_them_back() -> N
     assert not await passes(pacer, 100)
     clock.now += 1.2
     assert await passes(pacer, 100)
+
+
+async def test_device_states_take_only_credit_the_stream_is_not_waiting_for() -> None:
+    clock = Clock()
+    pacer = Pacer(1000.0, clock=clock)
+    waiting = asyncio.ensure_future(pacer.spend(2000))  # the stream: an alarm, say
+    await asyncio.sleep(0)
+    clock.now += 1.5
+    assert not pacer.try_spend(500)  # 1.5 kB of credit, but the stream waits for it
+    clock.now += 1.0
+    pacer.set_rate(1000.0)  # wakes the stream, which takes its 2 kB
+    await waiting  # 2.5 kB earned, 2 kB taken
+    assert pacer.try_spend(500)
+    assert not pacer.try_spend(1)  # no credit left
+
+
+async def test_no_state_goes_out_at_rate_zero_and_every_one_when_unpaced() -> None:
+    held, unpaced = Pacer(0.0, clock=Clock()), Pacer(None, clock=Clock())
+    assert not held.try_spend(1)
+    assert unpaced.try_spend(10**6) and unpaced.spent == 10**6

@@ -100,8 +100,17 @@ class PowerConfig(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class ContactConfig(msgspec.Struct, forbid_unknown_fields=True):
-    start: Annotated[str, msgspec.Meta(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]  # HH:MM UTC daily
+    # HH:MM or HH:MM:SS UTC, daily
+    start: Annotated[str, msgspec.Meta(pattern=r"^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?$")]
     minutes: Annotated[float, msgspec.Meta(gt=0, le=1440)]
+
+
+class HousekeepingConfig(msgspec.Struct, forbid_unknown_fields=True):
+    """The housekeeping link class: events, alarms, results, samples (GROUND.md)."""
+
+    kbps: Positive | None = None  # its allocation's rate; none: as fast as the link goes
+    mb_per_day: Positive | None = None  # its daily cap; none: no cap
+    windowed: bool = False  # true where the segment's links are windowed (contact windows)
 
 
 class DataConfig(msgspec.Struct, forbid_unknown_fields=True):
@@ -112,6 +121,7 @@ class DataConfig(msgspec.Struct, forbid_unknown_fields=True):
     link_mbps: Annotated[float, msgspec.Meta(gt=0)] = 20.0  # most the film may use in a window
     proxy_kbps: Annotated[float, msgspec.Meta(gt=0)] = 10_000.0  # proxies of circled takes
     contact: list[ContactConfig] = msgspec.field(default_factory=list)  # none: always in contact
+    housekeeping: HousekeepingConfig = msgspec.field(default_factory=HousekeepingConfig)
 
 
 class OutboxConfig(msgspec.Struct, forbid_unknown_fields=True):

@@ -26,7 +26,7 @@ from firmware_host.devices.agent import DeviceAgent
 from firmware_host.events import Event, EventBus
 from firmware_host.groundlink.intake import CommandIntake
 from firmware_host.groundlink.mqtt import GroundLink
-from firmware_host.groundlink.outbox import ROUTINE, Outbox
+from firmware_host.groundlink.outbox import EVENTS, ROUTINE, URGENT, Outbox
 from firmware_host.groundlink.pacing import Pacer
 from firmware_host.groundlink.stream import StreamPublisher
 from firmware_host.health.limits import LimitMonitor, default_limits
@@ -40,6 +40,7 @@ from firmware_host.workflow.takes import TakeController
 from firmware_host.workflow.timecode import ReferenceClock
 from protocols import ground
 from protocols.ground import read_keyring
+from protocols.messages.common import Severity
 from protocols.records import to_jsonable
 from protocols.timecode import FrameRate
 
@@ -93,7 +94,9 @@ class Daemon:
         self.shotlog = ShotLog(state_dir / "shotlog.db")
         self.ledger = BudgetLedger(state_dir / "budget.db")
         self.power = PowerManager(config, self.devices, self.bus, ledger=self.ledger)
-        self.data = DataBudgets(config.data, self.bus, self.pacer, ledger=self.ledger)
+        self.data = DataBudgets(
+            config.data, self.bus, self.pacer, ledger=self.ledger, on_hold=self.ground.set_hold
+        )
         self.takes = TakeController(
             self.devices,
             self.reference,
@@ -151,13 +154,18 @@ class Daemon:
             agent.adopters.append(self.power.adopt_pdu)
 
     def _event_to_ground(self, event: Event) -> None:
-        thinned = self.outbox.append(ground.EVENT, event.as_dict())
+        body = event.as_dict()
+        self.ground.publish_local_event(body)  # the crew sees it now, whatever the link does
+        if event.name.startswith("limit."):
+            self.ground.publish_local_limits(self.limits.active())
+        alarm = event.severity >= Severity.WARNING
+        thinned = self.outbox.append(ground.EVENT, body, URGENT if alarm else EVENTS)
         self.stream.notify()
         if thinned:
             log.warning("outbox over its limit: %d routine samples thinned", thinned)
 
     def _publish_result(self, body: dict[str, Any]) -> None:
-        self.outbox.append(ground.RESULT, body)
+        self.outbox.append(ground.RESULT, body, URGENT)
         self.stream.notify()
         self.ground.publish_local_result(body)
 

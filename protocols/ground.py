@@ -29,7 +29,14 @@ EVENT = "event"  # stream: events, in order, sequence-numbered
 TELEMETRY = "telemetry"  # stream: periodic samples
 RESULT = "result"  # stream: one result per command
 COMMAND = "cmd"  # ground -> node: signed command requests
-LOCAL_RESULT = "local/result"  # results at once on the node's own broker (never bridged)
+LINK = "link"  # retained: whether the stream flows or is held, why and until when
+# On the node's own broker only (never bridged, never budgeted): what the crew sees at once.
+LOCAL = "local"
+LOCAL_RESULT = "local/result"  # every command result
+LOCAL_EVENT = "local/event"  # every event (alarms included), not sequenced
+LOCAL_LIMITS = "local/limits"  # retained: every limit yellow or red now
+LOCAL_STATE = "local/state"  # local/state/<device>, retained: as state/<device>
+LIMITS = "limits"  # the kind of the local/limits message
 
 STREAM_KINDS = (EVENT, TELEMETRY, RESULT)
 
@@ -145,6 +152,21 @@ class DeathBody(msgspec.Struct, forbid_unknown_fields=True):
     reason: str
 
 
+class LinkBody(msgspec.Struct, forbid_unknown_fields=True):
+    """The stream's state, sent before it is held and when it flows again (GROUND.md)."""
+
+    state: Literal["held", "flowing"]
+    reason: str  # held: "contact schedule" or "budget exhausted"; flowing: ""
+    until: float | None  # held: unix time the node expects to send again (None: unknown)
+    at: float  # unix time the node decided it
+    backlog: dict[str, int]  # the outbox at that moment: what waits for the ground
+    limits: list[dict[str, Any]]  # every limit yellow or red at that moment
+
+
+class LimitsBody(msgspec.Struct, forbid_unknown_fields=True):
+    limits: list[dict[str, Any]]  # every limit yellow or red now (device, limit, level)
+
+
 BODIES: dict[str, type[msgspec.Struct]] = {
     BIRTH: BirthBody,
     DEATH: DeathBody,
@@ -152,6 +174,8 @@ BODIES: dict[str, type[msgspec.Struct]] = {
     EVENT: EventBody,
     TELEMETRY: TelemetryBody,
     RESULT: ResultBody,
+    LINK: LinkBody,
+    LIMITS: LimitsBody,
 }
 
 
@@ -168,9 +192,14 @@ def decode(payload: bytes) -> Envelope:
     return _decoder.decode(payload)
 
 
+_LOCAL_KINDS = {"result": RESULT, "event": EVENT, "state": STATE, "limits": LIMITS}
+
+
 def kind_of(leaf: str, rest: tuple[str, ...]) -> str:
     """The kind of message a topic carries (the node's local copy of a result is a result)."""
-    return RESULT if "/".join((leaf, *rest)) == LOCAL_RESULT else leaf
+    if leaf == LOCAL and rest:
+        return _LOCAL_KINDS.get(rest[0], LOCAL)
+    return leaf
 
 
 def decode_checked(payload: bytes, kind: str) -> Envelope:

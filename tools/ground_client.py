@@ -90,8 +90,13 @@ class GroundSession:
         # (stream length when a birth arrived, its session start): which session delivered what
         self.sessions: list[tuple[int, float]] = []
         self.deaths: list[ground.Envelope] = []
+        self.links: list[ground.Envelope] = []  # the node's notices: stream held or flowing
+        # on the node's own broker only, (received at, message): what the crew sees at once
+        self.local: list[tuple[float, ground.Envelope]] = []
         self.received = 0
         self.malformed = 0
+        # every message as received (topic, payload, time): a monitor view can follow along
+        self.on_message: Callable[[str, bytes, float], None] | None = None
         self.sequence = StreamSequence()
         self._changed = asyncio.Condition()
         self.link = BrokerLink(
@@ -121,6 +126,8 @@ class GroundSession:
                 await self._runner
 
     async def _receive(self, topic: str, payload: bytes) -> None:
+        if self.on_message is not None:
+            self.on_message(topic, payload, time.time())
         parsed = ground.parse_topic(topic)
         kind = ground.kind_of(parsed[1], parsed[2]) if parsed is not None else ""
         try:
@@ -148,6 +155,8 @@ class GroundSession:
                 self.states.setdefault(name, snapshot)
         elif leaf == ground.DEATH:
             self.deaths.append(envelope)
+        elif leaf == ground.LINK:
+            self.links.append(envelope)
         elif leaf in ground.STREAM_KINDS and envelope.seq is not None:
             if not self.sequence.accept(envelope.seq):
                 return
@@ -156,9 +165,21 @@ class GroundSession:
                 self.events.append(envelope.body)
             elif leaf == ground.RESULT and envelope.body.get("id"):
                 self.results[envelope.body["id"]] = envelope.body
-        elif leaf == "local" and rest == ("result",) and envelope.body.get("id"):
-            # The node's immediate copy on its own broker: the crew's laptop during LOS.
+        elif leaf == ground.LOCAL:
+            self._absorb_local(rest, envelope)
+
+    def _absorb_local(self, rest: tuple[str, ...], envelope: ground.Envelope) -> None:
+        """The node's immediate copies on its own broker: the crew's laptop during LOS."""
+        if rest[:1] == ("state",):
+            return  # the same snapshots as state/<device>
+        self.local.append((time.time(), envelope))
+        if envelope.kind == ground.RESULT and envelope.body.get("id"):
             self.results.setdefault(envelope.body["id"], envelope.body)
+
+    @property
+    def local_events(self) -> list[tuple[float, dict[str, Any]]]:
+        """(received at, event) from the node's own broker, as the crew sees them."""
+        return [(at, m.body) for at, m in self.local if m.kind == ground.EVENT]
 
     async def wait_for(self, predicate: Callable[[], bool], timeout: float, what: str) -> None:
         """Wait until `predicate()` holds; raise TimeoutError naming `what` otherwise."""

@@ -6,8 +6,8 @@ away never had one) and a message re-sent after a crash or a broken connection c
 same number, which the ground uses to drop the duplicate. A row is deleted only after the
 broker acknowledged it (QoS 1 PUBACK).
 
-Drain order: messages already numbered (in number order), then events and results, then
-routine samples, each oldest first.
+Drain order: messages already numbered (in number order), then alarms and command results,
+then other events, then routine samples, each oldest first.
 
 Thinning (when the outbox exceeds its size, or the disk runs short of space): the oldest half
 of the routine samples not yet sent loses every other sample, halving its time resolution,
@@ -25,7 +25,8 @@ from typing import Any
 
 from firmware_host.storage import open_database
 
-EVENTS = 0  # priority of events and results: never thinned, sent first
+URGENT = -1  # priority of alarms and command results: never thinned, sent before all else
+EVENTS = 0  # priority of events: never thinned
 ROUTINE = 1  # priority of periodic samples
 LOW_WATER = 0.8
 EVENT_LOG_KEEP = 100_000
@@ -191,7 +192,7 @@ class Outbox:
             "last_seq": next_seq - 1,  # the last sequence number given to a message
             "messages": sum(n for n, _ in counts.values()),
             "bytes": sum(b for _, b in counts.values()),
-            "events": counts.get(EVENTS, (0, 0))[0],
+            "events": counts.get(URGENT, (0, 0))[0] + counts.get(EVENTS, (0, 0))[0],
             "samples": counts.get(ROUTINE, (0, 0))[0],
             "thinned": self.thinned_total,
         }

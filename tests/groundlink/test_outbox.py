@@ -7,7 +7,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from firmware_host.groundlink.outbox import EVENTS, ROUTINE, Outbox, Pending
+from firmware_host.groundlink.outbox import EVENTS, ROUTINE, URGENT, Outbox, Pending
 
 
 def drain(outbox: Outbox) -> list[tuple[int, str, bytes]]:
@@ -103,3 +103,23 @@ def test_thinning_halves_the_oldest_samples_first(tmp_path: Path) -> None:
     assert thinned == 25  # every other sample of the oldest half
     assert numbers[:25] == list(range(0, 50, 2)) and numbers[25:] == list(range(50, 101))
     assert outbox.backlog()["thinned"] == 25
+
+
+def test_alarms_and_results_drain_before_older_events_and_samples(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "outbox.db", max_bytes=10**9)
+    outbox.append("telemetry", {"n": 1}, ROUTINE)
+    outbox.append("event", {"n": 2}, EVENTS)
+    outbox.append("event", {"n": 3}, URGENT)  # a red limit
+    outbox.append("result", {"n": 4}, URGENT)
+    sent = drain(outbox)
+    assert [_number(body) for _, _, body in sent] == [3, 4, 2, 1]
+    assert [seq for seq, _, _ in sent] == [1, 2, 3, 4]  # numbered in the order sent
+    assert outbox.backlog()["messages"] == 0
+
+
+def test_the_backlog_counts_alarms_and_results_as_events(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "outbox.db", max_bytes=10**9)
+    outbox.append("event", {"n": 1}, URGENT)
+    outbox.append("event", {"n": 2}, EVENTS)
+    outbox.append("telemetry", {"n": 3}, ROUTINE)
+    assert outbox.backlog()["events"] == 2 and outbox.backlog()["samples"] == 1

@@ -232,3 +232,20 @@ async def test_a_second_console_sees_who_armed_what_and_may_confirm_it(tmp_path:
         await until(pilot, lambda: isinstance(app.screen, ConfirmHazardous), "the confirmation")
         question = app.screen.question  # type: ignore[attr-defined]
         assert "camera.format (sent by fc-1) is armed by fc-1" in question
+
+
+async def test_a_held_stream_shows_held_until_its_window_never_online() -> None:
+    view = NodeView("bench-node")
+    last = load_capture(Path(__file__).parent / "captures" / "nominal.jsonl", view)
+    backlog = {"messages": 50, "bytes": 41_000, "events": 12, "samples": 38, "thinned": 0}
+    body = {"state": "held", "reason": "contact schedule", "until": last + 3600, "at": last,
+            "backlog": backlog, "limits": []}  # fmt: skip
+    envelope = {"v": 1, "node": "bench-node", "kind": "link", "ts": last, "body": body,
+                "bd_seq": view.birth_bd_seq}  # fmt: skip
+    view.absorb("cupola/v1/bench-node/link", json.dumps(envelope).encode(), last)
+    app = MonitorApp(view, clock=lambda: last + 60)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause(2 * REDRAW_S)
+        node = panel(app, "#node")
+        assert "HELD until" in node and "(contact schedule)" in node and "ONLINE" not in node
+        assert "outbox 50 waiting" in panel(app, "#data")

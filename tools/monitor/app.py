@@ -436,7 +436,11 @@ class MonitorApp(App[None]):
             key=lambda a: (a.acknowledged, a.level != "red", -a.raised_at),
         )
         if not alarms:
-            self.main.query_one("#alarms", Static).update(Text("no alarms", style="dim"))
+            held = self.view.held()
+            blind = "" if held is None else f" as of {rows.clock(held['at'])}: stream held"
+            self.main.query_one("#alarms", Static).update(
+                Text(f"no alarms{blind}", style="bold yellow" if held else "dim")
+            )
             return
         text = Text()
         for alarm in alarms:

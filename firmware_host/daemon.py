@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -16,7 +17,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from firmware_host.budget.data import DataBudgets
-from firmware_host.budget.ledger import BudgetLedger
+from firmware_host.budget.ledger import BudgetLedger, conservative_cap
 from firmware_host.budget.power import PowerManager
 from firmware_host.commands.devices import DeviceCommands, NoArgs
 from firmware_host.commands.dispatcher import CommandSpec, Dispatcher
@@ -30,6 +31,7 @@ from firmware_host.groundlink.pacing import Pacer
 from firmware_host.groundlink.stream import StreamPublisher
 from firmware_host.health.limits import LimitMonitor, default_limits
 from firmware_host.sdnotify import Notifier
+from firmware_host.storage import Recovery, StorageError
 from firmware_host.supervisor import Supervisor
 from firmware_host.workflow.drift import DriftMonitor
 from firmware_host.workflow.sequencer import SequenceRunner
@@ -38,12 +40,14 @@ from firmware_host.workflow.takes import TakeController
 from firmware_host.workflow.timecode import ReferenceClock
 from protocols import ground
 from protocols.ground import read_keyring
+from protocols.messages.common import Severity
 from protocols.records import to_jsonable
 from protocols.timecode import FrameRate
 
 log = logging.getLogger(__name__)
 
 COMMAND_IDLE_BEAT_S = 1.0
+EXIT_STATE_UNUSABLE = 65  # EX_DATAERR: restarting cannot help (systemd RestartPreventExitStatus)
 
 
 class Daemon:
@@ -135,11 +139,40 @@ class Daemon:
             max_lifetime_s=config.auth.max_lifetime_s,
             arm_window_s=config.auth.arm_window_s,
         )
+        self._report_recoveries()
         for agent in self.devices.values():
             agent.adopters.append(self.takes.adopt_camera)
             agent.on_device_event = self.takes.on_camera_event
             agent.adopters.append(self.power.adopt_pdu)
         self.commands: asyncio.Queue[bytes] = asyncio.Queue()
+
+    def _report_recoveries(self) -> None:
+        """Damaged state files that were moved aside at start-up: say so, loudly, and what went."""
+        recovered: list[tuple[Recovery | None, str]] = [
+            (self.outbox.recovery, "events, results and telemetry not yet delivered; the stream "
+             "numbering starts again (new stream id)"),
+            (self.shotlog.recovery, "the takes logged so far, their circles and notes (clips "
+             "still on the cameras come back as the cameras are adopted)"),
+            (self.intake.recovery, "stored command results (a repeated command id is now refused "
+             "as a replay, not answered again)"),
+            (self.ledger.recovery, "the cap and timeline the ground set, today's media and "
+             "downlink use"),
+        ]  # fmt: skip
+        for recovery, lost in recovered:
+            if recovery is not None:
+                self.bus.emit(
+                    "storage.corrupt", Severity.CRITICAL, recovery.message(lost),
+                    source=recovery.path.name, file=str(recovery.path),
+                    moved_to=str(recovery.moved_to), detail=recovery.detail,
+                )  # fmt: skip
+        if self.ledger.recovery is not None:
+            # A ground-set cap is never forgotten silently: without it, the lowest cap known.
+            cap = conservative_cap(self.config.power)
+            self.power.base_cap_w = cap
+            self.power.set_cap(
+                cap, "budget.db was damaged: the ground's cap is unknown, so the most "
+                "conservative cap known applies until the ground sets it again",
+            )  # fmt: skip
 
     def _event_to_ground(self, event: Event) -> None:
         thinned = self.outbox.append(ground.EVENT, event.as_dict())
@@ -277,10 +310,13 @@ class Daemon:
         finally:
             tasks_stop.set()
             await runner
-            self.shotlog.close()
-            self.intake.close()
-            self.outbox.close()
-            self.ledger.close()
+            self.close()
+
+    def close(self) -> None:
+        self.shotlog.close()
+        self.intake.close()
+        self.outbox.close()
+        self.ledger.close()
 
 
 class RecentEventsArgs(msgspec.Struct, forbid_unknown_fields=True):
@@ -302,5 +338,9 @@ def run_daemon(config: Config) -> int:
             loop.add_signal_handler(sig, stop.set)
         await Daemon(config).run(stop)
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except StorageError as exc:  # a state file it must not start without: one clear line
+        print(f"cupola daemon: cannot start: {exc}", file=sys.stderr)
+        return EXIT_STATE_UNUSABLE
     return 0

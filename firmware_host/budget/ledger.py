@@ -4,35 +4,48 @@ A cap the ground cut, a planned station power-down, the media used at the start 
 and the downlink already spent today are facts about the shoot, not about this process: a
 daemon restarted by systemd in the middle of a 120 W power-down must not come back at 300 W,
 nor give the day's downlink allocation out a second time.
+
+If the file is damaged it is moved aside and the ledger starts empty (`recovery` says so):
+the daemon then starts at the most conservative cap it knows (`conservative_cap`), never at
+the configured one as if the ground had never lowered it.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 from typing import Any
 
-SCHEMA = "CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+from firmware_host.config import PowerConfig
+from firmware_host.storage import open_or_recover
+
+MIGRATIONS = ["CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, value TEXT NOT NULL);"]
+
+# The lowest cap the reference allocation plans for: "the cap may drop to 120 W for up to an
+# hour during a station event" (shared/reference/iss-budgets.md).
+STATION_EVENT_CAP_W = 120.0
+
+
+def conservative_cap(power: PowerConfig) -> float:
+    """The lowest cap known without the ledger: configured, planned, or a station event's."""
+    return min(power.cap_w, STATION_EVENT_CAP_W, *(change.cap_w for change in power.timeline))
 
 
 class BudgetLedger:
     """A small durable key-value store: every `put` is committed before it returns."""
 
-    def __init__(self, path: Path | str) -> None:
-        self._db = sqlite3.connect(path, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute(SCHEMA)
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.db, self.recovery = open_or_recover(path, MIGRATIONS)
 
     def get(self, key: str) -> Any:
-        row = self._db.execute("SELECT value FROM entries WHERE key = ?", (key,)).fetchone()
+        row = self.db.execute("SELECT value FROM entries WHERE key = ?", (key,)).fetchone()
         return None if row is None else json.loads(row[0])
 
     def put(self, key: str, value: Any) -> None:
-        self._db.execute(
+        self.db.execute(
             "INSERT OR REPLACE INTO entries (key, value) VALUES (?, ?)", (key, json.dumps(value))
         )
 
     def close(self) -> None:
-        self._db.close()
+        self.db.close()

@@ -37,7 +37,7 @@ from firmware_host.commands.dispatcher import (
     signature_of,
 )
 from firmware_host.events import EventBus
-from firmware_host.storage import open_database
+from firmware_host.storage import open_or_recover
 from protocols.ground import CommandRequest, Keyring, may_send, signature_valid
 from protocols.messages.common import Severity
 
@@ -84,7 +84,10 @@ class CommandIntake:
         self.keyring = keyring
         self.dispatcher = dispatcher
         self.bus = bus
-        self.db = open_database(db_path, MIGRATIONS)
+        # Damaged: start afresh only if the counters (replay protection) can be kept.
+        self.db, self.recovery = open_or_recover(
+            db_path, MIGRATIONS, keep=("counters",), refusal=_unreadable_counters(max_lifetime_s)
+        )
         self.publish = publish
         self.clock = clock
         self.max_skew_s = max_skew_s
@@ -287,3 +290,12 @@ class CommandIntake:
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")
             self.db.execute("DELETE FROM results WHERE ts < ?", (self.clock() - RESULTS_KEEP_S,))
+
+
+def _unreadable_counters(max_lifetime_s: float) -> str:
+    return (
+        "its command counters (replay protection) are unreadable, so the daemon will not start: "
+        "commands already executed could run again. To start without them, move the file aside "
+        "and restart, after revoking and reissuing every command key (or waiting "
+        f"{max_lifetime_s:g} s, the longest a signed command stays valid)"
+    )

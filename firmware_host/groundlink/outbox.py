@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from firmware_host.storage import open_database
+from firmware_host.storage import open_or_recover
 
 EVENTS = 0  # priority of events and results: never thinned, sent first
 ROUTINE = 1  # priority of periodic samples
@@ -69,7 +69,7 @@ class Pending:
 class Outbox:
     def __init__(self, path: Path, *, max_bytes: int, min_free_bytes: int = 0) -> None:
         self.path = path
-        self.db = open_database(path, MIGRATIONS)
+        self.db, self.recovery = open_or_recover(path, MIGRATIONS)
         self.max_bytes = max_bytes
         self.min_free_bytes = min_free_bytes
         self.thinned_total = 0

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from firmware_host.storage import open_database
+from firmware_host.storage import open_or_recover
 
 MIGRATIONS = [
     """
@@ -76,7 +76,7 @@ class ClipFacts:
 class ShotLog:
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.db = open_database(path, MIGRATIONS)
+        self.db, self.recovery = open_or_recover(path, MIGRATIONS)
         self.db.row_factory = sqlite3.Row
 
     def close(self) -> None:

@@ -7,6 +7,7 @@ Commands flow back: MQTT -> command intake -> dispatcher -> drivers -> serial by
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import signal
 import sys
@@ -14,13 +15,14 @@ import time
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import aiomqtt
 import msgspec
 
 from firmware_host.budget.data import DataBudgets
 from firmware_host.budget.ledger import BudgetLedger, conservative_cap
 from firmware_host.budget.power import PowerManager
 from firmware_host.commands.devices import DeviceCommands, NoArgs
-from firmware_host.commands.dispatcher import CommandSpec, Dispatcher
+from firmware_host.commands.dispatcher import CommandSpec, Dispatcher, Status
 from firmware_host.config import Config
 from firmware_host.devices.agent import DeviceAgent
 from firmware_host.events import Event, EventBus
@@ -31,7 +33,8 @@ from firmware_host.groundlink.pacing import Pacer
 from firmware_host.groundlink.stream import StreamPublisher
 from firmware_host.health.limits import LimitMonitor, default_limits
 from firmware_host.sdnotify import Notifier
-from firmware_host.storage import Recovery, StorageError
+from firmware_host.storage import Recovery, StorageCorrupt, StorageError
+from firmware_host.storage_guard import StorageFault, StorageGuard
 from firmware_host.supervisor import Supervisor
 from firmware_host.workflow.drift import DriftMonitor
 from firmware_host.workflow.sequencer import SequenceRunner
@@ -58,11 +61,13 @@ class Daemon:
         state_dir = Path(config.node.state_dir)
         self.bus = EventBus()
         self.supervisor = Supervisor(self.bus)
+        self.guard = StorageGuard(self.bus)
         self.reference = ReferenceClock(FrameRate.from_fps(config.project.frame_rate))
         self.outbox = Outbox(
             state_dir / "outbox.db",
             max_bytes=round(config.outbox.max_mb * 1e6),
             min_free_bytes=round(config.outbox.min_free_mb * 1e6),
+            guard=self.guard,
         )
         self.pacer = Pacer()
         self.stream = StreamPublisher(self.node, self.outbox, self.pacer)
@@ -89,8 +94,8 @@ class Daemon:
             )
             for d in config.devices
         }
-        self.shotlog = ShotLog(state_dir / "shotlog.db")
-        self.ledger = BudgetLedger(state_dir / "budget.db")
+        self.shotlog = ShotLog(state_dir / "shotlog.db", self.guard)
+        self.ledger = BudgetLedger(state_dir / "budget.db", self.guard)
         self.power = PowerManager(config, self.devices, self.bus, ledger=self.ledger)
         self.data = DataBudgets(config.data, self.bus, self.pacer, ledger=self.ledger)
         self.takes = TakeController(
@@ -129,22 +134,25 @@ class Daemon:
                         "The onboard event log, newest first."),
         ]:  # fmt: skip
             self.dispatcher.register(spec)
-        self.intake = CommandIntake(
-            read_keyring(Path(config.auth.keyring)),
-            self.dispatcher,
-            self.bus,
-            state_dir / "commands.db",
-            self._publish_result,
-            max_skew_s=config.auth.max_skew_s,
-            max_lifetime_s=config.auth.max_lifetime_s,
-            arm_window_s=config.auth.arm_window_s,
-        )
+        self.commands_db = state_dir / "commands.db"
+        with self.guard.writing(self.commands_db):  # a full disk at start-up: one clear line
+            self.intake = CommandIntake(
+                read_keyring(Path(config.auth.keyring)),
+                self.dispatcher,
+                self.bus,
+                self.commands_db,
+                self._publish_result,
+                max_skew_s=config.auth.max_skew_s,
+                max_lifetime_s=config.auth.max_lifetime_s,
+                arm_window_s=config.auth.arm_window_s,
+            )
         self._report_recoveries()
         for agent in self.devices.values():
             agent.adopters.append(self.takes.adopt_camera)
             agent.on_device_event = self.takes.on_camera_event
             agent.adopters.append(self.power.adopt_pdu)
         self.commands: asyncio.Queue[bytes] = asyncio.Queue()
+        self._answered: str | None = None  # id of the last result published
 
     def _report_recoveries(self) -> None:
         """Damaged state files that were moved aside at start-up: say so, loudly, and what went."""
@@ -181,6 +189,7 @@ class Daemon:
             log.warning("outbox over its limit: %d routine samples thinned", thinned)
 
     def _publish_result(self, body: dict[str, Any]) -> None:
+        self._answered = body.get("id")
         self.outbox.append(ground.RESULT, body)
         self.stream.notify()
         self.ground.publish_local_result(body)
@@ -279,7 +288,42 @@ class Daemon:
                 payload = await asyncio.wait_for(self.commands.get(), COMMAND_IDLE_BEAT_S)
             except TimeoutError:
                 continue
-            await self.intake.handle(payload)
+            await self._handle_command(payload)
+
+    async def _handle_command(self, payload: bytes) -> None:
+        """One command, answered whatever the state disk does.
+
+        The intake stores a command's counter before executing it and its result after: if
+        the disk refuses either, the command is refused now rather than left unanswered (a
+        result already published stands). Its writes come after authentication, so the id
+        answered here is one the key holder sent.
+        """
+        self._answered = None
+        try:
+            with self.guard.writing(self.commands_db, self.intake.db):
+                await self.intake.handle(payload)
+        except StorageFault as fault:
+            command_id, name = _claimed(payload)
+            if command_id is None or command_id != self._answered:
+                self._publish_result({
+                    "id": command_id, "name": name, "status": Status.REJECTED.value,
+                    "reason": f"refused: the state disk refused a write ({fault}); not executed",
+                })  # fmt: skip
+
+    async def _watch_storage(self) -> None:
+        """Probe a degraded state disk; every change of state is told at once in a new birth
+        (retained, on the onboard broker and to the ground: `backlog.held`)."""
+        degraded = False
+        while True:
+            await asyncio.sleep(self.guard.probe_interval_s)
+            self.guard.probe()
+            if self.guard.degraded != degraded:
+                degraded = self.guard.degraded
+                self.stream.notify()
+                try:
+                    await self.ground.rebirth()
+                except aiomqtt.MqttError as exc:
+                    log.warning("birth after a storage change not published: %s", exc)
 
     async def run(self, stop: asyncio.Event) -> None:
         supervisor = self.supervisor
@@ -288,6 +332,7 @@ class Daemon:
             "telemetry", self._sample_telemetry, watchdog_s=self.config.telemetry.interval_s + 30
         )
         supervisor.add("power", self.power.run)
+        supervisor.add("storage", self._watch_storage)
         supervisor.add("data-budgets", self.data.run)
         supervisor.add("commands", self._command_worker, watchdog_s=self.dispatcher.timeout_s + 10)
         self.drift.beat = supervisor.beater("timecode-drift")
@@ -324,6 +369,19 @@ class RecentEventsArgs(msgspec.Struct, forbid_unknown_fields=True):
     min_severity: Literal["diagnostic", "info", "warning", "critical"] | None = None
 
 
+def _claimed(payload: bytes) -> tuple[str | None, str | None]:
+    """The id and name a command message carries, if it carries them as text."""
+    try:
+        raw = json.loads(payload)
+    except (ValueError, RecursionError):
+        return None, None
+    if not isinstance(raw, dict):
+        return None, None
+    command_id, name = raw.get("id"), raw.get("name")
+    return (command_id if isinstance(command_id, str) else None,
+            name if isinstance(name, str) else None)  # fmt: skip
+
+
 _SAMPLED_FIELDS = (
     "state", "timecode", "temperature_cdeg", "draw_mw", "media_used_bytes", "media_free_bytes",
     "on", "intensity_permille", "cct_k", "faults", "total_power_mw", "bus_voltage_mv",
@@ -340,7 +398,7 @@ def run_daemon(config: Config) -> int:
 
     try:
         asyncio.run(main())
-    except StorageError as exc:  # a state file it must not start without: one clear line
+    except StorageError as exc:  # a state file it cannot start without: one clear line
         print(f"cupola daemon: cannot start: {exc}", file=sys.stderr)
-        return EXIT_STATE_UNUSABLE
+        return EXIT_STATE_UNUSABLE if isinstance(exc, StorageCorrupt) else 1
     return 0

@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from firmware_host.config import PowerConfig
+from firmware_host.events import EventBus
 from firmware_host.storage import open_or_recover
+from firmware_host.storage_guard import StorageFault, StorageGuard
 
 MIGRATIONS = ["CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, value TEXT NOT NULL);"]
 
@@ -32,20 +34,44 @@ def conservative_cap(power: PowerConfig) -> float:
 
 
 class BudgetLedger:
-    """A small durable key-value store: every `put` is committed before it returns."""
+    """A small durable key-value store: every `put` is committed before it returns, or, while
+    the state disk refuses writes, kept in memory (and read back from there) until the
+    storage guard's probe writes it: a cap cut on a full disk still holds."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, guard: StorageGuard | None = None) -> None:
         self.path = path
         self.db, self.recovery = open_or_recover(path, MIGRATIONS)
+        self.guard = guard if guard is not None else StorageGuard(EventBus())
+        self.guard.add_probe(self.flush)
+        self._unsaved: dict[str, str] = {}
 
     def get(self, key: str) -> Any:
+        if key in self._unsaved:
+            return json.loads(self._unsaved[key])
         row = self.db.execute("SELECT value FROM entries WHERE key = ?", (key,)).fetchone()
         return None if row is None else json.loads(row[0])
 
     def put(self, key: str, value: Any) -> None:
-        self.db.execute(
-            "INSERT OR REPLACE INTO entries (key, value) VALUES (?, ?)", (key, json.dumps(value))
-        )
+        self._unsaved[key] = json.dumps(value)
+        try:
+            self.flush()
+        except StorageFault:
+            return  # kept in memory; the guard has said so and will write it
+
+    def flush(self) -> str:
+        """Write the entries not yet on disk (also the storage guard's probe)."""
+        if not self._unsaved:
+            return ""
+        entries = dict(self._unsaved)
+        with self.guard.writing(self.path, self.db), self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.executemany(
+                "INSERT OR REPLACE INTO entries (key, value) VALUES (?, ?)", entries.items()
+            )
+        for key, value in entries.items():
+            if self._unsaved.get(key) == value:
+                del self._unsaved[key]
+        return f"{len(entries)} budget entries held in memory written to {self.path.name}"
 
     def close(self) -> None:
         self.db.close()

@@ -253,13 +253,15 @@ class CommandIntake:
         }
         if executed:
             body["executed"] = executed
-        with self.db:
-            self.db.execute("BEGIN IMMEDIATE")
-            self.db.execute(
-                "INSERT OR REPLACE INTO results (id, ts, body) VALUES (?, ?, ?)",
-                (request.id, self.clock(), json.dumps(body)),
-            )
-        self.publish(body)
+        try:
+            with self.db:
+                self.db.execute("BEGIN IMMEDIATE")
+                self.db.execute(
+                    "INSERT OR REPLACE INTO results (id, ts, body) VALUES (?, ?, ?)",
+                    (request.id, self.clock(), json.dumps(body)),
+                )
+        finally:
+            self.publish(body)  # answered even when the state disk refuses to store it
         return body
 
     def _refuse(

@@ -152,13 +152,19 @@ def test_damaged_replay_counters_refuse_start_naming_the_file_and_what_to_do(
 # -- the daemon ------------------------------------------------------------------------------
 
 
-def config_for(tmp_path: Path, power: str = "") -> Config:
+def config_and_keys(tmp_path: Path, power: str = "") -> tuple[Config, Credentials]:
+    """A daemon with no devices and no reachable broker: its stores, budgets and commands."""
     (tmp_path / "keys").mkdir(exist_ok=True)
     credentials = Credentials(tmp_path / "keys")
-    return parse_config(
+    config = parse_config(
         f'[node]\nstate_dir = "{tmp_path / "state"}"\n[mqtt]\nurl = "mqtt://127.0.0.1:1"\n'
         f'[auth]\nkeyring = "{credentials.keyring}"\n{power}'
     )
+    return config, credentials
+
+
+def config_for(tmp_path: Path, power: str = "") -> Config:
+    return config_and_keys(tmp_path, power)[0]
 
 
 def events_named(daemon: Daemon, name: str) -> list[dict[str, Any]]:

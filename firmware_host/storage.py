@@ -11,14 +11,30 @@ refused or recovered from (`open_or_recover`), never discovered later as a crash
 
 from __future__ import annotations
 
+import errno
+import logging
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+log = logging.getLogger(__name__)
+
 CHECK_LINES = 3  # of quick_check's report, in an error message
 SIDE_FILES = ("-wal", "-shm", "-journal")  # SQLite's companions of a database file
+
+# SQLite primary result codes that mean the file or the disk under it, not the statement.
+SQLITE_READONLY = 8
+SQLITE_IOERR = 10
+SQLITE_CORRUPT = 11
+SQLITE_FULL = 13
+SQLITE_CANTOPEN = 14
+SQLITE_NOTADB = 26
+DISK_CODES = {SQLITE_READONLY, SQLITE_IOERR, SQLITE_CORRUPT, SQLITE_FULL, SQLITE_CANTOPEN,
+              SQLITE_NOTADB}  # fmt: skip
+DAMAGE_CODES = {SQLITE_CORRUPT, SQLITE_NOTADB}  # a file does not heal: checked at start-up
+DISK_ERRNOS = {errno.ENOSPC, errno.EIO, errno.EROFS, errno.EDQUOT}
 
 
 class StorageError(Exception):
@@ -55,11 +71,29 @@ def open_database(path: Path, migrations: Sequence[str]) -> sqlite3.Connection:
     """Open (creating it if needed), check and migrate a database; migrations[i] brings v i to
     v i+1. Raises StorageCorrupt if the file is damaged, StorageError if it cannot be used."""
     try:
+        return _open(path, migrations, exclusive=False)
+    except StorageCorrupt:
+        raise
+    except StorageError as exc:
+        if not is_disk_fault(exc.__cause__):
+            raise
+    # A full disk has no room for the WAL's shared-memory file: without it (exclusive locking,
+    # the index in this process's memory) the file still opens, and writes go through again
+    # as soon as there is space. Only this daemon uses its state files.
+    connection = _open(path, migrations, exclusive=True)
+    log.warning("%s: opened with exclusive locking: the disk has no room for its -shm file", path)
+    return connection
+
+
+def _open(path: Path, migrations: Sequence[str], *, exclusive: bool) -> sqlite3.Connection:
+    try:
         path.parent.mkdir(parents=True, exist_ok=True)
         connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     except (sqlite3.Error, OSError) as exc:
         raise StorageError(f"{path}: {exc}") from exc
     try:
+        if exclusive:
+            connection.execute("PRAGMA locking_mode=EXCLUSIVE")
         _check_and_migrate(connection, path, migrations)
     except StorageError:
         connection.close()
@@ -176,3 +210,20 @@ def quarantine(path: Path, clock: Callable[[], float] = time.time) -> Path:
             side.rename(moved_to.with_name(moved_to.name + suffix))
     path.rename(moved_to)
     return moved_to
+
+
+def is_disk_fault(exc: BaseException | None) -> bool:
+    """A failure of the file or the disk (full, I/O, read-only, damaged), not of the SQL."""
+    if isinstance(exc, sqlite3.Error):
+        return _primary_code(exc) in DISK_CODES
+    return isinstance(exc, OSError) and exc.errno in DISK_ERRNOS
+
+
+def is_damage(exc: BaseException) -> bool:
+    """The file itself is damaged: no amount of free space brings it back."""
+    return isinstance(exc, sqlite3.Error) and _primary_code(exc) in DAMAGE_CODES
+
+
+def _primary_code(exc: sqlite3.Error) -> int | None:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return None if code is None else int(code) & 0xFF

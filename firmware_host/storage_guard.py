@@ -1,4 +1,5 @@
-"""The state disk refusing writes (full, I/O errors, read-only): noticed, said, survived.
+"""The state disk refusing writes (full, I/O errors, read-only, a file found damaged while
+running): noticed, said, survived.
 
 Stores run their writes under `guard.writing(path)`. A write the disk refuses becomes a
 StorageFault naming the file, and the caller decides what that means for its data (the
@@ -7,32 +8,21 @@ answers "refused"); nothing lets the raw sqlite3 error crash a task. The first r
 flips the guard to degraded with one critical `storage.fault` event (one more for each other
 file that fails in the same episode). While degraded, its owner calls `probe` every
 `probe_interval_s`: the stores write what they hold back, and when it all goes through,
-`storage.recovered` says how long the disk refused writes and what was held meanwhile.
+`storage.recovered` says how long the disk refused writes and what was held meanwhile. A file
+found damaged keeps the guard degraded until a restart checks and recovers it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from firmware_host.events import EventBus
-from firmware_host.storage import StorageError
+from firmware_host.storage import StorageError, is_damage, is_disk_fault
 from protocols.messages.common import Severity
-
-# SQLite primary result codes that mean the file or the disk under it, not the statement.
-SQLITE_READONLY = 8
-SQLITE_IOERR = 10
-SQLITE_CORRUPT = 11
-SQLITE_FULL = 13
-SQLITE_CANTOPEN = 14
-SQLITE_NOTADB = 26
-DISK_CODES = {SQLITE_READONLY, SQLITE_IOERR, SQLITE_CORRUPT, SQLITE_FULL, SQLITE_CANTOPEN,
-              SQLITE_NOTADB}  # fmt: skip
-DISK_ERRNOS = {errno.ENOSPC, errno.EIO, errno.EROFS, errno.EDQUOT}
 
 PROBE_INTERVAL_S = 0.5
 
@@ -50,14 +40,6 @@ class StorageFault(StorageError):
         super().__init__(f"{path.name}: {reason}")
 
 
-def is_disk_fault(exc: BaseException) -> bool:
-    """A failure of the file or the disk (full, I/O, read-only, damaged), not of the SQL."""
-    if isinstance(exc, sqlite3.Error):
-        code = getattr(exc, "sqlite_errorcode", None)
-        return code is not None and code & 0xFF in DISK_CODES
-    return isinstance(exc, OSError) and exc.errno in DISK_ERRNOS
-
-
 class StorageGuard:
     def __init__(
         self,
@@ -70,6 +52,7 @@ class StorageGuard:
         self.clock = clock
         self.probe_interval_s = probe_interval_s
         self.faults: dict[Path, str] = {}  # this episode: file -> SQLite's reason
+        self.damaged: set[Path] = set()  # files found damaged while running: until restart
         self.since: float | None = None  # when this episode began
         self.episodes = 0
         self.last_outage_s: float | None = None
@@ -97,24 +80,31 @@ class StorageGuard:
             if connection is not None and connection.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
                     connection.rollback()
-            self.fault(path, str(exc))
+            self.fault(path, str(exc), damaged=is_damage(exc))
             raise StorageFault(path, str(exc)) from exc
 
-    def fault(self, path: Path, reason: str) -> None:
+    def fault(self, path: Path, reason: str, *, damaged: bool = False) -> None:
         if path in self.faults:
             return
         first = not self.degraded
         self.faults[path] = reason
+        if damaged:
+            self.damaged.add(path)
         if first:
             self.since = self.clock()
             self.episodes += 1
+        action = (
+            "restart the daemon: it checks the file and recovers from it at start-up"
+            if damaged
+            else "free space in the state directory"
+        )
         # State first, event second: the event's own write may fail and come back here.
         self.bus.emit(
             "storage.fault", Severity.CRITICAL,
             f"state disk refused a write to {path.name} ({reason}): messages for the ground "
-            "are held in memory, commands that must be stored are refused, devices keep "
-            "running; free space in the state directory",
-            source=path.name, file=str(path), reason=reason,
+            f"are held in memory, commands that must be stored are refused, devices keep "
+            f"running; {action}",
+            source=path.name, file=str(path), reason=reason, damaged=damaged,
         )  # fmt: skip
 
     def probe(self) -> bool:
@@ -128,6 +118,8 @@ class StorageGuard:
                     accounts.append(account)
         except StorageFault:
             return False
+        if self.damaged:
+            return False  # what was held is written; the damaged file stays so until restart
         assert self.since is not None
         outage = self.clock() - self.since
         files = ", ".join(sorted(path.name for path in self.faults))

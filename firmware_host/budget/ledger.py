@@ -12,6 +12,7 @@ the configured one as if the ground had never lowered it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -74,4 +75,7 @@ class BudgetLedger:
         return f"{len(entries)} budget entries held in memory written to {self.path.name}"
 
     def close(self) -> None:
+        """Close, writing entries held in memory first if the disk takes them by now."""
+        with contextlib.suppress(StorageFault):  # the guard has said so already
+            self.flush()
         self.db.close()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -289,9 +290,14 @@ class CommandIntake:
         return json.loads(row[0]) if row else None
 
     def _prune_results(self) -> None:
-        with self.db:
-            self.db.execute("BEGIN IMMEDIATE")
-            self.db.execute("DELETE FROM results WHERE ts < ?", (self.clock() - RESULTS_KEEP_S,))
+        try:
+            with self.db:
+                self.db.execute("BEGIN IMMEDIATE")
+                self.db.execute(
+                    "DELETE FROM results WHERE ts < ?", (self.clock() - RESULTS_KEEP_S,)
+                )
+        except sqlite3.OperationalError as exc:  # a full state disk: start all the same
+            log.warning("commands.db: old results not pruned (%s); next start will", exc)
 
 
 def _unreadable_counters(max_lifetime_s: float) -> str:

@@ -23,7 +23,9 @@ not be written are kept the same way.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import shutil
 import time
 from collections import deque
@@ -34,6 +36,8 @@ from typing import Any
 from firmware_host.events import EventBus
 from firmware_host.storage import open_or_recover
 from firmware_host.storage_guard import StorageFault, StorageGuard
+
+log = logging.getLogger(__name__)
 
 EVENTS = 0  # priority of events and results: never thinned, sent first
 ROUTINE = 1  # priority of periodic samples
@@ -114,6 +118,14 @@ class Outbox:
         self._bytes = self._stored_bytes()
 
     def close(self) -> None:
+        """Close, writing what is held in memory first if the disk takes it by now."""
+        with contextlib.suppress(StorageFault):
+            self.flush_held()
+        if self._held:
+            log.critical(
+                "%s: %d messages held in memory are lost: the disk still refuses writes",
+                self.path, len(self._held),
+            )  # fmt: skip
         self.db.close()
 
     # -- appending -------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from firmware_host.budget.ledger import BudgetLedger
 from firmware_host.daemon import Daemon
 from firmware_host.events import Event, EventBus
 from firmware_host.groundlink.outbox import EVENTS, ROUTINE, Outbox
-from firmware_host.storage_guard import StorageGuard
+from firmware_host.storage_guard import StorageFault, StorageGuard
 from firmware_host.workflow.shotlog import ClipFacts, ShotLog
 from tests.daemon.test_storage_integrity import config_and_keys
 from tests.harness import Credentials
@@ -174,7 +174,7 @@ def test_the_shot_log_on_a_full_disk_names_the_file_and_never_stops_a_camera_age
     guard, _, _ = guard_with_events()
     log = ShotLog(tmp_path / "shotlog.db", guard)
     log.db.execute("PRAGMA query_only = 1")
-    with pytest.raises(Exception, match=r"shotlog\.db: attempt to write a readonly database"):
+    with pytest.raises(StorageFault, match=r"shotlog\.db: attempt to write a readonly database"):
         log.take_started(
             scene="1", take=1, roll="A001", start_frame=0, frame_rate=25.0, clips={"cam-a": 1},
             settings={},
@@ -253,3 +253,80 @@ def test_the_daemon_keeps_sampling_and_reporting_on_a_full_outbox(tmp_path: Path
     assert daemon.guard.probe()
     assert daemon.outbox.backlog()["held"] == 0
     daemon.close()
+
+
+# -- the guard: damage is not a full disk; start-up and shutdown on a full disk ---------------
+
+
+def test_a_file_found_damaged_while_running_keeps_the_guard_degraded_until_restart(
+    tmp_path: Path,
+) -> None:
+    guard, events, _ = guard_with_events()
+    outbox = Outbox(tmp_path / "outbox.db", max_bytes=10**9, guard=guard)
+    damage = sqlite3.DatabaseError("database disk image is malformed")
+    damage.sqlite_errorcode = 11  # type: ignore[attr-defined]  # SQLITE_CORRUPT, as SQLite sets it
+    message = r"commands\.db: database disk image is malformed"
+    with pytest.raises(StorageFault, match=message), guard.writing(tmp_path / "commands.db"):
+        raise damage
+    (fault,) = [e for e in events if e.name == "storage.fault"]
+    assert "restart the daemon" in fault.message and fault.data["damaged"] is True
+    outbox.db.execute("PRAGMA query_only = 1")
+    outbox.append("event", {"name": "held"})
+    outbox.db.execute("PRAGMA query_only = 0")
+    assert guard.probe() is False  # free space does not mend a damaged file: no flapping
+    assert outbox.backlog()["held"] == 0  # but what the outbox held is written all the same
+    assert "storage.recovered" not in names(events)
+
+
+def test_a_full_disk_that_is_not_damage_is_told_to_free_space(tmp_path: Path) -> None:
+    guard, events, _ = guard_with_events()
+    ledger = BudgetLedger(tmp_path / "budget.db", guard)
+    fill_up(ledger.db)
+    for day in range(1000):
+        ledger.put(f"filler.{day}", "x" * 100)
+        if guard.degraded:
+            break
+    (fault,) = [e for e in events if e.name == "storage.fault"]
+    assert "free space" in fault.message and fault.data["damaged"] is False
+
+
+def test_the_daemon_starts_on_a_state_disk_that_refuses_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config, credentials = config_and_keys(tmp_path)
+    first = Daemon(config)
+    for day in range(50):  # results old enough to be pruned at the next start
+        first.intake.db.execute(
+            "INSERT INTO results (id, ts, body) VALUES (?, 0, '{}')", (f"old-{day}",)
+        )
+    first.close()
+    original = sqlite3.connect
+
+    def read_only(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        connection = original(*args, **kwargs)
+        connection.execute("PRAGMA query_only = 1")
+        return connection
+
+    with monkeypatch.context() as patch:
+        patch.setattr(sqlite3, "connect", read_only)
+        daemon = Daemon(config)  # every write refused, from the first one on
+    published: list[dict[str, Any]] = []
+    daemon.ground.publish_local_result = published.append  # type: ignore[method-assign]
+    asyncio.run(daemon._handle_command(signed(credentials, "budget.status", {})))
+    assert published[-1]["status"] == "rejected"
+    assert daemon.guard.degraded
+    assert daemon.outbox.backlog()["held"] > 0  # the fault event, among others
+    daemon.close()
+
+
+def test_what_the_outbox_holds_is_written_at_shutdown_if_the_disk_allows(
+    tmp_path: Path,
+) -> None:
+    guard, _, _ = guard_with_events()
+    path = tmp_path / "outbox.db"
+    outbox = Outbox(path, max_bytes=10**9, guard=guard)
+    outbox.db.execute("PRAGMA query_only = 1")
+    outbox.append("event", {"name": "last words", "severity": "critical"})
+    outbox.db.execute("PRAGMA query_only = 0")
+    outbox.close()
+    assert [e["name"] for e in Outbox(path, max_bytes=10**9).recent_events(5)] == ["last words"]

@@ -198,3 +198,39 @@ async def test_unreadable_replay_counters_stop_the_daemon_in_one_line(
         f"{len(lines)} line: {'PASS' if verdict else 'FAIL'}",
     )
     assert verdict, lines
+
+
+async def test_a_restart_on_a_full_state_disk(
+    tmp_path: Path, broker: Mosquitto, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with small_tmpfs(tmp_path / "state", TMPFS_MB):
+        async with shoot(tmp_path, broker, BENCH) as s:
+            await s.ok("light.set", LIGHT)
+            s.daemon.stop()
+            filler = fill(tmp_path / "state")
+            births = len(s.ground.births)
+            started = time.monotonic()
+            s.restart_daemon()
+            await s.ground.wait_for(
+                lambda: len(s.ground.births) > births, 30, "a birth after the restart"
+            )
+            up_s = time.monotonic() - started
+            answer_s, answer = await timed(s, "light.set", LIGHT)
+            filler.unlink()
+            freed = time.time()
+            freed_at = time.monotonic()
+            await s.wait_event("storage.recovered", timeout=30, since=freed - 30)
+            recover_s = time.monotonic() - freed_at
+            after = await s.ground.command("light.set", LIGHT)
+            alive = s.daemon.alive
+    verdict = (
+        alive and answer_s <= ANSWER_WITHIN_S and recover_s <= RECOVER_WITHIN_S
+        and after["status"] == "ok"
+    )  # fmt: skip
+    report(
+        capsys,
+        f"storage/restart on a full disk: up in {up_s:.1f} s, a command answered in "
+        f"{answer_s:.2f} s ({answer['status']}), recovered {recover_s:.2f} s after space "
+        f"returned: {'PASS' if verdict else 'FAIL'}",
+    )
+    assert verdict, (answer, after)

@@ -135,17 +135,16 @@ class Daemon:
         ]:  # fmt: skip
             self.dispatcher.register(spec)
         self.commands_db = state_dir / "commands.db"
-        with self.guard.writing(self.commands_db):  # a full disk at start-up: one clear line
-            self.intake = CommandIntake(
-                read_keyring(Path(config.auth.keyring)),
-                self.dispatcher,
-                self.bus,
-                self.commands_db,
-                self._publish_result,
-                max_skew_s=config.auth.max_skew_s,
-                max_lifetime_s=config.auth.max_lifetime_s,
-                arm_window_s=config.auth.arm_window_s,
-            )
+        self.intake = CommandIntake(
+            read_keyring(Path(config.auth.keyring)),
+            self.dispatcher,
+            self.bus,
+            self.commands_db,
+            self._publish_result,
+            max_skew_s=config.auth.max_skew_s,
+            max_lifetime_s=config.auth.max_lifetime_s,
+            arm_window_s=config.auth.arm_window_s,
+        )
         self._report_recoveries()
         for agent in self.devices.values():
             agent.adopters.append(self.takes.adopt_camera)

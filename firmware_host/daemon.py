@@ -299,7 +299,7 @@ class Daemon:
         """
         self._answered = None
         try:
-            with self.guard.writing(self.commands_db, self.intake.db):
+            with self.guard.using(self.commands_db, self.intake.db):
                 await self.intake.handle(payload)
         except StorageFault as fault:
             command_id, name = _claimed(payload)

@@ -1,7 +1,7 @@
 """The state disk refusing writes (full, I/O errors, read-only, a file found damaged while
 running): noticed, said, survived.
 
-Stores run their writes under `guard.writing(path)`. A write the disk refuses becomes a
+Stores run their writes under `guard.using(path)`. A write the disk refuses becomes a
 StorageFault naming the file, and the caller decides what that means for its data (the
 outbox holds messages in memory, the ledger keeps unsaved entries, the command worker
 answers "refused"); nothing lets the raw sqlite3 error crash a task. The first refusal
@@ -66,8 +66,9 @@ class StorageGuard:
         self._probes.append(probe)
 
     @contextlib.contextmanager
-    def writing(self, path: Path, connection: sqlite3.Connection | None = None) -> Iterator[None]:
-        """Run a write; a disk fault becomes StorageFault(path), and the guard degraded.
+    def using(self, path: Path, connection: sqlite3.Connection | None = None) -> Iterator[None]:
+        """Run storage work (a write, mostly); a disk fault becomes StorageFault(path) and
+        degrades the guard.
 
         A transaction the fault left open on `connection` is rolled back first, so the event
         the fault raises can itself be queued through the same store.

@@ -64,7 +64,7 @@ class BudgetLedger:
         if not self._unsaved:
             return ""
         entries = dict(self._unsaved)
-        with self.guard.writing(self.path, self.db), self.db:
+        with self.guard.using(self.path, self.db), self.db:
             self.db.execute("BEGIN IMMEDIATE")
             self.db.executemany(
                 "INSERT OR REPLACE INTO entries (key, value) VALUES (?, ?)", entries.items()

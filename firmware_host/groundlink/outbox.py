@@ -144,7 +144,7 @@ class Outbox:
             self._hold(held)
             return 0
         try:
-            with self.guard.writing(self.path, self.db), self.db:
+            with self.guard.using(self.path, self.db), self.db:
                 self.db.execute("BEGIN IMMEDIATE")
                 self._insert([held])
         except StorageFault:
@@ -181,7 +181,7 @@ class Outbox:
         """
         held = list(self._held)
         acked = sorted(self._acked_unsaved)
-        with self.guard.writing(self.path, self.db), self.db:
+        with self.guard.using(self.path, self.db), self.db:
             self.db.execute("BEGIN IMMEDIATE")
             self._insert(held)
             self._delete(acked)
@@ -203,7 +203,7 @@ class Outbox:
 
     def _trim_event_log(self) -> None:
         try:
-            with self.guard.writing(self.path, self.db), self.db:
+            with self.guard.using(self.path, self.db), self.db:
                 self.db.execute("BEGIN IMMEDIATE")
                 self.db.execute(
                     "DELETE FROM events WHERE id <= (SELECT MAX(id) FROM events) - ?",
@@ -243,7 +243,7 @@ class Outbox:
         """Up to `limit` messages in sending order, numbering those sent for the first time;
         none while the disk refuses the numbering (they wait, in order)."""
         try:
-            with self.guard.writing(self.path, self.db), self.db:
+            with self.guard.using(self.path, self.db), self.db:
                 self.db.execute("BEGIN IMMEDIATE")
                 rows = self._number_batch(limit + len(self._acked_unsaved))
         except StorageFault:
@@ -281,7 +281,7 @@ class Outbox:
         if not ids:
             return
         try:
-            with self.guard.writing(self.path, self.db), self.db:
+            with self.guard.using(self.path, self.db), self.db:
                 self.db.execute("BEGIN IMMEDIATE")
                 freed = self._delete(ids)
         except StorageFault:
@@ -327,7 +327,7 @@ class Outbox:
 
     def next_bd_seq(self) -> int:
         try:
-            with self.guard.writing(self.path, self.db), self.db:
+            with self.guard.using(self.path, self.db), self.db:
                 self.db.execute("BEGIN IMMEDIATE")
                 self.db.execute(
                     "UPDATE meta SET value = MAX(value, ?) + 1 WHERE key = 'bd_seq'",

@@ -105,7 +105,7 @@ class ShotLog:
         settings: dict[str, dict[str, Any]],
     ) -> int:
         now = time.time()
-        with self.guard.writing(self.path, self.db), self.db:
+        with self.guard.using(self.path, self.db), self.db:
             self.db.execute("BEGIN IMMEDIATE")
             cursor = self.db.execute(
                 "INSERT INTO takes (scene, take, roll, start_frame, frame_rate, started_at, status)"
@@ -138,7 +138,7 @@ class ShotLog:
     def clip_closed(
         self, camera: str, clip_id: int, timecode_out: int, frames: int, size: int
     ) -> None:
-        with contextlib.suppress(StorageFault), self.guard.writing(self.path, self.db), self.db:
+        with contextlib.suppress(StorageFault), self.guard.using(self.path, self.db), self.db:
             self.db.execute("BEGIN IMMEDIATE")
             self.db.execute(
                 "UPDATE clips SET state = 'closed', timecode_out = ?, frames = ?, bytes = ?,"
@@ -165,10 +165,15 @@ class ShotLog:
         return dict(row) if row else None
 
     def settled_clip_ids(self, camera: str) -> set[int]:
-        """Clips of a camera the log already holds as finished: no need to ask about them."""
-        rows = self.db.execute(
-            "SELECT clip_id FROM clips WHERE camera = ? AND state != 'rolling'", (camera,)
-        )
+        """Clips of a camera the log already holds as finished: no need to ask about them
+        (none if the log cannot be read: then every clip is asked about)."""
+        try:
+            with self.guard.using(self.path):
+                rows = self.db.execute(
+                    "SELECT clip_id FROM clips WHERE camera = ? AND state != 'rolling'", (camera,)
+                ).fetchall()
+        except StorageFault:
+            return set()
         return {r["clip_id"] for r in rows}
 
     # -- reconciliation --------------------------------------------------------------------
@@ -184,7 +189,7 @@ class ShotLog:
     def _reconcile(self, camera: str, facts: list[ClipFacts], frame_rate: float) -> dict[str, int]:
         added = closed = 0
         now = time.time()
-        with self.guard.writing(self.path, self.db), self.db:
+        with self.guard.using(self.path, self.db), self.db:
             self.db.execute("BEGIN IMMEDIATE")
             for fact in facts:
                 row = self.db.execute(
@@ -242,7 +247,7 @@ class ShotLog:
     # -- annotations and queries -----------------------------------------------------------
 
     def annotate(self, take_id: int, *, circled: bool | None, note: str | None) -> bool:
-        with self.guard.writing(self.path, self.db), self.db:
+        with self.guard.using(self.path, self.db), self.db:
             self.db.execute("BEGIN IMMEDIATE")
             if circled is not None:
                 self.db.execute(

@@ -266,7 +266,7 @@ def test_a_file_found_damaged_while_running_keeps_the_guard_degraded_until_resta
     damage = sqlite3.DatabaseError("database disk image is malformed")
     damage.sqlite_errorcode = 11  # type: ignore[attr-defined]  # SQLITE_CORRUPT, as SQLite sets it
     message = r"commands\.db: database disk image is malformed"
-    with pytest.raises(StorageFault, match=message), guard.writing(tmp_path / "commands.db"):
+    with pytest.raises(StorageFault, match=message), guard.using(tmp_path / "commands.db"):
         raise damage
     (fault,) = [e for e in events if e.name == "storage.fault"]
     assert "restart the daemon" in fault.message and fault.data["damaged"] is True
@@ -330,3 +330,23 @@ def test_what_the_outbox_holds_is_written_at_shutdown_if_the_disk_allows(
     outbox.db.execute("PRAGMA query_only = 0")
     outbox.close()
     assert [e["name"] for e in Outbox(path, max_bytes=10**9).recent_events(5)] == ["last words"]
+
+
+def test_a_shot_log_that_cannot_be_read_asks_the_camera_about_every_clip(
+    tmp_path: Path,
+) -> None:
+    guard, events, _ = guard_with_events()
+    log = ShotLog(tmp_path / "shotlog.db", guard)
+    log.reconcile("cam-a", [ClipFacts("cam-a", 1, 0, 100, 100, 1000, "1", 1, "A001", True)], 25.0)
+    assert log.settled_clip_ids("cam-a") == {1}
+    log.db.close()  # as good as unreadable: SQLite says so on every access
+    damage = sqlite3.DatabaseError("database disk image is malformed")
+    damage.sqlite_errorcode = 11  # type: ignore[attr-defined]
+
+    class Damaged:
+        def execute(self, *_: object) -> object:
+            raise damage
+
+    log.db = Damaged()  # type: ignore[assignment]
+    assert log.settled_clip_ids("cam-a") == set()  # the adoption goes on, camera agent lives
+    assert [e.source for e in events if e.name == "storage.fault"] == ["shotlog.db"]

@@ -157,7 +157,10 @@ def open_or_recover(
         return open_database(path, migrations), None
     except StorageCorrupt as damage:
         kept = _salvage(path, keep, damage.detail, refusal)
-        moved_to = quarantine(path, clock)
+        try:
+            moved_to = quarantine(path, clock)
+        except OSError as exc:
+            raise StorageCorrupt(path, damage.detail, f"it cannot be moved aside: {exc}") from exc
         connection = open_database(path, migrations)
         with connection:
             connection.execute("BEGIN IMMEDIATE")

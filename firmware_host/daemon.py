@@ -9,14 +9,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import aiomqtt
 import msgspec
 
 from firmware_host.budget.data import DataBudgets
-from firmware_host.budget.ledger import BudgetLedger
+from firmware_host.budget.ledger import BudgetLedger, conservative_cap
 from firmware_host.budget.power import PowerManager
 from firmware_host.commands.camera_settings import CameraSettingsCommand
 from firmware_host.commands.devices import DeviceCommands, NoArgs
@@ -32,6 +34,8 @@ from firmware_host.groundlink.stream import StreamPublisher
 from firmware_host.health.limits import LimitMonitor, default_limits
 from firmware_host.link.tap import LinkTap, TapServer
 from firmware_host.sdnotify import Notifier
+from firmware_host.storage import Recovery, StorageCorrupt, StorageError
+from firmware_host.storage_guard import StorageGuard
 from firmware_host.supervisor import Supervisor
 from firmware_host.workflow.drift import DriftMonitor
 from firmware_host.workflow.sequencer import SequenceRunner
@@ -47,6 +51,7 @@ from protocols.timecode import FrameRate
 log = logging.getLogger(__name__)
 
 COMMAND_IDLE_BEAT_S = 1.0
+EXIT_STATE_UNUSABLE = 65  # EX_DATAERR: restarting cannot help (systemd RestartPreventExitStatus)
 
 
 class Daemon:
@@ -57,11 +62,13 @@ class Daemon:
         state_dir = Path(config.node.state_dir)
         self.bus = EventBus()
         self.supervisor = Supervisor(self.bus)
+        self.guard = StorageGuard(self.bus)
         self.reference = ReferenceClock(FrameRate.from_fps(config.project.frame_rate))
         self.outbox = Outbox(
             state_dir / "outbox.db",
             max_bytes=round(config.outbox.max_mb * 1e6),
             min_free_bytes=round(config.outbox.min_free_mb * 1e6),
+            guard=self.guard,
         )
         self.pacer = Pacer()
         self.stream = StreamPublisher(self.node, self.outbox, self.pacer)
@@ -91,8 +98,8 @@ class Daemon:
             )
             for d in config.devices
         }
-        self.shotlog = ShotLog(state_dir / "shotlog.db")
-        self.ledger = BudgetLedger(state_dir / "budget.db")
+        self.shotlog = ShotLog(state_dir / "shotlog.db", self.guard)
+        self.ledger = BudgetLedger(state_dir / "budget.db", self.guard)
         self.power = PowerManager(config, self.devices, self.bus, ledger=self.ledger)
         self.data = DataBudgets(
             config.data, self.bus, self.pacer, ledger=self.ledger, on_hold=self.ground.set_hold
@@ -147,11 +154,41 @@ class Daemon:
             two_person=config.auth.two_person,
             refusal_summary_s=config.auth.refusal_summary_s,
             load_keyring=lambda: read_keyring(keyring_path),
+            guard=self.guard,
         )
+        self._report_recoveries()
         for agent in self.devices.values():
             agent.adopters.append(self.takes.adopt_camera)
             agent.on_device_event = self.takes.on_camera_event
             agent.adopters.append(self.power.adopt_pdu)
+
+    def _report_recoveries(self) -> None:
+        """Damaged state files that were moved aside at start-up: say so, loudly, and what went."""
+        recovered: list[tuple[Recovery | None, str]] = [
+            (self.outbox.recovery, "events, results and telemetry not yet delivered; the stream "
+             "numbering starts again (new stream id)"),
+            (self.shotlog.recovery, "the takes logged so far, their circles and notes (clips "
+             "still on the cameras come back as the cameras are adopted)"),
+            (self.intake.recovery, "stored command results (a repeated command id is now refused "
+             "as a replay, not answered again)"),
+            (self.ledger.recovery, "the cap and timeline the ground set, today's media and "
+             "downlink use"),
+        ]  # fmt: skip
+        for recovery, lost in recovered:
+            if recovery is not None:
+                self.bus.emit(
+                    "storage.corrupt", Severity.CRITICAL, recovery.message(lost),
+                    source=recovery.path.name, file=str(recovery.path),
+                    moved_to=str(recovery.moved_to), detail=recovery.detail,
+                )  # fmt: skip
+        if self.ledger.recovery is not None:
+            # A ground-set cap is never forgotten silently: without it, the lowest cap known.
+            cap = conservative_cap(self.config.power)
+            self.power.base_cap_w = cap
+            self.power.set_cap(
+                cap, "budget.db was damaged: the ground's cap is unknown, so the most "
+                "conservative cap known applies until the ground sets it again",
+            )  # fmt: skip
 
     def _event_to_ground(self, event: Event) -> None:
         body = event.as_dict()
@@ -262,6 +299,21 @@ class Daemon:
             beat()
             await self.intake.process_next(COMMAND_IDLE_BEAT_S)
 
+    async def _watch_storage(self) -> None:
+        """Probe a degraded state disk; every change of state is told at once in a new birth
+        (retained, on the onboard broker and to the ground: `backlog.held`)."""
+        degraded = False
+        while True:
+            await asyncio.sleep(self.guard.probe_interval_s)
+            self.guard.probe()
+            if self.guard.degraded != degraded:
+                degraded = self.guard.degraded
+                self.stream.notify()
+                try:
+                    await self.ground.rebirth()
+                except aiomqtt.MqttError as exc:
+                    log.warning("birth after a storage change not published: %s", exc)
+
     async def run(self, stop: asyncio.Event) -> None:
         supervisor = self.supervisor
         supervisor.add("ground-link", self.ground.run)
@@ -270,6 +322,7 @@ class Daemon:
         )
         supervisor.add("power", self.power.run)
         supervisor.add("link-tap", self.tap_server.run)
+        supervisor.add("storage", self._watch_storage)
         supervisor.add("data-budgets", self.data.run)
         supervisor.add("commands", self._command_worker, watchdog_s=self.dispatcher.timeout_s + 10)
         self.drift.beat = supervisor.beater("timecode-drift")
@@ -292,10 +345,13 @@ class Daemon:
         finally:
             tasks_stop.set()
             await runner
-            self.shotlog.close()
-            self.intake.close()
-            self.outbox.close()
-            self.ledger.close()
+            self.close()
+
+    def close(self) -> None:
+        self.shotlog.close()
+        self.intake.close()
+        self.outbox.close()
+        self.ledger.close()
 
 
 class RecentEventsArgs(msgspec.Struct, forbid_unknown_fields=True):
@@ -319,5 +375,9 @@ def run_daemon(config: Config) -> int:
         loop.add_signal_handler(signal.SIGHUP, daemon.intake.reload_keyring)
         await daemon.run(stop)
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except StorageError as exc:  # a state file it cannot start without: one clear line
+        print(f"cupola daemon: cannot start: {exc}", file=sys.stderr)
+        return EXIT_STATE_UNUSABLE if isinstance(exc, StorageCorrupt) else 1
     return 0

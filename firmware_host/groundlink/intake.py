@@ -40,6 +40,7 @@ import itertools
 import json
 import logging
 import math
+import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -60,7 +61,8 @@ from firmware_host.commands.dispatcher import (
 from firmware_host.events import EventBus
 from firmware_host.groundlink.refusals import RefusalTally
 from firmware_host.groundlink.screen import Malformed, decode_fields, typed
-from firmware_host.storage import open_database
+from firmware_host.storage import open_or_recover
+from firmware_host.storage_guard import StorageFault, StorageGuard
 from protocols.ground import (
     KEY_ID_MAX,
     CommandRequest,
@@ -92,6 +94,9 @@ MIGRATIONS = [
     CREATE TABLE revoked_keys (key_id TEXT PRIMARY KEY, ts REAL NOT NULL, by_key TEXT NOT NULL);
     """,
 ]
+
+# What a damaged commands.db must not lose: replay counters, cancellations, revocations.
+KEPT_ON_RECOVERY = ("counters", "cancelled", "revoked_keys")
 
 TwoPersonRule = Literal["key", "role"]  # the confirming key must differ; or its role too
 
@@ -166,11 +171,17 @@ class CommandIntake:
         two_person: Mapping[str, TwoPersonRule] | None = None,
         load_keyring: Callable[[], Keyring] | None = None,
         refusal_summary_s: float = 10.0,
+        guard: StorageGuard | None = None,
     ) -> None:
         self.keyring = keyring
         self.dispatcher = dispatcher
         self.bus = bus
-        self.db = open_database(db_path, MIGRATIONS)
+        self.guard = guard
+        self.db_path = db_path
+        # Damaged: start afresh only if what stops replays (KEPT_ON_RECOVERY) can be kept.
+        self.db, self.recovery = open_or_recover(
+            db_path, MIGRATIONS, keep=KEPT_ON_RECOVERY, refusal=_unreadable_counters(max_lifetime_s)
+        )
         self.publish = publish
         self.clock = clock
         self.max_skew_s = max_skew_s
@@ -180,6 +191,7 @@ class CommandIntake:
         self.load_keyring = load_keyring
         self.refusals = RefusalTally(bus, clock, period_s=refusal_summary_s)
         self.errors = 0  # messages whose handling raised: answered "failed", the task went on
+        self._answered: str | None = None  # the id of the last result published
         self.armed: dict[str, Armed] = {}
         self._heap: list[Queued] = []  # the queue: lane first, then arrival order
         self._arrived = asyncio.Event()
@@ -288,10 +300,21 @@ class CommandIntake:
         self._in_lane[item.lane] -= 1
         self._queued.pop(item.request.id, None)
         try:
-            await self._handle(item.request)
+            with self._storage():
+                await self._handle(item.request)
+        except StorageFault as fault:  # answered all the same, and never run later
+            if self._answered != item.request.id:
+                reason = f"refused: the state disk refused a write ({fault}); not executed"
+                self.publish(self._body(item.request, Outcome(Status.REJECTED, reason)))
         except Exception as exc:  # one command must never stop the intake
             self._crashed(item.request, exc)
         return True
+
+    def _storage(self) -> contextlib.AbstractContextManager[None]:
+        """The guard over commands.db's writes: a full or failing disk becomes StorageFault."""
+        if self.guard is None:
+            return contextlib.nullcontext()
+        return self.guard.using(self.db_path, self.db)
 
     def _crashed(self, request: CommandRequest, exc: Exception) -> None:
         self.errors += 1
@@ -623,13 +646,16 @@ class CommandIntake:
         armed_by: str | None = None,
     ) -> dict[str, Any]:
         body = self._body(request, outcome, executed=executed, armed_by=armed_by)
-        with self.db:
-            self.db.execute("BEGIN IMMEDIATE")
-            self.db.execute(
-                "INSERT OR REPLACE INTO results (id, ts, body) VALUES (?, ?, ?)",
-                (request.id, self.clock(), json.dumps(body)),
-            )
-        self.publish(body)
+        try:
+            with self.db:
+                self.db.execute("BEGIN IMMEDIATE")
+                self.db.execute(
+                    "INSERT OR REPLACE INTO results (id, ts, body) VALUES (?, ?, ?)",
+                    (request.id, self.clock(), json.dumps(body)),
+                )
+        finally:
+            self.publish(body)  # answered even when the state disk refuses to store it
+            self._answered = request.id
         return body
 
     def _earlier_result(self, command_id: str) -> dict[str, Any] | None:
@@ -638,7 +664,20 @@ class CommandIntake:
 
     def _prune(self) -> None:
         now = self.clock()
-        with self.db:
-            self.db.execute("BEGIN IMMEDIATE")
-            self.db.execute("DELETE FROM results WHERE ts < ?", (now - RESULTS_KEEP_S,))
-            self.db.execute("DELETE FROM cancelled WHERE keep_until < ?", (now,))
+        try:
+            with self.db:
+                self.db.execute("BEGIN IMMEDIATE")
+                self.db.execute("DELETE FROM results WHERE ts < ?", (now - RESULTS_KEEP_S,))
+                self.db.execute("DELETE FROM cancelled WHERE keep_until < ?", (now,))
+        except sqlite3.OperationalError as exc:  # a full state disk: start all the same
+            log.warning("commands.db: old results not pruned (%s); next start will", exc)
+
+
+def _unreadable_counters(max_lifetime_s: float) -> str:
+    return (
+        "its command counters, cancellations or key revocations are unreadable, so the daemon "
+        "will not start: commands already executed, cancelled or revoked could run again. To "
+        "start without them, move the file aside and restart, after revoking and reissuing "
+        "every command key (or waiting "
+        f"{max_lifetime_s:g} s, the longest a signed command stays valid)"
+    )

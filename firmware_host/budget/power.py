@@ -4,6 +4,8 @@ Device status and PDU channel readings keep the governor's view current. Every c
 raises draw asks `admit` before a byte goes to a device. A loop checks the total against the
 cap every `check_interval_s` (and at once after any change): over the cap it sheds by the
 governor's plan, and reports if the draw is not back under the cap within `shed_deadline_s`.
+Under the cap, shed lights come back one step every `restore_interval_s`, the highest
+priority first, once the previous step has been measured.
 The cap follows the ground's timeline (planned cuts are applied `cap_lead_s` early, so the
 draw is already down when the station cuts) and `power.cap.set`; raising it is hazardous.
 Power-ups through the PDU are staggered so inrush currents never sum past the cap.
@@ -118,6 +120,7 @@ class PowerManager:
         self.pdu_total_w: float | None = None  # the PDU's own total, when there is a PDU
         self.pdu_at = 0.0
         self._in_flight: set[str] = set()
+        self._next_restore = 0.0
         self._wake = asyncio.Event()
         self._sequencing = asyncio.Lock()
         self.ledger = ledger
@@ -163,15 +166,18 @@ class PowerManager:
             load = recording_load(agent.camera_settings)
             self.governor.observe(agent.name, CameraSetting(status.state, load))
         elif agent.kind == "pdu":
+            # The PDU is polled one request at a time: this reading was requested after the
+            # previous one arrived, and may predate anything that changed since.
+            requested_at = self.pdu_at
             self.pdu_total_w = status.total_power_mw / 1000
             self.pdu_at = self.clock()
             for channel in status.channels:
                 names = self.channels.get(channel.channel, [])
                 if len(names) == 1:  # a shared channel cannot say who drew what
-                    self.governor.measure(names[0], channel.power_mw / 1000)
+                    self.governor.measure(names[0], channel.power_mw / 1000, requested_at)
                 elif not channel.on:
                     for name in names:
-                        self.governor.measure(name, 0.0)
+                        self.governor.measure(name, 0.0, requested_at)
         self._wake.set()
 
     # -- admission -------------------------------------------------------------------------
@@ -202,6 +208,7 @@ class PowerManager:
 
     def committed(self, name: str, setting: Setting) -> None:
         """The device accepted a setting that went through `admit`."""
+        self.governor.commanded(name)
         self.governor.observe(name, setting)
         self._wake.set()
 
@@ -231,6 +238,8 @@ class PowerManager:
                 )  # fmt: skip
             self.over_since = None
             self.overdue_reported = False
+            if self.shedding:
+                await self._restore_step(now)
             return
         if self.over_since is None:
             self.over_since = now
@@ -250,7 +259,9 @@ class PowerManager:
         if not self.shedding:
             return
         actions = [a for a in self.governor.shed_plan() if a.load not in self._in_flight]
-        done = await asyncio.gather(*(self._shed(action) for action in actions))
+        done = await asyncio.gather(*(self._carry_out(action) for action in actions))
+        for action in (a for a, ok in zip(actions, done, strict=True) if ok):
+            self.governor.shed(action)
         # Sent together for speed; reported in the plan's priority order, not in the order
         # the devices happened to answer, so the ground reads the log as the policy acted.
         for action in (a for a, ok in zip(actions, done, strict=True) if ok):
@@ -280,7 +291,32 @@ class PowerManager:
             cap_w=cap, seconds=round(seconds, 4), measured=has_pdu,
         )  # fmt: skip
 
-    async def _shed(self, action: ShedAction) -> bool:
+    async def _restore_step(self, now: float) -> None:
+        """Give a shed light back one step, if the last step has settled and there is room."""
+        if self._in_flight or now < self._next_restore or not self._settled():
+            return
+        action = self.governor.restore_step()
+        if action is None:
+            return
+        self._next_restore = now + self.config.restore_interval_s
+        if await self._carry_out(action):
+            self.governor.restored(action)
+            self.bus.emit(
+                "power.restored", Severity.INFO,
+                f"{action.reason}: draws about {-action.saving_w:.0f} W more "
+                f"(cap {self.governor.cap_w:.0f} W)",
+                source=action.load, cost_w=round(-action.saving_w, 1),
+                cap_w=self.governor.cap_w,
+            )  # fmt: skip
+
+    def _settled(self) -> bool:
+        """With a PDU, every load it measures has been measured since it last changed."""
+        metered = [n for names in self.channels.values() if len(names) == 1 for n in names]
+        if self.pdu_total_w is None:
+            return True
+        return all(self.governor.draw(name)[1] for name in metered)
+
+    async def _carry_out(self, action: ShedAction) -> bool:
         """Carry out one action; False (and an event saying why) if the device did not."""
         agent = self.devices[action.load]
         self._in_flight.add(action.load)
@@ -291,6 +327,8 @@ class PowerManager:
                 if setting.on:
                     status = agent.status
                     cct = status.target_cct_k if status is not None else 5600
+                    if status is not None and not status.on:
+                        await light.set_power(True)
                     await light.set_level(setting.permille, cct, 0)
                 else:
                     await light.set_power(False)
@@ -308,7 +346,6 @@ class PowerManager:
             return False
         finally:
             self._in_flight.discard(action.load)
-        self.governor.observe(action.load, action.setting)
         return True
 
     # -- the cap ---------------------------------------------------------------------------

@@ -324,10 +324,7 @@ class PowerGovernor:
         stages: list[tuple[list[Load], Callable[[Setting], bool]]] = [
             (lights, lambda s: isinstance(s, LightSetting) and s.on),  # dim
             (lights, lambda s: True),  # switch off
-            (
-                cameras,
-                lambda s: isinstance(s, CameraSetting) and s.state is not CameraState.STANDBY,
-            ),
+            (cameras, lambda s: isinstance(s, CameraSetting) and s.state is not CameraState.OFF),
             (cameras, lambda s: True),  # sleep
         ]
         for loads, allowed in stages:
@@ -400,8 +397,9 @@ class _Plan:
         return min(self.now_w[name], load.model_w(self.ladders[name][rung]))
 
     def can_lower(self, name: str, allowed: Callable[[Setting], bool]) -> bool:
+        """May `name` go one step down, to a setting `allowed` in this stage?"""
         rung, ladder = self.rung[name], self.ladders[name]
-        return rung + 1 < len(ladder) and allowed(ladder[rung])
+        return rung + 1 < len(ladder) and allowed(ladder[rung + 1])
 
     def lower(self, name: str) -> None:
         rung = self.rung[name]

@@ -7,7 +7,9 @@ governor's plan, and reports if the draw is not back under the cap within `shed_
 Under the cap, shed lights come back one step every `restore_interval_s`, the highest
 priority first, once the previous step has been measured.
 The cap follows the ground's timeline (planned cuts are applied `cap_lead_s` early, so the
-draw is already down when the station cuts) and `power.cap.set`; raising it is hazardous.
+draw is already down when the station cuts) and `power.cap.set` (see cap_plan.py). One hazard
+rule covers every command that changes either: whatever would put a higher cap in force at
+any moment, now or later in the timeline, than it would otherwise be must be confirmed.
 Power-ups through the PDU are staggered so inrush currents never sum past the cap.
 """
 
@@ -24,6 +26,7 @@ from typing import Annotated, Any
 
 import msgspec
 
+from firmware_host.budget.cap_plan import CapInForce, first_raise, in_force
 from firmware_host.budget.governor import (
     CameraSetting,
     Decision,
@@ -100,6 +103,7 @@ class PowerManager:
         self.clock = clock
         self.wall = wall
         self.base_cap_w = power.cap_w
+        self.base_reason = "configuration"
         self.governor = PowerGovernor(
             power.cap_w,
             power.reserve_pct / 100,
@@ -383,21 +387,37 @@ class PowerManager:
         )  # fmt: skip
         self._wake.set()
 
+    def _base(self) -> CapInForce:
+        return CapInForce(self.base_cap_w, self.base_reason)
+
     def _apply_timeline(self) -> None:
+        """Put the cap `cap_plan.in_force` names in force; fold what is over into the base."""
         now = self.wall()
-        for change in list(self.timeline):
-            start = change.at.timestamp()
-            lead = self.config.cap_lead_s if change.cap_w < self.governor.cap_w else 0.0
-            if now >= start - lead and change.cap_w != self.governor.cap_w:
-                self.set_cap(change.cap_w, change.reason)
-                if change.until is None:
-                    self.base_cap_w = change.cap_w
-            if change.until is not None and now >= change.until.timestamp():
-                self.timeline.remove(change)
-                self.set_cap(self.base_cap_w, f"end of: {change.reason}")
-            elif change.until is None and now >= start:
-                self.timeline.remove(change)
-                self._save(change.reason)
+        started = [c for c in self.timeline if c.until is None and c.at.timestamp() <= now]
+        ended = [c for c in self.timeline if c.until is not None and c.until.timestamp() <= now]
+        if started:  # a lasting change becomes the base, overriding all that started before
+            last = max(started, key=lambda c: c.at)
+            self.base_cap_w, self.base_reason = last.cap_w, last.reason
+            self.timeline = [c for c in self.timeline if c.at > last.at]
+        self.timeline = [c for c in self.timeline if c not in ended]
+        cap = in_force(self._base(), self.timeline, now, self.config.cap_lead_s)
+        if started or ended:
+            self._save(cap.reason)
+        if cap.cap_w != self.governor.cap_w:
+            over = [c.reason for c in ended if c.cap_w == self.governor.cap_w]
+            reason = f"end of: {over[-1]}" if over and cap == self._base() else cap.reason
+            self.set_cap(cap.cap_w, reason)
+
+    def raises_cap(self, base: CapInForce, timeline: list[CapChange]) -> str | None:
+        """Why making `base` and `timeline` the plan would raise the cap, or None."""
+        now = self.wall()
+        before = (self._base(), self.timeline)
+        found = first_raise(before, (base, timeline), now, self.config.cap_lead_s)
+        if found is None:
+            return None
+        t, old, new = found
+        when = "now" if t <= now else f"in {t - now:.0f} s"
+        return f"raises the cap in force {when} from {old:.0f} W to {new:.0f} W"
 
     # -- powering devices up ---------------------------------------------------------------
 
@@ -459,30 +479,45 @@ class PowerManager:
 
     # -- commands --------------------------------------------------------------------------
 
-    async def cap_command(self, args: CapArgs) -> dict[str, Any]:
-        old = self.governor.cap_w
-        self.base_cap_w = args.cap_w
-        self.set_cap(args.cap_w, args.reason)
-        return {"old_cap_w": old, "cap_w": args.cap_w}
+    def _after_cap_set(self, args: CapArgs) -> tuple[CapInForce, list[CapChange]]:
+        """A cap set now replaces the base and every change already started."""
+        now = self.wall()
+        later = [c for c in self.timeline if c.at.timestamp() > now]
+        return CapInForce(args.cap_w, args.reason), later
 
-    async def timeline_add(self, args: TimelineArgs) -> dict[str, Any]:
+    def _after_timeline_add(self, args: TimelineArgs) -> tuple[CapInForce, list[CapChange]]:
         utc = datetime.UTC
+        if args.until is not None and args.until <= args.at:
+            raise CommandRejected(f"until ({args.until}) must be after at ({args.at})")
         change = CapChange(
             at=datetime.datetime.fromtimestamp(args.at, utc),
             cap_w=args.cap_w,
             until=datetime.datetime.fromtimestamp(args.until, utc) if args.until else None,
             reason=args.reason,
         )
-        self.timeline.append(change)
-        self.timeline.sort(key=lambda c: c.at)
-        self._save(args.reason)
+        return self._base(), sorted([*self.timeline, change], key=lambda c: c.at)
+
+    def _adopt(self, plan: tuple[CapInForce, list[CapChange]], reason: str) -> None:
+        (self.base_cap_w, self.base_reason), self.timeline = (
+            (plan[0].cap_w, plan[0].reason),
+            plan[1],
+        )
+        self._save(reason)
+        self._apply_timeline()
         self._wake.set()
+
+    async def cap_command(self, args: CapArgs) -> dict[str, Any]:
+        old = self.governor.cap_w
+        self._adopt(self._after_cap_set(args), args.reason)
+        return {"old_cap_w": old, "cap_w": self.governor.cap_w}
+
+    async def timeline_add(self, args: TimelineArgs) -> dict[str, Any]:
+        self._adopt(self._after_timeline_add(args), args.reason)
         return {"planned": len(self.timeline)}
 
     async def timeline_clear(self, _: NoArgs) -> dict[str, Any]:
         dropped = len(self.timeline)
-        self.timeline.clear()
-        self._save("timeline cleared")
+        self._adopt((self._base(), []), "timeline cleared")
         return {"dropped": dropped}
 
     async def device_power(self, args: DevicePowerArgs) -> dict[str, Any]:
@@ -528,20 +563,34 @@ class PowerManager:
         at, cap_w, reason = min(upcoming)
         return {"at": at, "cap_w": cap_w, "reason": reason}
 
-    def commands(self) -> list[CommandSpec[Any]]:
-        def raises_cap(args: dict[str, Any]) -> bool:
-            try:
-                return float(args.get("cap_w", 0)) > self.governor.cap_w
-            except (TypeError, ValueError):
-                return False
+    def _hazard(
+        self, kind: type[msgspec.Struct], after: Callable[[Any], tuple[CapInForce, list[CapChange]]]
+    ) -> Callable[[dict[str, Any]], bool]:
+        """The one hazard rule, for a command whose arguments `after` turns into a plan."""
 
+        def hazardous(args: dict[str, Any]) -> bool:
+            try:
+                plan = after(msgspec.convert(args, kind))
+            except (msgspec.ValidationError, CommandRejected, ValueError, OverflowError):
+                return False  # the handler refuses these arguments with the reason
+            return self.raises_cap(*plan) is not None
+
+        return hazardous
+
+    def commands(self) -> list[CommandSpec[Any]]:
+        hazard = self._hazard
         return [
             CommandSpec("power.cap.set", CapArgs, self.cap_command,
-                        "Set the power cap now; raising it is hazardous.", hazardous=raises_cap),
+                        "Set the power cap now, replacing any planned change already started; "
+                        "hazardous if it raises the cap now or later.",
+                        hazardous=hazard(CapArgs, self._after_cap_set)),
             CommandSpec("power.timeline.add", TimelineArgs, self.timeline_add,
-                        "Plan a cap change (a station power-down, a docking)."),
+                        "Plan a cap change (a station power-down, a docking); hazardous if it "
+                        "raises the cap now or later.",
+                        hazardous=hazard(TimelineArgs, self._after_timeline_add)),
             CommandSpec("power.timeline.clear", NoArgs, self.timeline_clear,
-                        "Forget every planned cap change."),
+                        "Forget every planned cap change; hazardous if that raises the cap.",
+                        hazardous=hazard(NoArgs, lambda _: (self._base(), []))),
             CommandSpec("device.power", DevicePowerArgs, self.device_power,
                         "Switch a device's PDU channel; power-ups wait for inrush headroom."),
         ]  # fmt: skip

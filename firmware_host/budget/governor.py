@@ -13,8 +13,9 @@ minus the reserve, so it does not flap.
 
 A PDU reading describes a load only if it was *requested* after the load last changed: a
 reading sampled before a dim but received after it would otherwise make the governor shed the
-same watts twice. A load's measured draw is the mean of its last readings since that change,
-and the plan keeps the mean's uncertainty (two standard errors of the total) as extra margin.
+same watts twice. A load's measured draw is the mean of its last readings since that change
+(or since its draw last moved by more than reading noise), and the plan keeps the mean's
+uncertainty (two standard errors of the total) as extra margin.
 
 Shedding is minimal. Every load has a ladder of settings from the present one down, one
 *shedding step* apart (see `ladder`): a light dims in steps of `DIM_STEP_PERMILLE` of output
@@ -63,6 +64,7 @@ Model = LightModel | CameraModel | PduModel
 DIM_STEP_PERMILLE = 50  # one shedding step of a light: 5 % of its output
 READINGS_AVERAGED = 20  # a load's measured draw: the mean of at most this many readings
 UNCERTAINTY_SIGMAS = 2.0  # the plan keeps this many standard errors of the total as margin
+MOVED_W, MOVED_FRACTION = 1.0, 0.05  # a reading this far off the mean starts a new one
 
 
 @dataclass
@@ -186,6 +188,9 @@ class PowerGovernor:
         now = self.clock()
         if (now if requested_at is None else requested_at) < load.changed_at:
             return
+        mean = load.measured_w
+        if mean is not None and abs(watts - mean) > max(MOVED_W, MOVED_FRACTION * mean):
+            load.readings.clear()  # the draw moved (an inrush over, a fade, a fold-back)
         load.readings.append(watts)
         load.measured_at = now
 

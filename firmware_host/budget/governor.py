@@ -343,25 +343,29 @@ class PowerGovernor:
 
     def restore_step(self) -> ShedAction | None:
         """The next step back towards what a shed light was set to, if there is room: the
-        highest-priority shed light only, as far up its ladder as fits under the target."""
+        highest-priority shed light only, as far up its ladder as fits under the target.
+        A light measured above its model is expected to stay that far above it (else the
+        step would overshoot the cap and be shed again: flapping)."""
         if not self.wanted:
             return None
         name = max(self.wanted, key=lambda n: (self.loads[n].priority, n))
         load, wanted = self.loads[name], self.wanted[name]
         snap = self.snapshot()
-        now_w, _ = self.draw(name)
+        now_w, measured = self.draw(name)
+        modelled = load.model_w()
+        scale = max(1.0, now_w / modelled) if measured and modelled > 0 else 1.0
         room = self.target_w(snap) - snap.total_w + now_w
         switching_on = isinstance(load.setting, LightSetting) and not load.setting.on
         if switching_on and isinstance(load.model, LightModel) and load.model.inrush_w > room:
             return None  # its inrush would not fit
         rungs = self.ladder(load, wanted)
         here = next((i for i, r in enumerate(rungs) if load.model_w(r) <= load.model_w()), None)
-        fits = [r for r in rungs[:here] if load.model_w(r) <= room]
+        fits = [r for r in rungs[:here] if load.model_w(r) * scale <= room]
         if not fits:
             return None
         new = fits[0]
         return ShedAction(
-            name, new, load.model_w() - load.model_w(new),
+            name, new, now_w - load.model_w(new) * scale,
             f"bring {_describe(load, new)} (set to {_level(wanted)} before shedding)",
         )  # fmt: skip
 

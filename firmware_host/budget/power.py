@@ -263,9 +263,16 @@ class PowerManager:
         if not self.shedding:
             return
         actions = [a for a in self.governor.shed_plan() if a.load not in self._in_flight]
-        done = await asyncio.gather(*(self._carry_out(action) for action in actions))
-        for action in (a for a, ok in zip(actions, done, strict=True) if ok):
-            self.governor.shed(action)
+        errors = await asyncio.gather(*(self._carry_out(action) for action in actions))
+        done = [error is None for error in errors]
+        for action, error in zip(actions, errors, strict=True):
+            if error is None:
+                self.governor.shed(action)
+            else:
+                self.bus.emit(
+                    "power.shed_failed", Severity.CRITICAL,
+                    f"could not {action.reason}: {error}", source=action.load,
+                )  # fmt: skip
         # Sent together for speed; reported in the plan's priority order, not in the order
         # the devices happened to answer, so the ground reads the log as the policy acted.
         for action in (a for a, ok in zip(actions, done, strict=True) if ok):
@@ -303,7 +310,15 @@ class PowerManager:
         if action is None:
             return
         self._next_restore = now + self.config.restore_interval_s
-        if await self._carry_out(action):
+        error = await self._carry_out(action)
+        if error is not None:
+            self.governor.commanded(action.load)  # not retried: the crew decides
+            self.bus.emit(
+                "power.restore_failed", Severity.WARNING,
+                f"could not {action.reason}: {error}; it stays as it is until set by command",
+                source=action.load,
+            )  # fmt: skip
+        else:
             self.governor.restored(action)
             self.bus.emit(
                 "power.restored", Severity.INFO,
@@ -320,8 +335,8 @@ class PowerManager:
             return True
         return all(self.governor.draw(name)[1] for name in metered)
 
-    async def _carry_out(self, action: ShedAction) -> bool:
-        """Carry out one action; False (and an event saying why) if the device did not."""
+    async def _carry_out(self, action: ShedAction) -> str | None:
+        """Carry out one action; None, or why the device did not."""
         agent = self.devices[action.load]
         self._in_flight.add(action.load)
         try:
@@ -343,14 +358,10 @@ class PowerManager:
                 else:
                     await camera.set_awake(False)
         except (DeviceUnavailable, LinkError, NackReceived) as exc:
-            self.bus.emit(
-                "power.shed_failed", Severity.CRITICAL,
-                f"could not {action.reason}: {exc}", source=action.load,
-            )  # fmt: skip
-            return False
+            return str(exc)
         finally:
             self._in_flight.discard(action.load)
-        return True
+        return None
 
     # -- the cap ---------------------------------------------------------------------------
 

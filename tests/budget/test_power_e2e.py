@@ -211,6 +211,18 @@ async def test_a_cut_to_120_w_with_both_lights_full_keeps_the_key_lit_within_one
         await asyncio.sleep(0.5)
         after = sim_total_w(s)
         key_level = light_level(s, "key")
+        raised = time.time()
+        armed = await s.ground.command("power.cap.set", {"cap_w": 300})
+        await s.ok("confirm", {"arm_id": armed["result"]["arm_id"]})
+        await s.ground.wait_for(
+            lambda: len(s.events("power.restored", since=raised)) >= 2, 10, "both lights back"
+        )
+        restored = s.events("power.restored", since=raised)
+        levels = {name: light_level(s, name) for name in ("key", "fill")}
     top = 120 - 12
     assert top - one_step <= after <= top, f"{after:.1f} W, one step {one_step:.1f} W"
     assert key_level > 0
+    # back in priority order, one step a second (restore_interval_s), each back where it was
+    assert [e["source"] for e in restored] == ["key", "fill"]
+    assert restored[1]["ts"] - restored[0]["ts"] >= 0.9
+    assert levels == {"key": 1000, "fill": 1000}

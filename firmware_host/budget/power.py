@@ -497,22 +497,21 @@ class PowerManager:
         return CapInForce(args.cap_w, args.reason), later
 
     def _after_timeline_add(self, args: TimelineArgs) -> tuple[CapInForce, list[CapChange]]:
-        utc = datetime.UTC
         if args.until is not None and args.until <= args.at:
             raise CommandRejected(f"until ({args.until}) must be after at ({args.at})")
-        change = CapChange(
-            at=datetime.datetime.fromtimestamp(args.at, utc),
-            cap_w=args.cap_w,
-            until=datetime.datetime.fromtimestamp(args.until, utc) if args.until else None,
-            reason=args.reason,
-        )
+        try:
+            at = datetime.datetime.fromtimestamp(args.at, datetime.UTC)
+            until = None
+            if args.until is not None:
+                until = datetime.datetime.fromtimestamp(args.until, datetime.UTC)
+        except (OverflowError, ValueError, OSError) as exc:
+            raise CommandRejected(f"at/until is not a time this node can plan for: {exc}") from exc
+        change = CapChange(at=at, cap_w=args.cap_w, until=until, reason=args.reason)
         return self._base(), sorted([*self.timeline, change], key=lambda c: c.at)
 
     def _adopt(self, plan: tuple[CapInForce, list[CapChange]], reason: str) -> None:
-        (self.base_cap_w, self.base_reason), self.timeline = (
-            (plan[0].cap_w, plan[0].reason),
-            plan[1],
-        )
+        base, self.timeline = plan
+        self.base_cap_w, self.base_reason = base.cap_w, base.reason
         self._save(reason)
         self._apply_timeline()
         self._wake.set()
@@ -582,7 +581,7 @@ class PowerManager:
         def hazardous(args: dict[str, Any]) -> bool:
             try:
                 plan = after(msgspec.convert(args, kind))
-            except (msgspec.ValidationError, CommandRejected, ValueError, OverflowError):
+            except (msgspec.ValidationError, CommandRejected):
                 return False  # the handler refuses these arguments with the reason
             return self.raises_cap(*plan) is not None
 

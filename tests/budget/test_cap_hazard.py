@@ -105,6 +105,10 @@ async def test_arguments_the_handler_refuses_are_not_judged_hazardous(wall: Manu
     assert not hazardous(power, "power.timeline.add", bad)
     with pytest.raises(CommandRejected, match="must be after"):
         await run(power, "power.timeline.add", bad)
+    far = {"at": 1e300, "cap_w": 500}
+    assert not hazardous(power, "power.timeline.add", far)
+    with pytest.raises(CommandRejected, match="not a time this node can plan for"):
+        await run(power, "power.timeline.add", far)
 
 
 async def test_a_planned_cut_is_applied_a_lead_early_and_lifted_on_time(

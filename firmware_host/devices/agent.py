@@ -123,6 +123,13 @@ class DeviceAgent:
             raise DeviceUnavailable(f"{self.name} is a {self.kind}, not a PDU")
         return driver
 
+    async def refresh_status(self) -> Any:
+        """Poll the device now: a decision about its state must not rest on the last periodic
+        poll, which may be older than the take just started or cut."""
+        status = await self._live_driver().poll()
+        self._store_status(status)
+        return status
+
     def _live_driver(self) -> Driver:
         if not self.online or self.driver is None:
             raise DeviceUnavailable(f"{self.name} is offline ({self.offline_reason})")

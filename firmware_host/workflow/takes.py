@@ -38,6 +38,7 @@ from protocols.timecode import format_timecode
 
 log = logging.getLogger(__name__)
 SELF_STOPS = frozenset({EventCode.MEDIA_FULL, EventCode.OVER_TEMPERATURE})
+ROLLING = frozenset({CameraState.ARMED, CameraState.RECORDING})
 
 Text12 = Annotated[str, msgspec.Meta(min_length=1, max_length=12)]
 
@@ -124,8 +125,39 @@ class TakeController:
 
     # -- record and cut --------------------------------------------------------------------
 
+    async def _check_ready(self, agents: list[DeviceAgent]) -> None:
+        """Every camera of the take is online, awake, free of errors and not rolling, as read
+        from the cameras now, before any is armed: a take starts on all of them or on none,
+        and no camera is sent a start it would refuse."""
+        statuses = await asyncio.gather(
+            *(a.refresh_status() for a in agents), return_exceptions=True
+        )
+        rolling: list[str] = []
+        problems: list[str] = []
+        for agent, status in zip(agents, statuses, strict=True):
+            if isinstance(status, DeviceUnavailable):
+                problems.append(str(status))
+            elif isinstance(status, (LinkError, NackReceived)):
+                problems.append(f"{agent.name} did not answer its status poll: {status}")
+            elif isinstance(status, BaseException):
+                raise status
+            elif status.state in ROLLING:
+                rolling.append(agent.name)
+            elif status.state is CameraState.ERROR:
+                problems.append(
+                    f"{agent.name} is in ERROR ({status.error.name}): clear it with "
+                    "camera.clear_error once its cause is gone"
+                )
+            elif status.state is CameraState.OFF:
+                problems.append(f"{agent.name} is asleep (OFF)")
+        if rolling:
+            raise CommandRejected(f"a take is rolling on {', '.join(rolling)}: cut it first")
+        if problems:
+            raise CommandRejected("take not started, no camera armed: " + "; ".join(problems))
+
     async def record(self, args: RecordArgs) -> dict[str, Any]:
         agents = self._cameras(args.group, args.cameras)
+        await self._check_ready(agents)
         try:
             drivers = {a.name: a.camera() for a in agents}
         except DeviceUnavailable as exc:
@@ -230,10 +262,14 @@ class TakeController:
         if problems:
             detail = "; ".join(f"{n}: {e}" for n, e in problems.items())
             raise CommandFailed(f"cut incomplete ({detail}); stopped {sorted(stopped) or 'none'}")
+        if not stopped:
+            raise CommandRejected(
+                f"nothing to cut: no take is rolling on {', '.join(a.name for a in agents)}"
+            )
         self.bus.emit(
             "take.cut",
             Severity.INFO,
-            f"cut on {', '.join(sorted(stopped)) or 'no rolling camera'}",
+            f"cut on {', '.join(sorted(stopped))}",
             clips=stopped,
         )
         return {"clips": stopped}

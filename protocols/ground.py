@@ -197,7 +197,8 @@ _READ = frozenset(
      "events.recent"}
 )  # fmt: skip
 _SHOOT = _READ | {
-    "record", "cut", "light.set", "light.power", "camera.jam", "take.circle", "take.note",
+    "record", "cut", "light.set", "light.power", "camera.jam", "camera.clear_error",
+    "take.circle", "take.note",
     "sequence.load", "sequence.start", "sequence.pause", "sequence.resume", "sequence.abort",
     "confirm",
 }  # fmt: skip

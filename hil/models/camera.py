@@ -344,6 +344,8 @@ class CameraModel:
                 NackCode.OVER_TEMPERATURE,
                 f"{self.temperature_c:.1f} C; cool below {self.params.resume_temperature_c:.0f} C",
             )
+        if self.error is CameraError.MEDIA_FULL and self.media_free < self.byte_rate:
+            raise Refusal(NackCode.MEDIA_FULL, "media still full: delete clips or format first")
         if self.state is CameraState.ERROR:
             self.state = CameraState.STANDBY
         self._set_error(CameraError.NONE, "")

@@ -85,3 +85,31 @@ async def test_cut_with_nothing_rolling_says_so(tmp_path: Path, broker: Mosquitt
     assert refused["status"] == "rejected", refused
     assert refused["reason"] == "nothing to cut: no take is rolling on cam-a, cam-b"
     assert set(cut["clips"]) == {"cam-a"}
+
+
+async def test_a_camera_in_error_is_recovered_by_command_once_cooled(
+    tmp_path: Path, broker: Mosquitto
+) -> None:
+    async with shoot(tmp_path, broker, HOT_B) as s:
+        await overheat(s, "cam-b")
+        too_hot = await s.ground.command("camera.clear_error", {"camera": "cam-b"})
+        assert s.sim.control.describe("cam-b")["model"]["state"] == "ERROR"
+        s.sim.control.fault("cam-b", "cooling", 1.0)  # vents cleared: it cools to ~37 C
+
+        def cooled() -> bool:
+            model = s.sim.control.describe("cam-b")["model"]
+            return float(model["temperature_c"]) < 59.0
+
+        await s.ground.wait_for(cooled, 20, "cam-b below its resume temperature")
+        cleared = await s.ok("camera.clear_error", {"camera": "cam-b"})
+        event = await s.wait_event("camera.error_cleared", "cam-b")
+        await s.ok("record", {"scene": "4", "take": 1, "cameras": ["cam-b"]})
+        await s.wait_event("camera.record_started", "cam-b")
+        await s.ok("cut")
+        nothing = await s.ground.command("camera.clear_error", {"camera": "cam-b"})
+    assert too_hot["status"] == "rejected", too_hot
+    assert "cam-b keeps its error" in too_hot["reason"]
+    assert "OVER_TEMPERATURE" in too_hot["reason"] and "cool below 60 C" in too_hot["reason"]
+    assert cleared == {"camera": "cam-b", "cleared": "OVER_TEMPERATURE", "state": "standby"}
+    assert event["data"]["error"] == "OVER_TEMPERATURE"
+    assert nothing["status"] == "rejected" and "no error to clear" in nothing["reason"]

@@ -156,6 +156,7 @@ class Daemon:
         self.limits.check(agent.name, agent.kind, agent.status, agent.stats)
         self.power.on_device_update(agent)
         self.data.on_device_update(agent)
+        self.takes.on_device_update(agent)
         self.ground.update_state(agent.name, self.snapshot(agent))
 
     def snapshot(self, agent: DeviceAgent) -> dict[str, Any]:

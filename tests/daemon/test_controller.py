@@ -90,7 +90,7 @@ async def test_a_device_reset_mid_take_is_detected_and_the_log_reconciled(
     tmp_path: Path, broker: Mosquitto
 ) -> None:
     async with shoot(tmp_path, broker, THREE_CAMERAS) as s:
-        take = await s.ok("record", {"scene": "3", "take": 1})
+        take = await s.roll({"scene": "3", "take": 1})
         await asyncio.sleep(1.0)
         s.sim.control.fault("cam-b", "reset")
         await s.wait_event("device.reset", "cam-b")
@@ -137,10 +137,10 @@ async def test_kill_9_mid_take_loses_nothing_and_duplicates_nothing(
 ) -> None:
     bench = THREE_CAMERAS.split('[[device]]\nname = "cam-c"', maxsplit=1)[0]
     async with shoot(tmp_path, broker, bench) as s:
-        first = await s.ok("record", {"scene": "9", "take": 1})
+        first = await s.roll({"scene": "9", "take": 1})
         await asyncio.sleep(1.0)
         await s.ok("cut")
-        second = await s.ok("record", {"scene": "9", "take": 2})
+        second = await s.roll({"scene": "9", "take": 2})
         await asyncio.sleep(0.5)
         s.daemon.kill()  # SIGKILL: no chance to write anything more
         s.sim.control.fault("cam-b", "reset")  # while the daemon is dead, cam-b's take ends

@@ -3,6 +3,7 @@ none, only what rolled is logged, and a camera in ERROR is recovered by command.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,11 @@ async def overheat(s: Shoot, camera: str) -> None:
 def state_of(s: Shoot, camera: str) -> str | None:
     status = s.ground.states[camera]["status"]
     return str(status["state"]) if status else None
+
+
+async def logged_clips(s: Shoot, scene: str) -> list[dict[str, Any]]:
+    log = await s.ok("shotlog.query", {"scene": scene})
+    return [clip for take in log["takes"] for clip in take["clips"]]
 
 
 def executions(s: Shoot, camera: str) -> int:
@@ -80,7 +86,7 @@ async def test_record_while_rolling_is_refused_before_any_camera_is_asked(
 async def test_cut_with_nothing_rolling_says_so(tmp_path: Path, broker: Mosquitto) -> None:
     async with shoot(tmp_path, broker, HOT_B.replace("faults = { cooling = 3.0 }", "")) as s:
         refused = await s.ground.command("cut")
-        await s.ok("record", {"scene": "3", "take": 1, "cameras": ["cam-a"]})
+        await s.roll({"scene": "3", "take": 1, "cameras": ["cam-a"]})
         cut = await s.ok("cut")
     assert refused["status"] == "rejected", refused
     assert refused["reason"] == "nothing to cut: no take is rolling on cam-a, cam-b"
@@ -113,3 +119,74 @@ async def test_a_camera_in_error_is_recovered_by_command_once_cooled(
     assert cleared == {"camera": "cam-b", "cleared": "OVER_TEMPERATURE", "state": "standby"}
     assert event["data"]["error"] == "OVER_TEMPERATURE"
     assert nothing["status"] == "rejected" and "no error to clear" in nothing["reason"]
+
+
+LONG_LEAD = "[project]\nrecord_lead_ms = 5000\n"  # room to cut before the start frame
+TWO_CAMERAS = HOT_B.replace("faults = { cooling = 3.0 }", "").replace("speed = 400", "speed = 1")
+
+
+async def test_a_cut_inside_the_lead_cancels_the_take_and_logs_nothing(
+    tmp_path: Path, broker: Mosquitto
+) -> None:
+    async with shoot(tmp_path, broker, TWO_CAMERAS, extra=LONG_LEAD) as s:
+        armed = await s.ok("record", {"scene": "6", "take": 1})
+        cut = await s.ok("cut")
+        cancelled = await s.wait_event("take.cancelled")
+        log = await s.ok("shotlog.query", {"scene": "6"})
+        clips = {n: s.sim.control.describe(n)["model"]["clips"] for n in ("cam-a", "cam-b")}
+        rolled = await s.roll({"scene": "6", "take": 2})  # the next take rolls and is logged
+        await s.ok("cut")
+        after = await s.ok("shotlog.query", {"scene": "6"})
+    assert armed["state"] == "armed" and "take_id" not in armed
+    assert cut["clips"] == {} and set(cut["cancelled"]) == {"cam-a", "cam-b"}
+    assert set(cancelled["data"]["cameras"]) == {"cam-a", "cam-b"}
+    assert log["takes"] == []  # no 0-frame 'cut' take the cameras never made
+    assert clips == {"cam-a": [], "cam-b": []}
+    assert not s.events("take.started", since=0) or all(
+        e["data"]["take"] == 2 for e in s.events("take.started")
+    )
+    (take,) = after["takes"]
+    assert take["take_id"] == rolled["take_id"] and take["take"] == 2
+
+
+async def test_a_take_that_rolled_is_logged_once(tmp_path: Path, broker: Mosquitto) -> None:
+    async with shoot(tmp_path, broker, TWO_CAMERAS) as s:
+        started = await s.roll({"scene": "7", "take": 1})
+        await s.ground.wait_for(
+            lambda: state_of(s, "cam-a") == state_of(s, "cam-b") == "recording", 10, "polled"
+        )  # the polled status confirms again what RECORD_STARTED said first
+        cut = await s.ok("cut")
+        log = await s.ok("shotlog.query", {"scene": "7"})
+    (take,) = log["takes"]
+    assert take["take_id"] == started["take_id"] and take["status"] == "cut"
+    assert len(s.events("take.started")) == 1
+    assert {c["camera"]: c["state"] for c in take["clips"]} == {
+        "cam-a": "closed",
+        "cam-b": "closed",
+    }
+    assert all(c["frames"] > 0 for c in take["clips"])
+    assert set(cut["clips"]) == {"cam-a", "cam-b"} and cut["cancelled"] == {}
+
+
+async def test_a_take_armed_when_the_daemon_died_is_logged_after_the_restart(
+    tmp_path: Path, broker: Mosquitto
+) -> None:
+    async with shoot(tmp_path, broker, TWO_CAMERAS, extra=LONG_LEAD) as s:
+        armed = await s.ok("record", {"scene": "8", "take": 1})
+        s.daemon.kill()  # before any camera rolled: nothing of this take is in the log yet
+        s.restart_daemon()
+        await s.ground.wait_for(lambda: len(s.ground.births) >= 2, 20, "a second birth")
+        await s.ground.wait_for(lambda: s.ground.online("cam-a", "cam-b"), 20, "adopted again")
+        # Found armed (restarted within the lead) or rolling (restarted after it): either
+        # way the take is logged once its cameras roll, with both clips under it.
+        deadline = asyncio.get_running_loop().time() + 15
+        while len(await logged_clips(s, "8")) < 2:
+            assert asyncio.get_running_loop().time() < deadline, "take never logged"
+            await asyncio.sleep(0.1)
+        cut = await s.ok("cut")
+        log = await s.ok("shotlog.query", {"scene": "8"})
+    assert set(cut["clips"]) == {"cam-a", "cam-b"}
+    (take,) = log["takes"]  # one take, both clips under it: nothing orphaned, nothing twice
+    assert take["start_frame"] == armed["start_frame"] and take["status"] == "cut"
+    assert sorted(c["camera"] for c in take["clips"]) == ["cam-a", "cam-b"]
+    assert all(c["state"] == "closed" and c["frames"] > 0 for c in take["clips"])

@@ -109,6 +109,8 @@ class DeviceSnapshot(msgspec.Struct, forbid_unknown_fields=True):
     missed_polls: int
     link: dict[str, Any]  # link statistics and round-trip histogram
     timecode_offset_frames: float | None = None  # cameras: vs the daemon's reference
+    timecode_uncertainty_frames: float | None = None  # the offset is right within +- this
+    timecode_measured_at: float | None = None  # unix time the camera's clock was read
 
 
 class Argument(msgspec.Struct, forbid_unknown_fields=True):

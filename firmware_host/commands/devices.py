@@ -129,7 +129,11 @@ class DeviceCommands:
             if isinstance(result, BaseException):
                 problems.append(f"{agent.name}: {result}")
             else:
-                offsets[agent.name] = {"offset_us": result}
+                offsets[agent.name] = {
+                    "offset_us": round(result.offset_s * 1e6),
+                    "uncertainty_us": round(result.uncertainty_s * 1e6),
+                    "measured_at": round(result.at, 6),
+                }
         if problems:
             raise CommandFailed("jam incomplete: " + "; ".join(problems))
         return {"jammed": offsets}

@@ -4,7 +4,8 @@ Free-running camera clocks drift by tens of ppm, about a frame every 10 to 20 mi
 monitor reads each online camera's clock at a fixed interval; past `limit_frames` it raises
 one `timecode.drift` event (not one per reading), re-jams the camera at once if it is not
 rolling (never mid-take: that would break the clip's timecode), and clears once the camera
-is back under half the limit.
+is back under half the limit. Every offset it reports carries its uncertainty and the instant
+it was read (see workflow/timecode.py), so it can be checked against any other clock.
 """
 
 from __future__ import annotations

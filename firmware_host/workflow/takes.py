@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -96,6 +97,7 @@ class ArmedTake:
     start_frame: int
     settings: dict[str, dict[str, Any]]
     clips: dict[str, tuple[int, int]] = field(default_factory=dict)  # camera: clip id, tc in
+    unlogged: bool = False  # it rolled and writing it to the shot log failed (reported)
 
 
 class TakeController:
@@ -263,18 +265,33 @@ class TakeController:
         armed = self._armed.get(camera)
         if armed is None:
             return
+        try:
+            take_id = self.shotlog.take_started(
+                scene=armed.scene,
+                take=armed.take,
+                roll=armed.roll,
+                start_frame=armed.start_frame,
+                frame_rate=self.reference.rate.fps,
+                clips={n: clip_id for n, (clip_id, _) in armed.clips.items()},
+                settings=armed.settings,
+                timecodes_in={n: tc_in for n, (_, tc_in) in armed.clips.items()},
+            )
+        except sqlite3.Error as exc:
+            # Called from the link's receive path and the poll loop: never let the log's
+            # storage break either. The take stays armed here, so the next confirmation (the
+            # next poll) tries again; the crew hears of it once.
+            if not armed.unlogged:
+                armed.unlogged = True
+                self.bus.emit(
+                    "take.unlogged",
+                    Severity.CRITICAL,
+                    f"scene {armed.scene} take {armed.take} is rolling on "
+                    f"{', '.join(armed.clips)} but the shot log cannot be written: {exc}",
+                    file=str(self.shotlog.path),
+                )
+            return
         for name in armed.clips:
             self._armed.pop(name, None)
-        take_id = self.shotlog.take_started(
-            scene=armed.scene,
-            take=armed.take,
-            roll=armed.roll,
-            start_frame=armed.start_frame,
-            frame_rate=self.reference.rate.fps,
-            clips={n: clip_id for n, (clip_id, _) in armed.clips.items()},
-            settings=armed.settings,
-            timecodes_in={n: tc_in for n, (_, tc_in) in armed.clips.items()},
-        )
         described = {"take_id": take_id, **self._describe(armed)}
         self.bus.emit(
             "take.started",

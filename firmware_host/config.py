@@ -16,6 +16,7 @@ from urllib.parse import unquote, urlsplit
 import msgspec
 
 from firmware_host.budget.models import CameraModel, LightModel, PduModel
+from protocols.messages.light import CCT_MAX_K, CCT_MIN_K
 from protocols.timecode import FrameRate
 
 DeviceKind = Literal["camera", "light", "pdu"]
@@ -30,6 +31,7 @@ class ConfigError(Exception):
 class NodeConfig(msgspec.Struct, forbid_unknown_fields=True):
     name: Name = "cupola"
     state_dir: str = "state"  # SQLite files (shot log, events, outbox, counters)
+    tap_socket: str = "tap.sock"  # link tap for `cupola decode --tap` (relative: to state_dir)
 
 
 class ProjectConfig(msgspec.Struct, forbid_unknown_fields=True):
@@ -128,6 +130,19 @@ class AuthConfig(msgspec.Struct, forbid_unknown_fields=True):
     arm_window_s: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 60.0  # hazardous confirm
 
 
+class PresetLight(msgspec.Struct, forbid_unknown_fields=True):
+    intensity_pct: Annotated[float, msgspec.Meta(ge=0, le=100)]
+    cct_k: Annotated[int, msgspec.Meta(ge=CCT_MIN_K, le=CCT_MAX_K)] | None = None  # else kept
+
+
+class PresetConfig(msgspec.Struct, forbid_unknown_fields=True):
+    """A named look: several lights set together by `light.preset` (OPERATIONS.md)."""
+
+    name: Name
+    lights: Annotated[dict[str, PresetLight], msgspec.Meta(min_length=1)]
+    fade_s: Annotated[float, msgspec.Meta(ge=0, le=600)] = 0.0
+
+
 class DeviceConfig(msgspec.Struct, forbid_unknown_fields=True):
     name: Name
     kind: DeviceKind
@@ -156,6 +171,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
     auth: AuthConfig = msgspec.field(default_factory=AuthConfig)
     devices: list[DeviceConfig] = msgspec.field(name="device", default_factory=list)
     groups: list[GroupConfig] = msgspec.field(name="group", default_factory=list)
+    presets: list[PresetConfig] = msgspec.field(name="preset", default_factory=list)
 
     def device(self, name: str) -> DeviceConfig:
         for device in self.devices:
@@ -234,6 +250,23 @@ def _resolve(config_path: Path, value: str) -> Path:
     return candidate if candidate.is_absolute() else (config_path.parent / candidate).resolve()
 
 
+def preset_problems(config: Config) -> list[str]:
+    """Each preset names lights that exist, and no two presets share a name."""
+    lights = sorted(d.name for d in config.devices if d.kind == "light")
+    problems = []
+    names: set[str] = set()
+    for index, preset in enumerate(config.presets):
+        if preset.name in names:
+            problems.append(f"preset[{index}].name {preset.name!r} is used twice")
+        names.add(preset.name)
+        problems += [
+            f"preset[{index}].lights: {light!r} is not a configured light (lights: {lights})"
+            for light in preset.lights
+            if light not in lights
+        ]
+    return problems
+
+
 def _check(config: Config, origin: str) -> Config:
     seen: dict[str, int] = {}
     for index, device in enumerate(config.devices):
@@ -270,6 +303,8 @@ def _check(config: Config, origin: str) -> Config:
                     f"{origin}: group[{index}].cameras: {camera!r} is not a configured camera "
                     f"(cameras: {sorted(cameras)})"
                 )
+    for problem in preset_problems(config):
+        raise ConfigError(f"{origin}: {problem}")
     limits = config.limits
     for key in ("camera_temperature_c", "light_temperature_c", "link_error_rate"):
         band: Band = getattr(limits, key)

@@ -18,6 +18,7 @@ import msgspec
 from firmware_host.budget.data import DataBudgets
 from firmware_host.budget.ledger import BudgetLedger
 from firmware_host.budget.power import PowerManager
+from firmware_host.commands.camera_settings import CameraSettingsCommand
 from firmware_host.commands.devices import DeviceCommands, NoArgs
 from firmware_host.commands.dispatcher import CommandSpec, Dispatcher
 from firmware_host.config import Config
@@ -29,6 +30,7 @@ from firmware_host.groundlink.outbox import ROUTINE, Outbox
 from firmware_host.groundlink.pacing import Pacer
 from firmware_host.groundlink.stream import StreamPublisher
 from firmware_host.health.limits import LimitMonitor, default_limits
+from firmware_host.link.tap import LinkTap, TapServer
 from firmware_host.sdnotify import Notifier
 from firmware_host.supervisor import Supervisor
 from firmware_host.workflow.drift import DriftMonitor
@@ -74,6 +76,8 @@ class Daemon:
             stream_id=self.outbox.stream_id,
         )
         failsafe = config.failsafe
+        self.taps = {d.name: LinkTap(d.name, d.baud, time.time) for d in config.devices}
+        self.tap_server = TapServer(state_dir / config.node.tap_socket, self.taps)
         self.devices: dict[str, DeviceAgent] = {
             d.name: DeviceAgent(
                 d,
@@ -82,6 +86,7 @@ class Daemon:
                 self._device_updated,
                 host_timeout_ms=round(failsafe.host_timeout_s * 1000),
                 light_failsafe_permille=round(failsafe.light_pct * 10),
+                tap=self.taps[d.name],
             )
             for d in config.devices
         }
@@ -113,7 +118,8 @@ class Daemon:
         self.dispatcher = Dispatcher()
         self.sequences = SequenceRunner(self.dispatcher, self.devices, self.bus)
         for spec in [
-            *DeviceCommands(self.devices, self.power).commands(),
+            *DeviceCommands(self.devices, self.power, config.presets).commands(),
+            *CameraSettingsCommand(self.devices, self.reference.rate).commands(),
             *self.takes.commands(),
             *self.sequences.commands(),
             *self.power.commands(),
@@ -255,6 +261,7 @@ class Daemon:
             "telemetry", self._sample_telemetry, watchdog_s=self.config.telemetry.interval_s + 30
         )
         supervisor.add("power", self.power.run)
+        supervisor.add("link-tap", self.tap_server.run)
         supervisor.add("data-budgets", self.data.run)
         supervisor.add("commands", self._command_worker, watchdog_s=self.dispatcher.timeout_s + 10)
         self.drift.beat = supervisor.beater("timecode-drift")

@@ -199,8 +199,8 @@ _READ = frozenset(
      "events.recent"}
 )  # fmt: skip
 _SHOOT = _READ | {
-    "record", "cut", "light.set", "light.power", "camera.jam", "camera.clear_error",
-    "take.circle", "take.note",
+    "record", "cut", "light.set", "light.preset", "light.power", "camera.jam",
+    "camera.clear_error", "camera.settings", "take.circle", "take.note",
     "sequence.load", "sequence.start", "sequence.pause", "sequence.resume", "sequence.abort",
     "confirm",
 }  # fmt: skip

@@ -226,11 +226,27 @@ def _onboard_commands(add: Adder) -> None:
     p.add_argument("--report", type=Path, help="write JUnit XML and an HTML report here")
     p.add_argument("--speed", type=float, default=1.0, help="simulator physics time scale")
 
+    p = add("up", _cmd_up, "Bring up a broker, simulated devices and the daemon for hand use.")
+    p.add_argument(
+        "--bench",
+        default="studio",
+        help="a shipped bench (minimal, studio, crew-of-three) or a bench file",
+    )
+    p.add_argument("--devices", type=int, help="instead: N generated cameras and lights")
+    p.add_argument("--dir", type=Path, default=Path("cupola-rig"),
+                   help="keys, configs, logs and state (kept between runs)")  # fmt: skip
+
     p = add("demo", _cmd_demo, "Run the nominal shoot-day scenario, watched by the monitor.")
     p.add_argument("--scenario", default="nominal", help="another scenario from `bench list`")
     p.add_argument("--keep", action="store_true", help="keep the work directory")
     p.add_argument("--no-ui", action="store_true", help="print the monitor's summary instead")
     p.add_argument("--screenshot", type=Path, help="save the monitor as SVG mid-take (headless)")
+
+
+def _cmd_up(args: argparse.Namespace) -> int:
+    from tools.up import run_up
+
+    return run_up(args.bench, args.devices, args.dir)
 
 
 def _instant(text: str) -> float:

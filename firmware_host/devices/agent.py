@@ -23,6 +23,7 @@ from firmware_host.link.connection import LinkConnection, open_link
 from firmware_host.link.errors import LinkError, LinkTimeout
 from firmware_host.link.session import RequestSession
 from firmware_host.link.stats import LinkStats
+from firmware_host.link.transport import Tap
 from firmware_host.workflow.timecode import (
     ClockReading,
     ReferenceClock,
@@ -86,8 +87,10 @@ class DeviceAgent:
         reconnect_max_s: float = 2.0,
         host_timeout_ms: int = 0,
         light_failsafe_permille: int = 0,
+        tap: Tap | None = None,
     ) -> None:
         self.config = config
+        self.tap = tap
         self.name = config.name
         self.kind = config.kind
         self.bus = bus
@@ -176,6 +179,7 @@ class DeviceAgent:
             retries=config.retries,
             on_event=self._on_event_frame,
             wall=self.reference.wall,
+            tap=self.tap,
         )
         self.session = self._link.session
         self.stats.reconnects += 1

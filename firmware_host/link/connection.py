@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from firmware_host.link.errors import LinkDown
 from firmware_host.link.session import RequestSession
 from firmware_host.link.stats import LinkStats
-from firmware_host.link.transport import SerialPort
+from firmware_host.link.transport import SerialPort, Tap
 from protocols.framing import Frame
 
 
@@ -32,6 +32,7 @@ async def open_link(
     retries: int,
     on_event: Callable[[Frame], None] | None = None,
     wall: Callable[[], float] = time.time,
+    tap: Tap | None = None,
 ) -> LinkConnection:
     """Open `path` as a serial port and put a request session on it."""
     port: SerialPort | None = None
@@ -44,5 +45,7 @@ async def open_link(
     session = RequestSession(
         device, write, stats, timeout_s=timeout_s, retries=retries, on_event=on_event, wall=wall
     )
-    port = await SerialPort.open(path, baud, stats.frames, session.on_frame, session.link_lost)
+    port = await SerialPort.open(
+        path, baud, stats.frames, session.on_frame, session.link_lost, tap=tap
+    )
     return LinkConnection(port, session)

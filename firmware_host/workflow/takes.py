@@ -232,6 +232,7 @@ class TakeController:
                     f"not {format_timecode(start, rate)}",
                     source=name,
                 )
+        await self._refresh(agents)  # after registering: a confirmation may come meanwhile
         result = {**self._describe(armed), "state": "armed", "rolls_in_s": self.lead_s}
         self.bus.emit(
             "take.armed",
@@ -241,6 +242,13 @@ class TakeController:
             **result,
         )
         return result
+
+    @staticmethod
+    async def _refresh(agents: list[DeviceAgent]) -> None:
+        """Read the cameras just armed or stopped, so what every other command and the ground
+        see of them is their new state, not a poll from before (a camera that does not
+        answer now is caught up by its next poll)."""
+        await asyncio.gather(*(a.refresh_status() for a in agents), return_exceptions=True)
 
     def _describe(self, armed: ArmedTake) -> dict[str, Any]:
         rate = self.reference.rate
@@ -347,6 +355,7 @@ class TakeController:
             }
 
         await asyncio.gather(*(stop(a) for a in agents))
+        await self._refresh([a for a in agents if a.name in stopped or a.name in cancelled])
         self.data.media.take_ended(sorted(stopped | cancelled))
         if cancelled:
             self.bus.emit(

@@ -56,7 +56,7 @@ _READ_FRAME_BYTES = MIN_FRAME + 3  # TIMECODE_GET: empty body
 _READING_FRAME_BYTES = MIN_FRAME + 10 + 3  # its reply, a TimecodeReading
 CLOCK_FIELDS = ("timecode_offset_frames", "timecode_uncertainty_frames", "timecode_measured_at")
 CLOCK_SAMPLES = 5  # readings per clock measurement; the least delayed is kept
-JAM_ATTEMPTS = 3
+JAM_ATTEMPTS = 5
 JAM_TOLERANCE_FRAMES = 0.05  # a jam leaving more (offset + uncertainty) is done again
 
 

@@ -27,6 +27,10 @@ class ConfigError(Exception):
     """The configuration cannot be used; the message names the key and the problem."""
 
 
+class ConfigUnreadable(ConfigError):
+    """The file itself cannot be read (missing, a folder, no permission)."""
+
+
 class NodeConfig(msgspec.Struct, forbid_unknown_fields=True):
     name: Name = "cupola"
     state_dir: str = "state"  # SQLite files (shot log, events, outbox, counters)
@@ -174,6 +178,9 @@ class BrokerAddress:
 
     @classmethod
     def parse(cls, url: str) -> BrokerAddress:
+        if "://" not in url:
+            hint = f"write mqtt://{url}" if url.isprintable() else "write mqtt://HOST:PORT"
+            raise ConfigError(f"broker URL {url!r} has no scheme: {hint} (mqtts:// for TLS)")
         parts = urlsplit(url)
         if parts.scheme not in ("mqtt", "mqtts"):
             raise ConfigError(f"broker URL {url!r} must start with mqtt:// or mqtts://")
@@ -196,7 +203,7 @@ class BrokerAddress:
 def parse_config(data: bytes | str, origin: str = "config") -> Config:
     try:
         config = msgspec.toml.decode(data, type=Config)
-    except msgspec.DecodeError as exc:
+    except (UnicodeDecodeError, msgspec.DecodeError) as exc:
         raise ConfigError(f"{origin}: {exc}") from exc
     return _check(config, origin)
 
@@ -206,7 +213,7 @@ def load_config(path: Path) -> Config:
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+        raise ConfigUnreadable(f"{path}: cannot read: {exc.strerror}") from exc
     config = parse_config(data, str(path))
     config.node.state_dir = str(_resolve(path, config.node.state_dir))
     config.auth.keyring = str(_resolve(path, config.auth.keyring))

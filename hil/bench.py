@@ -87,7 +87,7 @@ class BenchSpec(msgspec.Struct, forbid_unknown_fields=True):
 def load_bench(path: Path) -> BenchSpec:
     try:
         spec = msgspec.toml.decode(path.read_bytes(), type=BenchSpec)
-    except (OSError, msgspec.DecodeError) as exc:
+    except (OSError, UnicodeDecodeError, msgspec.DecodeError) as exc:
         raise BenchError(f"{path}: {exc}") from exc
     return check_bench(spec, str(path))
 

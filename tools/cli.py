@@ -1,13 +1,38 @@
-"""`cupola`: one command, with a subcommand per job. Heavy imports happen per subcommand."""
+"""`cupola`: one command, with a subcommand per job. Heavy imports happen per subcommand.
+
+Every subcommand runs inside one error boundary (`main`): a typed error (tools/exits.py)
+becomes one line on stderr and its exit status, so no bad input ends in a traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
 import datetime
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
+
+from firmware_host.config import BrokerAddress, ConfigError
+from tools.exits import (
+    EX_CONFIG,
+    EX_INTERRUPTED,
+    EX_IOERR,
+    EX_PIPE,
+    EX_SOFTWARE,
+    EX_USAGE,
+    CliError,
+    DataError,
+    NoInputError,
+    UnavailableError,
+    UsageError,
+    input_refused,
+    reason,
+)
+
+log = logging.getLogger("cupola")
 
 
 def _setup_logging(level: str) -> None:
@@ -25,8 +50,7 @@ def _cmd_sim(args: argparse.Namespace) -> int:
     try:
         return run(args.config, args.run_dir)
     except BenchError as exc:
-        print(f"cupola sim: {exc}", file=sys.stderr)
-        return 2
+        raise input_refused(exc) from None
 
 
 def _cmd_simctl(args: argparse.Namespace) -> int:
@@ -36,24 +60,33 @@ def _cmd_simctl(args: argparse.Namespace) -> int:
     from hil.control import ControlClient
 
     client = ControlClient(args.control)
+    if args.op == "fault" and not (args.device and args.fault):
+        raise UsageError("fault needs a device and a fault: simctl fault DEVICE FAULT [VALUE]")
+    if args.op == "describe" and not args.device:
+        raise UsageError("describe needs a device: simctl describe DEVICE")
     try:
         if args.op == "fault":
-            if not args.device or not args.fault:
-                print("cupola simctl fault DEVICE FAULT [VALUE] [--for S]", file=sys.stderr)
-                return 2
             value = _scalar(args.value) if args.value is not None else True
             result = client.fault(args.device, args.fault, value, args.duration)
         elif args.op == "describe":
             result = client.describe(args.device)
         elif args.op == "speed":
-            result = client.call("speed", value=float(args.device))
+            result = client.call("speed", value=_number(args.device, "speed FACTOR"))
         else:
             result = client.call(args.op)
-    except (BenchError, OSError, ValueError) as exc:
-        print(f"cupola simctl: {exc}", file=sys.stderr)
-        return 1
+    except OSError as exc:
+        raise UnavailableError(f"cannot reach the bench at {args.control}: {reason(exc)}") from None
+    except BenchError as exc:
+        raise DataError(str(exc)) from None
     print(json.dumps(result, indent=2, default=str))
     return 0
+
+
+def _number(text: str | None, usage: str) -> float:
+    try:
+        return float(text or "")
+    except ValueError:
+        raise UsageError(f"{text!r} is not a number: simctl {usage}") from None
 
 
 def _scalar(text: str) -> object:
@@ -66,17 +99,15 @@ def _scalar(text: str) -> object:
 
 
 def _cmd_daemon(args: argparse.Namespace) -> int:
-    from firmware_host.config import ConfigError, load_config
+    from firmware_host.config import ConfigUnreadable, load_config
 
     path = args.check or args.config
     if path is None:
-        print("cupola daemon: give --config FILE (or --check FILE)", file=sys.stderr)
-        return 2
+        raise UsageError("give --config FILE (or --check FILE)")
     try:
         config = load_config(path)
-    except ConfigError as exc:
-        print(f"cupola daemon: {exc}", file=sys.stderr)
-        return 2
+    except ConfigUnreadable as exc:
+        raise NoInputError(str(exc)) from None
     if args.check:
         print(f"{path}: OK ({len(config.devices)} devices, node {config.node.name!r})")
         return 0
@@ -91,8 +122,7 @@ def _cmd_monitor(args: argparse.Namespace) -> int:
 
         return run_replay(args.replay, args.node, at=args.at, text=args.text)
     if args.broker is None:
-        print("cupola monitor: give --broker URL (or --replay CAPTURE)", file=sys.stderr)
-        return 2
+        raise UsageError("give --broker URL (or --replay CAPTURE)")
     if args.json:
         from tools.monitor.jsonlines import run_json_monitor
 
@@ -107,9 +137,13 @@ def _cmd_monitor(args: argparse.Namespace) -> int:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from tools.demo import run_demo
+    from tools.scenario.spec import ScenarioError
 
     ui = False if args.no_ui else None
-    return run_demo(args.scenario, keep=args.keep, ui=ui, screenshot=args.screenshot)
+    try:
+        return run_demo(args.scenario, keep=args.keep, ui=ui, screenshot=args.screenshot)
+    except ScenarioError as exc:
+        raise input_refused(exc) from None
 
 
 def _cmd_decode(args: argparse.Namespace) -> int:
@@ -125,21 +159,19 @@ def _cmd_keys(args: argparse.Namespace) -> int:
     try:
         if args.op == "create":
             if not (args.role and args.id and args.out):
-                print("cupola keys create --role ROLE --id ID --out FILE [--keyring FILE]",
-                      file=sys.stderr)  # fmt: skip
-                return 2
+                raise UsageError("create needs --role ROLE --id ID --out FILE [--keyring FILE]")
             return keys.create(args.role, args.id, args.out, args.keyring)
         if args.keyring is None:
-            print(f"cupola keys {args.op}: --keyring FILE is required", file=sys.stderr)
-            return 2
+            raise UsageError(f"{args.op} needs --keyring FILE")
         if args.op == "revoke":
             keys.revoke(args.keyring, args.id)
             print(f"revoked {args.id!r} in {args.keyring}")
             return 0
         return keys.listing(args.keyring)
-    except (KeyFileError, ValueError) as exc:
-        print(f"cupola keys: {exc}", file=sys.stderr)
-        return 1
+    except KeyFileError as exc:
+        raise input_refused(exc) from None
+    except ValueError as exc:
+        raise DataError(str(exc)) from None
 
 
 def _cmd_commands(args: argparse.Namespace) -> int:
@@ -169,16 +201,22 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if args.op == "list":
         return cli.listing()
     if not args.scenario:
-        print("cupola bench run: name a scenario file or one of `cupola bench list`")
-        return 2
+        raise UsageError("run: name a scenario file or one of `cupola bench list`")
     return cli.run(args.scenario, args.report, args.speed)
 
 
 Adder = Callable[[str, Callable[[argparse.Namespace], int], str], argparse.ArgumentParser]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line complaint and EX_USAGE (its own 2 means "rejected" to `cmd`)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EX_USAGE, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cupola", description=__doc__)
+    parser = _Parser(prog="cupola", description=__doc__)
     parser.add_argument("--log-level", default="warning", help="debug, info, warning, error")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -217,7 +255,7 @@ def _onboard_commands(add: Adder) -> None:
         "--hex", action="store_true", help="input is a hex dump (plain, xxd, hexdump -C)"
     )
     p.add_argument("--port", help="decode a live serial port instead")
-    p.add_argument("--baud", type=int, default=115200)
+    p.add_argument("--baud", type=_baud, default=115200)
     p.add_argument("--json", action="store_true", help="one JSON object per line")
 
     p = add("bench", _cmd_bench, "Run a shoot-day scenario on the bench and judge it.")
@@ -231,6 +269,12 @@ def _onboard_commands(add: Adder) -> None:
     p.add_argument("--keep", action="store_true", help="keep the work directory")
     p.add_argument("--no-ui", action="store_true", help="print the monitor's summary instead")
     p.add_argument("--screenshot", type=Path, help="save the monitor as SVG mid-take (headless)")
+
+
+def _baud(text: str) -> int:
+    if not text.isdigit() or not 50 <= int(text) <= 12_000_000:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a baud rate (50 to 12000000)")
+    return int(text)
 
 
 def _instant(text: str) -> float:
@@ -248,9 +292,18 @@ def _instant(text: str) -> float:
     return moment.timestamp()
 
 
+def _broker_url(text: str) -> str:
+    """A broker URL, checked before anything connects (a bad one would otherwise hang)."""
+    try:
+        BrokerAddress.parse(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def _ground_commands(add: Adder) -> None:
     p = add("monitor", _cmd_monitor, "Watch a node from the ground (a terminal UI).")
-    p.add_argument("--broker", help="mqtt://user:pass@host:port or mqtts://...")
+    p.add_argument("--broker", type=_broker_url, help="mqtt://user:pass@host:port or mqtts://...")
     p.add_argument("--node", help="node name (default iss-film; --json: every node; --replay: "
                    "the capture's)")  # fmt: skip
     p.add_argument("--ca", type=Path, help="CA certificate for mqtts://")
@@ -271,12 +324,22 @@ def _ground_commands(add: Adder) -> None:
     p.add_argument("--keyring", type=Path, help="the node's keyring file")
 
     p = add("commands", _cmd_commands, "List the node's commands, their arguments and roles.")
-    p.add_argument("--broker", required=True, help="mqtt://user:pass@host:port or mqtts://...")
+    p.add_argument(
+        "--broker",
+        required=True,
+        type=_broker_url,
+        help="mqtt://user:pass@host:port or mqtts://...",
+    )
     p.add_argument("--node", default="iss-film", help="the node")
     p.add_argument("--ca", type=Path, help="CA certificate for mqtts://")
 
     p = add("cmd", _cmd_cmd, "Sign a command, send it and wait for its result.")
-    p.add_argument("--broker", required=True, help="mqtt://user:pass@host:port or mqtts://...")
+    p.add_argument(
+        "--broker",
+        required=True,
+        type=_broker_url,
+        help="mqtt://user:pass@host:port or mqtts://...",
+    )
     p.add_argument("--key", required=True, type=Path, help="your key file")
     p.add_argument("--node", default="iss-film", help="the node to command")
     p.add_argument("--ca", type=Path, help="CA certificate for mqtts://")
@@ -295,10 +358,36 @@ def _ground_commands(add: Adder) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _setup_logging(args.log_level)
+    prog = f"cupola {args.command}"
     try:
         return int(args.handler(args))
     except KeyboardInterrupt:
-        return 130
+        return EX_INTERRUPTED
+    except BrokenPipeError:
+        _stdout_to_devnull()
+        return EX_PIPE
+    except CliError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return exc.status
+    except ConfigError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return EX_CONFIG
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"{prog}: {where}{reason(exc)}", file=sys.stderr)
+        return EX_IOERR
+    except Exception as exc:  # the boundary: a bug still gets one line, not a traceback
+        log.debug("%s failed", prog, exc_info=True)
+        print(f"{prog}: internal error: {type(exc).__name__}: {exc} "
+              "(`cupola --log-level debug ...` shows where)", file=sys.stderr)  # fmt: skip
+        return EX_SOFTWARE
+
+
+def _stdout_to_devnull() -> None:
+    """The reader left (`| head`): drop what is still buffered so exit stays quiet."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 if __name__ == "__main__":

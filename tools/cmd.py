@@ -3,8 +3,10 @@
 Arguments are `key=value` pairs or one JSON object. Values are read as the types the
 command takes, from the node's birth certificate (`scene=7` is text, `take=7` a number);
 with no birth on the broker, as JSON when they parse, else as text. Exit status: 0 ok,
-1 failed, 2 rejected, 3 no result in time, 4 armed (a hazardous command waiting for
-`confirm arm_id=...`; `--yes` confirms it at once), 64 unusable arguments or key.
+1 failed, 2 rejected, 3 no result in time (or no birth to list commands from), 4 armed (a
+hazardous command waiting for `confirm arm_id=...`; `--yes` confirms it at once); the
+shared statuses of tools/exits.py otherwise: 64 unusable arguments, 65 a key file that is
+not one, 66 no key file, 69 broker unreachable.
 """
 
 from __future__ import annotations
@@ -21,11 +23,11 @@ import msgspec
 
 from protocols import ground
 from protocols.ground import KeyFileError, read_key
+from tools.exits import UnavailableError, UsageError, input_refused
 from tools.ground_client import CommandTimeout, GroundSession
 
 EXIT = {"ok": 0, "duplicate": 0, "failed": 1, "rejected": 2, "armed": 4}
 NO_RESULT = 3
-USAGE = 64
 
 
 class ArgumentError(ValueError):
@@ -141,8 +143,7 @@ def list_commands(url: str, node: str, *, ca_file: Path | None) -> int:
     try:
         listing = asyncio.run(_listing(url, node, ca_file))
     except aiomqtt.MqttError as exc:
-        print(f"cupola commands: broker: {exc}", file=sys.stderr)
-        return NO_RESULT
+        raise UnavailableError(f"broker: {exc}") from None
     if listing is None:
         print(f"cupola commands: no birth certificate from {node!r} on the broker "
               "(wrong --node, or the node has never connected)", file=sys.stderr)  # fmt: skip
@@ -189,15 +190,15 @@ def run(
             send(url, node, key_path, name, words, ca_file=ca_file, timeout=timeout,
                  confirm=confirm)
         )  # fmt: skip
-    except (KeyFileError, ArgumentError) as exc:
-        print(f"cupola cmd: {name}: {exc}", file=sys.stderr)
-        return USAGE
+    except KeyFileError as exc:
+        raise input_refused(exc) from None
+    except ArgumentError as exc:
+        raise UsageError(f"{name}: {exc}") from None
     except CommandTimeout as exc:
         print(f"cupola cmd: no result: {exc}", file=sys.stderr)
         return NO_RESULT
     except aiomqtt.MqttError as exc:
-        print(f"cupola cmd: broker: {exc}", file=sys.stderr)
-        return NO_RESULT
+        raise UnavailableError(f"broker: {exc}") from None
     for result in results:
         print(json.dumps(result))
     if results[-1]["status"] == "armed":

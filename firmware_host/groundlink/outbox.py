@@ -23,7 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from firmware_host.storage import open_database
+
+# Bodies go to the ground as they are stored, so they are stored as strict JSON: a non-finite
+# number (a NaN reading, an inf budget) becomes null, never the `NaN`/`Infinity` that
+# json.dumps writes and no JSON parser on the ground accepts.
+encode_body = msgspec.json.Encoder().encode
 
 EVENTS = 0  # priority of events and results: never thinned, sent first
 ROUTINE = 1  # priority of periodic samples
@@ -83,7 +90,7 @@ class Outbox:
 
     def append(self, kind: str, body: dict[str, Any], priority: int = EVENTS) -> int:
         """Queue one message durably; returns how many routine samples were thinned for it."""
-        data = json.dumps(body, separators=(",", ":")).encode()
+        data = encode_body(body)
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")
             self.db.execute(
@@ -124,9 +131,7 @@ class Outbox:
     def append_many(self, kind: str, bodies: list[dict[str, Any]], priority: int) -> None:
         """Queue a batch in one transaction (bulk loads, benchmarks)."""
         now = time.time()
-        rows = [
-            (kind, priority, now, json.dumps(b, separators=(",", ":")).encode()) for b in bodies
-        ]
+        rows = [(kind, priority, now, encode_body(b)) for b in bodies]
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")
             self.db.executemany(

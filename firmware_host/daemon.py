@@ -10,8 +10,10 @@ import asyncio
 import logging
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
@@ -140,6 +142,7 @@ class Daemon:
             agent.on_device_event = self.takes.on_camera_event
             agent.adopters.append(self.power.adopt_pdu)
         self.commands: asyncio.Queue[bytes] = asyncio.Queue()
+        self.stop_reason = "daemon shut down"  # the death certificate's reason
 
     def _event_to_ground(self, event: Event) -> None:
         thinned = self.outbox.append(ground.EVENT, event.as_dict())
@@ -273,7 +276,7 @@ class Daemon:
         try:
             await stop.wait()
             notifier.stopping()
-            await self.ground.publish_death("daemon shut down")
+            await self.ground.publish_death(self.stop_reason)
         finally:
             tasks_stop.set()
             await runner
@@ -294,13 +297,55 @@ _SAMPLED_FIELDS = (
 )  # fmt: skip
 
 
+def on_hangup(shut_down: Callable[[str], None]) -> None:
+    """SIGHUP: its terminal closed. A clean shutdown, like SIGTERM, for now; this is the one
+    place to point elsewhere should SIGHUP come to mean "reload" (the keyring, say)."""
+    shut_down("hung up (SIGHUP: its terminal closed)")
+
+
 def run_daemon(config: Config) -> int:
+    """Run until SIGINT, SIGTERM or SIGHUP; each ends it cleanly, with a death certificate."""
+
     async def main() -> None:
         stop = asyncio.Event()
+        daemon = Daemon(config)
+
+        def shut_down(reason: str) -> None:
+            log.warning("shutting down: %s", reason)
+            daemon.stop_reason = f"daemon shut down: {reason}"
+            stop.set()
+
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await Daemon(config).run(stop)
+        loop.add_signal_handler(signal.SIGINT, shut_down, "interrupted (SIGINT)")
+        loop.add_signal_handler(signal.SIGTERM, shut_down, "asked to stop (SIGTERM)")
+        loop.add_signal_handler(signal.SIGHUP, on_hangup, shut_down)
+        devices = ", ".join(f"{d.name} ({d.kind})" for d in config.devices)
+        log.info("node %r started with %d devices: %s; broker %s", config.node.name,
+                 len(config.devices), devices, _without_password(config.mqtt.url))  # fmt: skip
+        roll_call = asyncio.create_task(_roll_call(daemon))
+        await daemon.run(stop)
+        roll_call.cancel()
+        log.warning("stopped cleanly (%s)", daemon.stop_reason)
 
     asyncio.run(main())
     return 0
+
+
+async def _roll_call(daemon: Daemon) -> None:
+    """Once every device had its time to answer: who is online, and why the others are not.
+
+    Later changes are events (device.online, device.offline), logged as they happen.
+    """
+    await asyncio.sleep(max(d.config.offline_after_s for d in daemon.devices.values()))
+    offline = [f"{a.name} ({a.offline_reason})" for a in daemon.devices.values() if not a.online]
+    online = len(daemon.devices) - len(offline)
+    level = logging.WARNING if offline else logging.INFO
+    log.log(level, "%d of %d devices online%s", online, len(daemon.devices),
+            f"; offline: {', '.join(offline)}" if offline else "")  # fmt: skip
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")))

@@ -217,7 +217,11 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="cupola", description=__doc__)
-    parser.add_argument("--log-level", default="warning", help="debug, info, warning, error")
+    parser.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        help="default: info for the daemon (one line per thing it does), warning otherwise",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     def add(
@@ -357,7 +361,7 @@ def _ground_commands(add: Adder) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _setup_logging(args.log_level)
+    _setup_logging(args.log_level or ("info" if args.command == "daemon" else "warning"))
     prog = f"cupola {args.command}"
     try:
         return int(args.handler(args))

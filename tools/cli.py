@@ -15,15 +15,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
-from firmware_host.config import BrokerAddress, ConfigError
+from hil.fault_names import DEVICE_FAULTS, LINE_FAULTS
 from tools.exits import (
-    EX_CONFIG,
     EX_INTERRUPTED,
     EX_IOERR,
     EX_PIPE,
     EX_SOFTWARE,
     EX_USAGE,
     CliError,
+    ConfigInvalidError,
     DataError,
     NoInputError,
     UnavailableError,
@@ -99,7 +99,7 @@ def _scalar(text: str) -> object:
 
 
 def _cmd_daemon(args: argparse.Namespace) -> int:
-    from firmware_host.config import ConfigUnreadable, load_config
+    from firmware_host.config import ConfigError, ConfigUnreadable, load_config
 
     path = args.check or args.config
     if path is None:
@@ -108,6 +108,8 @@ def _cmd_daemon(args: argparse.Namespace) -> int:
         config = load_config(path)
     except ConfigUnreadable as exc:
         raise NoInputError(str(exc)) from None
+    except ConfigError as exc:
+        raise ConfigInvalidError(str(exc)) from None
     if args.check:
         print(f"{path}: OK ({len(config.devices)} devices, node {config.node.name!r})")
         return 0
@@ -158,11 +160,7 @@ def _cmd_keys(args: argparse.Namespace) -> int:
 
     try:
         if args.op == "create":
-            if not (args.role and args.id and args.out):
-                raise UsageError("create needs --role ROLE --id ID --out FILE [--keyring FILE]")
             return keys.create(args.role, args.id, args.out, args.keyring)
-        if args.keyring is None:
-            raise UsageError(f"{args.op} needs --keyring FILE")
         if args.op == "revoke":
             keys.revoke(args.keyring, args.id)
             print(f"revoked {args.id!r} in {args.keyring}")
@@ -242,10 +240,15 @@ def _onboard_commands(add: Adder) -> None:
     p.add_argument("--run-dir", type=Path, help="where device links and the control socket go")
 
     p = add("simctl", _cmd_simctl, "Inspect a running bench and inject faults at run time.")
+    p.epilog = (
+        f"line faults (the cable): {', '.join(LINE_FAULTS)}. "
+        f"device faults: {', '.join(DEVICE_FAULTS)}. "
+        "Example: cupola simctl --control RUN/control.sock fault cam-a ber 0.001 --for 30"
+    )
     p.add_argument("--control", required=True, help="the bench's control socket")
     p.add_argument("op", choices=["list", "describe", "fault", "faults", "speed"])
     p.add_argument("device", nargs="?", help="device name (describe, fault); factor (speed)")
-    p.add_argument("fault", nargs="?", help="fault name, e.g. ber, unplug, stuck, cooling")
+    p.add_argument("fault", nargs="?", help="fault name (listed below)")
     p.add_argument("value", nargs="?", help="fault value (JSON scalar); default true")
     p.add_argument("--for", dest="duration", type=float, help="undo the fault after S seconds")
 
@@ -298,11 +301,16 @@ def _instant(text: str) -> float:
 
 def _broker_url(text: str) -> str:
     """A broker URL, checked before anything connects (a bad one would otherwise hang)."""
+    from firmware_host.config import BrokerAddress, ConfigError
+
     try:
         BrokerAddress.parse(text)
     except ConfigError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return text
+
+
+ROLES = ["flight_controller", "director", "crew", "monitor"]  # protocols.ground.Role, unimported
 
 
 def _ground_commands(add: Adder) -> None:
@@ -321,11 +329,21 @@ def _ground_commands(add: Adder) -> None:
     p.add_argument("--text", action="store_true", help="replay: print a summary, no UI")
 
     p = add("keys", _cmd_keys, "Create, list and revoke the role keys commands are signed with.")
-    p.add_argument("op", choices=["create", "list", "revoke"])
-    p.add_argument("--role", choices=["flight_controller", "director", "crew", "monitor"])
-    p.add_argument("--id", help="key id (create, revoke)")
-    p.add_argument("--out", type=Path, help="the new key file (create)")
-    p.add_argument("--keyring", type=Path, help="the node's keyring file")
+    ops = p.add_subparsers(dest="op", required=True, metavar="{create,list,revoke}")
+    op = ops.add_parser("create", help="a new key file, trusted by a keyring",
+                        description="Write a new key file (mode 0600) and, with --keyring, "
+                        "trust it in the node's keyring.")  # fmt: skip
+    op.add_argument("--role", required=True, choices=ROLES)
+    op.add_argument("--id", required=True, help="the key id, e.g. dp-console")
+    op.add_argument("--out", required=True, type=Path, help="the new key file")
+    op.add_argument("--keyring", type=Path, help="the node's keyring (created if absent)")
+    op = ops.add_parser("list", help="every key a keyring holds, and whether revoked",
+                        description="One JSON line per key: id, role, state.")  # fmt: skip
+    op.add_argument("--keyring", required=True, type=Path, help="the node's keyring")
+    op = ops.add_parser("revoke", help="refuse a key from the node's next start",
+                        description="Mark a key id revoked in the keyring.")  # fmt: skip
+    op.add_argument("--keyring", required=True, type=Path, help="the node's keyring")
+    op.add_argument("--id", required=True, help="the key id to refuse")
 
     p = add("commands", _cmd_commands, "List the node's commands, their arguments and roles.")
     p.add_argument(
@@ -373,9 +391,6 @@ def main(argv: list[str] | None = None) -> int:
     except CliError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return exc.status
-    except ConfigError as exc:
-        print(f"{prog}: {exc}", file=sys.stderr)
-        return EX_CONFIG
     except OSError as exc:
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"{prog}: {where}{reason(exc)}", file=sys.stderr)

@@ -183,7 +183,7 @@ def _cmd_cmd(args: argparse.Namespace) -> int:
 
     return run(
         args.broker, args.node, args.key, args.name, args.args,
-        ca_file=args.ca, timeout=args.timeout, confirm=args.yes,
+        ca_file=args.ca, timeout=args.timeout, confirm=args.yes, as_json=args.json,
     )  # fmt: skip
 
 
@@ -367,6 +367,7 @@ def _ground_commands(add: Adder) -> None:
     p.add_argument("--ca", type=Path, help="CA certificate for mqtts://")
     p.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for the result")
     p.add_argument("--yes", action="store_true", help="confirm a hazardous command at once")
+    p.add_argument("--json", action="store_true", help="the raw result, one JSON line, for scripts")
     p.add_argument("name", help="command name, e.g. record, light.set, power.cap.set")
     p.add_argument("args", nargs="*", help="key=value ... or one JSON object")
 

@@ -23,6 +23,7 @@ import msgspec
 
 from protocols import ground
 from protocols.ground import KeyFileError, read_key
+from tools.cmd_text import render_result
 from tools.exits import UnavailableError, UsageError, input_refused
 from tools.ground_client import CommandTimeout, GroundSession
 
@@ -184,7 +185,9 @@ def run(
     ca_file: Path | None,
     timeout: float,
     confirm: bool,
+    as_json: bool = False,
 ) -> int:
+    """Print the result for a person (`as_json`: one JSON line per result, for scripts)."""
     try:
         status, results = asyncio.run(
             send(url, node, key_path, name, words, ca_file=ca_file, timeout=timeout,
@@ -200,7 +203,7 @@ def run(
     except aiomqtt.MqttError as exc:
         raise UnavailableError(f"broker: {exc}") from None
     for result in results:
-        print(json.dumps(result))
+        print(json.dumps(result) if as_json else render_result(result))
     if results[-1]["status"] == "armed":
         arm_id = results[-1]["result"]["arm_id"]
         print(f"armed: send `confirm arm_id={arm_id}` within the window to execute it",

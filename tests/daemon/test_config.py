@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import datetime
 import subprocess
 from pathlib import Path
 
 import pytest
+import tomli_w
+from hypothesis import given
+from hypothesis import strategies as st
 
 from firmware_host.config import ConfigError, parse_config
 from tests.harness import Credentials, cupola
@@ -101,3 +105,39 @@ def test_the_example_configuration_is_valid() -> None:
     config = parse_config(example.read_text(), str(example))
     assert [d.name for d in config.devices] == ["cam-a", "cam-b", "key", "pdu"]
     assert config.groups[0].cameras == ["cam-a", "cam-b"]
+
+
+_KEYS = ["node", "name", "device", "kind", "port", "baud", "power", "cap_w", "timeline", "at",
+         "until", "limits", "yellow", "red", "camera_temperature_c", "mqtt", "url", "group",
+         "cameras", "model", "data", "contact", "start", "minutes", "surprise"]  # fmt: skip
+_VALUES = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**63), 2**63 - 1), st.floats(), st.text(max_size=8),
+    st.datetimes(timezones=st.none() | st.just(datetime.UTC)), st.dates(),
+)  # fmt: skip
+_TABLES = st.recursive(
+    _VALUES,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(_KEYS), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@given(st.dictionaries(st.sampled_from(_KEYS), _TABLES, max_size=5))
+def test_any_toml_is_a_config_or_a_list_of_problems(document: dict[str, object]) -> None:
+    try:
+        text = tomli_w.dumps(_without_none(document))
+    except (TypeError, ValueError):
+        return  # not representable in TOML
+    try:
+        parse_config(text, "fuzz.toml")
+    except ConfigError as error:
+        assert error.problems and all("\n" not in p for p in error.problems)
+
+
+def _without_none(value: object) -> object:
+    if isinstance(value, dict):
+        return {k: _without_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_none(v) for v in value if v is not None]
+    return value

@@ -250,7 +250,7 @@ def _onboard_commands(add: Adder) -> None:
     p.add_argument("device", nargs="?", help="device name (describe, fault); factor (speed)")
     p.add_argument("fault", nargs="?", help="fault name (listed below)")
     p.add_argument("value", nargs="?", help="fault value (JSON scalar); default true")
-    p.add_argument("--for", dest="duration", type=float, help="undo the fault after S seconds")
+    p.add_argument("--for", dest="duration", type=_positive, help="undo the fault after S seconds")
 
     p = add("daemon", _cmd_daemon, "Run the onboard daemon.")
     p.add_argument("--config", type=Path, help="daemon configuration (TOML)")
@@ -269,13 +269,24 @@ def _onboard_commands(add: Adder) -> None:
     p.add_argument("op", choices=["run", "list"])
     p.add_argument("scenario", nargs="?", help="scenario file, or a name from `bench list`")
     p.add_argument("--report", type=Path, help="write JUnit XML and an HTML report here")
-    p.add_argument("--speed", type=float, default=1.0, help="simulator physics time scale")
+    p.add_argument("--speed", type=_positive, default=1.0, help="simulator physics time scale")
 
     p = add("demo", _cmd_demo, "Run the nominal shoot-day scenario, watched by the monitor.")
     p.add_argument("--scenario", default="nominal", help="another scenario from `bench list`")
     p.add_argument("--keep", action="store_true", help="keep the work directory")
     p.add_argument("--no-ui", action="store_true", help="print the monitor's summary instead")
     p.add_argument("--screenshot", type=Path, help="save the monitor as SVG mid-take (headless)")
+
+
+def _positive(text: str) -> float:
+    """A finite number above zero (seconds, a speed factor): inf and nan would never end."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number above 0")
+    return value
 
 
 def _baud(text: str) -> int:
@@ -310,6 +321,19 @@ def _broker_url(text: str) -> str:
     return text
 
 
+def _ca_file(text: str) -> Path:
+    """A CA certificate file that TLS can load, checked before anything connects."""
+    import ssl
+
+    try:
+        ssl.create_default_context(cafile=text)
+    except ssl.SSLError:  # an OSError too: first
+        raise argparse.ArgumentTypeError(f"{text}: not a PEM CA certificate") from None
+    except OSError as exc:
+        raise argparse.ArgumentTypeError(f"{text}: {reason(exc)}") from None
+    return Path(text)
+
+
 ROLES = ["flight_controller", "director", "crew", "monitor"]  # protocols.ground.Role, unimported
 
 
@@ -318,9 +342,9 @@ def _ground_commands(add: Adder) -> None:
     p.add_argument("--broker", type=_broker_url, help="mqtt://user:pass@host:port or mqtts://...")
     p.add_argument("--node", help="node name (default iss-film; --json: every node; --replay: "
                    "the capture's)")  # fmt: skip
-    p.add_argument("--ca", type=Path, help="CA certificate for mqtts://")
+    p.add_argument("--ca", type=_ca_file, help="CA certificate for mqtts://")
     p.add_argument("--key", type=Path, help="your key file: lets the palette send commands")
-    p.add_argument("--los-after", type=float, default=15.0, metavar="S",
+    p.add_argument("--los-after", type=_positive, default=15.0, metavar="S",
                    help="an online node silent this long is shown as loss of signal")  # fmt: skip
     p.add_argument("--json", action="store_true", help="one JSON line per message, for scripts")
     p.add_argument("--replay", type=Path, metavar="CAPTURE", help="show a --json capture")
@@ -353,7 +377,7 @@ def _ground_commands(add: Adder) -> None:
         help="mqtt://user:pass@host:port or mqtts://...",
     )
     p.add_argument("--node", default="iss-film", help="the node")
-    p.add_argument("--ca", type=Path, help="CA certificate for mqtts://")
+    p.add_argument("--ca", type=_ca_file, help="CA certificate for mqtts://")
 
     p = add("cmd", _cmd_cmd, "Sign a command, send it and wait for its result.")
     p.add_argument(
@@ -364,8 +388,8 @@ def _ground_commands(add: Adder) -> None:
     )
     p.add_argument("--key", required=True, type=Path, help="your key file")
     p.add_argument("--node", default="iss-film", help="the node to command")
-    p.add_argument("--ca", type=Path, help="CA certificate for mqtts://")
-    p.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for the result")
+    p.add_argument("--ca", type=_ca_file, help="CA certificate for mqtts://")
+    p.add_argument("--timeout", type=_positive, default=15.0, help="seconds to wait for the result")
     p.add_argument("--yes", action="store_true", help="confirm a hazardous command at once")
     p.add_argument("--json", action="store_true", help="the raw result, one JSON line, for scripts")
     p.add_argument("name", help="command name, e.g. record, light.set, power.cap.set")

@@ -237,7 +237,9 @@ def parse_config(data: bytes | str, origin: str = "config") -> Config:
         config = msgspec.convert(left, type=Config)
     except msgspec.ValidationError as exc:  # the walk above should have said why
         raise ConfigError.of(origin, [*problems, str(exc)]) from exc
-    problems += semantic_problems(config, _Indexes(kept))
+    listed = raw.get("device")
+    given = len(listed) if isinstance(listed, list) else 0
+    problems += semantic_problems(config, _Indexes(kept, given))
     if problems:
         raise ConfigError.of(origin, problems)
     return config
@@ -284,6 +286,7 @@ class _Indexes:
     """Where each entry of a list was in the file (entries with a wrong setting left out)."""
 
     kept: dict[str, list[int]]
+    devices_given: int = 0  # [[device]] tables in the file, usable or not
 
     def __call__(self, path: str, index: int) -> str:
         original = self.kept.get(path)
@@ -292,7 +295,7 @@ class _Indexes:
 
 def semantic_problems(config: Config, at: _Indexes | None = None) -> list[str]:
     """What well-typed settings still get wrong together: names, ports, bands, times."""
-    at = at or _Indexes({})
+    at = at or _Indexes({}, len(config.devices))
     problems = _device_problems(config, at) + _timeline_problems(config.power.timeline, at)
     try:
         BrokerAddress.parse(config.mqtt.url)
@@ -326,10 +329,15 @@ def semantic_problems(config: Config, at: _Indexes | None = None) -> list[str]:
     return problems
 
 
+NO_DEVICES = (
+    "no [[device]] is configured: the daemon would have nothing to drive "
+    "(each [[device]] needs a name, a kind and a port)"
+)
+
+
 def _device_problems(config: Config, at: _Indexes) -> list[str]:
-    if not config.devices:
-        return ["no [[device]] is configured: the daemon would have nothing to drive "
-                "(each [[device]] needs a name, a kind and a port)"]  # fmt: skip
+    if not config.devices:  # a file's wrong devices are reported as wrong, not as missing
+        return [] if at.devices_given else [NO_DEVICES]
     problems = []
     names: dict[str, int] = {}
     ports: dict[str, int] = {}

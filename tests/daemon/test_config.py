@@ -141,3 +141,11 @@ def _without_none(value: object) -> object:
     if isinstance(value, list):
         return [_without_none(v) for v in value if v is not None]
     return value
+
+
+def test_a_device_with_a_wrong_kind_is_not_also_reported_as_no_device() -> None:
+    with pytest.raises(ConfigError) as error:
+        parse_config(BASE.replace("camera", "toaster"), "cupola.toml")
+    assert error.value.problems == [
+        "device[0].kind: 'toaster' is not one of 'camera', 'light', 'pdu'"
+    ]

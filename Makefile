@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.cupola-installed
 
-.PHONY: demo test deps lint typecheck check soak bench clean
+.PHONY: demo test flake deps lint typecheck check soak bench clean
 
 demo: deps
 	$(BIN)/cupola demo
@@ -17,11 +17,16 @@ test: deps
 deps: $(STAMP)
 	@./scripts/ensure-mosquitto.sh
 
+# The flight daemon alone is `pip install .`; here everything: ground, bench and dev tools.
 $(STAMP): pyproject.toml
+	@echo "setting up $(VENV): the Python packages (about a minute the first time)"
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@touch $(STAMP)
+
+flake: deps
+	./scripts/flake.sh $(BIN)
 
 lint: deps
 	$(BIN)/ruff check .

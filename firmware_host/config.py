@@ -18,6 +18,7 @@ import msgspec
 
 from firmware_host.budget.models import CameraModel, LightModel, PduModel
 from firmware_host.config_check import problems_in, usable
+from protocols.messages.light import CCT_MAX_K, CCT_MIN_K
 from protocols.timecode import FrameRate
 
 DeviceKind = Literal["camera", "light", "pdu"]
@@ -53,6 +54,7 @@ class ConfigUnreadable(ConfigError):
 class NodeConfig(msgspec.Struct, forbid_unknown_fields=True):
     name: Name = "cupola"
     state_dir: str = "state"  # SQLite files (shot log, events, outbox, counters)
+    tap_socket: str = "tap.sock"  # link tap for `cupola decode --tap` (relative: to state_dir)
 
 
 class ProjectConfig(msgspec.Struct, forbid_unknown_fields=True):
@@ -124,11 +126,19 @@ class ContactConfig(msgspec.Struct, forbid_unknown_fields=True):
     start: Annotated[  # daily, UTC
         str,
         msgspec.Meta(
-            pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
-            description="a time of day as HH:MM, 00:00 to 23:59 UTC",
+            pattern=r"^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?$",
+            description="a time of day as HH:MM or HH:MM:SS, 00:00 to 23:59 UTC",
         ),
     ]
     minutes: Annotated[float, msgspec.Meta(gt=0, le=1440)]
+
+
+class HousekeepingConfig(msgspec.Struct, forbid_unknown_fields=True):
+    """The housekeeping link class: events, alarms, results, samples (GROUND.md)."""
+
+    kbps: Positive | None = None  # its allocation's rate; none: as fast as the link goes
+    mb_per_day: Positive | None = None  # its daily cap; none: no cap
+    windowed: bool = False  # true where the segment's links are windowed (contact windows)
 
 
 class DataConfig(msgspec.Struct, forbid_unknown_fields=True):
@@ -139,6 +149,7 @@ class DataConfig(msgspec.Struct, forbid_unknown_fields=True):
     link_mbps: Annotated[float, msgspec.Meta(gt=0)] = 20.0  # most the film may use in a window
     proxy_kbps: Annotated[float, msgspec.Meta(gt=0)] = 10_000.0  # proxies of circled takes
     contact: list[ContactConfig] = msgspec.field(default_factory=list)  # none: always in contact
+    housekeeping: HousekeepingConfig = msgspec.field(default_factory=HousekeepingConfig)
 
 
 class OutboxConfig(msgspec.Struct, forbid_unknown_fields=True):
@@ -155,6 +166,24 @@ class AuthConfig(msgspec.Struct, forbid_unknown_fields=True):
     max_skew_s: Annotated[float, msgspec.Meta(ge=0, le=600)] = 30.0
     max_lifetime_s: Annotated[float, msgspec.Meta(gt=0, le=86400)] = 3600.0
     arm_window_s: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 60.0  # hazardous confirm
+    # command name -> "key" (confirm with another key than the one that armed) or "role"
+    # (another key of another role); commands not listed may be confirmed by the same key
+    two_person: dict[str, Literal["key", "role"]] = msgspec.field(default_factory=dict)
+    # unauthenticated messages are not answered: one event sums them up at most this often
+    refusal_summary_s: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 10.0
+
+
+class PresetLight(msgspec.Struct, forbid_unknown_fields=True):
+    intensity_pct: Annotated[float, msgspec.Meta(ge=0, le=100)]
+    cct_k: Annotated[int, msgspec.Meta(ge=CCT_MIN_K, le=CCT_MAX_K)] | None = None  # else kept
+
+
+class PresetConfig(msgspec.Struct, forbid_unknown_fields=True):
+    """A named look: several lights set together by `light.preset` (OPERATIONS.md)."""
+
+    name: Name
+    lights: Annotated[dict[str, PresetLight], msgspec.Meta(min_length=1)]
+    fade_s: Annotated[float, msgspec.Meta(ge=0, le=600)] = 0.0
 
 
 class DeviceConfig(msgspec.Struct, forbid_unknown_fields=True):
@@ -185,6 +214,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
     auth: AuthConfig = msgspec.field(default_factory=AuthConfig)
     devices: list[DeviceConfig] = msgspec.field(name="device", default_factory=list)
     groups: list[GroupConfig] = msgspec.field(name="group", default_factory=list)
+    presets: list[PresetConfig] = msgspec.field(name="preset", default_factory=list)
 
     def device(self, name: str) -> DeviceConfig:
         for device in self.devices:
@@ -281,6 +311,23 @@ def _resolve(config_path: Path, value: str) -> Path:
     return candidate if candidate.is_absolute() else (config_path.parent / candidate).resolve()
 
 
+def preset_problems(config: Config) -> list[str]:
+    """Each preset names lights that exist, and no two presets share a name."""
+    lights = sorted(d.name for d in config.devices if d.kind == "light")
+    problems = []
+    names: set[str] = set()
+    for index, preset in enumerate(config.presets):
+        if preset.name in names:
+            problems.append(f"preset[{index}].name {preset.name!r} is used twice")
+        names.add(preset.name)
+        problems += [
+            f"preset[{index}].lights: {light!r} is not a configured light (lights: {lights})"
+            for light in preset.lights
+            if light not in lights
+        ]
+    return problems
+
+
 @dataclass(frozen=True)
 class _Indexes:
     """Where each entry of a list was in the file (entries with a wrong setting left out)."""
@@ -297,6 +344,7 @@ def semantic_problems(config: Config, at: _Indexes | None = None) -> list[str]:
     """What well-typed settings still get wrong together: names, ports, bands, times."""
     at = at or _Indexes({}, len(config.devices))
     problems = _device_problems(config, at) + _timeline_problems(config.power.timeline, at)
+    problems += preset_problems(config)
     try:
         BrokerAddress.parse(config.mqtt.url)
     except ConfigError as exc:

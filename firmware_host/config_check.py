@@ -54,7 +54,11 @@ def problems_in(value: Any, schema: Any, path: str = "") -> list[str]:
         if not isinstance(value, dict):
             return [f"{_at(path)}must be a table of settings"]
         _, item = get_args(base)
-        return [p for k, v in value.items() for p in problems_in(v, item, f"{path}.{k}")]
+        found = [p for k, v in value.items() for p in problems_in(v, item, f"{path}.{k}")]
+        least = next((m.min_length for m in metas if m.min_length), 0)
+        if len(value) < least:
+            found.append(f"{_at(path)}needs at least {least} entr{'y' if least == 1 else 'ies'}")
+        return found
     try:
         msgspec.convert(value, type=schema)
     except msgspec.ValidationError:

@@ -9,29 +9,34 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
+import aiomqtt
 import msgspec
 
 from firmware_host.budget.data import DataBudgets
-from firmware_host.budget.ledger import BudgetLedger
+from firmware_host.budget.ledger import BudgetLedger, conservative_cap
 from firmware_host.budget.power import PowerManager
+from firmware_host.commands.camera_settings import CameraSettingsCommand
 from firmware_host.commands.devices import DeviceCommands, NoArgs
 from firmware_host.commands.dispatcher import CommandSpec, Dispatcher
 from firmware_host.config import Config
 from firmware_host.devices.agent import DeviceAgent
 from firmware_host.events import Event, EventBus
-from firmware_host.groundlink.intake import CONFIRM, CommandIntake
+from firmware_host.groundlink.intake import CommandIntake
 from firmware_host.groundlink.mqtt import GroundLink
-from firmware_host.groundlink.outbox import ROUTINE, Outbox
+from firmware_host.groundlink.outbox import EVENTS, ROUTINE, URGENT, Outbox
 from firmware_host.groundlink.pacing import Pacer
 from firmware_host.groundlink.stream import StreamPublisher
 from firmware_host.health.limits import LimitMonitor, default_limits
+from firmware_host.link.tap import LinkTap, TapServer
 from firmware_host.sdnotify import Notifier
+from firmware_host.storage import Recovery, StorageCorrupt, StorageError
+from firmware_host.storage_guard import StorageGuard
 from firmware_host.supervisor import Supervisor
 from firmware_host.workflow.drift import DriftMonitor
 from firmware_host.workflow.sequencer import SequenceRunner
@@ -40,12 +45,14 @@ from firmware_host.workflow.takes import TakeController
 from firmware_host.workflow.timecode import ReferenceClock
 from protocols import ground
 from protocols.ground import read_keyring
+from protocols.messages.common import Severity
 from protocols.records import to_jsonable
 from protocols.timecode import FrameRate
 
 log = logging.getLogger(__name__)
 
 COMMAND_IDLE_BEAT_S = 1.0
+EXIT_STATE_UNUSABLE = 65  # EX_DATAERR: restarting cannot help (systemd RestartPreventExitStatus)
 
 
 class Daemon:
@@ -56,11 +63,13 @@ class Daemon:
         state_dir = Path(config.node.state_dir)
         self.bus = EventBus()
         self.supervisor = Supervisor(self.bus)
+        self.guard = StorageGuard(self.bus)
         self.reference = ReferenceClock(FrameRate.from_fps(config.project.frame_rate))
         self.outbox = Outbox(
             state_dir / "outbox.db",
             max_bytes=round(config.outbox.max_mb * 1e6),
             min_free_bytes=round(config.outbox.min_free_mb * 1e6),
+            guard=self.guard,
         )
         self.pacer = Pacer()
         self.stream = StreamPublisher(self.node, self.outbox, self.pacer)
@@ -76,6 +85,8 @@ class Daemon:
             stream_id=self.outbox.stream_id,
         )
         failsafe = config.failsafe
+        self.taps = {d.name: LinkTap(d.name, d.baud, time.time) for d in config.devices}
+        self.tap_server = TapServer(state_dir / config.node.tap_socket, self.taps)
         self.devices: dict[str, DeviceAgent] = {
             d.name: DeviceAgent(
                 d,
@@ -84,13 +95,16 @@ class Daemon:
                 self._device_updated,
                 host_timeout_ms=round(failsafe.host_timeout_s * 1000),
                 light_failsafe_permille=round(failsafe.light_pct * 10),
+                tap=self.taps[d.name],
             )
             for d in config.devices
         }
-        self.shotlog = ShotLog(state_dir / "shotlog.db")
-        self.ledger = BudgetLedger(state_dir / "budget.db")
+        self.shotlog = ShotLog(state_dir / "shotlog.db", self.guard)
+        self.ledger = BudgetLedger(state_dir / "budget.db", self.guard)
         self.power = PowerManager(config, self.devices, self.bus, ledger=self.ledger)
-        self.data = DataBudgets(config.data, self.bus, self.pacer, ledger=self.ledger)
+        self.data = DataBudgets(
+            config.data, self.bus, self.pacer, ledger=self.ledger, on_hold=self.ground.set_hold
+        )
         self.takes = TakeController(
             self.devices,
             self.reference,
@@ -115,7 +129,8 @@ class Daemon:
         self.dispatcher = Dispatcher()
         self.sequences = SequenceRunner(self.dispatcher, self.devices, self.bus)
         for spec in [
-            *DeviceCommands(self.devices, self.power).commands(),
+            *DeviceCommands(self.devices, self.power, config.presets).commands(),
+            *CameraSettingsCommand(self.devices, self.reference.rate).commands(),
             *self.takes.commands(),
             *self.sequences.commands(),
             *self.power.commands(),
@@ -127,8 +142,9 @@ class Daemon:
                         "The onboard event log, newest first."),
         ]:  # fmt: skip
             self.dispatcher.register(spec)
+        keyring_path = Path(config.auth.keyring)
         self.intake = CommandIntake(
-            read_keyring(Path(config.auth.keyring)),
+            read_keyring(keyring_path),
             self.dispatcher,
             self.bus,
             state_dir / "commands.db",
@@ -136,22 +152,59 @@ class Daemon:
             max_skew_s=config.auth.max_skew_s,
             max_lifetime_s=config.auth.max_lifetime_s,
             arm_window_s=config.auth.arm_window_s,
+            two_person=config.auth.two_person,
+            refusal_summary_s=config.auth.refusal_summary_s,
+            load_keyring=lambda: read_keyring(keyring_path),
+            guard=self.guard,
         )
+        self._report_recoveries()
         for agent in self.devices.values():
             agent.adopters.append(self.takes.adopt_camera)
             agent.on_device_event = self.takes.on_camera_event
             agent.adopters.append(self.power.adopt_pdu)
-        self.commands: asyncio.Queue[bytes] = asyncio.Queue()
         self.stop_reason = "daemon shut down"  # the death certificate's reason
 
+    def _report_recoveries(self) -> None:
+        """Damaged state files that were moved aside at start-up: say so, loudly, and what went."""
+        recovered: list[tuple[Recovery | None, str]] = [
+            (self.outbox.recovery, "events, results and telemetry not yet delivered; the stream "
+             "numbering starts again (new stream id)"),
+            (self.shotlog.recovery, "the takes logged so far, their circles and notes (clips "
+             "still on the cameras come back as the cameras are adopted)"),
+            (self.intake.recovery, "stored command results (a repeated command id is now refused "
+             "as a replay, not answered again)"),
+            (self.ledger.recovery, "the cap and timeline the ground set, today's media and "
+             "downlink use"),
+        ]  # fmt: skip
+        for recovery, lost in recovered:
+            if recovery is not None:
+                self.bus.emit(
+                    "storage.corrupt", Severity.CRITICAL, recovery.message(lost),
+                    source=recovery.path.name, file=str(recovery.path),
+                    moved_to=str(recovery.moved_to), detail=recovery.detail,
+                )  # fmt: skip
+        if self.ledger.recovery is not None:
+            # A ground-set cap is never forgotten silently: without it, the lowest cap known.
+            cap = conservative_cap(self.config.power)
+            self.power.base_cap_w = cap
+            self.power.set_cap(
+                cap, "budget.db was damaged: the ground's cap is unknown, so the most "
+                "conservative cap known applies until the ground sets it again",
+            )  # fmt: skip
+
     def _event_to_ground(self, event: Event) -> None:
-        thinned = self.outbox.append(ground.EVENT, event.as_dict())
+        body = event.as_dict()
+        self.ground.publish_local_event(body)  # the crew sees it now, whatever the link does
+        if event.name.startswith("limit."):
+            self.ground.publish_local_limits(self.limits.active())
+        alarm = event.severity >= Severity.WARNING
+        thinned = self.outbox.append(ground.EVENT, body, URGENT if alarm else EVENTS)
         self.stream.notify()
         if thinned:
             log.warning("outbox over its limit: %d routine samples thinned", thinned)
 
     def _publish_result(self, body: dict[str, Any]) -> None:
-        self.outbox.append(ground.RESULT, body)
+        self.outbox.append(ground.RESULT, body, URGENT)
         self.stream.notify()
         self.ground.publish_local_result(body)
 
@@ -176,7 +229,7 @@ class Daemon:
             "frame_rate": self.reference.rate.fps,
             "devices": {name: self.snapshot(agent) for name, agent in self.devices.items()},
             "groups": {g.name: g.cameras for g in self.config.groups},
-            "commands": {**self.dispatcher.signatures(), "confirm": CONFIRM},
+            "commands": {**self.dispatcher.signatures(), **self.intake.signatures()},
             "limits": self.limits.active(),
             "sequence": self.sequences.status_dict(),
             "backlog": self.outbox.backlog(),
@@ -238,18 +291,30 @@ class Daemon:
             await asyncio.sleep(self.config.telemetry.interval_s)
 
     async def _receive_command(self, payload: bytes) -> None:
-        await self.commands.put(payload)
+        self.intake.receive(payload)  # authenticated at once; forged traffic is only counted
 
     async def _command_worker(self) -> None:
-        """Commands run one at a time, in arrival order, so their effects never interleave."""
+        """Commands run one at a time, so their effects never interleave; the intake answers
+        whatever one of them raises and goes on (nothing outside can restart this task)."""
         beat = self.supervisor.beater("commands")
         while True:
             beat()
-            try:
-                payload = await asyncio.wait_for(self.commands.get(), COMMAND_IDLE_BEAT_S)
-            except TimeoutError:
-                continue
-            await self.intake.handle(payload)
+            await self.intake.process_next(COMMAND_IDLE_BEAT_S)
+
+    async def _watch_storage(self) -> None:
+        """Probe a degraded state disk; every change of state is told at once in a new birth
+        (retained, on the onboard broker and to the ground: `backlog.held`)."""
+        degraded = False
+        while True:
+            await asyncio.sleep(self.guard.probe_interval_s)
+            self.guard.probe()
+            if self.guard.degraded != degraded:
+                degraded = self.guard.degraded
+                self.stream.notify()
+                try:
+                    await self.ground.rebirth()
+                except aiomqtt.MqttError as exc:
+                    log.warning("birth after a storage change not published: %s", exc)
 
     async def run(self, stop: asyncio.Event) -> None:
         supervisor = self.supervisor
@@ -258,6 +323,8 @@ class Daemon:
             "telemetry", self._sample_telemetry, watchdog_s=self.config.telemetry.interval_s + 30
         )
         supervisor.add("power", self.power.run)
+        supervisor.add("link-tap", self.tap_server.run)
+        supervisor.add("storage", self._watch_storage)
         supervisor.add("data-budgets", self.data.run)
         supervisor.add("commands", self._command_worker, watchdog_s=self.dispatcher.timeout_s + 10)
         self.drift.beat = supervisor.beater("timecode-drift")
@@ -280,10 +347,13 @@ class Daemon:
         finally:
             tasks_stop.set()
             await runner
-            self.shotlog.close()
-            self.intake.close()
-            self.outbox.close()
-            self.ledger.close()
+            self.close()
+
+    def close(self) -> None:
+        self.shotlog.close()
+        self.intake.close()
+        self.outbox.close()
+        self.ledger.close()
 
 
 class RecentEventsArgs(msgspec.Struct, forbid_unknown_fields=True):
@@ -297,14 +367,15 @@ _SAMPLED_FIELDS = (
 )  # fmt: skip
 
 
-def on_hangup(shut_down: Callable[[str], None]) -> None:
-    """SIGHUP: its terminal closed. A clean shutdown, like SIGTERM, for now; this is the one
-    place to point elsewhere should SIGHUP come to mean "reload" (the keyring, say)."""
-    shut_down("hung up (SIGHUP: its terminal closed)")
+def on_hangup(daemon: Daemon) -> None:
+    """SIGHUP re-reads the keyring (`cupola keys revoke` says so); it does not stop the
+    daemon (SIGTERM and SIGINT do). The one place to change what SIGHUP means."""
+    log.info("SIGHUP: re-reading the keyring %s", daemon.config.auth.keyring)
+    daemon.intake.reload_keyring()
 
 
 def run_daemon(config: Config) -> int:
-    """Run until SIGINT, SIGTERM or SIGHUP; each ends it cleanly, with a death certificate."""
+    """Run until SIGINT or SIGTERM; each ends it cleanly, with a death certificate."""
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -318,7 +389,7 @@ def run_daemon(config: Config) -> int:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGINT, shut_down, "interrupted (SIGINT)")
         loop.add_signal_handler(signal.SIGTERM, shut_down, "asked to stop (SIGTERM)")
-        loop.add_signal_handler(signal.SIGHUP, on_hangup, shut_down)
+        loop.add_signal_handler(signal.SIGHUP, on_hangup, daemon)
         devices = ", ".join(f"{d.name} ({d.kind})" for d in config.devices)
         log.info("node %r started with %d devices: %s; broker %s", config.node.name,
                  len(config.devices), devices, _without_password(config.mqtt.url))  # fmt: skip
@@ -327,7 +398,11 @@ def run_daemon(config: Config) -> int:
         roll_call.cancel()
         log.warning("stopped cleanly (%s)", daemon.stop_reason)
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except StorageError as exc:  # a state file it cannot start without: one clear line
+        print(f"cupola daemon: cannot start: {exc}", file=sys.stderr)
+        return EXIT_STATE_UNUSABLE if isinstance(exc, StorageCorrupt) else 1
     return 0
 
 

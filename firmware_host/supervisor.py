@@ -3,15 +3,15 @@
 A task that returns or raises is reported as an event and restarted with exponential
 backoff (reset once it has run cleanly for a while). A task with a watchdog must show a sign
 of life (`beat`) within its deadline; one that does not is hung: it is cancelled, reported
-and restarted like a crash. Nothing dies or hangs silently, and shutdown cancels everything
-in one place.
+and restarted like a crash. Nothing dies or hangs silently. Every task belongs to one
+TaskGroup, so none outlives `run`: when it returns, every task has ended. Time is the event
+loop's, so a test's virtual-time loop drives backoff and watchdogs without waiting.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +25,10 @@ HEALTHY_AFTER_S = 30.0
 WATCH_INTERVAL_S = 0.5
 
 
+def _now() -> float:
+    return asyncio.get_running_loop().time()
+
+
 @dataclass
 class TaskRecord:
     name: str
@@ -32,10 +36,9 @@ class TaskRecord:
     watchdog_s: float | None = None
     restarts: int = 0
     last_error: str = ""
-    last_beat: float = 0.0
-    hung: bool = False
+    last_beat: float | None = None  # loop time; None until the task first runs
+    scope: asyncio.Timeout | None = None  # the current run's, expired by the watchdog
     task: asyncio.Task[None] | None = None
-    inner: asyncio.Task[None] | None = None
 
 
 class Supervisor:
@@ -47,7 +50,7 @@ class Supervisor:
         self.max_backoff_s = max_backoff_s
         self.tasks: dict[str, TaskRecord] = {}
         self.on_healthy: Callable[[], None] | None = None  # called every tick while healthy
-        self._running = False
+        self._group: asyncio.TaskGroup | None = None
 
     def add(
         self,
@@ -58,36 +61,33 @@ class Supervisor:
     ) -> None:
         if name in self.tasks:
             raise ValueError(f"task {name!r} supervised twice")
-        record = TaskRecord(name, run, watchdog_s, last_beat=time.monotonic())
+        record = TaskRecord(name, run, watchdog_s)
         self.tasks[name] = record
-        if self._running:
-            record.task = asyncio.create_task(self._keep(record), name=name)
+        if self._group is not None:
+            record.task = self._group.create_task(self._keep(record), name=name)
 
     def beat(self, name: str) -> None:
         """A sign of life from task `name` (tasks with a watchdog call this in their loop)."""
-        self.tasks[name].last_beat = time.monotonic()
+        self.tasks[name].last_beat = _now()
 
     def beater(self, name: str) -> Callable[[], None]:
         return lambda: self.beat(name)
 
     async def run(self, stop: asyncio.Event) -> None:
-        self._running = True
-        for record in self.tasks.values():
-            record.task = asyncio.create_task(self._keep(record), name=record.name)
-        watch = asyncio.create_task(self._watch(), name="watchdog")
-        try:
-            await stop.wait()
-        finally:
-            self._running = False
-            watch.cancel()
-            await asyncio.gather(watch, return_exceptions=True)
-            await self.shutdown()
-
-    async def shutdown(self) -> None:
-        tasks = [r.task for r in self.tasks.values() if r.task is not None]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        """Run every task until `stop` is set; return once all of them have ended."""
+        async with asyncio.TaskGroup() as group:
+            self._group = group
+            for record in self.tasks.values():
+                record.task = group.create_task(self._keep(record), name=record.name)
+            watch = group.create_task(self._watch(), name="watchdog")
+            try:
+                await stop.wait()
+            finally:
+                self._group = None
+                watch.cancel()
+                for record in self.tasks.values():
+                    if record.task is not None:
+                        record.task.cancel()
 
     def status(self) -> dict[str, dict[str, object]]:
         return {
@@ -97,9 +97,15 @@ class Supervisor:
 
     def healthy(self) -> bool:
         """No supervised task is overdue on its watchdog."""
-        now = time.monotonic()
-        return all(
-            r.watchdog_s is None or now - r.last_beat <= r.watchdog_s for r in self.tasks.values()
+        now = _now()
+        return not any(self._overdue(r, now) for r in self.tasks.values())
+
+    @staticmethod
+    def _overdue(record: TaskRecord, now: float) -> bool:
+        return (
+            record.watchdog_s is not None
+            and record.last_beat is not None
+            and now - record.last_beat > record.watchdog_s
         )
 
     async def _watch(self) -> None:
@@ -107,40 +113,35 @@ class Supervisor:
             await asyncio.sleep(WATCH_INTERVAL_S)
             if self.on_healthy is not None and self.healthy():
                 self.on_healthy()
-            now = time.monotonic()
+            now = _now()
             for record in self.tasks.values():
-                inner = record.inner
-                if (
-                    record.watchdog_s is not None
-                    and inner is not None
-                    and not inner.done()
-                    and now - record.last_beat > record.watchdog_s
-                ):
-                    record.hung = True
-                    inner.cancel()
+                if record.scope is not None and self._overdue(record, now):
+                    record.scope.reschedule(now)  # its run ends with TimeoutError: hung
 
     async def _keep(self, record: TaskRecord) -> None:
         backoff = self.min_backoff_s
         while True:
-            started = time.monotonic()
-            record.last_beat = started
-            record.hung = False
-            record.inner = asyncio.create_task(record.run(), name=f"{record.name}:run")
+            started = record.last_beat = _now()
             try:
-                await record.inner
+                async with asyncio.timeout(None) as scope:
+                    record.scope = scope
+                    await record.run()
                 record.last_error = "returned"
                 message = f"task {record.name} returned unexpectedly"
-            except asyncio.CancelledError:
-                if not record.hung:
-                    raise  # shutdown
-                record.last_error = "hung"
-                message = f"task {record.name} hung: no sign of life for {record.watchdog_s:g} s"
-                log.warning(message)
             except Exception as exc:
-                record.last_error = repr(exc)
-                message = f"task {record.name} crashed: {exc!r}"
-                log.exception(message)
-            if time.monotonic() - started > HEALTHY_AFTER_S:
+                if isinstance(exc, TimeoutError) and scope.expired():
+                    record.last_error = "hung"
+                    message = (
+                        f"task {record.name} hung: no sign of life for {record.watchdog_s:g} s"
+                    )
+                    log.warning(message)
+                else:
+                    record.last_error = repr(exc)
+                    message = f"task {record.name} crashed: {exc!r}"
+                    log.exception(message)
+            finally:
+                record.scope = None
+            if _now() - started > HEALTHY_AFTER_S:
                 backoff = self.min_backoff_s
             record.restarts += 1
             self.bus.emit(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import enum
-import hashlib
 import hmac
 import json
 from pathlib import Path
@@ -30,7 +29,14 @@ EVENT = "event"  # stream: events, in order, sequence-numbered
 TELEMETRY = "telemetry"  # stream: periodic samples
 RESULT = "result"  # stream: one result per command
 COMMAND = "cmd"  # ground -> node: signed command requests
-LOCAL_RESULT = "local/result"  # results at once on the node's own broker (never bridged)
+LINK = "link"  # retained: whether the stream flows or is held, why and until when
+# On the node's own broker only (never bridged, never budgeted): what the crew sees at once.
+LOCAL = "local"
+LOCAL_RESULT = "local/result"  # every command result
+LOCAL_EVENT = "local/event"  # every event (alarms included), not sequenced
+LOCAL_LIMITS = "local/limits"  # retained: every limit yellow or red now
+LOCAL_STATE = "local/state"  # local/state/<device>, retained: as state/<device>
+LIMITS = "limits"  # the kind of the local/limits message
 
 STREAM_KINDS = (EVENT, TELEMETRY, RESULT)
 
@@ -86,6 +92,7 @@ class ResultBody(msgspec.Struct, forbid_unknown_fields=True):
     role: str | None = None
     key_id: str | None = None
     executed: str | None = None  # confirm: the hazardous command it executed
+    armed_by: str | None = None  # confirm: the key id that armed it (two-person rule)
     duplicate: bool = False  # a repeated command id: this is the earlier result, not a new run
 
 
@@ -145,6 +152,21 @@ class DeathBody(msgspec.Struct, forbid_unknown_fields=True):
     reason: str
 
 
+class LinkBody(msgspec.Struct, forbid_unknown_fields=True):
+    """The stream's state, sent before it is held and when it flows again (GROUND.md)."""
+
+    state: Literal["held", "flowing"]
+    reason: str  # held: "contact schedule" or "budget exhausted"; flowing: ""
+    until: float | None  # held: unix time the node expects to send again (None: unknown)
+    at: float  # unix time the node decided it
+    backlog: dict[str, int]  # the outbox at that moment: what waits for the ground
+    limits: list[dict[str, Any]]  # every limit yellow or red at that moment
+
+
+class LimitsBody(msgspec.Struct, forbid_unknown_fields=True):
+    limits: list[dict[str, Any]]  # every limit yellow or red now (device, limit, level)
+
+
 BODIES: dict[str, type[msgspec.Struct]] = {
     BIRTH: BirthBody,
     DEATH: DeathBody,
@@ -152,6 +174,8 @@ BODIES: dict[str, type[msgspec.Struct]] = {
     EVENT: EventBody,
     TELEMETRY: TelemetryBody,
     RESULT: ResultBody,
+    LINK: LinkBody,
+    LIMITS: LimitsBody,
 }
 
 
@@ -168,9 +192,14 @@ def decode(payload: bytes) -> Envelope:
     return _decoder.decode(payload)
 
 
+_LOCAL_KINDS = {"result": RESULT, "event": EVENT, "state": STATE, "limits": LIMITS}
+
+
 def kind_of(leaf: str, rest: tuple[str, ...]) -> str:
     """The kind of message a topic carries (the node's local copy of a result is a result)."""
-    return RESULT if "/".join((leaf, *rest)) == LOCAL_RESULT else leaf
+    if leaf == LOCAL and rest:
+        return _LOCAL_KINDS.get(rest[0], LOCAL)
+    return leaf
 
 
 def decode_checked(payload: bytes, kind: str) -> Envelope:
@@ -197,13 +226,15 @@ _READ = frozenset(
      "events.recent"}
 )  # fmt: skip
 _SHOOT = _READ | {
-    "record", "cut", "light.set", "light.power", "camera.jam", "take.circle", "take.note",
+    "record", "cut", "light.set", "light.preset", "light.power", "camera.jam",
+    "camera.settings", "take.circle", "take.note",
     "sequence.load", "sequence.start", "sequence.pause", "sequence.resume", "sequence.abort",
-    "confirm",
+    "confirm", "command.cancel",
 }  # fmt: skip
 
 # What each role may send. The flight controller may send everything, hazardous commands
-# included; a role missing a command here is refused it before anything is checked further.
+# and `keys.revoke` included; a role missing a command here is refused it (a command the node
+# does not know is refused as unknown first, whoever sends it).
 PERMISSIONS: dict[Role, frozenset[str] | None] = {
     Role.FLIGHT_CONTROLLER: None,  # every command
     Role.DIRECTOR: frozenset(_SHOOT),
@@ -217,32 +248,39 @@ def may_send(role: Role, command: str) -> bool:
     return allowed is None or command in allowed
 
 
-Millis = Annotated[int, msgspec.Meta(ge=0)]
+KEY_ID_MAX = 64
+INT64_MAX = 2**63 - 1  # what SQLite stores: every integer the node keeps fits it
+Millis = Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX)]
 
 
 class CommandRequest(msgspec.Struct, forbid_unknown_fields=True):
     """A signed command as published on cupola/v1/<node>/cmd (GROUND.md, "Commands")."""
 
-    v: Annotated[int, msgspec.Meta(ge=1)]
+    v: Annotated[int, msgspec.Meta(ge=1, le=INT64_MAX)]
     id: Annotated[str, msgspec.Meta(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
     args: dict[str, Any]
     role: Role
-    key_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-    counter: Annotated[int, msgspec.Meta(ge=0)]  # strictly increasing per key
+    key_id: Annotated[str, msgspec.Meta(min_length=1, max_length=KEY_ID_MAX)]
+    counter: Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX)]  # strictly increasing per key
     issued_at_ms: Millis  # unix time
-    expires_at_ms: Millis
+    expires_at_ms: Millis  # not_after: set by the sender, checked again just before running
     sig: Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$")]  # HMAC-SHA256, hex
+
+
+# json.dumps builds an encoder per call when given options: one, reused, halves the cost of
+# checking a signature (the node checks every message anyone publishes).
+_canonical_encoder = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def canonical(fields: dict[str, Any]) -> bytes:
     """The bytes a signature covers: every field but `sig`, JSON, sorted keys, no spaces."""
     unsigned = {k: v for k, v in fields.items() if k != "sig"}
-    return json.dumps(unsigned, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return _canonical_encoder.encode(unsigned).encode()
 
 
 def signature(secret: bytes, fields: dict[str, Any]) -> str:
-    return hmac.new(secret, canonical(fields), hashlib.sha256).hexdigest()
+    return hmac.digest(secret, canonical(fields), "sha256").hex()  # one-shot: the fast path
 
 
 def signature_valid(secret: bytes, fields: dict[str, Any]) -> bool:

@@ -134,6 +134,7 @@ def _cmd_monitor(args: argparse.Namespace) -> int:
     return run_live(
         args.broker, args.node or "iss-film",
         ca_file=args.ca, key_path=args.key, los_after_s=args.los_after,
+        valid_for_s=args.valid_for,
     )  # fmt: skip
 
 
@@ -163,7 +164,9 @@ def _cmd_keys(args: argparse.Namespace) -> int:
             return keys.create(args.role, args.id, args.out, args.keyring)
         if args.op == "revoke":
             keys.revoke(args.keyring, args.id)
-            print(f"revoked {args.id!r} in {args.keyring}")
+            print(f"revoked {args.id!r} in {args.keyring}: in force once the daemon re-reads it "
+                  "(kill -HUP its pid), or at once by command: cupola cmd keys.revoke "
+                  f"key_id={args.id}")  # fmt: skip
             return 0
         return keys.listing(args.keyring)
     except KeyFileError as exc:
@@ -183,7 +186,8 @@ def _cmd_cmd(args: argparse.Namespace) -> int:
 
     return run(
         args.broker, args.node, args.key, args.name, args.args,
-        ca_file=args.ca, timeout=args.timeout, confirm=args.yes, as_json=args.json,
+        ca_file=args.ca, timeout=args.timeout, confirm=args.yes, valid_for=args.valid_for,
+        cancel=args.cancel, as_json=args.json,
     )  # fmt: skip
 
 
@@ -271,11 +275,27 @@ def _onboard_commands(add: Adder) -> None:
     p.add_argument("--report", type=Path, help="write JUnit XML and an HTML report here")
     p.add_argument("--speed", type=_positive, default=1.0, help="simulator physics time scale")
 
+    p = add("up", _cmd_up, "Bring up a broker, simulated devices and the daemon for hand use.")
+    p.add_argument(
+        "--bench",
+        default="studio",
+        help="a shipped bench (minimal, studio, crew-of-three) or a bench file",
+    )
+    p.add_argument("--devices", type=int, help="instead: N generated cameras and lights")
+    p.add_argument("--dir", type=Path, default=Path("cupola-rig"),
+                   help="keys, configs, logs and state (kept between runs)")  # fmt: skip
+
     p = add("demo", _cmd_demo, "Run the nominal shoot-day scenario, watched by the monitor.")
     p.add_argument("--scenario", default="nominal", help="another scenario from `bench list`")
     p.add_argument("--keep", action="store_true", help="keep the work directory")
     p.add_argument("--no-ui", action="store_true", help="print the monitor's summary instead")
     p.add_argument("--screenshot", type=Path, help="save the monitor as SVG mid-take (headless)")
+
+
+def _cmd_up(args: argparse.Namespace) -> int:
+    from tools.up import run_up
+
+    return run_up(args.bench, args.devices, args.dir)
 
 
 def _positive(text: str) -> float:
@@ -344,6 +364,8 @@ def _ground_commands(add: Adder) -> None:
                    "the capture's)")  # fmt: skip
     p.add_argument("--ca", type=_ca_file, help="CA certificate for mqtts://")
     p.add_argument("--key", type=Path, help="your key file: lets the palette send commands")
+    p.add_argument("--valid-for", type=_positive, default=10.0, metavar="S",
+                   help="the node refuses a palette command after S s (default 10)")  # fmt: skip
     p.add_argument("--los-after", type=_positive, default=15.0, metavar="S",
                    help="an online node silent this long is shown as loss of signal")  # fmt: skip
     p.add_argument("--json", action="store_true", help="one JSON line per message, for scripts")
@@ -364,7 +386,7 @@ def _ground_commands(add: Adder) -> None:
     op = ops.add_parser("list", help="every key a keyring holds, and whether revoked",
                         description="One JSON line per key: id, role, state.")  # fmt: skip
     op.add_argument("--keyring", required=True, type=Path, help="the node's keyring")
-    op = ops.add_parser("revoke", help="refuse a key from the node's next start",
+    op = ops.add_parser("revoke", help="refuse a key (once the daemon re-reads the keyring)",
                         description="Mark a key id revoked in the keyring.")  # fmt: skip
     op.add_argument("--keyring", required=True, type=Path, help="the node's keyring")
     op.add_argument("--id", required=True, help="the key id to refuse")
@@ -392,7 +414,12 @@ def _ground_commands(add: Adder) -> None:
     p.add_argument("--timeout", type=_positive, default=15.0, help="seconds to wait for the result")
     p.add_argument("--yes", action="store_true", help="confirm a hazardous command at once")
     p.add_argument("--json", action="store_true", help="the raw result, one JSON line, for scripts")
-    p.add_argument("name", help="command name, e.g. record, light.set, power.cap.set")
+    p.add_argument(
+        "--valid-for", type=_positive, default=10.0, metavar="S",
+        help="the node refuses the command after S seconds, whatever delayed it (default 10)",
+    )  # fmt: skip
+    p.add_argument("--cancel", metavar="ID", help="withdraw command ID if it has not run yet")
+    p.add_argument("name", nargs="?", help="command name, e.g. record, light.set, power.cap.set")
     p.add_argument("args", nargs="*", help="key=value ... or one JSON object")
 
     p = add(

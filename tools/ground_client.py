@@ -26,6 +26,10 @@ from tools.stream_sequence import StreamSequence
 
 _last_counter = 0
 
+# How long an operator's command stays valid unless they say otherwise (`--valid-for`): the
+# node refuses it after that, so a command that found the node down never runs much later.
+DEFAULT_VALID_FOR_S = 10.0
+
 
 def sign_command(
     key: KeyFile,
@@ -86,8 +90,13 @@ class GroundSession:
         # (stream length when a birth arrived, its session start): which session delivered what
         self.sessions: list[tuple[int, float]] = []
         self.deaths: list[ground.Envelope] = []
+        self.links: list[ground.Envelope] = []  # the node's notices: stream held or flowing
+        # on the node's own broker only, (received at, message): what the crew sees at once
+        self.local: list[tuple[float, ground.Envelope]] = []
         self.received = 0
         self.malformed = 0
+        # every message as received (topic, payload, time): a monitor view can follow along
+        self.on_message: Callable[[str, bytes, float], None] | None = None
         self.sequence = StreamSequence()
         self._changed = asyncio.Condition()
         self.link = BrokerLink(
@@ -117,6 +126,8 @@ class GroundSession:
                 await self._runner
 
     async def _receive(self, topic: str, payload: bytes) -> None:
+        if self.on_message is not None:
+            self.on_message(topic, payload, time.time())
         parsed = ground.parse_topic(topic)
         kind = ground.kind_of(parsed[1], parsed[2]) if parsed is not None else ""
         try:
@@ -144,6 +155,8 @@ class GroundSession:
                 self.states.setdefault(name, snapshot)
         elif leaf == ground.DEATH:
             self.deaths.append(envelope)
+        elif leaf == ground.LINK:
+            self.links.append(envelope)
         elif leaf in ground.STREAM_KINDS and envelope.seq is not None:
             if not self.sequence.accept(envelope.seq):
                 return
@@ -152,9 +165,21 @@ class GroundSession:
                 self.events.append(envelope.body)
             elif leaf == ground.RESULT and envelope.body.get("id"):
                 self.results[envelope.body["id"]] = envelope.body
-        elif leaf == "local" and rest == ("result",) and envelope.body.get("id"):
-            # The node's immediate copy on its own broker: the crew's laptop during LOS.
+        elif leaf == ground.LOCAL:
+            self._absorb_local(rest, envelope)
+
+    def _absorb_local(self, rest: tuple[str, ...], envelope: ground.Envelope) -> None:
+        """The node's immediate copies on its own broker: the crew's laptop during LOS."""
+        if rest[:1] == ("state",):
+            return  # the same snapshots as state/<device>
+        self.local.append((time.time(), envelope))
+        if envelope.kind == ground.RESULT and envelope.body.get("id"):
             self.results.setdefault(envelope.body["id"], envelope.body)
+
+    @property
+    def local_events(self) -> list[tuple[float, dict[str, Any]]]:
+        """(received at, event) from the node's own broker, as the crew sees them."""
+        return [(at, m.body) for at, m in self.local if m.kind == ground.EVENT]
 
     async def wait_for(self, predicate: Callable[[], bool], timeout: float, what: str) -> None:
         """Wait until `predicate()` holds; raise TimeoutError naming `what` otherwise."""
@@ -171,6 +196,21 @@ class GroundSession:
             if marks and message.historical != (message.ts < marks[-1]):
                 return False
         return True
+
+    def node_status(self) -> str:
+        """The node as its latest birth and death say: online, offline (why) or unknown."""
+        birth = self.births[-1] if self.births else None
+        death = self.deaths[-1] if self.deaths else None
+        if birth is None and death is None:
+            return "unknown (no birth or death certificate on the broker)"
+        if death is not None and (
+            birth is None
+            or (death.stream == birth.stream and (death.bd_seq or 0) >= (birth.bd_seq or 0))
+        ):
+            return f"offline (death certificate: {death.body.get('reason', '?')})"
+        assert birth is not None
+        started = time.strftime("%H:%M:%S UTC", time.gmtime(birth.ts))
+        return f"online (born {started})"
 
     def online(self, *devices: str) -> bool:
         return all(self.states.get(d, {}).get("online") for d in devices)

@@ -1,7 +1,8 @@
 """`cupola keys`: role keys for signing commands, and the keyring a node trusts.
 
 A key file (one per person or console, kept secret) holds a key id, a role and 32 random
-bytes. The node's keyring holds the same entries; revoking a key id there refuses it at once.
+bytes. The node's keyring holds the same entries; revoking a key id there refuses it once the
+daemon re-reads the keyring (SIGHUP); `keys.revoke` by command refuses it at once.
 """
 
 from __future__ import annotations

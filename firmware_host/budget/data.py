@@ -1,10 +1,11 @@
 """The data budgets at run time: media per camera, downlink per day and contact window.
 
 Camera status keeps the media budget current; once a second what the stream actually sent is
-accounted against the day's downlink allocation, proxies of circled takes take what is left
-in the window, and the stream's pacer is set to the rate the allocation and the contact
-schedule allow (zero outside a window). Crossing 80 % and 100 % of a camera's daily media
-share, or of the day's downlink, raises one event each per day.
+accounted against the housekeeping allocation, proxies of circled takes take the bulk
+allocation in the window, and the stream's pacer is set to the housekeeping rate, or held
+(zero) when that class may not send, the ground link being told first. Crossing 80 % and
+100 % of a camera's daily media share, or of the day's bulk downlink, raises one event each
+per day.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from firmware_host.budget.downlink import ContactWindow, DownlinkBudget
+from firmware_host.budget.downlink import ContactWindow, DownlinkBudget, Hold
 from firmware_host.budget.ledger import BudgetLedger
 from firmware_host.budget.media import MediaBudget
 from firmware_host.config import DataConfig
@@ -27,9 +28,13 @@ from protocols.messages.common import Severity
 TICK_S = 1.0
 
 
+HOLD_LEAD_S = 2 * TICK_S  # the stream is held this early, so the ground hears it first
+
+
 def _window(text: str, minutes: float) -> ContactWindow:
-    hours, mins = (int(part) for part in text.split(":"))
-    return ContactWindow(start_s=hours * 3600 + mins * 60, duration_s=minutes * 60)
+    hours, mins, *secs = (int(part) for part in text.split(":"))
+    start = hours * 3600 + mins * 60 + sum(secs)
+    return ContactWindow(start_s=start, duration_s=minutes * 60)
 
 
 class DataBudgets:
@@ -41,11 +46,13 @@ class DataBudgets:
         *,
         clock: Callable[[], float] = time.time,
         ledger: BudgetLedger | None = None,
+        on_hold: Callable[[Hold | None], None] = lambda _: None,
     ) -> None:
         self.ledger = ledger
         start = config.shoot_start or self._first_day(clock)
         self.bus = bus
         self.pacer = pacer
+        self.on_hold = on_hold
         self.media = MediaBudget(
             take_fit=config.take_fit, shoot_days=config.shoot_days, shoot_start=start, clock=clock
         )
@@ -54,6 +61,9 @@ class DataBudgets:
             windows=[_window(c.start, c.minutes) for c in config.contact],
             link_bytes_per_s=config.link_mbps * 1e6 / 8,
             proxy_kbps=config.proxy_kbps,
+            housekeeping_bytes_per_s=_bytes_per_s(config.housekeeping.kbps),
+            housekeeping_bytes_per_day=_mb(config.housekeeping.mb_per_day),
+            housekeeping_windowed=config.housekeeping.windowed,
             clock=clock,
         )
         self._spent = pacer.spent
@@ -68,6 +78,7 @@ class DataBudgets:
             if media is not None:
                 day = datetime.date.fromisoformat(media["day"])
                 self.media.restore_day_start(day, media["used"])
+        self.apply_link_class()
 
     def _first_day(self, clock: Callable[[], float]) -> datetime.date:
         """The shoot began the day the daemon first ran, not the day it last restarted."""
@@ -138,10 +149,16 @@ class DataBudgets:
         self._spent = self.pacer.spent
         self.downlink.tick(sent)
         self._save_downlink()
-        self.pacer.set_rate(self.downlink.rate())
+        self.apply_link_class()
         fraction = self.downlink.fraction_used()
         level = "red" if fraction >= 1.0 else "yellow" if fraction >= 0.8 else "ok"
         self._level("downlink:day", level, fraction, "downlink today", "daemon")
+
+    def apply_link_class(self) -> None:
+        """Pace the stream to the housekeeping allocation, held (rate 0) when it may not send."""
+        hold = self.downlink.housekeeping_hold(HOLD_LEAD_S)
+        self.on_hold(hold)  # first: the ground hears of the hold before the stream stops
+        self.pacer.set_rate(0.0 if hold is not None else self.downlink.housekeeping_rate())
 
     def status(self) -> dict[str, Any]:
         return {"media": self.media.status(), "downlink": self.downlink.status()}
@@ -159,3 +176,11 @@ class DataBudgets:
                 for k in ("allocation_gb", "used_fraction", "in_contact", "next_window")
             },
         }
+
+
+def _bytes_per_s(kbps: float | None) -> float | None:
+    return None if kbps is None else kbps * 1000 / 8
+
+
+def _mb(megabytes: float | None) -> float | None:
+    return None if megabytes is None else megabytes * 1e6

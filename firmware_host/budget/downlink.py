@@ -1,13 +1,15 @@
-"""The downlink allocation: a daily byte budget spent in contact windows, telemetry first.
+"""The downlink's two link classes: bulk (proxies, files) and housekeeping (the stream).
 
-The film's share of the downlink (reference: 5 GB a day in 4 to 6 contact windows of 10 to
-20 minutes) is spread over the windows still to come today; inside a window the stream may
-send at the window's share per second of window left (capped by the link), outside every
-window nothing is sent and the outbox waits. Telemetry (events, results, samples, measured
-from what the stream actually sent) has priority; proxies of circled takes, modelled from
-their duration and the proxy bitrate, take what is left in each window. With no contact
-schedule configured the link is taken as always available and only the daily budget is
-accounted.
+Bulk: the film's daily share (reference: 5 GB a day in 4 to 6 contact windows of 10 to 20
+minutes) is spread over the windows still to come today; inside a window proxies of circled
+takes, modelled from their duration and the proxy bitrate, go at the window's share per
+second of window left (capped by the link); outside every window nothing is sent.
+
+Housekeeping (events, alarms, results, sampled telemetry: the outbox's stream, measured from
+what it actually sent) is a separate, small allocation: a rate, a daily cap, and either
+continuous or windowed, as the segment's links are. When it may not send, the stream is held
+and `housekeeping_hold` says why and until when, so the ground can be told before it happens.
+With no contact schedule configured the link is taken as always available.
 """
 
 from __future__ import annotations
@@ -26,7 +28,19 @@ class ContactWindow:
     duration_s: float
 
     def contains(self, second: float) -> bool:
-        return self.start_s <= second < self.start_s + self.duration_s
+        return (second - self.start_s) % 86400.0 < self.duration_s  # across midnight too
+
+
+CONTACT_SCHEDULE = "contact schedule"
+BUDGET_EXHAUSTED = "budget exhausted"
+
+
+@dataclass(frozen=True)
+class Hold:
+    """Why the housekeeping stream may not send, and when it expects to send again."""
+
+    reason: str  # CONTACT_SCHEDULE or BUDGET_EXHAUSTED
+    until: float  # unix time
 
 
 @dataclass
@@ -44,15 +58,21 @@ class DownlinkBudget:
         windows: list[ContactWindow],
         link_bytes_per_s: float,
         proxy_kbps: float,
+        housekeeping_bytes_per_s: float | None = None,
+        housekeeping_bytes_per_day: float | None = None,
+        housekeeping_windowed: bool = False,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.bytes_per_day = bytes_per_day
         self.windows = sorted(windows, key=lambda w: w.start_s)
         self.link_bytes_per_s = link_bytes_per_s
         self.proxy_kbps = proxy_kbps
+        self.housekeeping_bytes_per_s = housekeeping_bytes_per_s
+        self.housekeeping_bytes_per_day = housekeeping_bytes_per_day
+        self.housekeeping_windowed = housekeeping_windowed
         self.clock = clock
         self.day = self._today()
-        self.telemetry_today = 0.0
+        self.telemetry_today = 0.0  # housekeeping: what the stream sent today
         self.proxies_today = 0.0
         self.proxies: deque[Proxy] = deque()
         self.proxies_done: list[int] = []
@@ -81,19 +101,44 @@ class DownlinkBudget:
         return self.clock() % 86400.0
 
     def used_today(self) -> float:
-        return self.telemetry_today + self.proxies_today
+        """Bulk bytes sent today (housekeeping has its own allocation)."""
+        return self.proxies_today
 
     def window_now(self) -> ContactWindow | None:
-        if not self.windows:
-            return None
-        second = self._second()
+        return self._window_at(self.clock())
+
+    def _window_at(self, when: float) -> ContactWindow | None:
+        second = when % 86400.0
         return next((w for w in self.windows if w.contains(second)), None)
+
+    def _next_start(self, when: float) -> float:
+        """The start of the first window opening after `when` (outside every window)."""
+        midnight = when - when % 86400.0
+        starts = [midnight + w.start_s + day for day in (0.0, 86400.0) for w in self.windows]
+        return min(start for start in starts if start > when)
+
+    def housekeeping_hold(self, lead_s: float = 0.0) -> Hold | None:
+        """The hold in force now or within `lead_s`: announced that early, while the link is."""
+        now = self.clock()
+        daily = self.housekeeping_bytes_per_day
+        if daily is not None and self.telemetry_today >= daily:
+            return Hold(BUDGET_EXHAUSTED, now - now % 86400.0 + 86400.0)
+        if not (self.housekeeping_windowed and self.windows):
+            return None
+        for when in (now, now + lead_s):
+            if self._window_at(when) is None:
+                return Hold(CONTACT_SCHEDULE, self._next_start(when))
+        return None
+
+    def housekeeping_rate(self) -> float | None:
+        """Bytes per second the stream may use now; None: unpaced; 0: held."""
+        return 0.0 if self.housekeeping_hold() is not None else self.housekeeping_bytes_per_s
 
     def in_contact(self) -> bool:
         return not self.windows or self.window_now() is not None
 
     def rate(self) -> float | None:
-        """Bytes per second the stream may use now; None: unpaced; 0: wait."""
+        """Bytes per second bulk (proxies, files) may use now; None: unpaced; 0: wait."""
         left_today = self.bytes_per_day - self.used_today()
         if left_today <= 0:
             return 0.0
@@ -125,7 +170,7 @@ class DownlinkBudget:
         if not self.in_contact():
             return
         rate = self.rate()
-        capacity = (self.link_bytes_per_s if rate is None else rate) * elapsed - telemetry_sent
+        capacity = (self.link_bytes_per_s if rate is None else rate) * elapsed
         capacity = min(capacity, self.bytes_per_day - self.used_today())
         while capacity > 0 and self.proxies:
             proxy = self.proxies[0]
@@ -151,7 +196,8 @@ class DownlinkBudget:
     def status(self) -> dict[str, Any]:
         return {
             "allocation_gb": round(self.bytes_per_day / 1e9, 3),
-            "telemetry_mb": round(self.telemetry_today / 1e6, 3),
+            "telemetry_mb": round(self.telemetry_today / 1e6, 3),  # housekeeping today
+            "housekeeping": self._housekeeping_status(),
             "proxies_mb": round(self.proxies_today / 1e6, 3),
             "used_fraction": round(self.fraction_used(), 5),
             "proxies_queued": len(self.proxies),
@@ -159,4 +205,14 @@ class DownlinkBudget:
             "in_contact": self.in_contact(),
             "rate_bytes_per_s": self.rate(),
             "next_window": self.next_window(),
+        }
+
+    def _housekeeping_status(self) -> dict[str, Any]:
+        hold = self.housekeeping_hold()
+        daily = self.housekeeping_bytes_per_day
+        return {
+            "rate_bytes_per_s": self.housekeeping_bytes_per_s,
+            "allocation_mb": None if daily is None else round(daily / 1e6, 3),
+            "windowed": self.housekeeping_windowed,
+            "held": None if hold is None else {"reason": hold.reason, "until": hold.until},
         }

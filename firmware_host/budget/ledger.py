@@ -4,35 +4,78 @@ A cap the ground cut, a planned station power-down, the media used at the start 
 and the downlink already spent today are facts about the shoot, not about this process: a
 daemon restarted by systemd in the middle of a 120 W power-down must not come back at 300 W,
 nor give the day's downlink allocation out a second time.
+
+If the file is damaged it is moved aside and the ledger starts empty (`recovery` says so):
+the daemon then starts at the most conservative cap it knows (`conservative_cap`), never at
+the configured one as if the ground had never lowered it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-import sqlite3
 from pathlib import Path
 from typing import Any
 
-SCHEMA = "CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+from firmware_host.config import PowerConfig
+from firmware_host.events import EventBus
+from firmware_host.storage import open_or_recover
+from firmware_host.storage_guard import StorageFault, StorageGuard
+
+MIGRATIONS = ["CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, value TEXT NOT NULL);"]
+
+# The lowest cap the reference allocation plans for: "the cap may drop to 120 W for up to an
+# hour during a station event" (shared/reference/iss-budgets.md).
+STATION_EVENT_CAP_W = 120.0
+
+
+def conservative_cap(power: PowerConfig) -> float:
+    """The lowest cap known without the ledger: configured, planned, or a station event's."""
+    return min(power.cap_w, STATION_EVENT_CAP_W, *(change.cap_w for change in power.timeline))
 
 
 class BudgetLedger:
-    """A small durable key-value store: every `put` is committed before it returns."""
+    """A small durable key-value store: every `put` is committed before it returns, or, while
+    the state disk refuses writes, kept in memory (and read back from there) until the
+    storage guard's probe writes it: a cap cut on a full disk still holds."""
 
-    def __init__(self, path: Path | str) -> None:
-        self._db = sqlite3.connect(path, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute(SCHEMA)
+    def __init__(self, path: Path, guard: StorageGuard | None = None) -> None:
+        self.path = path
+        self.db, self.recovery = open_or_recover(path, MIGRATIONS)
+        self.guard = guard if guard is not None else StorageGuard(EventBus())
+        self.guard.add_probe(self.flush)
+        self._unsaved: dict[str, str] = {}
 
     def get(self, key: str) -> Any:
-        row = self._db.execute("SELECT value FROM entries WHERE key = ?", (key,)).fetchone()
+        if key in self._unsaved:
+            return json.loads(self._unsaved[key])
+        row = self.db.execute("SELECT value FROM entries WHERE key = ?", (key,)).fetchone()
         return None if row is None else json.loads(row[0])
 
     def put(self, key: str, value: Any) -> None:
-        self._db.execute(
-            "INSERT OR REPLACE INTO entries (key, value) VALUES (?, ?)", (key, json.dumps(value))
-        )
+        self._unsaved[key] = json.dumps(value)
+        try:
+            self.flush()
+        except StorageFault:
+            return  # kept in memory; the guard has said so and will write it
+
+    def flush(self) -> str:
+        """Write the entries not yet on disk (also the storage guard's probe)."""
+        if not self._unsaved:
+            return ""
+        entries = dict(self._unsaved)
+        with self.guard.using(self.path, self.db), self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.executemany(
+                "INSERT OR REPLACE INTO entries (key, value) VALUES (?, ?)", entries.items()
+            )
+        for key, value in entries.items():
+            if self._unsaved.get(key) == value:
+                del self._unsaved[key]
+        return f"{len(entries)} budget entries held in memory written to {self.path.name}"
 
     def close(self) -> None:
-        self._db.close()
+        """Close, writing entries held in memory first if the disk takes them by now."""
+        with contextlib.suppress(StorageFault):  # the guard has said so already
+            self.flush()
+        self.db.close()

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
 import msgspec
 
-from firmware_host.budget.governor import LightSetting
+from firmware_host.budget.governor import LightSetting, Setting
 from firmware_host.budget.power import PowerManager
 from firmware_host.commands.dispatcher import CommandFailed, CommandRejected, CommandSpec
+from firmware_host.config import PresetConfig
 from firmware_host.devices.agent import DeviceAgent, DeviceUnavailable
 from firmware_host.link.errors import LinkError
 from protocols.catalogue import NackReceived
@@ -23,6 +24,11 @@ class LightSetArgs(msgspec.Struct, forbid_unknown_fields=True):
     cct_k: Annotated[int, msgspec.Meta(ge=CCT_MIN_K, le=CCT_MAX_K)] | None = None
     fade_s: Annotated[float, msgspec.Meta(ge=0, le=600)] = 0.0
     best_effort: bool = False  # over budget: take the most the power budget allows
+
+
+class LightPresetArgs(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    fade_s: Annotated[float, msgspec.Meta(ge=0, le=600)] | None = None  # else the preset's
 
 
 class LightPowerArgs(msgspec.Struct, forbid_unknown_fields=True):
@@ -56,9 +62,15 @@ def intensity_permille(pct: float) -> int:
 
 
 class DeviceCommands:
-    def __init__(self, devices: Mapping[str, DeviceAgent], power: PowerManager) -> None:
+    def __init__(
+        self,
+        devices: Mapping[str, DeviceAgent],
+        power: PowerManager,
+        presets: Sequence[PresetConfig] = (),
+    ) -> None:
         self.devices = devices
         self.power = power
+        self.presets = {preset.name: preset for preset in presets}
 
     def _agent(self, name: str, kind: str) -> DeviceAgent:
         agent = self.devices.get(name)
@@ -101,6 +113,54 @@ class DeviceCommands:
             result["granted_pct"] = granted.permille / 10
             result["requested_pct"] = requested / 10
         return result
+
+    async def light_preset(self, args: LightPresetArgs) -> dict[str, Any]:
+        """Every light of a named look, admitted as one change: all of it fits, or none is sent."""
+        preset = self.presets.get(args.name)
+        if preset is None:
+            raise CommandRejected(f"no preset {args.name!r}; presets: {sorted(self.presets)}")
+        agents = {name: self._agent(name, "light") for name in preset.lights}
+        offline = [name for name, agent in agents.items() if not agent.online]
+        if offline:
+            raise CommandRejected(f"preset {args.name!r}: {', '.join(offline)} offline; none set")
+        looks: dict[str, LightSetting] = {}
+        for name, look in preset.lights.items():
+            requested = intensity_permille(look.intensity_pct)
+            current = agents[name].status
+            looks[name] = LightSetting(requested > 0 or bool(current and current.on), requested)
+        changes: list[tuple[str, Setting]] = list(looks.items())
+        decision = self.power.admit_all(changes)
+        if not decision.allowed:
+            raise CommandRejected(decision.reason)
+        fade_ms = round((preset.fade_s if args.fade_s is None else args.fade_s) * 1000)
+        outcomes = await asyncio.gather(
+            *(self._apply_look(agents[name], looks[name], look.cct_k, fade_ms)
+              for name, look in preset.lights.items()),
+            return_exceptions=True,
+        )  # fmt: skip
+        applied = dict(zip(preset.lights, outcomes, strict=True))
+        failed = {name: o for name, o in applied.items() if isinstance(o, BaseException)}
+        if failed:
+            done = sorted(set(applied) - set(failed))
+            problems = "; ".join(f"{name}: {error}" for name, error in failed.items())
+            raise CommandFailed(f"preset {args.name!r} partly applied (set: {done}); {problems}")
+        return {"preset": args.name, "lights": applied, "fade_s": fade_ms / 1000,
+                "power": decision.reason}  # fmt: skip
+
+    async def _apply_look(
+        self, agent: DeviceAgent, setting: LightSetting, cct_k: int | None, fade_ms: int
+    ) -> dict[str, Any]:
+        current = agent.status
+        try:
+            driver = agent.light()
+            cct = cct_k or (current.target_cct_k if current is not None else 5600)
+            if setting.permille > 0 and current is not None and not current.on:
+                await driver.set_power(True)
+            status = await driver.set_level(setting.permille, cct, fade_ms)
+        except (DeviceUnavailable, NackReceived, LinkError) as exc:
+            raise CommandFailed(str(exc)) from exc
+        self.power.committed(agent.name, LightSetting(status.on, status.target_intensity_permille))
+        return {"target_pct": status.target_intensity_permille / 10, "cct_k": status.target_cct_k}
 
     async def light_power(self, args: LightPowerArgs) -> dict[str, Any]:
         agent = self._agent(args.device, "light")
@@ -159,6 +219,8 @@ class DeviceCommands:
         return [
             CommandSpec("light.set", LightSetArgs, self.light_set,
                         "Fade a light to an intensity (0.1 % steps) and colour temperature."),
+            CommandSpec("light.preset", LightPresetArgs, self.light_preset,
+                        "Set every light of a named look together, with a fade."),
             CommandSpec("light.power", LightPowerArgs, self.light_power,
                         "Switch a light's LED driver on or off."),
             CommandSpec("camera.jam", CamerasArgs, self.jam,

@@ -25,6 +25,7 @@ from firmware_host.link.connection import LinkConnection, open_link
 from firmware_host.link.errors import LinkError, LinkTimeout
 from firmware_host.link.session import RequestSession
 from firmware_host.link.stats import LinkStats
+from firmware_host.link.transport import Tap
 from firmware_host.workflow.timecode import ReferenceClock, wire_seconds
 from protocols.catalogue import HELLO, NackReceived, decode_event
 from protocols.errors import ProtocolError
@@ -77,8 +78,10 @@ class DeviceAgent:
         reconnect_max_s: float = 2.0,
         host_timeout_ms: int = 0,
         light_failsafe_permille: int = 0,
+        tap: Tap | None = None,
     ) -> None:
         self.config = config
+        self.tap = tap
         self.name = config.name
         self.kind = config.kind
         self.bus = bus
@@ -158,6 +161,7 @@ class DeviceAgent:
             timeout_s=config.timeout_ms / 1000.0,
             retries=config.retries,
             on_event=self._on_event_frame,
+            tap=self.tap,
         )
         self.session = self._link.session
         self.stats.reconnects += 1

@@ -19,6 +19,7 @@ from typing import Any
 
 import aiomqtt
 
+from firmware_host.budget.downlink import Hold
 from firmware_host.config import BrokerAddress, MqttConfig
 from firmware_host.events import EventBus
 from firmware_host.groundlink.stream import StreamPublisher
@@ -54,11 +55,16 @@ class GroundLink:
         self.stream_id = stream_id
         self._states: dict[str, dict[str, Any]] = {}
         self._dirty: set[str] = set()
+        self._ground_dirty: set[str] = set()  # states the ground has not had yet
         self._state_wakeup = asyncio.Event()
         self._client: aiomqtt.Client | None = None
+        self._local_sends: set[asyncio.Future[None]] = set()
         self.bd_seq = 0
         self.connected = asyncio.Event()  # to our broker
         self.reachable = asyncio.Event()  # to the ground (through the bridge, if any)
+        self.hold: Hold | None = None  # the housekeeping class may not send now
+        self._hold_changed = asyncio.Event()
+        self.flowing = asyncio.Event()  # reachable and not held: the stream drains
         self.session_started = 0.0  # wall time the ground last became reachable
         self.connects = 0
 
@@ -76,18 +82,47 @@ class GroundLink:
         The same result also goes to the ground through the outbox; this copy is not
         sequenced and not bridged.
         """
+        self._publish_local(ground.LOCAL_RESULT, ground.RESULT, body)
+
+    def publish_local_event(self, body: dict[str, Any]) -> None:
+        """An event (alarms included), at once, for the crew: the ground's copy may be held."""
+        self._publish_local(ground.LOCAL_EVENT, ground.EVENT, body)
+
+    def publish_local_limits(self, limits: list[dict[str, Any]]) -> None:
+        """Every limit out of bounds now, retained: a crew laptop joining late sees them."""
+        self._publish_local(ground.LOCAL_LIMITS, ground.LIMITS, {"limits": limits}, retain=True)
+
+    def _publish_local(
+        self, leaf: str, kind: str, body: dict[str, Any], *, retain: bool = False
+    ) -> None:
         client = self._client
         if client is None:
-            return
-        payload = self._envelope(ground.RESULT, body)
+            return  # our broker is down: the crew cannot read it either; the event log keeps it
+        payload = self._envelope(kind, body)
         task = asyncio.ensure_future(
-            client.publish(ground.topic(self.node, ground.LOCAL_RESULT), payload, qos=1)
+            client.publish(ground.topic(self.node, leaf), payload, qos=1, retain=retain)
         )
-        task.add_done_callback(_ignore_failure)
+        self._local_sends.add(task)
+        task.add_done_callback(self._local_sent)
+
+    def _local_sent(self, task: asyncio.Future[None]) -> None:
+        """The local copy is a courtesy: the authoritative one is in the outbox."""
+        self._local_sends.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.debug("local copy not published: %s", task.exception())
+
+    def set_hold(self, hold: Hold | None) -> None:
+        """The budget says whether the stream may send; a change is announced, then applied."""
+        if hold == self.hold:
+            return
+        self.hold = hold
+        if hold is not None:
+            self.flowing.clear()
+        self._hold_changed.set()
 
     async def rebirth(self) -> None:
         """Publish the birth certificate again (the ground asked for it)."""
-        if self._client is not None and self.reachable.is_set():
+        if self._client is not None and self.flowing.is_set():
             await self._publish_birth(self._client)
 
     # -- session ---------------------------------------------------------------------------
@@ -136,14 +171,16 @@ class GroundLink:
                         await client.subscribe(bridge, qos=1)
                     self.connects += 1
                     self.connected.set()
+                    self.publish_local_limits(self._birth()["limits"])  # the crew's list now
                     backoff = 0.1
                     if not bridge:
                         await self._ground_up(client)
                     async with asyncio.TaskGroup() as group:
                         group.create_task(self._listen(client))
                         group.create_task(self._publish_states(client))
+                        group.create_task(self._follow_hold(client))
                         group.create_task(
-                            self.stream.drain(client, lambda: self.session_started, self.reachable)
+                            self.stream.drain(client, lambda: self.session_started, self.flowing)
                         )
             except* aiomqtt.MqttError as errors:
                 log.warning("broker link down: %s", "; ".join(str(e) for e in errors.exceptions))
@@ -155,17 +192,32 @@ class GroundLink:
             backoff = min(backoff * 2, self.config.reconnect_max_s)
 
     async def _ground_up(self, client: aiomqtt.Client) -> None:
-        self.session_started = time.time()
-        await self._publish_birth(client)
-        self._dirty = set(self._states)
-        self._state_wakeup.set()
         self.reachable.set()
+        if self.hold is not None:
+            await self._publish_link(client)  # the ground learns at once that it is blind
+            self.bus.emit(
+                "ground.link_up", Severity.INFO,
+                f"ground reachable (bd_seq {self.bd_seq}); stream held ({self.hold.reason})",
+                bd_seq=self.bd_seq,
+            )  # fmt: skip
+            return
+        await self._start_flowing(client)
         self.bus.emit(
             "ground.link_up", Severity.INFO,
             f"ground reachable (bd_seq {self.bd_seq}); backlog draining", bd_seq=self.bd_seq,
         )  # fmt: skip
 
+    async def _start_flowing(self, client: aiomqtt.Client) -> None:
+        """Birth (the state now), the link notice, then the states and the backlog."""
+        self.session_started = time.time()
+        await self._publish_birth(client)
+        await self._publish_link(client)
+        self._ground_dirty = set(self._states)
+        self._state_wakeup.set()
+        self.flowing.set()
+
     def _ground_down(self, reason: str) -> None:
+        self.flowing.clear()
         if self.reachable.is_set():
             self.reachable.clear()
             self.bus.emit(
@@ -173,14 +225,47 @@ class GroundLink:
                 f"ground out of reach ({reason}): queuing onboard",
             )  # fmt: skip
 
+    async def _follow_hold(self, client: aiomqtt.Client) -> None:
+        """Announce each hold before the stream stops, and each release as it resumes."""
+        while True:
+            await self._hold_changed.wait()
+            self._hold_changed.clear()
+            hold = self.hold
+            if hold is not None:
+                if self.reachable.is_set():
+                    await self._publish_link(client)
+                self.bus.emit(
+                    "ground.stream_held", Severity.WARNING,
+                    f"stream to the ground held ({hold.reason}) until "
+                    f"{_hhmm(hold.until)} UTC: queuing onboard",
+                    reason=hold.reason, until=hold.until,
+                )  # fmt: skip
+            else:
+                self.bus.emit("ground.stream_released", Severity.INFO, "stream to the ground flows")
+                if self.reachable.is_set() and not self.flowing.is_set():
+                    await self._start_flowing(client)
+
+    async def _publish_link(self, client: aiomqtt.Client) -> None:
+        """The retained link notice: held (why, until when) or flowing, with the backlog."""
+        hold = self.hold
+        birth = self._birth()
+        body = {
+            "state": "flowing" if hold is None else "held",
+            "reason": "" if hold is None else hold.reason,
+            "until": None if hold is None else hold.until,
+            "at": time.time(),
+            "backlog": birth["backlog"],
+            "limits": birth["limits"],
+        }
+        payload = self._envelope(ground.LINK, body)
+        self.stream.pacer.charge(len(payload))
+        await client.publish(ground.topic(self.node, ground.LINK), payload, qos=1, retain=True)
+
     async def _publish_birth(self, client: aiomqtt.Client) -> None:
         body = {**self._birth(), "session_started": self.session_started}
-        await client.publish(
-            ground.topic(self.node, ground.BIRTH),
-            self._envelope(ground.BIRTH, body),
-            qos=1,
-            retain=True,
-        )
+        payload = self._envelope(ground.BIRTH, body)
+        self.stream.pacer.charge(len(payload))
+        await client.publish(ground.topic(self.node, ground.BIRTH), payload, qos=1, retain=True)
 
     async def _listen(self, client: aiomqtt.Client) -> None:
         bridge = self.config.bridge_state_topic
@@ -198,20 +283,35 @@ class GroundLink:
             await self._on_command(bytes(payload))
 
     async def _publish_states(self, client: aiomqtt.Client) -> None:
-        """Retained latest state, whether or not the ground is reachable (the crew reads it)."""
+        """Retained latest state: always for the crew (local/), for the ground while flowing.
+
+        A held stream holds the states too: the ground must not see fresh-looking data from a
+        node whose events and alarms it cannot see. Release publishes every state again.
+        """
         interval = 1.0 / self.config.state_rate_hz
         while True:
-            await self._state_wakeup.wait()
+            if not (self._ground_dirty and self.flowing.is_set()):
+                await self._state_wakeup.wait()
             self._state_wakeup.clear()
             dirty, self._dirty = self._dirty, set()
             for device in sorted(dirty):
-                await client.publish(
-                    ground.topic(self.node, ground.STATE, device),
-                    self._envelope(ground.STATE, self._states[device]),
-                    qos=1,
-                    retain=True,
-                )
+                payload = self._envelope(ground.STATE, self._states[device])
+                local = ground.topic(self.node, ground.LOCAL_STATE, device)
+                await client.publish(local, payload, qos=1, retain=True)
+            self._ground_dirty |= dirty
+            if self.flowing.is_set():
+                await self._publish_ground_states(client)
             await asyncio.sleep(interval)
+
+    async def _publish_ground_states(self, client: aiomqtt.Client) -> None:
+        """Each state the housekeeping allocation has room for; the rest wait, latest wins."""
+        for device in sorted(self._ground_dirty):
+            payload = self._envelope(ground.STATE, self._states[device])
+            if not self.stream.pacer.try_spend(len(payload)):
+                return
+            self._ground_dirty.discard(device)
+            topic = ground.topic(self.node, ground.STATE, device)
+            await client.publish(topic, payload, qos=1, retain=True)
 
     async def publish_death(self, reason: str) -> None:
         """Clean shutdown: say so, since a clean disconnect does not fire the will."""
@@ -230,7 +330,5 @@ class GroundLink:
             log.warning("could not publish death certificate: %s", exc)
 
 
-def _ignore_failure(task: asyncio.Future[None]) -> None:
-    """The local copy is a courtesy: the authoritative result is in the outbox."""
-    if not task.cancelled() and task.exception() is not None:
-        log.debug("local result not published: %s", task.exception())
+def _hhmm(when: float) -> str:
+    return time.strftime("%H:%M", time.gmtime(when))

@@ -6,36 +6,52 @@ away never had one) and a message re-sent after a crash or a broken connection c
 same number, which the ground uses to drop the duplicate. A row is deleted only after the
 broker acknowledged it (QoS 1 PUBACK).
 
-Drain order: messages already numbered (in number order), then events and results, then
-routine samples, each oldest first.
+Drain order: messages already numbered (in number order), then alarms and command results,
+then other events, then routine samples, each oldest first.
 
 Thinning (when the outbox exceeds its size, or the disk runs short of space): the oldest half
 of the routine samples not yet sent loses every other sample, halving its time resolution,
 repeated until under the low-water mark. Events and command results are never thinned.
+
+When the state disk refuses a write (full, I/O error: `StorageGuard`), nothing raises: new
+messages are held in memory, in order, behind which nothing is written until the guard's
+probe (`flush_held`) writes them all in one transaction. The memory is bounded (`held_max`):
+past it the oldest held routine sample is dropped, and only if there is none the oldest
+message (both counted in `held_dropped`). Acknowledgements and the birth counter that could
+not be written are kept the same way.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import shutil
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
-from firmware_host.storage import open_database
+from firmware_host.events import EventBus
+from firmware_host.storage import open_or_recover
+from firmware_host.storage_guard import StorageFault, StorageGuard
+
+log = logging.getLogger(__name__)
 
 # Bodies go to the ground as they are stored, so they are stored as strict JSON: a non-finite
 # number (a NaN reading, an inf budget) becomes null, never the `NaN`/`Infinity` that
 # json.dumps writes and no JSON parser on the ground accepts.
 encode_body = msgspec.json.Encoder().encode
 
-EVENTS = 0  # priority of events and results: never thinned, sent first
+URGENT = -1  # priority of alarms and command results: never thinned, sent before all else
+EVENTS = 0  # priority of events: never thinned
 ROUTINE = 1  # priority of periodic samples
 LOW_WATER = 0.8
 EVENT_LOG_KEEP = 100_000
+HELD_MAX = 20_000  # messages held in memory while the disk refuses writes (a few MB)
 
 MIGRATIONS = [
     """
@@ -73,60 +89,148 @@ class Pending:
     seq: int
 
 
+@dataclass(frozen=True, slots=True)
+class Held:
+    """A message the disk would not take yet, as it will be written."""
+
+    kind: str
+    priority: int
+    created: float
+    body: bytes
+    event: tuple[float, str, str, str] | None  # its row in the event log, for events
+
+
 class Outbox:
-    def __init__(self, path: Path, *, max_bytes: int, min_free_bytes: int = 0) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        max_bytes: int,
+        min_free_bytes: int = 0,
+        guard: StorageGuard | None = None,
+        held_max: int = HELD_MAX,
+    ) -> None:
         self.path = path
-        self.db = open_database(path, MIGRATIONS)
+        self.db, self.recovery = open_or_recover(path, MIGRATIONS)
         self.max_bytes = max_bytes
         self.min_free_bytes = min_free_bytes
+        self.guard = guard if guard is not None else StorageGuard(EventBus())
+        self.guard.add_probe(self.flush_held)
+        self.held_max = held_max
+        self.held_dropped = 0
         self.thinned_total = 0
+        self._held: deque[Held] = deque()
+        self._acked_unsaved: set[int] = set()  # acknowledged, delete refused by the disk
+        self._bd_seq_unsaved: int | None = None  # handed out, not yet written
         self._appends = 0
         self._bytes = self._stored_bytes()
 
     def close(self) -> None:
+        """Close, writing what is held in memory first if the disk takes it by now."""
+        with contextlib.suppress(StorageFault):
+            self.flush_held()
+        if self._held:
+            log.critical(
+                "%s: %d messages held in memory are lost: the disk still refuses writes",
+                self.path, len(self._held),
+            )  # fmt: skip
         self.db.close()
 
     # -- appending -------------------------------------------------------------------------
 
     def append(self, kind: str, body: dict[str, Any], priority: int = EVENTS) -> int:
-        """Queue one message durably; returns how many routine samples were thinned for it."""
+        """Queue one message durably (or in memory while the disk refuses writes); returns
+        how many routine samples were thinned for it."""
         data = encode_body(body)
-        with self.db:
-            self.db.execute("BEGIN IMMEDIATE")
-            self.db.execute(
-                "INSERT INTO outbox (kind, priority, created, body) VALUES (?, ?, ?, ?)",
-                (kind, priority, time.time(), data),
-            )
-            if kind == "event":
-                self.db.execute(
-                    "INSERT INTO events (ts, name, severity, source, body) VALUES (?, ?, ?, ?, ?)",
-                    (body.get("ts", time.time()), body.get("name", ""),
-                     body.get("severity", ""), body.get("source", ""), data),
-                )  # fmt: skip
+        now = time.time()
+        event = None
+        if kind == "event":
+            event = (body.get("ts", now), body.get("name", ""), body.get("severity", ""),
+                     body.get("source", ""))  # fmt: skip
+        held = Held(kind, priority, now, data, event)
+        if self._held:  # behind messages already waiting: keep the order
+            self._hold(held)
+            return 0
+        try:
+            with self.guard.using(self.path, self.db), self.db:
+                self.db.execute("BEGIN IMMEDIATE")
+                self._insert([held])
+        except StorageFault:
+            self._hold(held)
+            return 0
         self._bytes += len(data)
         self._appends += 1
         if self._appends % 1000 == 0:
             self._trim_event_log()
         return self._thin_if_needed()
 
-    def _trim_event_log(self) -> None:
-        with self.db:
+    def _insert(self, messages: list[Held]) -> None:
+        self.db.executemany(
+            "INSERT INTO outbox (kind, priority, created, body) VALUES (?, ?, ?, ?)",
+            [(m.kind, m.priority, m.created, m.body) for m in messages],
+        )
+        self.db.executemany(
+            "INSERT INTO events (ts, name, severity, source, body) VALUES (?, ?, ?, ?, ?)",
+            [(*m.event, m.body) for m in messages if m.event is not None],
+        )
+
+    def _hold(self, message: Held) -> None:
+        if len(self._held) >= self.held_max:
+            routine = next((m for m in self._held if m.priority == ROUTINE), None)
+            self._held.remove(routine if routine is not None else self._held[0])
+            self.held_dropped += 1
+        self._held.append(message)
+
+    def flush_held(self) -> str:
+        """Write everything held back, in one transaction (the storage guard's probe).
+
+        Always writes something, so a probe with nothing held still proves the disk takes
+        writes. Raises StorageFault while it does not.
+        """
+        held = list(self._held)
+        acked = sorted(self._acked_unsaved)
+        with self.guard.using(self.path, self.db), self.db:
             self.db.execute("BEGIN IMMEDIATE")
+            self._insert(held)
+            self._delete(acked)
             self.db.execute(
-                "DELETE FROM events WHERE id <= (SELECT MAX(id) FROM events) - ?",
-                (EVENT_LOG_KEEP,),
+                "UPDATE meta SET value = MAX(value, ?) WHERE key = 'bd_seq'",
+                (self._bd_seq_unsaved or 0,),
             )
+        self._bytes = self._stored_bytes()
+        for _ in held:
+            self._held.popleft()
+        self._acked_unsaved.difference_update(acked)
+        self._bd_seq_unsaved = None
+        dropped, self.held_dropped = self.held_dropped, 0
+        if not held and not dropped:
+            return ""
+        return f"{len(held)} messages held in memory written to {self.path.name}" + (
+            f", {dropped} dropped (memory full)" if dropped else ""
+        )
+
+    def _trim_event_log(self) -> None:
+        try:
+            with self.guard.using(self.path, self.db), self.db:
+                self.db.execute("BEGIN IMMEDIATE")
+                self.db.execute(
+                    "DELETE FROM events WHERE id <= (SELECT MAX(id) FROM events) - ?",
+                    (EVENT_LOG_KEEP,),
+                )
+        except StorageFault:
+            return  # trimmed on a later append
 
     def recent_events(self, limit: int, min_severity: str | None = None) -> list[dict[str, Any]]:
         """The onboard event log, newest first (it outlives the outbox rows)."""
         severities = ("diagnostic", "info", "warning", "critical")
         wanted = severities[severities.index(min_severity) :] if min_severity else severities
+        held = [m.body for m in reversed(self._held) if m.event and m.event[2] in wanted]
         rows = self.db.execute(
             f"SELECT body FROM events WHERE severity IN ({','.join('?' * len(wanted))})"
             " ORDER BY id DESC LIMIT ?",
             (*wanted, limit),
         )
-        return [json.loads(row[0]) for row in rows]
+        return [json.loads(body) for body in [*held, *(row[0] for row in rows)][:limit]]
 
     def append_many(self, kind: str, bodies: list[dict[str, Any]], priority: int) -> None:
         """Queue a batch in one transaction (bulk loads, benchmarks)."""
@@ -142,48 +246,65 @@ class Outbox:
     # -- draining --------------------------------------------------------------------------
 
     def next_batch(self, limit: int) -> list[Pending]:
-        """Up to `limit` messages in sending order, numbering those sent for the first time."""
-        with self.db:
-            self.db.execute("BEGIN IMMEDIATE")
-            numbered = self.db.execute(
-                "SELECT id, kind, created, body, seq FROM outbox WHERE seq IS NOT NULL"
-                " ORDER BY seq LIMIT ?",
-                (limit,),
+        """Up to `limit` messages in sending order, numbering those sent for the first time;
+        none while the disk refuses the numbering (they wait, in order)."""
+        try:
+            with self.guard.using(self.path, self.db), self.db:
+                self.db.execute("BEGIN IMMEDIATE")
+                rows = self._number_batch(limit + len(self._acked_unsaved))
+        except StorageFault:
+            return []
+        return [row for row in rows if row.id not in self._acked_unsaved][:limit]
+
+    def _number_batch(self, limit: int) -> list[Pending]:
+        numbered = self.db.execute(
+            "SELECT id, kind, created, body, seq FROM outbox WHERE seq IS NOT NULL"
+            " ORDER BY seq LIMIT ?",
+            (limit,),
+        ).fetchall()
+        room = limit - len(numbered)
+        fresh: list[tuple[Any, ...]] = []
+        if room > 0:
+            fresh = self.db.execute(
+                "SELECT id, kind, created, body FROM outbox WHERE seq IS NULL"
+                " ORDER BY priority, id LIMIT ?",
+                (room,),
             ).fetchall()
-            room = limit - len(numbered)
-            fresh: list[tuple[Any, ...]] = []
-            if room > 0:
-                fresh = self.db.execute(
-                    "SELECT id, kind, created, body FROM outbox WHERE seq IS NULL"
-                    " ORDER BY priority, id LIMIT ?",
-                    (room,),
-                ).fetchall()
-                if fresh:
-                    next_seq = self.db.execute(
-                        "SELECT value FROM meta WHERE key = 'next_seq'"
-                    ).fetchone()[0]
-                    fresh = [(*row, next_seq + i) for i, row in enumerate(fresh)]
-                    self.db.executemany(
-                        "UPDATE outbox SET seq = ? WHERE id = ?", [(r[4], r[0]) for r in fresh]
-                    )
-                    self.db.execute(
-                        "UPDATE meta SET value = ? WHERE key = 'next_seq'",
-                        (next_seq + len(fresh),),
-                    )
+            if fresh:
+                next_seq = self.db.execute(
+                    "SELECT value FROM meta WHERE key = 'next_seq'"
+                ).fetchone()[0]
+                fresh = [(*row, next_seq + i) for i, row in enumerate(fresh)]
+                self.db.executemany(
+                    "UPDATE outbox SET seq = ? WHERE id = ?", [(r[4], r[0]) for r in fresh]
+                )
+                self.db.execute(
+                    "UPDATE meta SET value = ? WHERE key = 'next_seq'", (next_seq + len(fresh),)
+                )
         return [Pending(*row) for row in [*numbered, *fresh]]
 
     def acknowledged(self, ids: list[int]) -> None:
         if not ids:
             return
-        with self.db:
-            self.db.execute("BEGIN IMMEDIATE")
-            freed = self.db.execute(
-                f"SELECT COALESCE(SUM(LENGTH(body)), 0) FROM outbox WHERE id IN "
-                f"({','.join('?' * len(ids))})",
-                ids,
-            ).fetchone()[0]
-            self.db.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in ids])
-        self._bytes -= int(freed)
+        try:
+            with self.guard.using(self.path, self.db), self.db:
+                self.db.execute("BEGIN IMMEDIATE")
+                freed = self._delete(ids)
+        except StorageFault:
+            self._acked_unsaved.update(ids)  # deleted by flush_held; never sent again
+            return
+        self._bytes -= freed
+
+    def _delete(self, ids: list[int]) -> int:
+        if not ids:
+            return 0
+        freed = self.db.execute(
+            f"SELECT COALESCE(SUM(LENGTH(body)), 0) FROM outbox WHERE id IN "
+            f"({','.join('?' * len(ids))})",
+            ids,
+        ).fetchone()[0]
+        self.db.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in ids])
+        return int(freed)
 
     def backlog(self) -> dict[str, int]:
         rows = self.db.execute(
@@ -196,9 +317,10 @@ class Outbox:
             "last_seq": next_seq - 1,  # the last sequence number given to a message
             "messages": sum(n for n, _ in counts.values()),
             "bytes": sum(b for _, b in counts.values()),
-            "events": counts.get(EVENTS, (0, 0))[0],
+            "events": counts.get(URGENT, (0, 0))[0] + counts.get(EVENTS, (0, 0))[0],
             "samples": counts.get(ROUTINE, (0, 0))[0],
             "thinned": self.thinned_total,
+            "held": len(self._held),  # in memory: the disk refused them so far
         }
 
     # -- counters the session needs across restarts ---------------------------------------
@@ -210,12 +332,21 @@ class Outbox:
         return value
 
     def next_bd_seq(self) -> int:
-        with self.db:
-            self.db.execute("BEGIN IMMEDIATE")
-            self.db.execute("UPDATE meta SET value = value + 1 WHERE key = 'bd_seq'")
-            value: int = self.db.execute("SELECT value FROM meta WHERE key = 'bd_seq'").fetchone()[
-                0
-            ]
+        try:
+            with self.guard.using(self.path, self.db), self.db:
+                self.db.execute("BEGIN IMMEDIATE")
+                self.db.execute(
+                    "UPDATE meta SET value = MAX(value, ?) + 1 WHERE key = 'bd_seq'",
+                    (self._bd_seq_unsaved or 0,),
+                )
+                value: int = self.db.execute(
+                    "SELECT value FROM meta WHERE key = 'bd_seq'"
+                ).fetchone()[0]
+        except StorageFault:  # a session still starts: the number is written by flush_held
+            stored = self.db.execute("SELECT value FROM meta WHERE key = 'bd_seq'").fetchone()[0]
+            self._bd_seq_unsaved = max(stored, self._bd_seq_unsaved or 0) + 1
+            return self._bd_seq_unsaved
+        self._bd_seq_unsaved = None
         return value
 
     # -- thinning --------------------------------------------------------------------------
@@ -243,6 +374,7 @@ class Outbox:
             for row in self.db.execute(
                 "SELECT id FROM outbox WHERE priority = ? AND seq IS NULL ORDER BY id", (ROUTINE,)
             )
+            if row[0] not in self._acked_unsaved
         ]
         oldest_half = ids[: max(2, len(ids) // 2)] if len(ids) >= 2 else []
         doomed = oldest_half[1::2]

@@ -1,7 +1,11 @@
 """Downlink pacing: a token bucket over the bytes the stream may send right now.
 
-The budget governor sets the rate from the day's downlink allocation and the contact
-schedule (zero outside a contact window); without it the stream is unpaced.
+The budget sets the rate from the housekeeping allocation and the contact schedule (zero while
+the stream is held); without it the stream is unpaced. The bucket starts empty and is emptied
+whenever the rate drops to zero, so no credit saved before a start, a reconnect or a hold is
+ever spent at rate zero. Messages that must go out unpaced (the birth, the hold notice) are
+charged: the stream then waits until the bucket has paid for them. Latest-wins messages (device
+states) only take credit nobody waits for, so the stream's alarms and results go first.
 """
 
 from __future__ import annotations
@@ -9,25 +13,55 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 
 
 class Pacer:
-    def __init__(self, rate_bytes_per_s: float | None = None, burst_bytes: int = 65_536) -> None:
+    def __init__(
+        self,
+        rate_bytes_per_s: float | None = None,
+        burst_bytes: int = 65_536,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.rate = rate_bytes_per_s
         self.burst = burst_bytes
-        self._tokens = float(burst_bytes)
-        self._stamp = time.monotonic()
+        self.clock = clock
+        self._tokens = 0.0
+        self._stamp = clock()
         self._changed = asyncio.Event()
-        self.spent = 0  # bytes granted since start
+        self._waiting = 0  # spend() calls waiting for credit
+        self.spent = 0  # bytes granted or charged since start
 
     def set_rate(self, rate_bytes_per_s: float | None) -> None:
-        """None: unpaced; 0: nothing may be sent (outside a contact window)."""
+        """None: unpaced; 0: nothing may be sent (the stream is held)."""
         self._refill()
         self.rate = rate_bytes_per_s
+        if rate_bytes_per_s == 0:
+            self._tokens = min(self._tokens, 0.0)  # a debt stays owed; no credit survives
         self._changed.set()
 
+    def charge(self, size: int) -> None:
+        """Account bytes sent outside the stream: the stream pays them back before it sends."""
+        self._refill()
+        if self.rate is not None:
+            self._tokens -= size
+        self.spent += size
+
+    def try_spend(self, size: int) -> bool:
+        """Take `size` bytes now if there is credit and the stream is not waiting for it."""
+        if self.rate is None:
+            self.spent += size
+            return True
+        self._refill()
+        if self._waiting or self.rate == 0 or self._tokens < size:
+            return False
+        self._tokens -= size
+        self.spent += size
+        return True
+
     def _refill(self) -> None:
-        now = time.monotonic()
+        now = self.clock()
         if self.rate:
             self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
         self._stamp = now
@@ -38,11 +72,15 @@ class Pacer:
             if self.rate is None:
                 break
             self._refill()
-            if self._tokens >= min(size, self.burst):
+            if self.rate > 0 and self._tokens >= min(size, self.burst):
                 self._tokens -= size
                 break
             self._changed.clear()
             wait = None if self.rate == 0 else (min(size, self.burst) - self._tokens) / self.rate
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), wait)
+            self._waiting += 1
+            try:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), wait)
+            finally:
+                self._waiting -= 1
         self.spent += size

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from firmware_host.link.errors import LinkDown
 from firmware_host.link.session import RequestSession
 from firmware_host.link.stats import LinkStats
-from firmware_host.link.transport import SerialPort
+from firmware_host.link.transport import SerialPort, Tap
 from protocols.framing import Frame
 
 
@@ -30,6 +30,7 @@ async def open_link(
     timeout_s: float,
     retries: int,
     on_event: Callable[[Frame], None] | None = None,
+    tap: Tap | None = None,
 ) -> LinkConnection:
     """Open `path` as a serial port and put a request session on it."""
     port: SerialPort | None = None
@@ -42,5 +43,7 @@ async def open_link(
     session = RequestSession(
         device, write, stats, timeout_s=timeout_s, retries=retries, on_event=on_event
     )
-    port = await SerialPort.open(path, baud, stats.frames, session.on_frame, session.link_lost)
+    port = await SerialPort.open(
+        path, baud, stats.frames, session.on_frame, session.link_lost, tap=tap
+    )
     return LinkConnection(port, session)

@@ -13,6 +13,10 @@ import serial_asyncio_fast
 
 from firmware_host.link.errors import LinkDown
 from protocols.framing import Deframer, DeframerStats, Frame, RejectedFrame
+from protocols.tap import Direction
+
+# Sees every chunk written to or read from a port (firmware_host/link/tap.py).
+Tap = Callable[[Direction, bytes], None]
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +29,10 @@ class FrameReceiver(asyncio.Protocol):
         stats: DeframerStats,
         on_frame: Callable[[Frame], None],
         on_lost: Callable[[Exception | None], None],
+        tap: Tap | None = None,
     ) -> None:
         self.deframer = Deframer()
+        self._tap = tap
         self.deframer.stats = stats
         self._on_frame = on_frame
         self._on_lost = on_lost
@@ -37,6 +43,8 @@ class FrameReceiver(asyncio.Protocol):
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
+        if self._tap is not None:
+            self._tap(Direction.FROM_DEVICE, data)
         for item in self.deframer.feed(data):
             if not isinstance(item, RejectedFrame):
                 self._on_frame(item)
@@ -49,10 +57,17 @@ class FrameReceiver(asyncio.Protocol):
 class SerialPort:
     """One open port; `write` sends bytes, `closed` completes when the port goes away."""
 
-    def __init__(self, path: str, transport: asyncio.Transport, receiver: FrameReceiver) -> None:
+    def __init__(
+        self,
+        path: str,
+        transport: asyncio.Transport,
+        receiver: FrameReceiver,
+        tap: Tap | None = None,
+    ) -> None:
         self.path = path
         self._transport = transport
         self.receiver = receiver
+        self._tap = tap
 
     @classmethod
     async def open(
@@ -62,9 +77,11 @@ class SerialPort:
         stats: DeframerStats,
         on_frame: Callable[[Frame], None],
         on_lost: Callable[[Exception | None], None],
+        *,
+        tap: Tap | None = None,
     ) -> SerialPort:
         loop = asyncio.get_running_loop()
-        receiver = FrameReceiver(stats, on_frame, on_lost)
+        receiver = FrameReceiver(stats, on_frame, on_lost, tap)
         try:
             transport, _ = await serial_asyncio_fast.create_serial_connection(
                 loop, lambda: receiver, path, baudrate=baud, exclusive=True
@@ -74,12 +91,14 @@ class SerialPort:
         serial_obj: Any = transport.serial
         with contextlib.suppress(serial.SerialException, OSError):
             serial_obj.reset_input_buffer()  # stale bytes from before we opened
-        return cls(path, transport, receiver)
+        return cls(path, transport, receiver, tap)
 
     def write(self, data: bytes) -> None:
         if self._transport.is_closing():
             raise LinkDown(f"{self.path} is closed")
         self._transport.write(data)
+        if self._tap is not None:
+            self._tap(Direction.TO_DEVICE, data)
 
     def close(self) -> None:
         self._transport.close()

@@ -5,10 +5,16 @@ transaction) and closed when it is cut. After a crash or a device reset the came
 lists are the truth: `reconcile` closes clips the log still believes rolling and adds clips it
 never heard of, and never duplicates a row, because a clip is identified by
 (camera, clip_id, timecode_in).
+
+While the state disk refuses writes (`StorageGuard`), starting a take or annotating one
+raises StorageFault naming the file (the command says so); closing a clip and reconciling
+are left to the next adoption, when the camera's clip list brings the log up to date, so a
+camera agent never stops over the disk.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import time
@@ -16,7 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from firmware_host.storage import open_database
+from firmware_host.events import EventBus
+from firmware_host.storage import open_or_recover
+from firmware_host.storage_guard import StorageFault, StorageGuard
 
 MIGRATIONS = [
     """
@@ -74,10 +82,11 @@ class ClipFacts:
 
 
 class ShotLog:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, guard: StorageGuard | None = None) -> None:
         self.path = path
-        self.db = open_database(path, MIGRATIONS)
+        self.db, self.recovery = open_or_recover(path, MIGRATIONS)
         self.db.row_factory = sqlite3.Row
+        self.guard = guard if guard is not None else StorageGuard(EventBus())
 
     def close(self) -> None:
         self.db.close()
@@ -96,7 +105,7 @@ class ShotLog:
         settings: dict[str, dict[str, Any]],
     ) -> int:
         now = time.time()
-        with self.db:
+        with self.guard.using(self.path, self.db), self.db:
             self.db.execute("BEGIN IMMEDIATE")
             cursor = self.db.execute(
                 "INSERT INTO takes (scene, take, roll, start_frame, frame_rate, started_at, status)"
@@ -129,7 +138,7 @@ class ShotLog:
     def clip_closed(
         self, camera: str, clip_id: int, timecode_out: int, frames: int, size: int
     ) -> None:
-        with self.db:
+        with contextlib.suppress(StorageFault), self.guard.using(self.path, self.db), self.db:
             self.db.execute("BEGIN IMMEDIATE")
             self.db.execute(
                 "UPDATE clips SET state = 'closed', timecode_out = ?, frames = ?, bytes = ?,"
@@ -156,19 +165,31 @@ class ShotLog:
         return dict(row) if row else None
 
     def settled_clip_ids(self, camera: str) -> set[int]:
-        """Clips of a camera the log already holds as finished: no need to ask about them."""
-        rows = self.db.execute(
-            "SELECT clip_id FROM clips WHERE camera = ? AND state != 'rolling'", (camera,)
-        )
+        """Clips of a camera the log already holds as finished: no need to ask about them
+        (none if the log cannot be read: then every clip is asked about)."""
+        try:
+            with self.guard.using(self.path):
+                rows = self.db.execute(
+                    "SELECT clip_id FROM clips WHERE camera = ? AND state != 'rolling'", (camera,)
+                ).fetchall()
+        except StorageFault:
+            return set()
         return {r["clip_id"] for r in rows}
 
     # -- reconciliation --------------------------------------------------------------------
 
     def reconcile(self, camera: str, facts: list[ClipFacts], frame_rate: float) -> dict[str, int]:
-        """Bring the log in line with a camera's clip list; returns what changed."""
+        """Bring the log in line with a camera's clip list; returns what changed (nothing
+        while the disk refuses writes: the next adoption tries again)."""
+        try:
+            return self._reconcile(camera, facts, frame_rate)
+        except StorageFault:
+            return {"added": 0, "closed": 0}
+
+    def _reconcile(self, camera: str, facts: list[ClipFacts], frame_rate: float) -> dict[str, int]:
         added = closed = 0
         now = time.time()
-        with self.db:
+        with self.guard.using(self.path, self.db), self.db:
             self.db.execute("BEGIN IMMEDIATE")
             for fact in facts:
                 row = self.db.execute(
@@ -226,7 +247,7 @@ class ShotLog:
     # -- annotations and queries -----------------------------------------------------------
 
     def annotate(self, take_id: int, *, circled: bool | None, note: str | None) -> bool:
-        with self.db:
+        with self.guard.using(self.path, self.db), self.db:
             self.db.execute("BEGIN IMMEDIATE")
             if circled is not None:
                 self.db.execute(

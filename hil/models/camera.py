@@ -476,6 +476,11 @@ class CameraModel:
                 "rate": self.rate.fps,
                 "bitrate_kbps": self.settings.bitrate_kbps,
                 "codec": self.settings.codec.name,
+                "width": self.settings.width,
+                "height": self.settings.height,
+                "shutter_decideg": self.settings.shutter_decideg,
+                "iso": self.settings.iso,
+                "white_balance_k": self.settings.white_balance_k,
             },
             "clips": [
                 {

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -19,6 +21,7 @@ from firmware_host.health.limits import Level, LimitMonitor, default_limits
 from firmware_host.link.stats import LinkStats
 from firmware_host.supervisor import Supervisor
 from tests.harness import Credentials
+from tests.virtual_time import run_virtual
 
 
 @dataclass
@@ -71,52 +74,88 @@ def test_low_limits_and_their_messages() -> None:
     assert "below its red limit 5%" in events[1].message
 
 
-async def test_a_crashed_task_is_restarted_and_reported() -> None:
+def _supervised(**options: float) -> tuple[Supervisor, list[Event]]:
     bus = EventBus()
     events: list[Event] = []
     bus.subscribe(events.append)
-    supervisor = Supervisor(bus, min_backoff_s=0.01)
-    runs = 0
+    return Supervisor(bus, **options), events
+
+
+async def _run_for(supervisor: Supervisor, seconds: float) -> None:
+    stop = asyncio.Event()
+    asyncio.get_running_loop().call_later(seconds, stop.set)
+    await supervisor.run(stop)
+
+
+def test_a_crashed_task_is_restarted_and_reported() -> None:
+    supervisor, events = _supervised(min_backoff_s=0.01)
+    starts: list[float] = []
 
     async def flaky() -> None:
-        nonlocal runs
-        runs += 1
-        if runs < 3:
+        starts.append(asyncio.get_running_loop().time())
+        if len(starts) < 3:
             raise RuntimeError("boom")
         await asyncio.sleep(60)
 
     supervisor.add("flaky", flaky)
-    stop = asyncio.Event()
-    runner = asyncio.create_task(supervisor.run(stop))
-    await asyncio.sleep(0.3)
-    stop.set()
-    await runner
-    assert runs == 3
+    run_virtual(_run_for(supervisor, 0.3))  # virtual time: exact, whatever the load
+    assert starts == pytest.approx([0.0, 0.01, 0.03])  # backoff doubling from 10 ms
     assert [e.name for e in events] == ["task.restarted", "task.restarted"]
     assert "RuntimeError('boom')" in events[0].message
 
 
-async def test_a_hung_task_is_cancelled_and_restarted() -> None:
-    bus = EventBus()
-    events: list[Event] = []
-    bus.subscribe(events.append)
-    supervisor = Supervisor(bus, min_backoff_s=0.01)
-    runs = 0
+def test_a_hung_task_is_cancelled_and_restarted() -> None:
+    supervisor, events = _supervised(min_backoff_s=0.01)
+    starts: list[float] = []
 
     async def stalls() -> None:
-        nonlocal runs
-        runs += 1
+        starts.append(asyncio.get_running_loop().time())
         supervisor.beat("stalls")
         await asyncio.Event().wait()  # never beats again
 
     supervisor.add("stalls", stalls, watchdog_s=0.5)
-    stop = asyncio.Event()
-    runner = asyncio.create_task(supervisor.run(stop))
-    await asyncio.sleep(1.4)
-    stop.set()
-    await runner
-    assert runs == 2
+    run_virtual(_run_for(supervisor, 1.4))
+    # The watchdog looks every 0.5 s: silent for more than 0.5 s at t = 1.0, restarted 10 ms on.
+    assert starts == pytest.approx([0.0, 1.01])
     assert events and "hung" in events[0].message and events[0].data["reason"] == "hung"
+
+
+def test_a_task_that_raises_timeout_itself_is_a_crash_not_a_hang() -> None:
+    supervisor, events = _supervised(min_backoff_s=0.01)
+
+    async def times_out() -> None:
+        supervisor.beat("link")
+        async with asyncio.timeout(0.1):
+            await asyncio.Event().wait()
+
+    supervisor.add("link", times_out, watchdog_s=5)
+    run_virtual(_run_for(supervisor, 0.15))
+    assert events[0].data["reason"] == "TimeoutError()"
+
+
+def test_run_returns_only_when_every_task_has_ended() -> None:
+    supervisor, _ = _supervised()
+    ended: list[str] = []
+
+    def forever(name: str) -> Callable[[], Coroutine[Any, Any, None]]:
+        async def run() -> None:
+            try:
+                await asyncio.Event().wait()
+            finally:
+                await asyncio.sleep(0.5)  # cleans up for a while, as closing a port does
+                ended.append(name)
+
+        return run
+
+    supervisor.add("a", forever("a"))
+    supervisor.add("b", forever("b"))
+
+    async def main() -> None:
+        await _run_for(supervisor, 1.0)
+        assert sorted(ended) == ["a", "b"]
+        assert all(t.task is not None and t.task.done() for t in supervisor.tasks.values())
+
+    run_virtual(main())
 
 
 async def test_the_daemon_tells_systemd_it_is_ready_alive_and_stopping(

@@ -1,5 +1,5 @@
-"""The daemon says what it is doing at the default log level, and SIGHUP or SIGTERM end it
-cleanly with a death certificate that says why (issue 22)."""
+"""The daemon says what it is doing at the default log level; SIGTERM and SIGINT end it
+cleanly with a death certificate that says why, SIGHUP re-reads the keyring (issue 22)."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ async def _death(url: str, node: str) -> dict[str, object]:
     raise AssertionError("no death certificate")
 
 
-@pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGTERM], ids=["SIGHUP", "SIGTERM"])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 async def test_default_log_narrates_and_a_signal_ends_it_cleanly(
     tmp_path: Path, broker: Mosquitto, sig: signal.Signals
 ) -> None:
@@ -54,6 +54,9 @@ async def test_default_log_narrates_and_a_signal_ends_it_cleanly(
             await _line_with(process.stderr, "started with 1 devices: cam-a (camera)", seen)
             await _line_with(process.stderr, "ground.link_up", seen)
             await _line_with(process.stderr, "0 of 1 devices online; offline: cam-a (", seen)
+            process.send_signal(signal.SIGHUP)  # not a stop: the keyring is read again
+            await _line_with(process.stderr, "SIGHUP: re-reading the keyring", seen)
+            assert process.returncode is None
             process.send_signal(sig)
             await _line_with(process.stderr, "stopped cleanly", seen)
             assert await process.wait() == 0

@@ -49,7 +49,8 @@ async def test_every_message_matches_its_documented_body(tmp_path: Path, broker:
         s.daemon.stop()  # a clean shutdown publishes a death certificate
         await s.ground.wait_for(lambda: bool(s.ground.deaths), 10, "a death certificate")
     seen = dict.fromkeys(ground.BODIES, 0)
-    for message in [*s.ground.births, *s.ground.deaths, *s.ground.stream]:
+    local = [m for _, m in s.ground.local]
+    for message in [*s.ground.births, *s.ground.deaths, *s.ground.stream, *s.ground.links, *local]:
         msgspec.convert(message.body, type=ground.BODIES[message.kind])
         seen[message.kind] += 1
     for _, body in s.ground.state_log:

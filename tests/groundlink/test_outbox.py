@@ -7,7 +7,9 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from firmware_host.groundlink.outbox import EVENTS, ROUTINE, Outbox, Pending
+from firmware_host.events import EventBus
+from firmware_host.groundlink.outbox import EVENTS, ROUTINE, URGENT, Outbox, Pending
+from firmware_host.storage_guard import StorageGuard
 
 
 def drain(outbox: Outbox) -> list[tuple[int, str, bytes]]:
@@ -103,3 +105,73 @@ def test_thinning_halves_the_oldest_samples_first(tmp_path: Path) -> None:
     assert thinned == 25  # every other sample of the oldest half
     assert numbers[:25] == list(range(0, 50, 2)) and numbers[25:] == list(range(50, 101))
     assert outbox.backlog()["thinned"] == 25
+
+
+def test_alarms_and_results_drain_before_older_events_and_samples(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "outbox.db", max_bytes=10**9)
+    outbox.append("telemetry", {"n": 1}, ROUTINE)
+    outbox.append("event", {"n": 2}, EVENTS)
+    outbox.append("event", {"n": 3}, URGENT)  # a red limit
+    outbox.append("result", {"n": 4}, URGENT)
+    sent = drain(outbox)
+    assert [_number(body) for _, _, body in sent] == [3, 4, 2, 1]
+    assert [seq for seq, _, _ in sent] == [1, 2, 3, 4]  # numbered in the order sent
+    assert outbox.backlog()["messages"] == 0
+
+
+def test_the_backlog_counts_alarms_and_results_as_events(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "outbox.db", max_bytes=10**9)
+    outbox.append("event", {"n": 1}, URGENT)
+    outbox.append("event", {"n": 2}, EVENTS)
+    outbox.append("telemetry", {"n": 3}, ROUTINE)
+    assert outbox.backlog()["events"] == 2 and outbox.backlog()["samples"] == 1
+
+
+@settings(max_examples=60)
+@given(
+    ops=st.lists(
+        st.one_of(
+            st.tuples(st.just("event"), st.integers(0, 10**6)),
+            st.tuples(st.just("sample"), st.integers(0, 10**6)),
+            st.tuples(st.just("send"), st.integers(1, 12)),
+            st.tuples(st.just("ack"), st.integers(0, 12)),
+            st.tuples(st.just("disk"), st.booleans()),  # False: every write refused
+            st.tuples(st.just("probe"), st.just(0)),
+        ),
+        max_size=120,
+    )
+)
+def test_a_disk_refusing_writes_at_any_moment_loses_and_repeats_no_event(
+    tmp_path_factory: object, ops: list[tuple[str, int]]
+) -> None:
+    path = tmp_path_factory.mktemp("outbox") / "outbox.db"  # type: ignore[attr-defined]
+    guard = StorageGuard(EventBus())
+    outbox = Outbox(path, max_bytes=10**9, guard=guard)
+    events: list[int] = []
+    delivered: list[tuple[int, str, bytes]] = []
+    in_flight: list[Pending] = []
+    for op, value in ops:
+        if op == "event":
+            outbox.append("event", {"n": value}, EVENTS)
+            events.append(value)
+        elif op == "sample":
+            outbox.append("telemetry", {"n": value}, ROUTINE)
+        elif op == "send":
+            in_flight = outbox.next_batch(value)
+        elif op == "ack":
+            acked, in_flight = in_flight[:value], in_flight[value:]
+            outbox.acknowledged([row.id for row in acked])
+            delivered += [(row.seq, row.kind, row.body) for row in acked]
+        elif op == "disk":
+            outbox.db.execute(f"PRAGMA query_only = {0 if value else 1}")
+        else:
+            guard.probe()
+    outbox.db.execute("PRAGMA query_only = 0")
+    assert guard.probe()
+    assert outbox.backlog()["held"] == 0
+    outbox.close()
+    reopened = Outbox(path, max_bytes=10**9)  # as after a restart
+    delivered += drain(reopened)
+    assert sorted(_number(b) for _, kind, b in delivered if kind == "event") == sorted(events)
+    seqs = sorted(seq for seq, _, _ in delivered)
+    assert seqs == list(range(1, len(seqs) + 1))  # contiguous, none given twice

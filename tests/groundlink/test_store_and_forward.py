@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from hil.broker import Mosquitto
-from protocols.ground import Envelope, Role
+from protocols.ground import LIMITS, Envelope, Role
 from tests.groundlink.brokers import BRIDGE_STATE, NODE, ground_broker, onboard_broker
 from tests.harness import Credentials, DaemonProcess, SimProcess, daemon_config
 from tools.ground_client import GroundSession
@@ -116,6 +116,9 @@ async def test_loss_of_signal_through_the_bridge(tmp_path: Path) -> None:
             async with GroundSession(crew_url, NODE, key=keys.keys[Role.CREW]) as crew:
                 # Onboard, the crew keeps working: the result comes back at once, locally.
                 result = await crew.command("light.set", {"device": "key", "intensity_pct": 30})
+                await crew.wait_for(
+                    lambda: any(m.kind == LIMITS for _, m in crew.local), 5, "local/limits"
+                )
             await asyncio.sleep(5.0)
             ground.start()
             regained = time.time()
@@ -132,6 +135,7 @@ async def test_loss_of_signal_through_the_bridge(tmp_path: Path) -> None:
     names = [m.body["name"] for m in stream if m.kind == "event"]
     assert "ground.link_down" in names and "ground.link_up" in names
     assert any(m.kind == "result" and m.body["id"] == result["id"] for m in stream)
+    assert gs.local == [], "local/ topics are the crew's: the bridge never carries them"
 
 
 async def test_a_daemon_killed_with_a_backlog_loses_nothing(tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ from tests.harness import (
     camera_and_light_bench,
     cupola,
 )
-from tools.cmd import ArgumentError, parse_args, usage
+from tools.cmd import ArgumentError, parse_args, unanswered, usage
 from tools.cmd_text import render_result
 from tools.ground_client import GroundSession
 
@@ -141,3 +141,15 @@ def test_a_result_reads_as_text_with_timecodes_at_the_takes_rate() -> None:
         "ok: budget.status", "  power:", "    cap_w: 300", "    shedding: no", "  days:",
         "    - 1", "    - 2",
     ]  # fmt: skip
+
+
+def test_an_unanswered_command_says_whether_it_may_still_run() -> None:
+    command = {"name": "record", "id": "abc12345", "expires_at_ms": 1_800_000_010_000}
+    pending = unanswered(command, "offline (death certificate: connection lost)", 5, 1.8e9 + 4)
+    assert pending == (
+        "record abc12345: no result after 5 s; the node is offline (death certificate: "
+        "connection lost). It may still run until 08:00:10 UTC (its not_after, 6 s from now); "
+        "to withdraw it: cupola cmd --cancel abc12345"
+    )
+    over = unanswered(command, "online (born 07:59:00 UTC)", 15, 1.8e9 + 10)
+    assert "It will not start any more: its not_after (08:00:10 UTC) has passed" in over

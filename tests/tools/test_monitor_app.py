@@ -150,7 +150,7 @@ async def test_the_palette_refuses_malformed_arguments_without_sending(
         await pilot.pause(2 * REDRAW_S)  # the screen behind the palette redraws meanwhile
         await pilot.press("enter")
         await pilot.pause(0.2)
-        assert not view.commands  # nothing signed, nothing sent
+        assert not [c for c in view.commands.values() if c.own]  # nothing signed, nothing sent
 
 
 def add_events(view: NodeView, at: float, *messages: str) -> None:
@@ -207,3 +207,45 @@ async def test_a_command_aged_out_of_the_view_unanswered_is_let_go() -> None:
                              "source": "cam-a", "data": {}, "ts": last}}  # fmt: skip
         await app._receive("cupola/v1/bench-node/event", json.dumps(envelope).encode())
         assert not app._pending and view.events[-1].message == "after"
+
+
+async def test_a_second_console_sees_who_armed_what_and_may_confirm_it(tmp_path: Path) -> None:
+    view = NodeView("bench-node")
+    last = load_capture(Path(__file__).parent / "captures" / "nominal.jsonl", view)
+    armed = {"id": "armed-by-fc1", "name": "camera.format", "status": "armed",
+             "reason": "hazardous: send confirm with arm_id armed-by-fc1 within 60 s",
+             "result": {"arm_id": "armed-by-fc1", "window_s": 60, "armed_by": "fc-1",
+                        "two_person": "key"},
+             "key_id": "fc-1", "role": "flight_controller"}  # fmt: skip
+    envelope = {"v": 1, "node": "bench-node", "kind": "result", "ts": last,
+                "seq": view.sequence.last_seq + 1, "body": armed}  # fmt: skip
+    view.absorb("cupola/v1/bench-node/result", json.dumps(envelope).encode(), last)
+    app = MonitorApp(view, key=Credentials(tmp_path).flight, clock=lambda: last)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("c")
+        await pilot.pause(2 * REDRAW_S)
+        assert cell(app, "#command-table", "armed-by-fc1", 1) == "fc-1"
+        assert cell(app, "#command-table", "armed-by-fc1", 4) == "armed by fc-1"
+        table = app.query_one("#command-table", DataTable)
+        table.focus()
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmHazardous), "the confirmation")
+        question = app.screen.question  # type: ignore[attr-defined]
+        assert "camera.format (sent by fc-1) is armed by fc-1" in question
+
+
+async def test_a_held_stream_shows_held_until_its_window_never_online() -> None:
+    view = NodeView("bench-node")
+    last = load_capture(Path(__file__).parent / "captures" / "nominal.jsonl", view)
+    backlog = {"messages": 50, "bytes": 41_000, "events": 12, "samples": 38, "thinned": 0}
+    body = {"state": "held", "reason": "contact schedule", "until": last + 3600, "at": last,
+            "backlog": backlog, "limits": []}  # fmt: skip
+    envelope = {"v": 1, "node": "bench-node", "kind": "link", "ts": last, "body": body,
+                "bd_seq": view.birth_bd_seq}  # fmt: skip
+    view.absorb("cupola/v1/bench-node/link", json.dumps(envelope).encode(), last)
+    app = MonitorApp(view, clock=lambda: last + 60)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause(2 * REDRAW_S)
+        node = panel(app, "#node")
+        assert "HELD until" in node and "(contact schedule)" in node and "ONLINE" not in node
+        assert "outbox 50 waiting" in panel(app, "#data")

@@ -488,3 +488,112 @@ def test_a_capture_replays_into_the_view(tmp_path: Path) -> None:
     capture.write_text("not json\n")
     with pytest.raises(CaptureError, match=r"c\.jsonl:1"):
         load_capture(capture, NodeView(NODE))
+
+
+def test_every_consoles_commands_are_shown_marked_by_sender() -> None:
+    view = connected_view()
+    view.command_sent("mine-0001", "status", {}, T0, sender="director-1")
+    mine = {"id": "mine-0001", "name": "status", "status": "ok", "reason": "", "result": {},
+            "key_id": "director-1", "role": "director"}  # fmt: skip
+    armed = {"id": "theirs-01", "name": "camera.format", "status": "armed", "reason": "hazardous",
+             "result": {"arm_id": "theirs-01", "window_s": 60, "armed_by": "fc-1"},
+             "key_id": "fc-1", "role": "flight_controller"}  # fmt: skip
+    query = {"id": "theirs-02", "name": "shotlog.query", "status": "ok", "reason": "",
+             "result": {"takes": [{"bogus": True}]}, "key_id": "monitor-9"}  # fmt: skip
+    for seq, body in enumerate((mine, armed, query), start=1):
+        view.absorb(topic("result"), message("result", body, seq=seq), T0 + seq)
+    lines = {c.id: c for c in view.commands.values()}
+    assert [(c.sender, c.own) for c in lines.values()] == [
+        ("director-1", True),
+        ("fc-1", False),
+        ("monitor-9", False),
+    ]
+    assert lines["theirs-01"].status == "armed" and lines["theirs-01"].armed_by == "fc-1"
+    assert view.malformed == 0  # another monitor's catch-up answer is shown, not absorbed
+
+
+# -- held streams and loss of signal (issue 15) -------------------------------------------------
+
+UNTIL = T0 + 3600  # 09:00 UTC
+
+
+def link(state: str, at: float, *, bd_seq: int = 1, backlog: dict[str, int] | None = None,
+         limits: list[dict[str, str]] | None = None) -> bytes:  # fmt: skip
+    body = {"state": state, "reason": "contact schedule" if state == "held" else "",
+            "until": UNTIL if state == "held" else None, "at": at,
+            "backlog": backlog or {}, "limits": limits or []}  # fmt: skip
+    return message("link", body, bd_seq=bd_seq, ts=at)
+
+
+def test_a_held_stream_reads_held_until_its_next_window_never_online() -> None:
+    view = connected_view()
+    view.absorb(topic("birth"), birth(1), T0)
+    view.absorb(topic("link"), link("held", T0 + 10), T0 + 10)
+    for now in (T0 + 11, T0 + 100, UNTIL):
+        assert view.status(now).state == "held"
+    line = rows.node_line(view, T0 + 100)
+    assert line[0].text == f"{NODE} HELD until 09:00 (contact schedule)"
+    assert view.status(UNTIL + view.los_after_s + 1).state == "loss of signal"
+
+
+def test_the_held_notice_carries_the_nodes_real_backlog_over_a_stale_sample() -> None:
+    view = connected_view()
+    view.absorb(topic("birth"), birth(1), T0)
+    view.absorb(topic("telemetry"), telemetry(1, T0 + 5, []), T0 + 5)  # said 0 waiting
+    backlog = {"messages": 50, "bytes": 40_000, "thinned": 0}
+    view.absorb(topic("link"), link("held", T0 + 10, backlog=backlog), T0 + 10)
+    text = " ".join(cell.text for cell in rows.data_lines(view))
+    assert "outbox 50 waiting" in text and "stream held" in text
+
+
+def test_a_release_ends_the_hold_and_a_death_beats_it() -> None:
+    view = connected_view()
+    view.absorb(topic("birth"), birth(1), T0)
+    view.absorb(topic("link"), link("held", T0 + 10), T0 + 10)
+    view.absorb(topic("birth"), birth(1), UNTIL)
+    view.absorb(topic("link"), link("flowing", UNTIL), UNTIL)
+    assert view.status(UNTIL + 1).state == "online"
+    view.absorb(topic("link"), link("held", UNTIL + 10), UNTIL + 10)
+    death = message("death", {"reason": "connection lost"}, bd_seq=1)
+    view.absorb(topic("death"), death, UNTIL + 11)
+    assert view.status(UNTIL + 12).state == "offline"
+
+
+def test_a_backlog_alarm_that_has_since_cleared_raises_nothing_but_stays_in_the_log() -> None:
+    view = connected_view()
+    view.absorb(topic("birth"), birth(1), T0)
+    view.absorb(topic("link"), link("held", T0 + 10), T0 + 10)
+    # contact returns: the birth (nothing out of bounds now), then the backlog, historical
+    view.absorb(topic("birth"), birth(1), UNTIL)
+    red = event("limit.camera.temperature.red", 1, source="cam-a", severity="critical",
+                ts=T0 + 20, limit="camera.temperature")  # fmt: skip
+    cleared = event("limit.camera.temperature.cleared", 2, source="cam-a", ts=T0 + 900,
+                    limit="camera.temperature")  # fmt: skip
+    for payload in (red, cleared):
+        flagged = json.loads(payload)
+        flagged["historical"] = True
+        view.absorb(topic("event"), json.dumps(flagged).encode(), UNTIL + 1)
+    assert view.alarms == {}
+    assert [e.name for e in view.events][-2:] == [
+        "limit.camera.temperature.red", "limit.camera.temperature.cleared"
+    ]  # fmt: skip
+
+
+def test_an_alarm_still_active_after_the_hold_comes_from_the_nodes_list() -> None:
+    view = connected_view()
+    view.absorb(topic("birth"), birth(1), T0)
+    hot = [{"device": "cam-a", "limit": "camera.temperature", "level": "red"}]
+    view.absorb(topic("link"), link("flowing", UNTIL, limits=hot), UNTIL)
+    assert view.alarms[("cam-a", "camera.temperature")].active
+
+
+def test_the_crew_sees_a_local_alarm_at_once_and_its_stream_copy_only_once() -> None:
+    view = connected_view()
+    view.absorb(topic("birth"), birth(1), T0)
+    view.absorb(topic("link"), link("held", T0 + 10), T0 + 10)
+    body = {"name": "limit.camera.temperature.red", "severity": "critical", "message": "hot",
+            "source": "cam-a", "data": {"limit": "camera.temperature"}, "ts": T0 + 20}  # fmt: skip
+    view.absorb(topic("local", "event"), message("event", body, ts=T0 + 20), T0 + 20)
+    assert view.alarms[("cam-a", "camera.temperature")].level == "red"
+    view.absorb(topic("event"), message("event", body, seq=1, ts=T0 + 20), UNTIL)
+    assert [e.name for e in view.events] == ["limit.camera.temperature.red"]

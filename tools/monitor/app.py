@@ -43,9 +43,9 @@ from protocols import ground
 from protocols.ground import KeyFile
 from tools.broker_link import BrokerLink
 from tools.cmd import ArgumentError, parse_args, signatures_in
-from tools.ground_client import sign_command
+from tools.ground_client import DEFAULT_VALID_FOR_S, sign_command
 from tools.monitor import rows
-from tools.monitor.view import SEVERITIES, NodeView, utc_midnight
+from tools.monitor.view import SEVERITIES, CommandLine, NodeView, utc_midnight
 
 SEVERITY_STYLES = {"critical": "bold red", "warning": "yellow", "info": "", "diagnostic": "dim"}
 EVENT_ROWS_SHOWN = 400
@@ -194,8 +194,10 @@ class MonitorApp(App[None]):
         clock: Callable[[], float] = time.time,
         subtitle: str = "",
         client_id: str | None = None,
+        valid_for_s: float = DEFAULT_VALID_FOR_S,
     ) -> None:
         super().__init__()
+        self.valid_for_s = valid_for_s  # each command's not_after: the node refuses it later
         self.view = view
         self.url = url
         self.ca_file = ca_file
@@ -255,7 +257,7 @@ class MonitorApp(App[None]):
             "scene", "take", "circled", "timecode in", "cameras", "state", "roll", "started"
         )
         self.main.query_one("#command-table", DataTable).add_columns(
-            "sent", "command", "arguments", "status", "reason / result"
+            "sent", "sender", "command", "arguments", "status", "reason / result"
         )
         self.redraw()
         self.main.set_interval(REDRAW_S, self.redraw)
@@ -314,8 +316,8 @@ class MonitorApp(App[None]):
         if self.link is None:
             self.notify("a replay cannot send commands", severity="error")
             return
-        command = sign_command(self.key, name, args)
-        self.view.command_sent(command["id"], name, args, self.clock())
+        command = sign_command(self.key, name, args, lifetime_s=self.valid_for_s)
+        self.view.command_sent(command["id"], name, args, self.clock(), sender=self.key.key_id)
         self._pending.add(command["id"])
         if quiet:
             self._quiet.add(command["id"])
@@ -337,24 +339,45 @@ class MonitorApp(App[None]):
             if command.status == "ok":
                 return
         if command.status == "armed":
-            arm_id = str(command.result.get("arm_id", command_id))
-            question = (
-                f"{command.name} {json.dumps(command.args)} is armed, not executed. "
-                f"Execute it now? (the arm expires in {command.result.get('window_s', '?')} s)"
-            )
-
-            def confirmed(answer: bool | None) -> None:
-                if answer:
-                    self.run_worker(self.send_command("confirm", {"arm_id": arm_id}))
-                else:
-                    self.notify(f"{command.name} left to expire", title="not confirmed")
-
-            self.push_screen(ConfirmHazardous(question), confirmed)
+            if command.result.get("two_person"):
+                self.notify(
+                    f"{command.name} is armed: another console must confirm it (two-person "
+                    f"rule), within {command.result.get('window_s', '?')} s",
+                    title="armed", severity="warning", markup=False,
+                )  # fmt: skip
+                return
+            self.ask_to_confirm(command)
             return
         detail = command.reason or json.dumps(command.result)[:200]
         title = f"{command.name}: {command.status}"
         severity: SeverityLevel = "information" if command.status == "ok" else "error"
         self.notify(detail, title=title, severity=severity, markup=False)
+
+    def ask_to_confirm(self, command: CommandLine) -> None:
+        """The second confirmation of an armed command: this console's, or another's."""
+        arm_id = str(command.result.get("arm_id", command.id))
+        what = json.dumps(command.args) if command.own else f"(sent by {command.sender})"
+        question = (
+            f"{command.name} {what} is armed by {command.armed_by or command.sender}, not "
+            f"executed. Execute it now? (the arm expires in {command.result.get('window_s', '?')}"
+            " s from when it was armed)"
+        )
+
+        def confirmed(answer: bool | None) -> None:
+            if answer:
+                self.run_worker(self.send_command("confirm", {"arm_id": arm_id}))
+            else:
+                self.notify(f"{command.name} left to expire", title="not confirmed")
+
+        self.push_screen(ConfirmHazardous(question), confirmed)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        """Enter on an armed command in the Commands tab: confirm it (a second console)."""
+        if event.data_table.id != "command-table" or event.row_key.value is None:
+            return
+        command = self.view.commands.get(event.row_key.value)
+        if command is not None and command.status == "armed":
+            self.ask_to_confirm(command)
 
     # -- actions -------------------------------------------------------------------------------
 
@@ -413,7 +436,11 @@ class MonitorApp(App[None]):
             key=lambda a: (a.acknowledged, a.level != "red", -a.raised_at),
         )
         if not alarms:
-            self.main.query_one("#alarms", Static).update(Text("no alarms", style="dim"))
+            held = self.view.held()
+            blind = "" if held is None else f" as of {rows.clock(held['at'])}: stream held"
+            self.main.query_one("#alarms", Static).update(
+                Text(f"no alarms{blind}", style="bold yellow" if held else "dim")
+            )
             return
         text = Text()
         for alarm in alarms:
@@ -468,11 +495,17 @@ class MonitorApp(App[None]):
             style = {"ok": "green", "armed": "bold yellow", "sent": "dim"}.get(
                 command.status, "bold red"
             )
+            mine = self.key is not None and command.sender == self.key.key_id
+            sender = Text(command.sender or "?", style="bold" if mine else "cyan")
+            status = command.status
+            if command.armed_by and command.status == "armed":
+                status = f"armed by {command.armed_by}"
             cells = _row(
                 rows.clock(command.sent_at),
+                sender,
                 command.name,
-                json.dumps(command.args),
-                Text(command.status, style=style),
+                json.dumps(command.args) if command.own else "",
+                Text(status, style=style),
                 command.reason or json.dumps(command.result)[:120],
             )
             lines.append((command.id, cells))

@@ -8,6 +8,7 @@ from pathlib import Path
 from protocols.ground import KeyFileError, read_key
 from tools.broker_link import forget_session
 from tools.exits import DataError, NoInputError, input_refused, reason
+from tools.ground_client import DEFAULT_VALID_FOR_S
 from tools.monitor.app import MonitorApp
 from tools.monitor.replay import CaptureError, capture_node, load_capture
 from tools.monitor.summary import summary
@@ -15,14 +16,20 @@ from tools.monitor.view import NodeView
 
 
 def run_live(
-    url: str, node: str, *, ca_file: Path | None, key_path: Path | None, los_after_s: float
+    url: str,
+    node: str,
+    *,
+    ca_file: Path | None,
+    key_path: Path | None,
+    los_after_s: float,
+    valid_for_s: float = DEFAULT_VALID_FOR_S,
 ) -> int:
     try:
         key = read_key(key_path) if key_path is not None else None
     except KeyFileError as exc:
         raise input_refused(exc) from None
     view = NodeView(node, los_after_s=los_after_s)
-    app = MonitorApp(view, url=url, ca_file=ca_file, key=key)
+    app = MonitorApp(view, url=url, ca_file=ca_file, key=key, valid_for_s=valid_for_s)
     try:
         app.run()
     finally:

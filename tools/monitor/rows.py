@@ -194,13 +194,15 @@ def data_lines(view: NodeView) -> list[Cell]:
         style = "bold red" if used >= 1 else "yellow" if used >= 0.8 else ""
         lines.append(Cell(f"downlink today {used:.1%} of {allocation:g} GB", style))
         lines.append(Cell(contact, "" if downlink.get("in_contact") else "yellow"))
-    backlog = view.telemetry.get("backlog") or {}
+    backlog, at = view.backlog()
     if backlog:
+        held = view.held() is not None
         lines.append(
             Cell(
                 f"outbox {backlog.get('messages', 0)} waiting "
-                f"({backlog.get('bytes', 0) / 1e3:,.1f} kB, {backlog.get('thinned', 0)} thinned)",
-                "yellow" if backlog.get("messages", 0) > 100 else "",
+                f"({backlog.get('bytes', 0) / 1e3:,.1f} kB, {backlog.get('thinned', 0)} thinned)"
+                + (f" as of {clock(at)}, more since: stream held" if held else ""),
+                "yellow" if held or backlog.get("messages", 0) > 100 else "",
             )
         )
     return lines or [Cell("no budget figures yet", "dim")]
@@ -208,6 +210,7 @@ def data_lines(view: NodeView) -> list[Cell]:
 
 NODE_STYLES = {
     "online": "bold green",
+    "held": "bold yellow",
     "offline": "bold red",
     "loss of signal": "bold yellow",
     "no broker": "bold red",
@@ -219,9 +222,13 @@ def node_line(view: NodeView, now: float) -> list[Cell]:
     status = view.status(now)
     sequence = view.sequence
     since = "" if status.since is None else f" for {duration(now - status.since)}"
+    if status.state == "held":  # "HELD until 16:05 (contact schedule)": the detail is the news
+        headline, detail = f"{status.state.upper()} {status.detail}", since.strip()
+    else:
+        headline, detail = f"{status.state.upper()}{since}", status.detail
     cells = [
-        Cell(f"{view.node} {status.state.upper()}{since}", NODE_STYLES[status.state]),
-        Cell(status.detail, "dim"),
+        Cell(f"{view.node} {headline}", NODE_STYLES[status.state]),
+        Cell(detail, "dim"),
         Cell(f"seq {sequence.last_seq}"),
         Cell(
             f"gaps {len(sequence.gaps)} ({sequence.missing()} lost)",

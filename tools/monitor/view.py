@@ -9,6 +9,7 @@ replayed into it renders exactly as it did live.
 from __future__ import annotations
 
 import bisect
+import datetime
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -82,11 +83,14 @@ class CommandLine:
     status: str = "sent"  # then the node's: ok, rejected, failed, armed
     reason: str = ""
     result: dict[str, Any] = field(default_factory=dict)
+    sender: str = ""  # the key id that signed it: every console sees every console's commands
+    own: bool = True  # sent from this monitor (its arguments known, its result announced)
+    armed_by: str = ""  # an armed command, or a confirm: the key id that armed it
 
 
 @dataclass(frozen=True)
 class NodeStatus:
-    state: str  # "waiting", "online", "offline", "loss of signal", "no broker"
+    state: str  # "waiting", "online", "held", "offline", "loss of signal", "no broker"
     since: float | None
     detail: str
 
@@ -127,6 +131,9 @@ class NodeView:
         self.death_reason = ""
         self.session_changed_at: float | None = None
         self.last_heard: float | None = None
+        self.link: dict[str, Any] | None = None  # the node's last notice: stream held or flowing
+        self.link_bd_seq = 0
+        self.birth_at = 0.0  # node time of the newest birth
         self.silences: list[tuple[float, float]] = []  # (from, to): each loss of signal seen
         # the stream
         self.sequence = StreamSequence()
@@ -139,6 +146,8 @@ class NodeView:
         self._power_at = 0.0
         self.power_samples: list[tuple[float, float]] = []  # (node time, watts)
         self.events: deque[EventLine] = deque(maxlen=EVENTS_KEPT)
+        # events seen on local/ whose stream copy has not come yet (oldest first, bounded)
+        self._local_only: dict[tuple[float, str, str], None] = {}
         self.alarms: dict[AlarmKey, Alarm] = {}
         self._limit_keys: set[AlarmKey] = set()  # the node's lists of limits speak for these
         self._limits_at = 0.0  # node time of the newest such list applied
@@ -181,10 +190,16 @@ class NodeView:
             self._birth(envelope, now)
         elif kind == ground.DEATH:
             self._death(envelope, now)
+        elif kind == ground.LINK:
+            self._link(envelope)
         elif kind == ground.STATE and rest:
-            self._state(rest[0], envelope.body)
+            self._state(rest[-1], envelope.body)  # state/<device> or local/state/<device>
         elif kind == ground.RESULT and envelope.seq is None:
-            self._result(envelope.body)  # the node's immediate copy on its own broker
+            self._result(envelope.body, now)  # the node's immediate copy on its own broker
+        elif kind == ground.EVENT and envelope.seq is None:
+            self._local_event(envelope.body)  # ditto: the crew's view, never held
+        elif kind == ground.LIMITS:
+            self._limits_listed(envelope.body["limits"], "listed onboard", envelope.ts)
         elif kind in ground.STREAM_KINDS and envelope.seq is not None:
             if not self.sequence.accept(envelope.seq):
                 return
@@ -193,7 +208,7 @@ class NodeView:
             elif kind == ground.TELEMETRY:
                 self._telemetry(envelope.body)
             else:
-                self._result(envelope.body)
+                self._result(envelope.body, now)
 
     def _heard(self, now: float, leaf: str) -> None:
         silent = self.last_heard is not None and now - self.last_heard > self.los_after_s
@@ -216,12 +231,23 @@ class NodeView:
             self.session_changed_at = float(envelope.body.get("session_started") or now)
         self.birth = envelope.body
         self.birth_bd_seq = bd_seq
+        self.birth_at = max(self.birth_at, envelope.ts)
         for name, snapshot in envelope.body.get("devices", {}).items():
             known = self.devices.get(name)
             if new_session or known is None or _at(snapshot) > _at(known):
                 self.devices[name] = snapshot
         self._limits_listed(self.birth["limits"], "listed at the node's birth", envelope.ts)
         self._power_update(envelope.body.get("budget", {}).get("power", {}), envelope.ts)
+
+    def _link(self, envelope: ground.Envelope) -> None:
+        """The node's word on its stream; an older one (retained, seen again) says nothing."""
+        body = envelope.body
+        bd_seq = envelope.bd_seq or 0
+        if self.link is not None and (bd_seq, body["at"]) < (self.link_bd_seq, self.link["at"]):
+            return
+        self.link, self.link_bd_seq = body, bd_seq
+        source = f"listed when the stream was {body['state']}"
+        self._limits_listed(body["limits"], source, float(body["at"]))
 
     def _stream_restarted(self) -> None:
         """The node lost its stored state: its session numbers start again too."""
@@ -273,6 +299,24 @@ class NodeView:
 
     def _event(self, body: dict[str, Any], historical: bool, seq: int) -> None:
         line = _event_line(body, seq, historical=historical)
+        if line.identity in self._local_only:
+            del self._local_only[line.identity]  # seen already, at once, on local/
+            return
+        self.events.append(line)
+        if not historical:
+            # A historical event is history: what is true now came first, in the birth's and
+            # the link notice's lists; an alarm that has since cleared must not come back.
+            self._alarm_from(line, body.get("data") or {})
+        self._power_from(line, body.get("data") or {})
+        self._take_from(line, body.get("data") or {})
+
+    def _local_event(self, body: dict[str, Any]) -> None:
+        """An event on the node's own broker: live, whatever the link; its stream copy later
+        is the same event."""
+        line = _event_line(body, None, historical=False)
+        self._local_only[line.identity] = None
+        if len(self._local_only) > EVENTS_KEPT:
+            del self._local_only[next(iter(self._local_only))]
         self.events.append(line)
         self._alarm_from(line, body.get("data") or {})
         self._power_from(line, body.get("data") or {})
@@ -370,13 +414,21 @@ class NodeView:
         self.events = deque(merged[-EVENTS_KEPT:], maxlen=EVENTS_KEPT)
         self.revision += 1
 
-    def _result(self, body: dict[str, Any]) -> None:
+    def _result(self, body: dict[str, Any], now: float) -> None:
         command = self.commands.get(str(body.get("id")))
         if command is None:
-            return  # someone else's command: the event log shows what it did
+            if not isinstance(body.get("id"), str) or not isinstance(body.get("name"), str):
+                return
+            # Another console's command: shown too, marked by its sender.
+            command = CommandLine(body["id"], body["name"], {}, now, own=False)
+            self._remember(command)
+        command.sender = str(body.get("key_id") or "")
         command.status = str(body.get("status", ""))
         command.reason = str(body.get("reason", ""))
         command.result = dict(body.get("result") or {})
+        command.armed_by = str(body.get("armed_by") or command.result.get("armed_by") or "")
+        if not command.own:
+            return  # its catch-up answers are another monitor's
         if command.name == "shotlog.query" and command.status == "ok":
             self.absorb_shot_log(list(command.result.get("takes", [])))
         elif command.name == "events.recent" and command.status == "ok":
@@ -442,8 +494,13 @@ class NodeView:
 
     # -- commands ----------------------------------------------------------------------------
 
-    def command_sent(self, command_id: str, name: str, args: dict[str, Any], now: float) -> None:
-        self.commands[command_id] = CommandLine(command_id, name, args, now)
+    def command_sent(
+        self, command_id: str, name: str, args: dict[str, Any], now: float, sender: str = ""
+    ) -> None:
+        self._remember(CommandLine(command_id, name, args, now, sender=sender))
+
+    def _remember(self, command: CommandLine) -> None:
+        self.commands[command.id] = command
         while len(self.commands) > COMMANDS_KEPT:
             del self.commands[next(iter(self.commands))]
         self.revision += 1
@@ -460,9 +517,37 @@ class NodeView:
     def online(self) -> bool:
         return self.birth is not None and self.birth_bd_seq > self.death_bd_seq
 
+    def held(self) -> dict[str, Any] | None:
+        """The node's notice that its stream is held, while that is its latest word."""
+        link = self.link
+        if link is None or link.get("state") != "held":
+            return None
+        if self.link_bd_seq <= self.death_bd_seq or self.link_bd_seq < self.birth_bd_seq:
+            return None  # its session has ended, or a newer one began
+        return link
+
+    def backlog(self) -> tuple[dict[str, Any], float]:
+        """The node's outbox as last reported, and when: telemetry, birth or link notice."""
+        figures = [(float(self.telemetry.get("ts", 0.0)), self.telemetry.get("backlog") or {})]
+        if self.birth is not None:
+            figures.append((self.birth_at, self.birth.get("backlog") or {}))
+        if self.link is not None:
+            figures.append((float(self.link["at"]), self.link.get("backlog") or {}))
+        at, backlog = max(figures, key=lambda figure: figure[0])
+        return backlog, at
+
     def status(self, now: float) -> NodeStatus:
         if not self.connected:
             return NodeStatus("no broker", self.connection_changed_at, self.connection_detail)
+        held = self.held()
+        if held is not None:
+            until = held.get("until")
+            heard = self.last_heard or 0.0
+            if until is not None and now > until + self.los_after_s and heard < until:
+                detail = f"expected back at {_hhmm(until)}, silent for {now - heard:.0f} s"
+                return NodeStatus("loss of signal", heard, detail)
+            when = "unknown" if until is None else _hhmm(until)
+            return NodeStatus("held", float(held["at"]), f"until {when} ({held['reason']})")
         if self.birth is None and not self.death_bd_seq:
             return NodeStatus("waiting", None, f"no birth from {self.node} yet")
         if not self.online:
@@ -518,6 +603,10 @@ def _event_line(body: dict[str, Any], seq: int | None, *, historical: bool) -> E
         message=str(body.get("message", "")),
         historical=historical,
     )
+
+
+def _hhmm(ts: float) -> str:
+    return datetime.datetime.fromtimestamp(ts, datetime.UTC).strftime("%H:%M")
 
 
 def utc_midnight(now: float) -> float:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from tools.monitor.view import NodeView
 from tools.scenario.spec import Expect
 
 
@@ -27,6 +28,13 @@ class Recording:
     takes: list[dict[str, Any]] = field(default_factory=list)
     sim: dict[str, dict[str, Any]] = field(default_factory=dict)  # device -> model state
     budget: dict[str, Any] = field(default_factory=dict)
+    # the crew's view: (received, event) on the node's own broker (local/event)
+    local_events: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
+    # the ground's view: a monitor fed every non-local message, its status after each one
+    # (received, state), and the node's link notices as they arrived (received, body)
+    ground: NodeView | None = None
+    ground_status: list[tuple[float, str]] = field(default_factory=list)
+    links: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
 
     def wall(self, scenario_s: float) -> float:
         return self.started + scenario_s / self.speed
@@ -142,6 +150,61 @@ def sim(rec: Recording, expect: Expect) -> tuple[bool, str]:
     return ok, f"{expect.device}.{expect.field} = {value!r}"
 
 
+def crew_alarm(rec: Recording, expect: Expect) -> tuple[bool, str]:
+    """The crew's copy (local/event) of `name` arrived within `within_s` of it happening."""
+    limit = expect.within_s or 1.0
+    found = [
+        (at, e) for at, e in rec.local_events
+        if e["name"] == expect.name and (expect.source is None or e["source"] == expect.source)
+    ]  # fmt: skip
+    if not found:
+        return False, f"no {expect.name} on local/event ({len(rec.local_events)} local events)"
+    at, first = found[0]
+    delay = at - float(first["ts"])
+    return delay <= limit, f"{expect.name} onboard {delay:.3f} s after it happened"
+
+
+def _hold(rec: Recording) -> tuple[float, float] | None:
+    """(held notice received, flowing notice received after it) of the first hold."""
+    held = next((at for at, body in rec.links if body["state"] == "held"), None)
+    if held is None:
+        return None
+    flowing = next((at for at, b in rec.links if b["state"] == "flowing" and at > held), None)
+    return held, float("inf") if flowing is None else flowing
+
+
+def ground_held(rec: Recording, expect: Expect) -> tuple[bool, str]:
+    """`name` happened inside a hold the ground was told of, and its monitor never read
+    ONLINE while the hold lasted."""
+    hold = _hold(rec)
+    if hold is None:
+        return False, "the node never announced a held stream"
+    start, end = hold
+    inside = [e for e in rec.events if e["name"] == expect.name and start <= e["ts"] < end]
+    if not inside:
+        return False, f"no {expect.name} inside the hold"
+    during = [state for at, state in rec.ground_status if start <= at < end]
+    wrong = sorted(set(during) - {"held", "loss of signal"})
+    if wrong:
+        return False, f"the ground's monitor read {wrong} while the stream was held"
+    return True, f"{len(during)} ground messages during a {end - start:.1f} s hold, all held/LOS"
+
+
+def no_stale_alarm(rec: Recording, expect: Expect) -> tuple[bool, str]:
+    """After the backlog, the ground's monitor shows `name` in its log, not as an alarm."""
+    view = rec.ground
+    if view is None:
+        return False, "no ground view recorded"
+    logged = [e for e in view.events if e.name == expect.name and e.source == expect.source]
+    active = [a for a in view.alarms.values() if a.key[0] == expect.source and a.active]
+    if not logged:
+        return False, f"{expect.name} never reached the ground's event log"
+    if active:
+        return False, f"stale alarm still active on the ground: {active[0].message}"
+    historical = "historical" if logged[0].historical else "live"
+    return True, f"{expect.name} in the ground's log ({historical}), no active alarm"
+
+
 CHECKS: dict[str, Callable[[Recording, Expect], tuple[bool, str]]] = {
     "no_telemetry_gap": no_telemetry_gap,
     "within_cap": within_cap,
@@ -151,6 +214,9 @@ CHECKS: dict[str, Callable[[Recording, Expect], tuple[bool, str]]] = {
     "no_event": no_event,
     "shotlog": shotlog,
     "sim": sim,
+    "crew_alarm": crew_alarm,
+    "ground_held": ground_held,
+    "no_stale_alarm": no_stale_alarm,
 }
 
 

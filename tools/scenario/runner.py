@@ -22,14 +22,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import tomli_w
 
 from hil.broker import Mosquitto
 from hil.control import ControlClient
 from hil.processes import ProcessGroup
-from protocols.ground import KeyFile, Role
+from protocols.ground import LINK, LOCAL, KeyFile, Role, parse_topic
 from tools.ground_client import CommandTimeout, GroundSession
 from tools.keys import add_to_keyring, create_key
+from tools.monitor.view import NodeView
 from tools.scenario.checks import Recording, Verdict, judge
 from tools.scenario.spec import Scenario, Step
 from tools.simulator_process import cupola_argv, start_simulator
@@ -87,6 +89,13 @@ class Run:
     def write_daemon_config(self, paths: dict[str, str], keyring: Path) -> Path:
         tables = {k: v for k, v in self.scenario.daemon.items() if k != "device"}
         options = self.scenario.daemon.get("device", {})
+        if self.scenario.contacts:
+            now = time.time()
+            tables["data"] = {**tables.get("data", {}), "contact": [
+                {"start": time.strftime("%H:%M:%S", time.gmtime(now + c.from_s)),
+                 "minutes": c.duration_s / 60}
+                for c in self.scenario.contacts
+            ]}  # fmt: skip
         config: dict[str, Any] = {
             **tables,
             "node": {"name": NODE, "state_dir": str(self.workdir / "state")},
@@ -213,6 +222,19 @@ async def run_scenario(
         paths = run.start_sim()
         run.write_daemon_config(paths, keyring)
         async with GroundSession(run.broker.url(), NODE, key=key, persistent=True) as gs:
+            ground, ground_status, links = NodeView(NODE), [], []
+            ground.set_connection(True, "connected", time.time())
+
+            def follow(topic: str, payload: bytes, now: float) -> None:
+                parsed = parse_topic(topic)
+                if parsed is None or parsed[1] == LOCAL:
+                    return  # the crew's copies never reach the ground
+                ground.absorb(topic, payload, now)
+                ground_status.append((now, ground.status(now).state))
+                if parsed[1] == LINK:
+                    links.append((now, msgspec.json.decode(payload)["body"]))
+
+            gs.on_message = follow
             run.start_daemon()
             await gs.wait_for(lambda: gs.online(*paths), 30, "every device online")
             on_progress(f"{scenario.scenario.name}: {len(paths)} devices online, playing")
@@ -245,6 +267,10 @@ async def run_scenario(
                 takes=list(takes.get("takes", [])) if isinstance(takes, dict) else [],
                 sim=sim,
                 budget=budget if isinstance(budget, dict) else {},
+                local_events=gs.local_events,
+                ground=ground,
+                ground_status=ground_status,
+                links=links,
             )
     finally:
         run.group.stop_all()

@@ -32,6 +32,10 @@
     at = 12
     action = "daemon.kill"     # daemon.kill | daemon.start | broker.stop | broker.start
 
+    [[contact]]                # daemon.data.contact windows, in wall seconds from the
+    from_s = -60               # daemon's start (speed does not scale them)
+    duration_s = 70
+
     [[expect]]                 # checked from outside the daemon once the run is over
     check = "event"
     name = "power.cap_met"
@@ -59,6 +63,9 @@ Check = Literal[
     "no_event",
     "shotlog",
     "sim",
+    "crew_alarm",
+    "ground_held",
+    "no_stale_alarm",
 ]
 Seconds = Annotated[float, msgspec.Meta(ge=0)]
 
@@ -118,6 +125,9 @@ class Expect(msgspec.Struct, forbid_unknown_fields=True):
             "event": f" {self.name} after {self.after:g} s"
             + (f" within {self.within_s:g} s" if self.within_s else ""),
             "no_event": f" {self.name}",
+            "crew_alarm": f" {self.name} within {self.within_s or 1.0:g} s",
+            "ground_held": f" while {self.name}",
+            "no_stale_alarm": f" {self.source} {self.name}",
             "within_cap": f" (deadline {self.deadline_s:g} s)",
             "takes_in_sync": f" (within {self.frames:g} frame)",
             "sim": f" {self.device}.{self.field}",
@@ -125,10 +135,18 @@ class Expect(msgspec.Struct, forbid_unknown_fields=True):
         return f"{self.check}{detail}"
 
 
+class Contact(msgspec.Struct, forbid_unknown_fields=True):
+    """A contact window in wall seconds from the daemon's start (it may have begun before)."""
+
+    from_s: float
+    duration_s: Annotated[float, msgspec.Meta(gt=0)]
+
+
 class Scenario(msgspec.Struct, forbid_unknown_fields=True):
     scenario: About
     bench: dict[str, Any]
     daemon: dict[str, Any] = msgspec.field(default_factory=dict)
+    contacts: list[Contact] = msgspec.field(name="contact", default_factory=list)
     steps: list[Step] = msgspec.field(name="step", default_factory=list)
     expects: list[Expect] = msgspec.field(name="expect", default_factory=list)
 
@@ -150,7 +168,9 @@ def load_scenario(path: Path) -> Scenario:
         if step.fault and step.device not in names:
             raise ScenarioError(f"{path}: step {index + 1}: no bench device {step.device!r}")
     for expect in scenario.expects:
-        needs = {"event": ("name",), "no_event": ("name",), "sim": ("device", "field")}
+        needs = {"event": ("name",), "no_event": ("name",), "sim": ("device", "field"),
+                 "crew_alarm": ("name",), "ground_held": ("name",),
+                 "no_stale_alarm": ("name", "source")}  # fmt: skip
         missing = [f for f in needs.get(expect.check, ()) if getattr(expect, f) is None]
         if missing:
             raise ScenarioError(f"{path}: expectation {expect.check} needs {', '.join(missing)}")

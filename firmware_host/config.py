@@ -119,6 +119,7 @@ class PowerConfig(msgspec.Struct, forbid_unknown_fields=True):
     cap_lead_s: Annotated[float, msgspec.Meta(ge=0, le=600)] = 5.0  # shed before a planned cut
     stop_cameras_when_shedding: bool = False  # else rolling cameras never stop for power
     measurement_max_age_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 3.0
+    restore_interval_s: Annotated[float, msgspec.Meta(gt=0, le=600)] = 1.0  # shed lights back
     timeline: list[CapChange] = msgspec.field(default_factory=list)
 
 

@@ -10,11 +10,30 @@ Each load's draw is its PDU measurement when that is fresh and taken after the l
 changed, else its model; every decision says which it used. The reserve is both a margin for
 admission and the hysteresis of shedding: shedding starts above the cap and stops at the cap
 minus the reserve, so it does not flap.
+
+A PDU reading describes a load only if it was *requested* after the load last changed: a
+reading sampled before a dim but received after it would otherwise make the governor shed the
+same watts twice. A load's measured draw is the mean of its last readings since that change
+(or since its draw last moved by more than reading noise), and the plan keeps the mean's
+uncertainty (two standard errors of the total) as extra margin.
+
+Shedding is minimal. Every load has a ladder of settings from the present one down, one
+*shedding step* apart (see `ladder`): a light dims in steps of `DIM_STEP_PERMILLE` of output
+down to its floor, then switches off; a camera stops (if configured), then sleeps. The plan
+walks down the ladders greedily in priority order until the draw fits under the target, then
+walks back up, highest priority first, every step that still fits. So the planned draw ends
+under the target by less than the cost of raising any shed load by one step, and no step
+claims more than the load draws now. What a light was shed from is remembered, and it comes
+back (highest priority first, one step at a time) when there is room again.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
+import statistics
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -42,6 +61,11 @@ class FixedSetting:
 Setting = LightSetting | CameraSetting | FixedSetting
 Model = LightModel | CameraModel | PduModel
 
+DIM_STEP_PERMILLE = 50  # one shedding step of a light: 5 % of its output
+READINGS_AVERAGED = 20  # a load's measured draw: the mean of at most this many readings
+UNCERTAINTY_SIGMAS = 2.0  # the plan keeps this many standard errors of the total as margin
+MOVED_W, MOVED_FRACTION = 1.0, 0.05  # a reading this far off the mean starts a new one
+
 
 @dataclass
 class Load:
@@ -51,9 +75,20 @@ class Load:
     setting: Setting
     priority: int = 50  # shedding order: lower is shed first
     floor_permille: int = 0  # lights: never dimmed below this when shedding
-    measured_w: float | None = None
+    readings: deque[float] = field(default_factory=lambda: deque(maxlen=READINGS_AVERAGED))
     measured_at: float = 0.0
     changed_at: float = 0.0
+
+    @property
+    def measured_w(self) -> float | None:
+        return statistics.fmean(self.readings) if self.readings else None
+
+    @property
+    def measured_variance(self) -> float:
+        """Variance of the mean of the readings (0 with fewer than two)."""
+        if len(self.readings) < 2:
+            return 0.0
+        return statistics.variance(self.readings) / len(self.readings)
 
     def model_w(self, setting: Setting | None = None) -> float:
         setting = self.setting if setting is None else setting
@@ -90,6 +125,11 @@ class Snapshot:
     total_w: float
     measured: list[str] = field(default_factory=list)
     modelled: list[str] = field(default_factory=list)
+    variance: float = 0.0  # of the measured part of the total
+
+    @property
+    def uncertainty_w(self) -> float:
+        return UNCERTAINTY_SIGMAS * math.sqrt(self.variance)
 
     @property
     def source(self) -> str:
@@ -117,6 +157,7 @@ class PowerGovernor:
         self.measurement_max_age_s = measurement_max_age_s
         self.stop_cameras = stop_cameras
         self.loads: dict[str, Load] = {}
+        self.wanted: dict[str, LightSetting] = {}  # what shed lights were at before
 
     # -- what is drawn now -----------------------------------------------------------------
 
@@ -136,26 +177,43 @@ class PowerGovernor:
         if setting != load.setting:
             load.setting = setting
             load.changed_at = self.clock()
+            load.readings.clear()
 
-    def measure(self, name: str, watts: float) -> None:
+    def measure(self, name: str, watts: float, requested_at: float | None = None) -> None:
+        """A reading of one load, requested at `requested_at` (default: now).
+
+        A reading requested before the load last changed may show it before or after the
+        change: it is dropped, and the model stands in until a reading requested later."""
         load = self.loads[name]
-        load.measured_w = watts
-        load.measured_at = self.clock()
+        now = self.clock()
+        if (now if requested_at is None else requested_at) < load.changed_at:
+            return
+        mean = load.measured_w
+        if mean is not None and abs(watts - mean) > max(MOVED_W, MOVED_FRACTION * mean):
+            load.readings.clear()  # the draw moved (an inrush over, a fade, a fold-back)
+        load.readings.append(watts)
+        load.measured_at = now
+
+    def commanded(self, name: str) -> None:
+        """The crew set this load themselves: their setting replaces anything shed."""
+        self.wanted.pop(name, None)
 
     def draw(self, name: str) -> tuple[float, bool]:
         """(watts, measured?) of one load."""
         load = self.loads[name]
         fresh = self.clock() - load.measured_at <= self.measurement_max_age_s
-        if load.measured_w is not None and fresh and load.measured_at >= load.changed_at:
-            return load.measured_w, True
+        measured = load.measured_w
+        if measured is not None and fresh:
+            return measured, True
         return load.model_w(), False
 
     def snapshot(self) -> Snapshot:
         snap = Snapshot(0.0)
-        for name in self.loads:
+        for name, load in self.loads.items():
             watts, measured = self.draw(name)
             snap.total_w += watts
             (snap.measured if measured else snap.modelled).append(name)
+            snap.variance += load.measured_variance if measured else 0.0
         return snap
 
     def free_w(self) -> float:
@@ -211,77 +269,197 @@ class PowerGovernor:
 
     # -- shedding --------------------------------------------------------------------------
 
+    def target_w(self, snap: Snapshot) -> float:
+        """Where shedding brings the draw: the cap less the reserve and the reading noise."""
+        return self.cap_w - self.reserve_w - snap.uncertainty_w
+
+    def ladder(self, load: Load, top: Setting | None = None) -> list[Setting]:
+        """The settings `load` may be shed to, from `top` (default: its present one) down,
+        each one shedding step below the last: a light's 5 % steps of output down to its
+        floor, then off (if its floor is 0); a camera's stop (if configured), then sleep."""
+        setting = load.setting if top is None else top
+        if isinstance(setting, LightSetting) and isinstance(load.model, LightModel):
+            if not setting.on:
+                return [setting]
+            rungs: list[Setting] = [setting]
+            level = setting.permille - setting.permille % DIM_STEP_PERMILLE
+            level = level if level < setting.permille else level - DIM_STEP_PERMILLE
+            while level > load.floor_permille:
+                rungs.append(LightSetting(True, level))
+                level -= DIM_STEP_PERMILLE
+            if setting.permille > load.floor_permille:
+                rungs.append(LightSetting(True, load.floor_permille))
+            if load.floor_permille == 0:
+                rungs.append(LightSetting(False, 0))
+            return rungs
+        if isinstance(setting, CameraSetting):
+            rungs = [setting]
+            if setting.state in (CameraState.RECORDING, CameraState.ARMED) and self.stop_cameras:
+                setting = CameraSetting(CameraState.STANDBY, setting.recording)
+                rungs.append(setting)
+            if setting.state is CameraState.STANDBY:
+                rungs.append(CameraSetting(CameraState.OFF, setting.recording))
+            return rungs
+        return [setting]
+
+    def step_w(self, load: Load) -> float:
+        """One shedding step of `load` at its costliest: the most the draw can move between
+        two neighbouring rungs of its full ladder (a light: the top 5 % of its output, or
+        its switch from 0 % to off; a camera: its stop or its sleep)."""
+        top: Setting
+        if isinstance(load.model, LightModel):
+            top = LightSetting(True, 1000)
+        elif isinstance(load.model, CameraModel):
+            top = CameraSetting(CameraState.RECORDING)
+        else:
+            return 0.0
+        watts = [load.model_w(s) for s in self.ladder(load, top)]
+        return max((a - b for a, b in itertools.pairwise(watts)), default=0.0)
+
     def shed_plan(self) -> list[ShedAction]:
-        """What to change, in order, to get from over the cap back under cap minus reserve."""
+        """What to change to get from over the cap back under the target, taking no more
+        than it must: one action per load, the lowest priority first."""
         snap = self.snapshot()
         if snap.total_w <= self.cap_w:
             return []
-        needed = snap.total_w - (self.cap_w - self.reserve_w)
-        actions: list[ShedAction] = []
-        by_priority = sorted(self.loads.values(), key=lambda load: (load.priority, load.name))
-        lights = [ld for ld in by_priority if isinstance(ld.model, LightModel)]
-        cameras = [ld for ld in by_priority if isinstance(ld.model, CameraModel)]
-        for stage in (self._dim, self._switch_off, self._stop, self._sleep):
-            for load in cameras if stage in (self._stop, self._sleep) else lights:
-                if needed <= 0:
-                    return actions
-                action = stage(load, needed)
-                if action is not None and action.saving_w > 0:
-                    actions.append(action)
-                    needed -= action.saving_w
-        return actions
+        plan = _Plan(self, snap)
+        order = sorted(self.loads.values(), key=lambda load: (load.priority, load.name))
+        lights = [ld for ld in order if isinstance(ld.model, LightModel)]
+        cameras = [ld for ld in order if isinstance(ld.model, CameraModel)]
+        stages: list[tuple[list[Load], Callable[[Setting], bool]]] = [
+            (lights, lambda s: isinstance(s, LightSetting) and s.on),  # dim
+            (lights, lambda s: True),  # switch off
+            (cameras, lambda s: isinstance(s, CameraSetting) and s.state is not CameraState.OFF),
+            (cameras, lambda s: True),  # sleep
+        ]
+        for loads, allowed in stages:
+            for load in loads:
+                while plan.excess_w > 0 and plan.can_lower(load.name, allowed):
+                    plan.lower(load.name)
+        for load in reversed(order):  # give back what still fits, the most important first
+            while plan.can_raise(load.name):
+                plan.raise_(load.name)
+        return plan.actions()
 
-    def _dim(self, load: Load, needed: float) -> ShedAction | None:
-        setting = load.setting
-        model = load.model
-        if not isinstance(setting, LightSetting) or not isinstance(model, LightModel):
+    def restore_step(self) -> ShedAction | None:
+        """The next step back towards what a shed light was set to, if there is room: the
+        highest-priority shed light only, as far up its ladder as fits under the target.
+        A light measured above its model is expected to stay that far above it (else the
+        step would overshoot the cap and be shed again: flapping)."""
+        if not self.wanted:
             return None
-        if not setting.on or setting.permille <= load.floor_permille:
+        name = max(self.wanted, key=lambda n: (self.loads[n].priority, n))
+        load, wanted = self.loads[name], self.wanted[name]
+        snap = self.snapshot()
+        now_w, measured = self.draw(name)
+        modelled = load.model_w()
+        scale = max(1.0, now_w / modelled) if measured and modelled > 0 else 1.0
+        room = self.target_w(snap) - snap.total_w + now_w
+        switching_on = isinstance(load.setting, LightSetting) and not load.setting.on
+        if switching_on and isinstance(load.model, LightModel) and load.model.inrush_w > room:
+            return None  # its inrush would not fit
+        rungs = self.ladder(load, wanted)
+        here = next((i for i, r in enumerate(rungs) if load.model_w(r) <= load.model_w()), None)
+        fits = [r for r in rungs[:here] if load.model_w(r) * scale <= room]
+        if not fits:
             return None
-        now_w = model.draw(True, setting.permille)
-        target = max(load.floor_permille, model.permille_within(now_w - needed))
-        target = min(target, setting.permille)
-        new = LightSetting(True, target)
+        new = fits[0]
         return ShedAction(
-            load.name, new, now_w - model.draw(True, target),
-            f"dim {load.name} from {setting.permille / 10:.1f} % to {target / 10:.1f} %",
+            name, new, now_w - load.model_w(new) * scale,
+            f"bring {_describe(load, new)} (set to {_level(wanted)} before shedding)",
         )  # fmt: skip
 
-    def _switch_off(self, load: Load, _: float) -> ShedAction | None:
-        setting = load.setting
-        if not isinstance(setting, LightSetting) or not setting.on or load.floor_permille > 0:
-            return None
-        new = LightSetting(False, 0)
-        return ShedAction(
-            load.name, new, load.model_w() - load.model_w(new), f"switch {load.name} off"
-        )
+    def shed(self, action: ShedAction) -> None:
+        """A shed action was carried out: remember what a light was at, to restore it."""
+        load = self.loads[action.load]
+        if isinstance(load.setting, LightSetting) and action.load not in self.wanted:
+            self.wanted[action.load] = load.setting
+        self.observe(action.load, action.setting)
 
-    def _stop(self, load: Load, _: float) -> ShedAction | None:
-        setting = load.setting
-        if not self.stop_cameras or not isinstance(setting, CameraSetting):
-            return None
-        if setting.state not in (CameraState.RECORDING, CameraState.ARMED):
-            return None
-        new = CameraSetting(CameraState.STANDBY, setting.recording)
-        return ShedAction(
-            load.name, new, load.model_w() - load.model_w(new),
-            f"cut {load.name} (configured: cameras may stop when shedding)",
-        )  # fmt: skip
+    def restored(self, action: ShedAction) -> None:
+        """A restore step was carried out; a light back where it was is no longer shed."""
+        if self.wanted.get(action.load) == action.setting:
+            del self.wanted[action.load]
+        self.observe(action.load, action.setting)
 
-    def _sleep(self, load: Load, _: float) -> ShedAction | None:
-        setting = load.setting
-        if not isinstance(setting, CameraSetting) or setting.state is not CameraState.STANDBY:
-            return None
-        new = CameraSetting(CameraState.OFF, setting.recording)
-        return ShedAction(
-            load.name, new, load.model_w() - load.model_w(new), f"put idle {load.name} to sleep"
-        )
+
+class _Plan:
+    """A shedding plan being built: a rung on its ladder for every load."""
+
+    def __init__(self, governor: PowerGovernor, snap: Snapshot) -> None:
+        self.governor = governor
+        self.ladders = {name: governor.ladder(load) for name, load in governor.loads.items()}
+        self.rung = dict.fromkeys(governor.loads, 0)
+        self.now_w = {name: governor.draw(name)[0] for name in governor.loads}
+        self.total_w = snap.total_w
+        self.target_w = governor.target_w(snap)
+
+    @property
+    def excess_w(self) -> float:
+        return self.total_w - self.target_w
+
+    def draw_at(self, name: str, rung: int) -> float:
+        """A lower rung never draws more than the load draws now (its model may say so)."""
+        if rung == 0:
+            return self.now_w[name]
+        load = self.governor.loads[name]
+        return min(self.now_w[name], load.model_w(self.ladders[name][rung]))
+
+    def can_lower(self, name: str, allowed: Callable[[Setting], bool]) -> bool:
+        """May `name` go one step down, to a setting `allowed` in this stage?"""
+        rung, ladder = self.rung[name], self.ladders[name]
+        return rung + 1 < len(ladder) and allowed(ladder[rung + 1])
+
+    def lower(self, name: str) -> None:
+        rung = self.rung[name]
+        self.total_w -= self.draw_at(name, rung) - self.draw_at(name, rung + 1)
+        self.rung[name] = rung + 1
+
+    def can_raise(self, name: str) -> bool:
+        rung = self.rung[name]
+        if rung == 0:
+            return False
+        cost = self.draw_at(name, rung - 1) - self.draw_at(name, rung)
+        return self.total_w + cost <= self.target_w
+
+    def raise_(self, name: str) -> None:
+        rung = self.rung[name]
+        self.total_w += self.draw_at(name, rung - 1) - self.draw_at(name, rung)
+        self.rung[name] = rung - 1
+
+    def actions(self) -> list[ShedAction]:
+        order = sorted(self.governor.loads.values(), key=lambda ld: (ld.priority, ld.name))
+        return [
+            ShedAction(
+                load.name, self.ladders[load.name][self.rung[load.name]],
+                self.now_w[load.name] - self.draw_at(load.name, self.rung[load.name]),
+                _shed_reason(load, self.ladders[load.name][self.rung[load.name]]),
+            )
+            for load in order
+            if self.rung[load.name] > 0
+        ]  # fmt: skip
+
+
+def _shed_reason(load: Load, new: Setting) -> str:
+    old = load.setting
+    if isinstance(old, LightSetting) and isinstance(new, LightSetting):
+        if not new.on:
+            return f"switch {load.name} off (from {old.permille / 10:.1f} %)"
+        return f"dim {load.name} from {old.permille / 10:.1f} % to {new.permille / 10:.1f} %"
+    if isinstance(new, CameraSetting) and new.state is CameraState.STANDBY:
+        return f"cut {load.name} (configured: cameras may stop when shedding)"
+    if isinstance(old, CameraSetting) and old.state is not CameraState.STANDBY:
+        return f"cut {load.name} and put it to sleep (configured: cameras may stop)"
+    return f"put idle {load.name} to sleep"
+
+
+def _level(setting: LightSetting) -> str:
+    return f"{setting.permille / 10:.1f} %" if setting.on else "off"
 
 
 def _describe(load: Load, setting: Setting) -> str:
     if isinstance(setting, LightSetting):
-        level = f"{setting.permille / 10:.1f} %" if setting.on else "off"
-        return f"light {load.name} to {level}"
+        return f"light {load.name} to {_level(setting)}"
     if isinstance(setting, CameraSetting):
         return f"camera {load.name} {setting.state.name.lower()}"
     return load.name

@@ -4,8 +4,12 @@ Device status and PDU channel readings keep the governor's view current. Every c
 raises draw asks `admit` before a byte goes to a device. A loop checks the total against the
 cap every `check_interval_s` (and at once after any change): over the cap it sheds by the
 governor's plan, and reports if the draw is not back under the cap within `shed_deadline_s`.
+Under the cap, shed lights come back one step every `restore_interval_s`, the highest
+priority first, once the previous step has been measured.
 The cap follows the ground's timeline (planned cuts are applied `cap_lead_s` early, so the
-draw is already down when the station cuts) and `power.cap.set`; raising it is hazardous.
+draw is already down when the station cuts) and `power.cap.set` (see cap_plan.py). One hazard
+rule covers every command that changes either: whatever would put a higher cap in force at
+any moment, now or later in the timeline, than it would otherwise be must be confirmed.
 Power-ups through the PDU are staggered so inrush currents never sum past the cap.
 """
 
@@ -22,6 +26,7 @@ from typing import Annotated, Any
 
 import msgspec
 
+from firmware_host.budget.cap_plan import CapInForce, first_raise, in_force
 from firmware_host.budget.governor import (
     CameraSetting,
     Decision,
@@ -98,6 +103,7 @@ class PowerManager:
         self.clock = clock
         self.wall = wall
         self.base_cap_w = power.cap_w
+        self.base_reason = "configuration"
         self.governor = PowerGovernor(
             power.cap_w,
             power.reserve_pct / 100,
@@ -118,6 +124,7 @@ class PowerManager:
         self.pdu_total_w: float | None = None  # the PDU's own total, when there is a PDU
         self.pdu_at = 0.0
         self._in_flight: set[str] = set()
+        self._next_restore = 0.0
         self._wake = asyncio.Event()
         self._sequencing = asyncio.Lock()
         self.ledger = ledger
@@ -163,15 +170,18 @@ class PowerManager:
             load = recording_load(agent.camera_settings)
             self.governor.observe(agent.name, CameraSetting(status.state, load))
         elif agent.kind == "pdu":
+            # The PDU is polled one request at a time: this reading was requested after the
+            # previous one arrived, and may predate anything that changed since.
+            requested_at = self.pdu_at
             self.pdu_total_w = status.total_power_mw / 1000
             self.pdu_at = self.clock()
             for channel in status.channels:
                 names = self.channels.get(channel.channel, [])
                 if len(names) == 1:  # a shared channel cannot say who drew what
-                    self.governor.measure(names[0], channel.power_mw / 1000)
+                    self.governor.measure(names[0], channel.power_mw / 1000, requested_at)
                 elif not channel.on:
                     for name in names:
-                        self.governor.measure(name, 0.0)
+                        self.governor.measure(name, 0.0, requested_at)
         self._wake.set()
 
     # -- admission -------------------------------------------------------------------------
@@ -202,6 +212,7 @@ class PowerManager:
 
     def committed(self, name: str, setting: Setting) -> None:
         """The device accepted a setting that went through `admit`."""
+        self.governor.commanded(name)
         self.governor.observe(name, setting)
         self._wake.set()
 
@@ -231,6 +242,8 @@ class PowerManager:
                 )  # fmt: skip
             self.over_since = None
             self.overdue_reported = False
+            if self.shedding:
+                await self._restore_step(now)
             return
         if self.over_since is None:
             self.over_since = now
@@ -250,7 +263,16 @@ class PowerManager:
         if not self.shedding:
             return
         actions = [a for a in self.governor.shed_plan() if a.load not in self._in_flight]
-        done = await asyncio.gather(*(self._shed(action) for action in actions))
+        errors = await asyncio.gather(*(self._carry_out(action) for action in actions))
+        done = [error is None for error in errors]
+        for action, error in zip(actions, errors, strict=True):
+            if error is None:
+                self.governor.shed(action)
+            else:
+                self.bus.emit(
+                    "power.shed_failed", Severity.CRITICAL,
+                    f"could not {action.reason}: {error}", source=action.load,
+                )  # fmt: skip
         # Sent together for speed; reported in the plan's priority order, not in the order
         # the devices happened to answer, so the ground reads the log as the policy acted.
         for action in (a for a, ok in zip(actions, done, strict=True) if ok):
@@ -280,8 +302,41 @@ class PowerManager:
             cap_w=cap, seconds=round(seconds, 4), measured=has_pdu,
         )  # fmt: skip
 
-    async def _shed(self, action: ShedAction) -> bool:
-        """Carry out one action; False (and an event saying why) if the device did not."""
+    async def _restore_step(self, now: float) -> None:
+        """Give a shed light back one step, if the last step has settled and there is room."""
+        if self._in_flight or now < self._next_restore or not self._settled():
+            return
+        action = self.governor.restore_step()
+        if action is None:
+            return
+        self._next_restore = now + self.config.restore_interval_s
+        error = await self._carry_out(action)
+        if error is not None:
+            self.governor.commanded(action.load)  # not retried: the crew decides
+            self.bus.emit(
+                "power.restore_failed", Severity.WARNING,
+                f"could not {action.reason}: {error}; it stays as it is until set by command",
+                source=action.load,
+            )  # fmt: skip
+        else:
+            self.governor.restored(action)
+            self.bus.emit(
+                "power.restored", Severity.INFO,
+                f"{action.reason}: draws about {-action.saving_w:.0f} W more "
+                f"(cap {self.governor.cap_w:.0f} W)",
+                source=action.load, cost_w=round(-action.saving_w, 1),
+                cap_w=self.governor.cap_w,
+            )  # fmt: skip
+
+    def _settled(self) -> bool:
+        """With a PDU, every load it measures has been measured since it last changed."""
+        metered = [n for names in self.channels.values() if len(names) == 1 for n in names]
+        if self.pdu_total_w is None:
+            return True
+        return all(self.governor.draw(name)[1] for name in metered)
+
+    async def _carry_out(self, action: ShedAction) -> str | None:
+        """Carry out one action; None, or why the device did not."""
         agent = self.devices[action.load]
         self._in_flight.add(action.load)
         try:
@@ -291,6 +346,8 @@ class PowerManager:
                 if setting.on:
                     status = agent.status
                     cct = status.target_cct_k if status is not None else 5600
+                    if status is not None and not status.on:
+                        await light.set_power(True)
                     await light.set_level(setting.permille, cct, 0)
                 else:
                     await light.set_power(False)
@@ -301,15 +358,10 @@ class PowerManager:
                 else:
                     await camera.set_awake(False)
         except (DeviceUnavailable, LinkError, NackReceived) as exc:
-            self.bus.emit(
-                "power.shed_failed", Severity.CRITICAL,
-                f"could not {action.reason}: {exc}", source=action.load,
-            )  # fmt: skip
-            return False
+            return str(exc)
         finally:
             self._in_flight.discard(action.load)
-        self.governor.observe(action.load, action.setting)
-        return True
+        return None
 
     # -- the cap ---------------------------------------------------------------------------
 
@@ -346,21 +398,37 @@ class PowerManager:
         )  # fmt: skip
         self._wake.set()
 
+    def _base(self) -> CapInForce:
+        return CapInForce(self.base_cap_w, self.base_reason)
+
     def _apply_timeline(self) -> None:
+        """Put the cap `cap_plan.in_force` names in force; fold what is over into the base."""
         now = self.wall()
-        for change in list(self.timeline):
-            start = change.at.timestamp()
-            lead = self.config.cap_lead_s if change.cap_w < self.governor.cap_w else 0.0
-            if now >= start - lead and change.cap_w != self.governor.cap_w:
-                self.set_cap(change.cap_w, change.reason)
-                if change.until is None:
-                    self.base_cap_w = change.cap_w
-            if change.until is not None and now >= change.until.timestamp():
-                self.timeline.remove(change)
-                self.set_cap(self.base_cap_w, f"end of: {change.reason}")
-            elif change.until is None and now >= start:
-                self.timeline.remove(change)
-                self._save(change.reason)
+        started = [c for c in self.timeline if c.until is None and c.at.timestamp() <= now]
+        ended = [c for c in self.timeline if c.until is not None and c.until.timestamp() <= now]
+        if started:  # a lasting change becomes the base, overriding all that started before
+            last = max(started, key=lambda c: c.at)
+            self.base_cap_w, self.base_reason = last.cap_w, last.reason
+            self.timeline = [c for c in self.timeline if c.at > last.at]
+        self.timeline = [c for c in self.timeline if c not in ended]
+        cap = in_force(self._base(), self.timeline, now, self.config.cap_lead_s)
+        if started or ended:
+            self._save(cap.reason)
+        if cap.cap_w != self.governor.cap_w:
+            over = [c.reason for c in ended if c.cap_w == self.governor.cap_w]
+            reason = f"end of: {over[-1]}" if over and cap == self._base() else cap.reason
+            self.set_cap(cap.cap_w, reason)
+
+    def raises_cap(self, base: CapInForce, timeline: list[CapChange]) -> str | None:
+        """Why making `base` and `timeline` the plan would raise the cap, or None."""
+        now = self.wall()
+        before = (self._base(), self.timeline)
+        found = first_raise(before, (base, timeline), now, self.config.cap_lead_s)
+        if found is None:
+            return None
+        t, old, new = found
+        when = "now" if t <= now else f"in {t - now:.0f} s"
+        return f"raises the cap in force {when} from {old:.0f} W to {new:.0f} W"
 
     # -- powering devices up ---------------------------------------------------------------
 
@@ -422,30 +490,44 @@ class PowerManager:
 
     # -- commands --------------------------------------------------------------------------
 
+    def _after_cap_set(self, args: CapArgs) -> tuple[CapInForce, list[CapChange]]:
+        """A cap set now replaces the base and every change already started."""
+        now = self.wall()
+        later = [c for c in self.timeline if c.at.timestamp() > now]
+        return CapInForce(args.cap_w, args.reason), later
+
+    def _after_timeline_add(self, args: TimelineArgs) -> tuple[CapInForce, list[CapChange]]:
+        if args.until is not None and args.until <= args.at:
+            raise CommandRejected(f"until ({args.until}) must be after at ({args.at})")
+        try:
+            at = datetime.datetime.fromtimestamp(args.at, datetime.UTC)
+            until = None
+            if args.until is not None:
+                until = datetime.datetime.fromtimestamp(args.until, datetime.UTC)
+        except (OverflowError, ValueError, OSError) as exc:
+            raise CommandRejected(f"at/until is not a time this node can plan for: {exc}") from exc
+        change = CapChange(at=at, cap_w=args.cap_w, until=until, reason=args.reason)
+        return self._base(), sorted([*self.timeline, change], key=lambda c: c.at)
+
+    def _adopt(self, plan: tuple[CapInForce, list[CapChange]], reason: str) -> None:
+        base, self.timeline = plan
+        self.base_cap_w, self.base_reason = base.cap_w, base.reason
+        self._save(reason)
+        self._apply_timeline()
+        self._wake.set()
+
     async def cap_command(self, args: CapArgs) -> dict[str, Any]:
         old = self.governor.cap_w
-        self.base_cap_w = args.cap_w
-        self.set_cap(args.cap_w, args.reason)
-        return {"old_cap_w": old, "cap_w": args.cap_w}
+        self._adopt(self._after_cap_set(args), args.reason)
+        return {"old_cap_w": old, "cap_w": self.governor.cap_w}
 
     async def timeline_add(self, args: TimelineArgs) -> dict[str, Any]:
-        utc = datetime.UTC
-        change = CapChange(
-            at=datetime.datetime.fromtimestamp(args.at, utc),
-            cap_w=args.cap_w,
-            until=datetime.datetime.fromtimestamp(args.until, utc) if args.until else None,
-            reason=args.reason,
-        )
-        self.timeline.append(change)
-        self.timeline.sort(key=lambda c: c.at)
-        self._save(args.reason)
-        self._wake.set()
+        self._adopt(self._after_timeline_add(args), args.reason)
         return {"planned": len(self.timeline)}
 
     async def timeline_clear(self, _: NoArgs) -> dict[str, Any]:
         dropped = len(self.timeline)
-        self.timeline.clear()
-        self._save("timeline cleared")
+        self._adopt((self._base(), []), "timeline cleared")
         return {"dropped": dropped}
 
     async def device_power(self, args: DevicePowerArgs) -> dict[str, Any]:
@@ -491,20 +573,34 @@ class PowerManager:
         at, cap_w, reason = min(upcoming)
         return {"at": at, "cap_w": cap_w, "reason": reason}
 
-    def commands(self) -> list[CommandSpec[Any]]:
-        def raises_cap(args: dict[str, Any]) -> bool:
-            try:
-                return float(args.get("cap_w", 0)) > self.governor.cap_w
-            except (TypeError, ValueError):
-                return False
+    def _hazard(
+        self, kind: type[msgspec.Struct], after: Callable[[Any], tuple[CapInForce, list[CapChange]]]
+    ) -> Callable[[dict[str, Any]], bool]:
+        """The one hazard rule, for a command whose arguments `after` turns into a plan."""
 
+        def hazardous(args: dict[str, Any]) -> bool:
+            try:
+                plan = after(msgspec.convert(args, kind))
+            except (msgspec.ValidationError, CommandRejected):
+                return False  # the handler refuses these arguments with the reason
+            return self.raises_cap(*plan) is not None
+
+        return hazardous
+
+    def commands(self) -> list[CommandSpec[Any]]:
+        hazard = self._hazard
         return [
             CommandSpec("power.cap.set", CapArgs, self.cap_command,
-                        "Set the power cap now; raising it is hazardous.", hazardous=raises_cap),
+                        "Set the power cap now, replacing any planned change already started; "
+                        "hazardous if it raises the cap now or later.",
+                        hazardous=hazard(CapArgs, self._after_cap_set)),
             CommandSpec("power.timeline.add", TimelineArgs, self.timeline_add,
-                        "Plan a cap change (a station power-down, a docking)."),
+                        "Plan a cap change (a station power-down, a docking); hazardous if it "
+                        "raises the cap now or later.",
+                        hazardous=hazard(TimelineArgs, self._after_timeline_add)),
             CommandSpec("power.timeline.clear", NoArgs, self.timeline_clear,
-                        "Forget every planned cap change."),
+                        "Forget every planned cap change; hazardous if that raises the cap.",
+                        hazardous=hazard(NoArgs, lambda _: (self._base(), []))),
             CommandSpec("device.power", DevicePowerArgs, self.device_power,
                         "Switch a device's PDU channel; power-ups wait for inrush headroom."),
         ]  # fmt: skip

@@ -75,6 +75,7 @@ class BudgetMachine(RuleBasedStateMachine):
         self.governor.add(Load("pdu", "pdu", PduModel(), FixedSetting(), 1000))
         self.plant = Plant(self.governor.loads)
         self.over_since: float | None = None
+        self.restored_unprovoked = False  # a light was restored and nothing changed since
         self.media = MediaBudget(
             take_fit="refuse",
             shoot_days=12,
@@ -89,6 +90,7 @@ class BudgetMachine(RuleBasedStateMachine):
         self.plant.settle(self.clock.now() + LATENCY_S)
 
     def _send(self, name: str, setting: Setting) -> None:
+        self.restored_unprovoked = False
         self.plant.send(self.clock.now(), name, setting)
         self.governor.observe(name, setting)  # committed once the device acknowledged
 
@@ -97,10 +99,12 @@ class BudgetMachine(RuleBasedStateMachine):
     def light(self, name: str, level: int, best_effort: bool) -> None:
         decision = self.governor.admit(name, Light(True, level), best_effort=best_effort)
         if decision.allowed:
+            self.governor.commanded(name)
             self._send(name, decision.setting)
 
     @rule(name=st.sampled_from(["key", "fill", "back"]))
     def light_off(self, name: str) -> None:
+        self.governor.commanded(name)
         self._send(name, Light(False, 0))
 
     @rule(camera=st.sampled_from(["cam-a", "cam-b"]), planned=st.floats(1, 900))
@@ -124,11 +128,13 @@ class BudgetMachine(RuleBasedStateMachine):
 
     @rule(cap=st.floats(110, 400))
     def cap_change(self, cap: float) -> None:
+        self.restored_unprovoked = False
         self.governor.set_cap(cap)
 
     @rule(name=st.sampled_from(["key", "fill", "back", "cam-a", "cam-b"]),
           factor=st.floats(0.9, 1.3))  # fmt: skip
     def device_draws_other_than_modelled(self, name: str, factor: float) -> None:
+        self.restored_unprovoked = False
         self.plant.factor[name] = factor
 
     @rule(ticks=st.integers(1, 20))
@@ -143,10 +149,21 @@ class BudgetMachine(RuleBasedStateMachine):
                 self.media.observe(camera, card.capacity, used, card.bitrate_kbps)
             for name in self.governor.loads:  # the PDU measures every channel
                 self.governor.measure(name, self.plant.watts(name))
-            for action in self.governor.shed_plan():
-                self._send(action.load, action.setting)
+            plan = self.governor.shed_plan()
+            assert not (plan and self.restored_unprovoked), (
+                f"flapping: shedding {[a.reason for a in plan]} right after restoring, "
+                "with nothing changed in between"
+            )
+            for action in plan:
+                self.plant.send(now, action.load, action.setting)
+                self.governor.shed(action)
                 if action.load in self.rolling:
                     self.rolling.discard(action.load)
+            restore = None if plan else self.governor.restore_step()
+            if restore is not None:  # shed lights come back when there is room again
+                self.plant.send(now, restore.load, restore.setting)
+                self.governor.restored(restore)
+                self.restored_unprovoked = True
             self._track_overload()
 
     def _track_overload(self) -> None:

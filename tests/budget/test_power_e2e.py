@@ -8,6 +8,8 @@ import re
 import time
 from pathlib import Path
 
+from firmware_host.budget.governor import LightSetting, Load, PowerGovernor
+from firmware_host.budget.models import LightModel
 from hil.broker import Mosquitto
 from protocols.ground import Role
 from tests.daemon.conftest import Shoot, shoot
@@ -70,7 +72,9 @@ async def test_a_cap_cut_from_300_to_120_w_is_met_within_the_deadline(
     assert met["data"]["measured"] and met["data"]["seconds"] <= 2.0
     assert after <= 120
     assert [e["source"] for e in sheds][:2] == ["fill", "back"]  # fill lights before key lights
-    assert levels["fill"] == 0 and levels["back"] == 0 and 0 < levels["key"] < 1000
+    # fill and back down to (about) nothing before the key; what still fits under cap less
+    # reserve after the key's step is given back to the higher-priority back light
+    assert levels["fill"] == 0 and levels["back"] <= 50 and 0 < levels["key"] < 1000
 
 
 async def test_admission_names_the_numbers_and_best_effort_grants_less(
@@ -185,3 +189,40 @@ async def test_a_take_that_does_not_fit_the_media_is_refused(
     assert too_long["status"] == "rejected"
     assert too_long["reason"].startswith("take does not fit: cam-a: a 200 s take at 700 Mbit/s")
     assert fits["status"] == "ok"
+
+
+async def test_a_cut_to_120_w_with_both_lights_full_keeps_the_key_lit_within_one_step(
+    tmp_path: Path, broker: Mosquitto
+) -> None:
+    """Minimal shedding, measured: from cap - reserve - one step to cap - reserve."""
+    key, fill = LightModel(), LightModel()  # the daemon's default models of both lights
+    one_step = max(
+        PowerGovernor(0, 0).step_w(Load(n, "light", m, LightSetting(True, 1000)))
+        for n, m in (("key", key), ("fill", fill))
+    )
+    async with shoot(tmp_path, broker, rig(), per_device=wiring(),
+                     extra="[power]\ncap_w = 300\n") as s:  # fmt: skip
+        await s.ok("light.set", {"device": "back", "intensity_pct": 0})
+        await s.ok("light.set", {"device": "key", "intensity_pct": 100})
+        await s.ok("light.set", {"device": "fill", "intensity_pct": 100})
+        await asyncio.sleep(1.0)  # readings settle after the lights' inrush
+        await s.ok("power.cap.set", {"cap_w": 120, "reason": "station power-down"})
+        await s.wait_event("power.cap_met", timeout=5)
+        await asyncio.sleep(0.5)
+        after = sim_total_w(s)
+        key_level = light_level(s, "key")
+        raised = time.time()
+        armed = await s.ground.command("power.cap.set", {"cap_w": 300})
+        await s.ok("confirm", {"arm_id": armed["result"]["arm_id"]})
+        await s.ground.wait_for(
+            lambda: len(s.events("power.restored", since=raised)) >= 2, 10, "both lights back"
+        )
+        restored = s.events("power.restored", since=raised)
+        levels = {name: light_level(s, name) for name in ("key", "fill")}
+    top = 120 - 12
+    assert top - one_step <= after <= top, f"{after:.1f} W, one step {one_step:.1f} W"
+    assert key_level > 0
+    # back in priority order, one step a second (restore_interval_s), each back where it was
+    assert [e["source"] for e in restored] == ["key", "fill"]
+    assert restored[1]["ts"] - restored[0]["ts"] >= 0.9
+    assert levels == {"key": 1000, "fill": 1000}

@@ -198,6 +198,13 @@ def daemon_for(tmp_path: Path) -> tuple[Daemon, Credentials, list[dict[str, Any]
     return daemon, credentials, published
 
 
+async def handle(daemon: Daemon, payload: bytes) -> None:
+    """One command message through the daemon's intake, as the MQTT listener and the command
+    worker pass it."""
+    daemon.intake.receive(payload)
+    assert await daemon.intake.process_next(0)
+
+
 def signed(credentials: Credentials, name: str, args: dict[str, Any]) -> bytes:
     return json.dumps(sign_command(credentials.flight, name, args)).encode()
 
@@ -208,7 +215,7 @@ def test_every_command_is_answered_and_none_runs_while_commands_cannot_be_stored
     daemon, credentials, published = daemon_for(tmp_path)
     daemon.intake.db.execute("PRAGMA query_only = 1")
     cut = signed(credentials, "power.cap.set", {"cap_w": 150, "reason": "test"})
-    asyncio.run(daemon._handle_command(cut))
+    asyncio.run(handle(daemon, cut))
     (answer,) = published
     assert answer["id"] == json.loads(cut)["id"] and answer["status"] == "rejected"
     assert answer["reason"].startswith("refused: the state disk refused a write (commands.db")
@@ -218,7 +225,7 @@ def test_every_command_is_answered_and_none_runs_while_commands_cannot_be_stored
     daemon.intake.db.execute("PRAGMA query_only = 0")
     assert daemon.guard.probe()
     later = signed(credentials, "power.cap.set", {"cap_w": 140, "reason": "test"})
-    asyncio.run(daemon._handle_command(later))
+    asyncio.run(handle(daemon, later))
     assert published[-1]["status"] == "ok"
     assert daemon.power.governor.cap_w == 140.0  # the refused one was never replayed
     daemon.close()
@@ -229,7 +236,7 @@ def test_a_result_whose_storing_fails_is_still_published_once(tmp_path: Path) ->
     db = daemon.intake.db
     fill_up(db)
     for _ in range(500):  # results fill the last pages; the counter row updates in place
-        asyncio.run(daemon._handle_command(signed(credentials, "budget.status", {})))
+        asyncio.run(handle(daemon, signed(credentials, "budget.status", {})))
         if daemon.guard.degraded:
             break
     assert daemon.guard.degraded
@@ -245,7 +252,7 @@ def test_the_daemon_keeps_sampling_and_reporting_on_a_full_outbox(tmp_path: Path
     append_until_held(daemon.outbox)
     for _ in range(5):
         daemon.outbox.append("telemetry", daemon.sample(), ROUTINE)
-    asyncio.run(daemon._handle_command(signed(credentials, "budget.status", {})))
+    asyncio.run(handle(daemon, signed(credentials, "budget.status", {})))
     assert published[-1]["status"] == "ok"  # the crew has its answer at once
     assert daemon.outbox.backlog()["held"] >= 7
     assert [e["name"] for e in daemon.outbox.recent_events(1000)].count("storage.fault") == 1
@@ -312,7 +319,7 @@ def test_the_daemon_starts_on_a_state_disk_that_refuses_writes(
         daemon = Daemon(config)  # every write refused, from the first one on
     published: list[dict[str, Any]] = []
     daemon.ground.publish_local_result = published.append  # type: ignore[method-assign]
-    asyncio.run(daemon._handle_command(signed(credentials, "budget.status", {})))
+    asyncio.run(handle(daemon, signed(credentials, "budget.status", {})))
     assert published[-1]["status"] == "rejected"
     assert daemon.guard.degraded
     assert daemon.outbox.backlog()["held"] > 0  # the fault event, among others

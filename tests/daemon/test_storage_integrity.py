@@ -18,7 +18,7 @@ from firmware_host.commands.dispatcher import Dispatcher
 from firmware_host.config import Config, parse_config
 from firmware_host.daemon import EXIT_STATE_UNUSABLE, Daemon, run_daemon
 from firmware_host.events import EventBus
-from firmware_host.groundlink.intake import CommandIntake
+from firmware_host.groundlink.intake import KEPT_ON_RECOVERY, CommandIntake
 from firmware_host.groundlink.outbox import Outbox
 from firmware_host.storage import StorageCorrupt, open_database
 from firmware_host.workflow.shotlog import ShotLog
@@ -55,11 +55,18 @@ def intake(path: Path, keyring: Path) -> tuple[CommandIntake, list[dict[str, Any
     ), results
 
 
+def answer(commands: CommandIntake, results: list[dict[str, Any]], payload: bytes) -> Any:
+    """The result of one command message, received and handled as the daemon does."""
+    commands.receive(payload)
+    assert asyncio.run(commands.process_next(0))
+    return results[-1]
+
+
 def filled_commands(path: Path, credentials: Credentials) -> None:
-    commands, _ = intake(path, credentials.keyring)
+    commands, results = intake(path, credentials.keyring)
     commands.db.execute("PRAGMA synchronous=OFF")  # set-up speed only
     for _ in range(150):  # many stored results: the file spans many pages
-        asyncio.run(commands.handle(_signed(credentials, "health")))
+        answer(commands, results, _signed(credentials, "health"))
     commands.close()
 
 
@@ -124,14 +131,14 @@ def test_damaged_command_results_are_dropped_but_the_replay_counters_are_kept(
     filled_commands(path, credentials)
     last = scalar(path, "SELECT last FROM counters")
     damage_page(path)  # the middle of the file: a page of stored results
-    commands, _ = intake(path, credentials.keyring)
-    assert commands.recovery is not None and commands.recovery.kept == ("counters",)
+    commands, results = intake(path, credentials.keyring)
+    assert commands.recovery is not None and commands.recovery.kept == KEPT_ON_RECOVERY
     stale = sign_command(credentials.flight, "health", {})
     stale["counter"] = last  # already used before the damage
     stale["sig"] = ground.signature(credentials.flight.secret_bytes(), stale)
-    answer = asyncio.run(commands.handle(json.dumps(stale).encode()))
-    assert answer["status"] == "rejected" and "replayed" in answer["reason"]
-    fresh = asyncio.run(commands.handle(_signed(credentials, "health")))
+    refused = answer(commands, results, json.dumps(stale).encode())
+    assert refused["status"] == "rejected" and "replayed" in refused["reason"]
+    fresh = answer(commands, results, _signed(credentials, "health"))
     assert "replayed" not in fresh.get("reason", "")
 
 
@@ -268,3 +275,21 @@ def test_a_damaged_header_is_recovered_like_a_damaged_page(tmp_path: Path) -> No
     log = ShotLog(path)
     assert log.recovery is not None and "not a database" in log.recovery.detail
     log.close()
+
+
+def test_a_recovered_command_store_keeps_its_revocations_and_cancellations(
+    tmp_path: Path,
+) -> None:
+    credentials = Credentials(tmp_path)
+    path = tmp_path / "commands.db"
+    filled_commands(path, credentials)
+    commands, _ = intake(path, credentials.keyring)
+    with commands.db:
+        commands.db.execute("INSERT INTO revoked_keys VALUES ('director-1', 1.0, 'fc-1')")
+        commands.db.execute("INSERT INTO cancelled VALUES ('abcdefgh', 'fc-1', 1, 9e12)")
+    commands.close()
+    damage_page(path)
+    commands, _ = intake(path, credentials.keyring)
+    assert commands.recovery is not None
+    assert "director-1" in commands.revoked  # a revoked key never comes back with a new file
+    assert scalar(path, "SELECT count(*) FROM cancelled WHERE id = 'abcdefgh'") == 1

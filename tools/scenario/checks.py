@@ -18,12 +18,14 @@ class Recording:
     started: float  # scenario second 0
     speed: float
     initial_cap_w: float
+    reserve_pct: float
     frame_rate: float
     events: list[dict[str, Any]]
     gaps: list[tuple[int, int]]
     duplicates: int
     steps: list[dict[str, Any]]  # label, at (wall), outcome, status, reason
     draw: list[tuple[float, float]] = field(default_factory=list)  # (ts, W) simulator truth
+    device_draw: list[tuple[float, dict[str, float]]] = field(default_factory=list)  # per load
     states: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     takes: list[dict[str, Any]] = field(default_factory=list)
     sim: dict[str, dict[str, Any]] = field(default_factory=dict)  # device -> model state
@@ -84,6 +86,50 @@ def within_cap(rec: Recording, expect: Expect) -> tuple[bool, str]:
         return False, f"draw over the cap for {worst:.2f} s (deadline {expect.deadline_s:g} s); " \
             f"up to {peak:.0f} W over; {samples}"  # fmt: skip
     return True, f"longest time over the cap {worst:.2f} s; {samples}"
+
+
+def _window(rec: Recording, expect: Expect) -> tuple[float, float]:
+    end = float("inf") if expect.until is None else rec.wall(expect.until)
+    return rec.wall(expect.after), end
+
+
+def draw_between(rec: Recording, expect: Expect) -> tuple[bool, str]:
+    """No more shed than needed: the draw stays within one shedding step under the cap less
+    the reserve (and never above that)."""
+    start, end = _window(rec, expect)
+    samples = [(ts, w) for ts, w in rec.draw if start <= ts <= end]
+    if not samples:
+        return False, "no PDU samples in the window"
+    low = [(ts, w, rec.cap_at(ts) * (1 - rec.reserve_pct / 100)) for ts, w in samples]
+    under = [(w, top) for _, w, top in low if w < top - expect.step_w]
+    over = [(w, top) for _, w, top in low if w > top]
+    least = min(w for _, w in samples)
+    most = max(w for _, w in samples)
+    if under:
+        w, top = under[0]
+        gap = f"{w:.1f} W, {top - w:.1f} W under the cap less reserve"
+        return False, f"{len(under)} of {len(samples)} samples shed more than needed: " \
+            f"{gap} (one step {expect.step_w:g} W)"  # fmt: skip
+    if over:
+        w, top = over[0]
+        return False, f"{len(over)} of {len(samples)} samples over cap less reserve: " \
+            f"{w:.1f} W against {top:.0f} W"  # fmt: skip
+    return True, f"draw {least:.1f}-{most:.1f} W over {len(samples)} PDU samples"
+
+
+def device_draw(rec: Recording, expect: Expect) -> tuple[bool, str]:
+    start, end = _window(rec, expect)
+    name = str(expect.device)
+    watts = [d[name] for ts, d in rec.device_draw if start <= ts <= end and name in d]
+    if not watts:
+        return False, f"no PDU samples of {name} in the window"
+    bad = [
+        w for w in watts
+        if (expect.at_least is not None and w < expect.at_least)
+        or (expect.at_most is not None and w > expect.at_most)
+    ]  # fmt: skip
+    span = f"{name} drew {min(watts):.1f}-{max(watts):.1f} W over {len(watts)} samples"
+    return not bad, span
 
 
 def takes_in_sync(rec: Recording, expect: Expect) -> tuple[bool, str]:
@@ -217,6 +263,8 @@ CHECKS: dict[str, Callable[[Recording, Expect], tuple[bool, str]]] = {
     "crew_alarm": crew_alarm,
     "ground_held": ground_held,
     "no_stale_alarm": no_stale_alarm,
+    "draw_between": draw_between,
+    "device_draw": device_draw,
 }
 
 

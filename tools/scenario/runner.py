@@ -69,6 +69,12 @@ class Run:
         self.daemon: subprocess.Popen[bytes] | None = None
         self.control = ControlClient(workdir / "ports" / "control.sock")
         self.draw: list[tuple[float, float]] = []
+        self.device_draw: list[tuple[float, dict[str, float]]] = []
+        self.channels = {
+            str(d["name"]): int(d["pdu_channel"])
+            for d in scenario.devices
+            if d.get("pdu_channel") is not None
+        }
         self.steps: list[dict[str, Any]] = []
         self.has_pdu = any(d.get("kind") == "pdu" for d in scenario.devices)
 
@@ -134,8 +140,14 @@ class Run:
         while True:
             with contextlib.suppress(OSError, ValueError):
                 pdu = await asyncio.to_thread(self.control.describe, "pdu")
-                total = sum(ch["power_w"] for ch in pdu["model"]["channels"])
-                self.draw.append((time.time(), float(total)))
+                channels = pdu["model"]["channels"]
+                now = time.time()
+                self.draw.append((now, float(sum(ch["power_w"] for ch in channels))))
+                self.device_draw.append((now, {
+                    name: float(channels[index]["power_w"])
+                    for name, index in self.channels.items()
+                    if index < len(channels)
+                }))  # fmt: skip
             await asyncio.sleep(SAMPLE_S)
 
     async def command(self, gs: GroundSession, step: Step, record: dict[str, Any]) -> None:
@@ -257,12 +269,14 @@ async def run_scenario(
                 started=started,
                 speed=run.speed,
                 initial_cap_w=float(scenario.daemon.get("power", {}).get("cap_w", 300.0)),
+                reserve_pct=float(scenario.daemon.get("power", {}).get("reserve_pct", 10.0)),
                 frame_rate=float(scenario.daemon.get("project", {}).get("frame_rate", 25)),
                 events=list(gs.events),
                 gaps=list(gs.sequence.gaps),
                 duplicates=gs.sequence.duplicates,
                 steps=run.steps,
                 draw=run.draw,
+                device_draw=run.device_draw,
                 states=list(gs.state_log),
                 takes=list(takes.get("takes", [])) if isinstance(takes, dict) else [],
                 sim=sim,

@@ -66,6 +66,8 @@ Check = Literal[
     "crew_alarm",
     "ground_held",
     "no_stale_alarm",
+    "draw_between",
+    "device_draw",
 ]
 Seconds = Annotated[float, msgspec.Meta(ge=0)]
 
@@ -107,7 +109,9 @@ class Expect(msgspec.Struct, forbid_unknown_fields=True):
     check: Check
     name: str | None = None  # event, no_event
     source: str | None = None  # event, no_event: the device (or "daemon") that raised it
-    after: Seconds = 0.0  # event: raised after this scenario second
+    after: Seconds = 0.0  # event: raised after this scenario second; draw checks: from
+    until: Seconds | None = None  # draw_between, device_draw: up to this scenario second
+    step_w: Annotated[float, msgspec.Meta(ge=0)] = 0.0  # draw_between: one shedding step
     within_s: Annotated[float, msgspec.Meta(gt=0)] | None = None  # event: this soon after
     deadline_s: Annotated[float, msgspec.Meta(gt=0)] = 2.0  # within_cap
     frames: Annotated[float, msgspec.Meta(ge=0)] = 1.0  # takes_in_sync
@@ -116,8 +120,8 @@ class Expect(msgspec.Struct, forbid_unknown_fields=True):
     device: str | None = None  # sim
     field: str | None = None  # sim: a field of the device's model state
     equals: Any = None  # sim
-    at_least: float | None = None  # sim
-    at_most: float | None = None  # sim
+    at_least: float | None = None  # sim, device_draw (W)
+    at_most: float | None = None  # sim, device_draw (W)
 
     @property
     def label(self) -> str:
@@ -131,6 +135,8 @@ class Expect(msgspec.Struct, forbid_unknown_fields=True):
             "within_cap": f" (deadline {self.deadline_s:g} s)",
             "takes_in_sync": f" (within {self.frames:g} frame)",
             "sim": f" {self.device}.{self.field}",
+            "draw_between": f" {self.after:g}-{self.until or 'end':} s (step {self.step_w:g} W)",
+            "device_draw": f" {self.device} {self.after:g}-{self.until or 'end':} s",
         }.get(self.check, "")
         return f"{self.check}{detail}"
 

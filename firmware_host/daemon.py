@@ -212,14 +212,8 @@ class Daemon:
         self.limits.check(agent.name, agent.kind, agent.status, agent.stats)
         self.power.on_device_update(agent)
         self.data.on_device_update(agent)
-        self.ground.update_state(agent.name, self.snapshot(agent))
-
-    def snapshot(self, agent: DeviceAgent) -> dict[str, Any]:
-        snapshot = agent.snapshot()
-        if agent.kind == "camera":
-            offset = self.drift.offsets_frames.get(agent.name)
-            snapshot["timecode_offset_frames"] = None if offset is None else round(offset, 3)
-        return snapshot
+        self.takes.on_device_update(agent)
+        self.ground.update_state(agent.name, agent.snapshot())
 
     def birth(self) -> dict[str, Any]:
         return {
@@ -227,7 +221,7 @@ class Daemon:
             "schema": ground.SCHEMA_VERSION,
             "started": self.started,
             "frame_rate": self.reference.rate.fps,
-            "devices": {name: self.snapshot(agent) for name, agent in self.devices.items()},
+            "devices": {name: agent.snapshot() for name, agent in self.devices.items()},
             "groups": {g.name: g.cameras for g in self.config.groups},
             "commands": {**self.dispatcher.signatures(), **self.intake.signatures()},
             "limits": self.limits.active(),
@@ -246,7 +240,11 @@ class Daemon:
         return {
             "limits": self.limits.active(),
             "tasks": self.supervisor.status(),
-            "timecode_offsets_frames": self.drift.offsets_frames,
+            "timecode": {
+                name: agent.clock_summary()
+                for name, agent in self.devices.items()
+                if agent.kind == "camera"
+            },
             "links": {name: agent.stats.as_dict() for name, agent in self.devices.items()},
             "sequence": self.sequences.status_dict(),
             "outbox": self.outbox.backlog(),
@@ -269,6 +267,8 @@ class Daemon:
                 for field in _SAMPLED_FIELDS:
                     if hasattr(status, field):
                         entry[field] = to_jsonable(getattr(status, field))
+            if agent.kind == "camera":
+                entry.update(agent.clock_summary())
             devices[name] = entry
         power = self.power.status()
         budget = {k: power[k] for k in ("cap_w", "draw_w", "free_w", "shedding", "reserve_w")}

@@ -7,6 +7,9 @@ Requests and their answers:
     {"op": "fault", "device": "cam-a", "fault": "ber", "value": 1e-4, "duration": 5}
     {"op": "faults"}                                 -> the timestamped fault log
     {"op": "speed", "value": 10}                     -> change the physics time scale
+    {"op": "clock_offset", "device": "cam-a", "at": 1.8e9}
+                                                     -> a camera clock's true offset from wall
+                                                        time at that instant (now without `at`)
 
 Every answer is one line: {"ok": true, "result": ...} or {"ok": false, "error": "..."}.
 """
@@ -76,10 +79,18 @@ class ControlServer:
             return dataclasses.asdict(record)
         if op == "faults":
             return [dataclasses.asdict(r) for r in bench.fault_log]
+        if op == "clock_offset":
+            model: Any = bench.device(request["device"]).model
+            if not hasattr(model, "clock_offset_s"):
+                raise BenchError(f"{request['device']} has no timecode clock")
+            at = request.get("at")
+            return {"offset_s": model.clock_offset_s(None if at is None else float(at))}
         if op == "speed":
             bench.clock.set_speed(float(request["value"]))
             return {"speed": bench.clock.speed}
-        raise BenchError(f"unknown op {op!r}; use list, describe, fault, faults or speed")
+        raise BenchError(
+            f"unknown op {op!r}; use list, describe, fault, faults, clock_offset or speed"
+        )
 
 
 class ControlClient:
@@ -110,6 +121,10 @@ class ControlClient:
     def describe(self, device: str) -> dict[str, Any]:
         result: dict[str, Any] = self.call("describe", device=device)
         return result
+
+    def clock_offset(self, device: str, at: float | None = None) -> float:
+        """Ground truth: a camera clock's offset from wall time at `at` (now when None)."""
+        return float(self.call("clock_offset", device=device, at=at)["offset_s"])
 
     def fault(
         self, device: str, fault: str, value: Any = True, duration: float | None = None

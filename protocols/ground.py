@@ -116,6 +116,8 @@ class DeviceSnapshot(msgspec.Struct, forbid_unknown_fields=True):
     missed_polls: int
     link: dict[str, Any]  # link statistics and round-trip histogram
     timecode_offset_frames: float | None = None  # cameras: vs the daemon's reference
+    timecode_uncertainty_frames: float | None = None  # the offset is right within +- this
+    timecode_measured_at: float | None = None  # unix time the camera's clock was read
 
 
 class Argument(msgspec.Struct, forbid_unknown_fields=True):
@@ -227,7 +229,7 @@ _READ = frozenset(
 )  # fmt: skip
 _SHOOT = _READ | {
     "record", "cut", "light.set", "light.preset", "light.power", "camera.jam",
-    "camera.settings", "take.circle", "take.note",
+    "camera.clear_error", "camera.settings", "take.circle", "take.note",
     "sequence.load", "sequence.start", "sequence.pause", "sequence.resume", "sequence.abort",
     "confirm", "command.cancel",
 }  # fmt: skip

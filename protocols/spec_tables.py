@@ -16,6 +16,7 @@ from typing import Any
 from construct import SizeofError
 
 from protocols.catalogue import (
+    CLEAR_ERROR,
     COMMANDS,
     EVENTS,
     HEARTBEAT,
@@ -36,6 +37,7 @@ from protocols.messages.camera import (
 )
 from protocols.messages.common import (
     DeviceClass,
+    Empty,
     EventCode,
     Heartbeat,
     Nack,
@@ -245,6 +247,13 @@ def vectors() -> list[Vector]:
                 RecordStart(scene="12A", take=3, roll="A007", start_timecode=1_620_000),
                 9,
             ),
+        ),
+        Vector(
+            "CLEAR_ERROR request (empty body), seq 10", encode_request(CLEAR_ERROR, Empty(), 10)
+        ),
+        Vector(
+            "NACK OVER_TEMPERATURE answering CLEAR_ERROR (0x2C), seq 10: still too hot",
+            encode_nack(CLEAR_ERROR.code, 10, NackCode.OVER_TEMPERATURE, "64.3 C; cool below 60 C"),
         ),
         Vector(
             "HEARTBEAT event, event seq 0, boot id 0xCAFEF00D, uptime 1.5 s",

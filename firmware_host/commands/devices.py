@@ -15,6 +15,8 @@ from firmware_host.config import PresetConfig
 from firmware_host.devices.agent import DeviceAgent, DeviceUnavailable
 from firmware_host.link.errors import LinkError
 from protocols.catalogue import NackReceived
+from protocols.messages.camera import CameraError, CameraState
+from protocols.messages.common import Severity
 from protocols.messages.light import CCT_MAX_K, CCT_MIN_K
 
 
@@ -187,7 +189,11 @@ class DeviceCommands:
             if isinstance(result, BaseException):
                 problems.append(f"{agent.name}: {result}")
             else:
-                offsets[agent.name] = {"offset_us": result}
+                offsets[agent.name] = {
+                    "offset_us": round(result.offset_s * 1e6),
+                    "uncertainty_us": round(result.uncertainty_s * 1e6),
+                    "measured_at": round(result.at, 6),
+                }
         if problems:
             raise CommandFailed("jam incomplete: " + "; ".join(problems))
         return {"jammed": offsets}
@@ -212,6 +218,35 @@ class DeviceCommands:
             raise CommandFailed(f"{args.camera}: {exc}") from exc
         return {"camera": args.camera, "deleted": args.clip_id}
 
+    async def clear_error(self, args: CameraArgs) -> dict[str, Any]:
+        """Return a camera from ERROR to STANDBY without a power cycle, once its cause is gone
+        (the camera itself refuses while, say, it is still too hot, and says why)."""
+        agent = self._agent(args.camera, "camera")
+        try:
+            before = await agent.refresh_status()
+            if before.state is not CameraState.ERROR and before.error is CameraError.NONE:
+                raise CommandRejected(f"{args.camera} has no error to clear ({before.state.name})")
+            await agent.camera().clear_error()
+            after = await agent.refresh_status()
+        except DeviceUnavailable as exc:
+            raise CommandRejected(str(exc)) from exc
+        except NackReceived as exc:
+            raise CommandRejected(f"{args.camera} keeps its error: {exc}") from exc
+        except LinkError as exc:
+            raise CommandFailed(f"{args.camera}: {exc}") from exc
+        agent.bus.emit(
+            "camera.error_cleared",
+            Severity.INFO,
+            f"{args.camera}: {before.error.name} cleared, camera {after.state.name}",
+            source=args.camera,
+            error=before.error.name,
+        )
+        return {
+            "camera": args.camera,
+            "cleared": before.error.name,
+            "state": after.state.name.lower(),
+        }
+
     async def status(self, _: NoArgs) -> dict[str, Any]:
         return {"devices": {n: a.snapshot() for n, a in self.devices.items()}}
 
@@ -225,6 +260,8 @@ class DeviceCommands:
                         "Switch a light's LED driver on or off."),
             CommandSpec("camera.jam", CamerasArgs, self.jam,
                         "Jam camera timecode to the daemon's reference now."),
+            CommandSpec("camera.clear_error", CameraArgs, self.clear_error,
+                        "Return a camera from ERROR to STANDBY once the cause is gone."),
             CommandSpec("camera.format", CameraArgs, self.format_media,
                         "Erase a camera's media.", hazardous=True),
             CommandSpec("clip.delete", ClipArgs, self.delete_clip,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -26,7 +25,13 @@ from firmware_host.link.errors import LinkError, LinkTimeout
 from firmware_host.link.session import RequestSession
 from firmware_host.link.stats import LinkStats
 from firmware_host.link.transport import Tap
-from firmware_host.workflow.timecode import ReferenceClock, wire_seconds
+from firmware_host.workflow.timecode import (
+    ClockReading,
+    ReferenceClock,
+    clock_reading,
+    least_delayed,
+    wire_seconds,
+)
 from protocols.catalogue import HELLO, NackReceived, decode_event
 from protocols.errors import ProtocolError
 from protocols.framing import MIN_FRAME, Frame
@@ -49,6 +54,11 @@ Driver = CameraDriver | LightDriver | PduDriver
 _CLASS_OF_KIND = {"camera": DeviceClass.CAMERA, "light": DeviceClass.LIGHT, "pdu": DeviceClass.PDU}
 _JAM_FRAME_BYTES = MIN_FRAME + 9 + 3  # header, crc, body, COBS and delimiters
 _READ_FRAME_BYTES = MIN_FRAME + 3  # TIMECODE_GET: empty body
+_READING_FRAME_BYTES = MIN_FRAME + 10 + 3  # its reply, a TimecodeReading
+CLOCK_FIELDS = ("timecode_offset_frames", "timecode_uncertainty_frames", "timecode_measured_at")
+CLOCK_SAMPLES = 5  # readings per clock measurement; the least delayed is kept
+JAM_ATTEMPTS = 5
+JAM_TOLERANCE_FRAMES = 0.05  # a jam leaving more (offset + uncertainty) is done again
 
 
 class DeviceSilent(LinkError):
@@ -93,6 +103,7 @@ class DeviceAgent:
         self.adopters: list[Callable[[DeviceAgent], Awaitable[None]]] = []
         self.beat: Callable[[], None] = lambda: None  # the supervisor's watchdog
         self.camera_settings: CameraSettings | None = None
+        self.clock: ClockReading | None = None  # cameras: the last measured clock offset
         self.stats = LinkStats()
         self.online = False
         self.identity: Hello | None = None
@@ -126,6 +137,13 @@ class DeviceAgent:
         if not isinstance(driver, PduDriver):
             raise DeviceUnavailable(f"{self.name} is a {self.kind}, not a PDU")
         return driver
+
+    async def refresh_status(self) -> Any:
+        """Poll the device now: a decision about its state must not rest on the last periodic
+        poll, which may be older than the take just started or cut."""
+        status = await self._live_driver().poll()
+        self._store_status(status)
+        return status
 
     def _live_driver(self) -> Driver:
         if not self.online or self.driver is None:
@@ -161,6 +179,7 @@ class DeviceAgent:
             timeout_s=config.timeout_ms / 1000.0,
             retries=config.retries,
             on_event=self._on_event_frame,
+            wall=self.reference.wall,
             tap=self.tap,
         )
         self.session = self._link.session
@@ -241,24 +260,54 @@ class DeviceAgent:
         for adopt in self.adopters:
             await adopt(self)
 
-    async def jam(self) -> int:
-        """Jam this camera's timecode to the reference; returns the offset left, in us."""
+    async def jam(self) -> ClockReading:
+        """Jam this camera's timecode to the reference; returns the offset it left."""
         return await self._jam(self.camera())
 
-    async def _jam(self, driver: CameraDriver) -> int:
-        arrive = time.time() + wire_seconds(_JAM_FRAME_BYTES, self.config.baud)
-        frames, subframe_us = self.reference.at(arrive)
-        await driver.jam(frames, subframe_us, self.reference.rate)
-        return round(await self.timecode_offset_s() * 1e6)
+    async def _jam(self, driver: CameraDriver) -> ClockReading:
+        """Jam, then measure what the jam left, and jam again while that is not certainly
+        within JAM_TOLERANCE_FRAMES: a jam delayed on its way (host or camera busy at the
+        wrong instant) is redone at once rather than left for the drift monitor."""
+        reference = self.reference
+        wire = wire_seconds(_JAM_FRAME_BYTES, self.config.baud)
+        tolerance = JAM_TOLERANCE_FRAMES * reference.rate.frame_seconds
+        for _ in range(JAM_ATTEMPTS):
+            await driver.jam(lambda written: reference.at(written + wire), reference.rate)
+            reading = await self._read_clock(driver)
+            if abs(reading.offset_s) + reading.uncertainty_s <= tolerance:
+                break
+        return reading
 
-    async def timecode_offset_s(self) -> float:
-        """How far this camera's timecode is ahead of the reference (negative: behind)."""
-        driver = self.driver
-        assert isinstance(driver, CameraDriver)
-        sent = time.time()
-        reading = await driver.timecode()
-        read_at = sent + wire_seconds(_READ_FRAME_BYTES, self.config.baud)
-        return self.reference.offset_s(reading.frames, reading.subframe_us, read_at)
+    async def read_clock(self) -> ClockReading:
+        """How far this camera's timecode is ahead of the reference, with its uncertainty."""
+        return await self._read_clock(self.camera())
+
+    async def _read_clock(self, driver: CameraDriver) -> ClockReading:
+        baud = self.config.baud
+        readings: list[ClockReading] = []
+        lost: LinkTimeout | None = None
+        for _ in range(CLOCK_SAMPLES):
+            try:
+                stamped = await driver.timecode()
+            except LinkTimeout as exc:
+                lost = exc  # one reading lost on a noisy line: the others still count
+                continue
+            readings.append(
+                clock_reading(
+                    self.reference,
+                    stamped.reply.frames,
+                    stamped.reply.subframe_us,
+                    sent_at=stamped.sent_at,
+                    received_at=stamped.received_at,
+                    request_wire_s=wire_seconds(_READ_FRAME_BYTES, baud),
+                    reply_wire_s=wire_seconds(_READING_FRAME_BYTES, baud),
+                )
+            )
+        if not readings:
+            assert lost is not None
+            raise lost
+        self.clock = least_delayed(readings)
+        return self.clock
 
     async def _poll_loop(self) -> None:
         assert self.driver is not None and self.session is not None
@@ -287,7 +336,7 @@ class DeviceAgent:
 
     def _store_status(self, status: Any) -> None:
         self.status = status
-        self.status_at = time.time()
+        self.status_at = self.reference.wall()
         self.on_update(self)
 
     def _on_event_frame(self, frame: Frame) -> None:
@@ -356,7 +405,7 @@ class DeviceAgent:
         status = to_jsonable(self.status) if self.status is not None else None
         if status is not None and self.kind == "camera":
             status["timecode_label"] = format_timecode(self.status.timecode, self.status.rate)
-        return {
+        snapshot = {
             "device": self.name,
             "kind": self.kind,
             "online": self.online,
@@ -366,4 +415,19 @@ class DeviceAgent:
             "status_at": self.status_at or None,
             "missed_polls": self.missed_polls,
             "link": self.stats.as_dict(),
+        }
+        if self.kind == "camera":
+            snapshot.update(self.clock_summary())
+        return snapshot
+
+    def clock_summary(self) -> dict[str, float | None]:
+        """The last measured clock offset, its uncertainty (frames) and when it was read."""
+        clock = self.clock
+        if clock is None:
+            return dict.fromkeys(CLOCK_FIELDS)
+        offset, uncertainty = clock.in_frames(self.reference.rate)
+        return {
+            "timecode_offset_frames": round(offset, 4),
+            "timecode_uncertainty_frames": round(uncertainty, 4),
+            "timecode_measured_at": round(clock.at, 6),
         }

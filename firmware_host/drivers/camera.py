@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from firmware_host.link.session import RequestSession
+from collections.abc import Callable
+
+from firmware_host.link.session import RequestSession, Stamped
 from protocols.catalogue import (
     CAMERA_POWER,
     CAMERA_SETTINGS_GET,
@@ -70,12 +72,21 @@ class CameraDriver:
     async def record_stop(self) -> RecordStopped:
         return await self.session.call(RECORD_STOP, EMPTY)
 
-    async def timecode(self) -> TimecodeReading:
-        return await self.session.call(TIMECODE_GET, EMPTY, retries=0)
+    async def timecode(self) -> Stamped[TimecodeReading]:
+        """The camera's clock, with the instants bounding when it was read."""
+        return await self.session.call_stamped(TIMECODE_GET, lambda _: EMPTY)
 
-    async def jam(self, frames: int, subframe_us: int, rate: FrameRate) -> TimecodeReading:
-        body = TimecodeJam(frames=frames, subframe_us=subframe_us, rate=rate)
-        return await self.session.call(TIMECODE_JAM, body, retries=0)
+    async def jam(
+        self, reference_at: Callable[[float], tuple[int, int]], rate: FrameRate
+    ) -> Stamped[TimecodeReading]:
+        """Set the camera's clock to `reference_at(t)`, (frames, subframe_us), where t is the
+        wall instant the request's bytes are written: the value is fixed as late as can be."""
+
+        def body(sent_at: float) -> TimecodeJam:
+            frames, subframe_us = reference_at(sent_at)
+            return TimecodeJam(frames=frames, subframe_us=subframe_us, rate=rate)
+
+        return await self.session.call_stamped(TIMECODE_JAM, body)
 
     async def preset(self, frames: int, rate: FrameRate) -> TimecodeReading:
         return await self.session.call(TIMECODE_SET, TimecodeSet(frames=frames, rate=rate))

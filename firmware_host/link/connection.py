@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -30,6 +31,7 @@ async def open_link(
     timeout_s: float,
     retries: int,
     on_event: Callable[[Frame], None] | None = None,
+    wall: Callable[[], float] = time.time,
     tap: Tap | None = None,
 ) -> LinkConnection:
     """Open `path` as a serial port and put a request session on it."""
@@ -41,7 +43,7 @@ async def open_link(
         port.write(data)
 
     session = RequestSession(
-        device, write, stats, timeout_s=timeout_s, retries=retries, on_event=on_event
+        device, write, stats, timeout_s=timeout_s, retries=retries, on_event=on_event, wall=wall
     )
     port = await SerialPort.open(
         path, baud, stats.frames, session.on_frame, session.link_lost, tap=tap

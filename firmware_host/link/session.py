@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Callable
-from typing import TypeVar
+from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from firmware_host.link.errors import LinkDown, LinkTimeout
 from firmware_host.link.stats import LinkStats
@@ -20,6 +22,19 @@ from protocols.framing import Frame, Kind
 
 Req = TypeVar("Req")
 Rep = TypeVar("Rep")
+
+
+@dataclass(frozen=True)
+class Stamped(Generic[Rep]):
+    """A reply with the wall instants bounding the exchange, for timing the device's act."""
+
+    reply: Rep
+    sent_at: float  # just before the request's bytes were handed to the port
+    received_at: float  # as the reply's bytes were read from the port
+
+    @property
+    def round_trip_s(self) -> float:
+        return self.received_at - self.sent_at
 
 
 class RequestSession:
@@ -32,9 +47,11 @@ class RequestSession:
         timeout_s: float,
         retries: int,
         on_event: Callable[[Frame], None] | None = None,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.device = device
         self._write = write
+        self.wall = wall
         self.stats = stats
         self.timeout_s = timeout_s
         self.retries = retries
@@ -43,6 +60,7 @@ class RequestSession:
         self._seq = random.randrange(0x10000)
         self._lock = asyncio.Lock()
         self._waiting: tuple[int, int, asyncio.Future[Frame]] | None = None
+        self._reply_read_at = 0.0  # wall instant the awaited reply's bytes were read
         self._last_event_seq: int | None = None
         self._down: LinkDown | None = None
         self.closed = asyncio.Event()  # set once the port has gone away
@@ -60,8 +78,30 @@ class RequestSession:
         retries: int | None = None,
     ) -> Rep:
         """Send one request and return its reply body; NACKs raise NackReceived."""
-        timeout = self.timeout_s if timeout_s is None else timeout_s
         attempts = 1 + (self.retries if retries is None else retries)
+        stamped = await self._exchange(command, lambda _: body, attempts, timeout_s)
+        return stamped.reply
+
+    async def call_stamped(
+        self,
+        command: Command[Req, Rep],
+        body_at: Callable[[float], Req],
+        *,
+        timeout_s: float | None = None,
+    ) -> Stamped[Rep]:
+        """One attempt, no retransmission (a retry would time something else), with its body
+        built from the wall instant its bytes are written (a jam carries the time of its own
+        arrival) and the reply returned with the instants that bound the device's act."""
+        return await self._exchange(command, body_at, 1, timeout_s)
+
+    async def _exchange(
+        self,
+        command: Command[Req, Rep],
+        body_at: Callable[[float], Req],
+        attempts: int,
+        timeout_s: float | None,
+    ) -> Stamped[Rep]:
+        timeout = self.timeout_s if timeout_s is None else timeout_s
         loop = asyncio.get_running_loop()
         async with self._lock:
             if self._down is not None:
@@ -75,7 +115,8 @@ class RequestSession:
                 for attempt in range(attempts):
                     if attempt:
                         stats.retries += 1
-                    self._write(encode_request(command, body, seq, retry=attempt > 0))
+                    sent_at = self.wall()
+                    self._write(encode_request(command, body_at(sent_at), seq, retry=attempt > 0))
                     sent = loop.time()
                     done, _ = await asyncio.wait((future,), timeout=timeout)
                     if done:
@@ -83,7 +124,8 @@ class RequestSession:
                         stats.replies += 1
                         stats.record_rtt(loop.time() - sent)
                         try:
-                            return decode_reply(frame, command)
+                            reply = decode_reply(frame, command)
+                            return Stamped(reply, sent_at, self._reply_read_at)
                         except NackReceived:
                             stats.nacks += 1
                             raise
@@ -104,6 +146,7 @@ class RequestSession:
                 and frame.msg_type in (waiting[1], MsgType.NACK)
                 and not waiting[2].done()
             ):
+                self._reply_read_at = self.wall()
                 waiting[2].set_result(frame)
             else:
                 self.stats.unmatched += 1

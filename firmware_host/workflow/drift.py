@@ -4,7 +4,8 @@ Free-running camera clocks drift by tens of ppm, about a frame every 10 to 20 mi
 monitor reads each online camera's clock at a fixed interval; past `limit_frames` it raises
 one `timecode.drift` event (not one per reading), re-jams the camera at once if it is not
 rolling (never mid-take: that would break the clip's timecode), and clears once the camera
-is back under half the limit.
+is back under half the limit. Every offset it reports carries its uncertainty and the instant
+it was read (see workflow/timecode.py), so it can be checked against any other clock.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Callable, Mapping
 from firmware_host.devices.agent import DeviceAgent
 from firmware_host.events import EventBus
 from firmware_host.link.errors import LinkError
-from firmware_host.workflow.timecode import ReferenceClock
+from firmware_host.workflow.timecode import ClockReading, ReferenceClock
 from protocols.catalogue import NackReceived
 from protocols.messages.camera import CameraState
 from protocols.messages.common import Severity
@@ -61,7 +62,8 @@ class DriftMonitor:
 
     async def check(self, agent: DeviceAgent) -> float:
         """Read one camera's offset in frames and act on it."""
-        frames = await agent.timecode_offset_s() * self.reference.rate.fps
+        reading = await agent.read_clock()
+        frames, uncertainty = reading.in_frames(self.reference.rate)
         self.offsets_frames[agent.name] = frames
         name = agent.name
         if abs(frames) > self.limit_frames and name not in self._drifted:
@@ -69,21 +71,21 @@ class DriftMonitor:
             self.bus.emit(
                 "timecode.drift",
                 Severity.WARNING,
-                f"{name} timecode is {frames:+.2f} frames off the reference "
-                f"(limit {self.limit_frames:g})",
+                f"{name} timecode is {frames:+.2f} +- {uncertainty:.2f} frames off the "
+                f"reference (limit {self.limit_frames:g})",
                 source=name,
-                offset_frames=round(frames, 3),
+                **self._figures(reading),
             )
         if name in self._drifted and self.auto_rejam and not self._rolling(agent):
-            left_us = await agent.jam()
-            frames = left_us / 1e6 * self.reference.rate.fps
+            reading = await agent.jam()
+            frames, uncertainty = reading.in_frames(self.reference.rate)
             self.offsets_frames[name] = frames
             self.bus.emit(
                 "timecode.rejammed",
                 Severity.INFO,
-                f"{name} re-jammed; now {frames:+.3f} frames off",
+                f"{name} re-jammed; now {frames:+.3f} +- {uncertainty:.3f} frames off",
                 source=name,
-                offset_frames=round(frames, 4),
+                **self._figures(reading),
             )
         if name in self._drifted and abs(frames) < self.limit_frames / 2:
             self._drifted.discard(name)
@@ -94,6 +96,16 @@ class DriftMonitor:
                 source=name,
             )
         return frames
+
+    def _figures(self, reading: ClockReading) -> dict[str, float]:
+        """An offset as events carry it: with its uncertainty and the instant it was read, so
+        anyone can check it against another clock."""
+        frames, uncertainty = reading.in_frames(self.reference.rate)
+        return {
+            "offset_frames": round(frames, 4),
+            "uncertainty_frames": round(uncertainty, 4),
+            "measured_at": round(reading.at, 6),
+        }
 
     @staticmethod
     def _rolling(agent: DeviceAgent) -> bool:

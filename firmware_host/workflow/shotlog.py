@@ -1,10 +1,12 @@
 """The shot log: every take and every clip, in SQLite, surviving `kill -9` at any moment.
 
-A take is written when it starts (status rolling, one clip row per camera, in one
-transaction) and closed when it is cut. After a crash or a device reset the cameras' own clip
-lists are the truth: `reconcile` closes clips the log still believes rolling and adds clips it
-never heard of, and never duplicates a row, because a clip is identified by
-(camera, clip_id, timecode_in).
+A take is written when a camera confirms it rolled (status rolling, one clip row per camera,
+in one transaction), never merely armed, and closed when it is cut. After a crash or a device
+reset the cameras' own clip lists are the truth: `reconcile` closes clips the log still
+believes rolling and adds clips it never heard of, under their take (found by slate and start
+frame, or written then if the daemon died before logging it), and never duplicates a row,
+because a clip is identified by (camera, clip_id, timecode_in) and a take by its slate
+(scene, take, roll) and start frame.
 
 While the state disk refuses writes (`StorageGuard`), starting a take or annotating one
 raises StorageFault naming the file (the command says so); closing a clip and reconciling
@@ -103,16 +105,19 @@ class ShotLog:
         frame_rate: float,
         clips: dict[str, int],
         settings: dict[str, dict[str, Any]],
+        timecodes_in: dict[str, int] | None = None,
     ) -> int:
+        """Log a take that rolled (or add cameras to it); `timecodes_in` names cameras that
+        started on another frame than `start_frame`. Returns its take id."""
+        timecodes_in = timecodes_in or {}
         now = time.time()
         with self.guard.using(self.path, self.db), self.db:
             self.db.execute("BEGIN IMMEDIATE")
-            cursor = self.db.execute(
-                "INSERT INTO takes (scene, take, roll, start_frame, frame_rate, started_at, status)"
-                " VALUES (?, ?, ?, ?, ?, ?, 'rolling')",
-                (scene, take, roll, start_frame, frame_rate, now),
-            )
-            take_id = int(cursor.lastrowid or 0)
+            take_id = self._find_take(scene, take, roll, start_frame)
+            if take_id is None:
+                take_id = self._insert_take(
+                    scene, take, roll, start_frame, frame_rate=frame_rate, now=now
+                )
             self.db.executemany(
                 "INSERT OR IGNORE INTO clips (camera, clip_id, timecode_in, take_id, scene, take,"
                 " roll, frame_rate, settings, state, logged_at)"
@@ -121,7 +126,7 @@ class ShotLog:
                     (
                         camera,
                         clip_id,
-                        start_frame,
+                        timecodes_in.get(camera, start_frame),
                         take_id,
                         scene,
                         take,
@@ -132,6 +137,12 @@ class ShotLog:
                     )
                     for camera, clip_id in clips.items()
                 ],
+            )
+            self.db.execute(  # reopened if reconciliation had closed it before we logged it
+                "UPDATE takes SET status = 'rolling', ended_at = NULL WHERE take_id = ?"
+                " AND status != 'rolling' AND EXISTS (SELECT 1 FROM clips c"
+                " WHERE c.take_id = takes.take_id AND c.state = 'rolling')",
+                (take_id,),
             )
         return take_id
 
@@ -197,7 +208,7 @@ class ShotLog:
                     (camera, fact.clip_id, fact.timecode_in),
                 ).fetchone()
                 if row is None:
-                    take_id = self._take_for(fact)
+                    take_id = self._take_for(fact, frame_rate, now)
                     self.db.execute(
                         "INSERT INTO clips (camera, clip_id, timecode_in, take_id, scene, take,"
                         " roll, timecode_out, frame_rate, frames, bytes, duration_s, state,"
@@ -236,13 +247,33 @@ class ShotLog:
             self._close_finished_takes()
         return {"added": added, "closed": closed}
 
-    def _take_for(self, fact: ClipFacts) -> int | None:
+    def _take_for(self, fact: ClipFacts, frame_rate: float, now: float) -> int:
+        """The take a clip belongs to; one the log never heard of (the daemon died between
+        arming it and logging it) is written now rather than leaving the clip orphaned."""
+        found = self._find_take(fact.scene, fact.take, fact.roll, fact.timecode_in)
+        if found is not None:
+            return found
+        return self._insert_take(
+            fact.scene, fact.take, fact.roll, fact.timecode_in, frame_rate=frame_rate, now=now
+        )
+
+    def _find_take(self, scene: str, take: int, roll: str, start_frame: int) -> int | None:
         row = self.db.execute(
             "SELECT take_id FROM takes WHERE scene = ? AND take = ? AND roll = ?"
             " AND start_frame = ? ORDER BY take_id DESC LIMIT 1",
-            (fact.scene, fact.take, fact.roll, fact.timecode_in),
+            (scene, take, roll, start_frame),
         ).fetchone()
         return int(row["take_id"]) if row else None
+
+    def _insert_take(
+        self, scene: str, take: int, roll: str, start_frame: int, *, frame_rate: float, now: float
+    ) -> int:
+        cursor = self.db.execute(
+            "INSERT INTO takes (scene, take, roll, start_frame, frame_rate, started_at, status)"
+            " VALUES (?, ?, ?, ?, ?, ?, 'rolling')",
+            (scene, take, roll, start_frame, frame_rate, now),
+        )
+        return int(cursor.lastrowid or 0)
 
     # -- annotations and queries -----------------------------------------------------------
 

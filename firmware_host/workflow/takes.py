@@ -5,17 +5,24 @@ command round trip), and every camera arms for exactly that frame. Cameras are j
 same reference, so their clips begin on the same frame. If any camera refuses, the ones that
 accepted are stopped again: a take starts on every camera asked for, or on none.
 
-Every take goes into the shot log when it starts and is closed when it is cut; whenever a
-camera is (re)adopted its own clip list is reconciled with the log, so a crash, a reset or a
-lost link never leaves the log wrong for long and never duplicates a clip.
+Refusals come first: a camera rolling, in ERROR, asleep or offline (read from the cameras,
+not from the last poll) refuses the whole take before any camera is armed.
+
+A take goes into the shot log once a camera confirms it rolled (its RECORD_STARTED event or a
+polled status showing it recording), not when it is armed: a cut before the start frame
+disarms the cameras and cancels the take, which leaves no row (the `take.cancelled` event and
+the cut's result are its record). A take is closed when it is cut; whenever a camera is
+(re)adopted its own clip list is reconciled with the log, so a crash, a reset or a lost link
+never leaves the log wrong for long and never duplicates a clip.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
+import sqlite3
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import msgspec
@@ -28,16 +35,18 @@ from firmware_host.devices.agent import DeviceAgent, DeviceUnavailable
 from firmware_host.drivers.camera import CameraDriver
 from firmware_host.events import EventBus
 from firmware_host.link.errors import LinkError
+from firmware_host.storage_guard import StorageFault
 from firmware_host.workflow.shotlog import ClipFacts, ShotLog
 from firmware_host.workflow.timecode import ReferenceClock
 from protocols.catalogue import NackReceived
-from protocols.messages.camera import CameraState
+from protocols.messages.camera import CameraState, ClipInfo
 from protocols.messages.common import DeviceEvent, EventCode, NackCode, Severity
 from protocols.records import to_jsonable
 from protocols.timecode import format_timecode
 
 log = logging.getLogger(__name__)
 SELF_STOPS = frozenset({EventCode.MEDIA_FULL, EventCode.OVER_TEMPERATURE})
+ROLLING = frozenset({CameraState.ARMED, CameraState.RECORDING})
 
 Text12 = Annotated[str, msgspec.Meta(min_length=1, max_length=12)]
 
@@ -79,6 +88,19 @@ class NoteArgs(TakeRef, forbid_unknown_fields=True):
     text: Annotated[str, msgspec.Meta(min_length=1, max_length=500)] = ""
 
 
+@dataclass
+class ArmedTake:
+    """A take its cameras accepted and wait to start: logged only once one of them rolls."""
+
+    scene: str
+    take: int
+    roll: str
+    start_frame: int
+    settings: dict[str, dict[str, Any]]
+    clips: dict[str, tuple[int, int]] = field(default_factory=dict)  # camera: clip id, tc in
+    unlogged: bool = False  # it rolled and writing it to the shot log failed (reported)
+
+
 class TakeController:
     def __init__(
         self,
@@ -101,6 +123,7 @@ class TakeController:
         self.data = data
         self.lead_s = lead_s
         self._reconciling: set[asyncio.Task[None]] = set()
+        self._armed: dict[str, ArmedTake] = {}  # camera: its take, until the take is logged
 
     def _cameras(self, group: str | None, names: list[str] | None) -> list[DeviceAgent]:
         if group is not None and names is not None:
@@ -124,8 +147,39 @@ class TakeController:
 
     # -- record and cut --------------------------------------------------------------------
 
+    async def _check_ready(self, agents: list[DeviceAgent]) -> None:
+        """Every camera of the take is online, awake, free of errors and not rolling, as read
+        from the cameras now, before any is armed: a take starts on all of them or on none,
+        and no camera is sent a start it would refuse."""
+        statuses = await asyncio.gather(
+            *(a.refresh_status() for a in agents), return_exceptions=True
+        )
+        rolling: list[str] = []
+        problems: list[str] = []
+        for agent, status in zip(agents, statuses, strict=True):
+            if isinstance(status, DeviceUnavailable):
+                problems.append(str(status))
+            elif isinstance(status, (LinkError, NackReceived)):
+                problems.append(f"{agent.name} did not answer its status poll: {status}")
+            elif isinstance(status, BaseException):
+                raise status
+            elif status.state in ROLLING:
+                rolling.append(agent.name)
+            elif status.state is CameraState.ERROR:
+                problems.append(
+                    f"{agent.name} is in ERROR ({status.error.name}): clear it with "
+                    "camera.clear_error once its cause is gone"
+                )
+            elif status.state is CameraState.OFF:
+                problems.append(f"{agent.name} is asleep (OFF)")
+        if rolling:
+            raise CommandRejected(f"a take is rolling on {', '.join(rolling)}: cut it first")
+        if problems:
+            raise CommandRejected("take not started, no camera armed: " + "; ".join(problems))
+
     async def record(self, args: RecordArgs) -> dict[str, Any]:
         agents = self._cameras(args.group, args.cameras)
+        await self._check_ready(agents)
         try:
             drivers = {a.name: a.camera() for a in agents}
         except DeviceUnavailable as exc:
@@ -142,7 +196,7 @@ class TakeController:
             raise CommandRejected(fit.reason)
         for warning in fit.warnings:
             self.bus.emit("take.wont_fit", Severity.WARNING, f"take will not fit: {warning}")
-        start, _ = self.reference.at(time.time() + self.lead_s)
+        start, _ = self.reference.at(self.reference.wall() + self.lead_s)
         names = list(drivers)
         replies = await asyncio.gather(
             *(d.record_start(args.scene, args.take, args.roll, start) for d in drivers.values()),
@@ -160,49 +214,116 @@ class TakeController:
             self.power.committed(name, setting)
         self.data.media.take_started(names, args.planned_s)
         rate = self.reference.rate
-        clips: dict[str, int] = {}
-        timecodes: dict[str, str] = {}
-        for name, reply in zip(names, replies, strict=True):
-            assert not isinstance(reply, BaseException)
-            clips[name] = reply.clip_id
-            timecodes[name] = format_timecode(reply.timecode_in, rate)
-            if reply.timecode_in != start:
-                self.bus.emit(
-                    "take.late_start",
-                    Severity.WARNING,
-                    f"{name} starts at {timecodes[name]}, not {format_timecode(start, rate)}",
-                    source=name,
-                )
-        take_id = self.shotlog.take_started(
+        armed = ArmedTake(
             scene=args.scene,
             take=args.take,
             roll=args.roll,
             start_frame=start,
-            frame_rate=rate.fps,
-            clips=clips,
             settings={a.name: to_jsonable(a.camera_settings) for a in agents if a.camera_settings},
         )
-        result: dict[str, Any] = {
-            "take_id": take_id,
-            "scene": args.scene,
-            "take": args.take,
-            "roll": args.roll,
-            "timecode_in": format_timecode(start, rate),
-            "start_frame": start,
-            "clips": {n: {"clip_id": clips[n], "timecode_in": timecodes[n]} for n in names},
-        }
+        for name, reply in zip(names, replies, strict=True):
+            assert not isinstance(reply, BaseException)
+            armed.clips[name] = (reply.clip_id, reply.timecode_in)
+            self._armed[name] = armed
+            if reply.timecode_in != start:
+                self.bus.emit(
+                    "take.late_start",
+                    Severity.WARNING,
+                    f"{name} starts at {format_timecode(reply.timecode_in, rate)}, "
+                    f"not {format_timecode(start, rate)}",
+                    source=name,
+                )
+        await self._refresh(agents)  # after registering: a confirmation may come meanwhile
+        result = {**self._describe(armed), "state": "armed", "rolls_in_s": self.lead_s}
         self.bus.emit(
-            "take.started",
+            "take.armed",
             Severity.INFO,
-            f"scene {args.scene} take {args.take} rolling on {', '.join(names)} "
-            f"from {result['timecode_in']}",
+            f"scene {args.scene} take {args.take} armed on {', '.join(names)} "
+            f"for {result['timecode_in']}",
             **result,
         )
         return result
 
+    @staticmethod
+    async def _refresh(agents: list[DeviceAgent]) -> None:
+        """Read the cameras just armed or stopped, so what every other command and the ground
+        see of them is their new state, not a poll from before (a camera that does not
+        answer now is caught up by its next poll)."""
+        await asyncio.gather(*(a.refresh_status() for a in agents), return_exceptions=True)
+
+    def _describe(self, armed: ArmedTake) -> dict[str, Any]:
+        rate = self.reference.rate
+        return {
+            "scene": armed.scene,
+            "take": armed.take,
+            "roll": armed.roll,
+            "timecode_in": format_timecode(armed.start_frame, rate),
+            "start_frame": armed.start_frame,
+            "clips": {
+                n: {"clip_id": clip_id, "timecode_in": format_timecode(tc_in, rate)}
+                for n, (clip_id, tc_in) in armed.clips.items()
+            },
+        }
+
+    def _rolled(self, camera: str) -> None:
+        """A camera confirmed it is rolling: its take goes into the shot log now, once.
+
+        The cameras of a take were armed for the same frame, so the first confirmation logs
+        them all; one that never rolls after all is closed by reconciliation.
+        """
+        armed = self._armed.get(camera)
+        if armed is None:
+            return
+        try:
+            take_id = self.shotlog.take_started(
+                scene=armed.scene,
+                take=armed.take,
+                roll=armed.roll,
+                start_frame=armed.start_frame,
+                frame_rate=self.reference.rate.fps,
+                clips={n: clip_id for n, (clip_id, _) in armed.clips.items()},
+                settings=armed.settings,
+                timecodes_in={n: tc_in for n, (_, tc_in) in armed.clips.items()},
+            )
+        except (sqlite3.Error, StorageFault) as exc:
+            # Called from the link's receive path and the poll loop: never let the log's
+            # storage break either. The take stays armed here, so the next confirmation (the
+            # next poll) tries again; the crew hears of it once.
+            if not armed.unlogged:
+                armed.unlogged = True
+                self.bus.emit(
+                    "take.unlogged",
+                    Severity.CRITICAL,
+                    f"scene {armed.scene} take {armed.take} is rolling on "
+                    f"{', '.join(armed.clips)} but the shot log cannot be written: {exc}",
+                    file=str(self.shotlog.path),
+                )
+            return
+        for name in armed.clips:
+            self._armed.pop(name, None)
+        described = {"take_id": take_id, **self._describe(armed)}
+        self.bus.emit(
+            "take.started",
+            Severity.INFO,
+            f"scene {armed.scene} take {armed.take} rolling on {', '.join(armed.clips)} "
+            f"from {described['timecode_in']}",
+            **described,
+        )
+
+    def on_device_update(self, agent: DeviceAgent) -> None:
+        """A polled status showing an armed camera recording its clip confirms the take (the
+        RECORD_STARTED event usually says so first; events are hints, polls are the truth)."""
+        armed = self._armed.get(agent.name)
+        status = agent.status
+        if armed is None or agent.kind != "camera" or status is None:
+            return
+        if status.state is CameraState.RECORDING and status.clip_id == armed.clips[agent.name][0]:
+            self._rolled(agent.name)
+
     async def cut(self, args: CutArgs) -> dict[str, Any]:
         agents = self._cameras(args.group, args.cameras)
         stopped: dict[str, Any] = {}
+        cancelled: dict[str, Any] = {}
         problems: dict[str, str] = {}
 
         async def stop(agent: DeviceAgent) -> None:
@@ -215,6 +336,15 @@ class TakeController:
             except (DeviceUnavailable, LinkError) as exc:
                 problems[agent.name] = str(exc)
                 return
+            armed = self._armed.get(agent.name)
+            if armed is not None and reply.frames == 0:
+                # Cut inside the arm lead: the camera disarmed and never recorded a frame.
+                self._armed.pop(agent.name)
+                armed.clips.pop(agent.name)
+                cancelled[agent.name] = {"clip_id": reply.clip_id, "scene": armed.scene,
+                                         "take": armed.take}  # fmt: skip
+                return
+            self._rolled(agent.name)  # it rolled before its confirmation reached us
             self.shotlog.clip_closed(
                 agent.name, reply.clip_id, reply.timecode_out, reply.frames, reply.bytes
             )
@@ -226,24 +356,43 @@ class TakeController:
             }
 
         await asyncio.gather(*(stop(a) for a in agents))
-        self.data.media.take_ended(sorted(stopped))
+        await self._refresh([a for a in agents if a.name in stopped or a.name in cancelled])
+        self.data.media.take_ended(sorted(stopped | cancelled))
+        if cancelled:
+            self.bus.emit(
+                "take.cancelled",
+                Severity.INFO,
+                f"cut before the start frame: take cancelled on {', '.join(sorted(cancelled))}, "
+                "nothing recorded or logged",
+                cameras=cancelled,
+            )
         if problems:
             detail = "; ".join(f"{n}: {e}" for n, e in problems.items())
             raise CommandFailed(f"cut incomplete ({detail}); stopped {sorted(stopped) or 'none'}")
-        self.bus.emit(
-            "take.cut",
-            Severity.INFO,
-            f"cut on {', '.join(sorted(stopped)) or 'no rolling camera'}",
-            clips=stopped,
-        )
-        return {"clips": stopped}
+        if not stopped and not cancelled:
+            raise CommandRejected(
+                f"nothing to cut: no take is rolling on {', '.join(a.name for a in agents)}"
+            )
+        if stopped:
+            self.bus.emit(
+                "take.cut",
+                Severity.INFO,
+                f"cut on {', '.join(sorted(stopped))}",
+                clips=stopped,
+            )
+        return {"clips": stopped, "cancelled": cancelled}
 
     # -- reconciliation --------------------------------------------------------------------
 
     def on_camera_event(self, agent: DeviceAgent, event: DeviceEvent) -> None:
-        """A camera that stopped itself (media full, over-temperature) closed its clip with no
-        cut: take its own figures into the log now rather than at the next adoption."""
-        if agent.kind != "camera" or event.code not in SELF_STOPS:
+        """RECORD_STARTED confirms an armed take. A camera that stopped itself (media full,
+        over-temperature) closed its clip with no cut: take its own figures into the log now
+        rather than at the next adoption."""
+        if agent.kind != "camera":
+            return
+        if event.code is EventCode.RECORD_STARTED:
+            self._rolled(agent.name)
+        if event.code not in SELF_STOPS:
             return
         self.data.media.take_ended([agent.name])
         task = asyncio.get_running_loop().create_task(self._reconcile_self_stop(agent))
@@ -262,11 +411,16 @@ class TakeController:
         if not isinstance(driver, CameraDriver):
             return
         settled = self.shotlog.settled_clip_ids(agent.name)
+        status = agent.status
+        armed_clip = status.clip_id if status and status.state is CameraState.ARMED else None
         facts = []
         for clip_id in await driver.clip_ids():
             if clip_id in settled:
                 continue
             info = await driver.clip_info(clip_id)
+            if clip_id == armed_clip:
+                self._adopt_armed(agent, info)  # not rolling yet: logged when it rolls
+                continue
             facts.append(
                 ClipFacts(
                     camera=agent.name,
@@ -291,6 +445,22 @@ class TakeController:
                 source=agent.name,
                 **changes,
             )
+
+    def _adopt_armed(self, agent: DeviceAgent, info: ClipInfo) -> None:
+        """A camera found armed (the daemon restarted, or the link came back, between arming
+        and the start frame): watch for it to roll, so its take is logged then."""
+        if agent.name in self._armed:
+            return
+        settings = to_jsonable(agent.camera_settings) if agent.camera_settings else None
+        armed = ArmedTake(
+            scene=info.scene,
+            take=info.take,
+            roll=info.roll,
+            start_frame=info.timecode_in,
+            settings={agent.name: settings} if settings else {},
+        )
+        armed.clips[agent.name] = (info.clip_id, info.timecode_in)
+        self._armed[agent.name] = armed
 
     # -- the log as the crew uses it -------------------------------------------------------
 

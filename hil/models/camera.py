@@ -8,6 +8,7 @@ over-temperature trip) are placed at their exact instant, not at the next tick.
 
 from __future__ import annotations
 
+import collections
 import math
 import time
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from protocols.timecode import START_NOW, FrameRate, format_timecode
 UHD_25_PIXEL_RATE = 3840 * 2160 * 25.0
 _EPS = 1e-9
 MAX_ARM_AHEAD_S = 3600.0
+CLOCK_HISTORY = 64  # clock settings remembered for ground-truth queries
 
 
 class Clock(Protocol):
@@ -121,8 +123,15 @@ class CameraModel:
         self._arm_wall = 0.0
         self._arm_tc = 0
         self._jammed = False
-        self._ref_wall = wall()
-        self._ref_tc_s = self._ref_wall % 86400.0 + params.tc_offset_s
+        self._ref_wall = 0.0
+        self._ref_tc_s = 0.0
+        # Ground truth for tests: every (re)setting of the clock, so its offset from the wall
+        # is known at any past instant, not only now.
+        self._clock_history: collections.deque[tuple[float, float]] = collections.deque(
+            maxlen=CLOCK_HISTORY
+        )
+        now = wall()
+        self._set_clock(now, now % 86400.0 + params.tc_offset_s)
 
     # -- observation -----------------------------------------------------------------------
 
@@ -297,15 +306,24 @@ class CameraModel:
 
     def preset_timecode(self, frames: int, rate: FrameRate) -> None:
         self._require_rate(rate)
-        self._ref_wall = self.wall()
-        self._ref_tc_s = frames / rate.fps
+        self._set_clock(self.wall(), frames / rate.fps)
         self._jammed = False
 
     def jam_timecode(self, frames: int, subframe_us: int, rate: FrameRate) -> None:
         self._require_rate(rate)
-        self._ref_wall = self.wall()
-        self._ref_tc_s = frames / rate.fps + subframe_us / 1e6
+        self._set_clock(self.wall(), frames / rate.fps + subframe_us / 1e6)
         self._jammed = True
+
+    def clock_offset_s(self, wall_instant: float | None = None) -> float:
+        """Ground truth: how far the camera's clock was ahead of wall time (time of day) at
+        `wall_instant` (now when None), from the clock setting then in force."""
+        wall = self.wall() if wall_instant is None else wall_instant
+        ref_wall, ref_tc_s = self._clock_history[0]
+        for since, tc_s in self._clock_history:
+            if since <= wall:
+                ref_wall, ref_tc_s = since, tc_s
+        camera_s = ref_tc_s + (wall - ref_wall) * (1.0 + self.params.drift_ppm * 1e-6)
+        return (camera_s - wall % 86400.0 + 43200.0) % 86400.0 - 43200.0
 
     def format_media(self) -> None:
         self.advance()
@@ -344,6 +362,8 @@ class CameraModel:
                 NackCode.OVER_TEMPERATURE,
                 f"{self.temperature_c:.1f} C; cool below {self.params.resume_temperature_c:.0f} C",
             )
+        if self.error is CameraError.MEDIA_FULL and self.media_free < self.byte_rate:
+            raise Refusal(NackCode.MEDIA_FULL, "media still full: delete clips or format first")
         if self.state is CameraState.ERROR:
             self.state = CameraState.STANDBY
         self._set_error(CameraError.NONE, "")
@@ -410,8 +430,12 @@ class CameraModel:
 
     def _rebase_clock(self) -> None:
         wall = self.wall()
-        self._ref_tc_s = self._tc_seconds(wall)
+        self._set_clock(wall, self._tc_seconds(wall))
+
+    def _set_clock(self, wall: float, tc_s: float) -> None:
         self._ref_wall = wall
+        self._ref_tc_s = tc_s
+        self._clock_history.append((wall, tc_s))
 
     def _wall_at_frame(self, frame: int) -> float:
         """The wall instant the camera's clock next reaches the start of `frame`."""
@@ -467,6 +491,7 @@ class CameraModel:
             "timecode": format_timecode(frames, self.rate),
             "timecode_frames": frames,
             "jammed": self._jammed,
+            "clock_offset_s": self.clock_offset_s(),
             "temperature_c": round(self.temperature_c, 3),
             "draw_w": round(self.draw_w(), 3),
             "media_used_bytes": int(self.media_used),

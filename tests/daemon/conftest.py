@@ -42,6 +42,20 @@ class Shoot:
         await self.ground.wait_for(lambda: bool(self.events(name, source, since)), timeout, name)
         return self.events(name, source, since)[0]
 
+    async def roll(self, args: dict[str, Any], *, timeout: float = 10) -> dict[str, Any]:
+        """`record`, then the take as the shot log has it once a camera confirmed it rolled
+        (the data of its `take.started` event, with its take_id)."""
+        await self.ok("record", args)
+
+        def started() -> list[dict[str, Any]]:
+            return [
+                e["data"] for e in self.events("take.started")
+                if e["data"]["scene"] == args["scene"] and e["data"]["take"] == args["take"]
+            ]  # fmt: skip
+
+        await self.ground.wait_for(lambda: bool(started()), timeout, "take.started")
+        return started()[-1]
+
     def restart_daemon(self) -> None:
         self.daemon.start()
 

@@ -101,7 +101,7 @@ async def test_settings_reach_the_camera_and_the_next_take(
             {"camera": "cam-a", "iso": 1600, "white_balance_k": 3200, "shutter_angle": 172.8},
         )
         camera = s.sim.control.describe("cam-a")["model"]["settings"]
-        await s.ok("record", {"scene": "4", "take": 2})
+        await s.roll({"scene": "4", "take": 2})  # a cut inside the arm lead would cancel it
         rolling = await s.ground.command("camera.settings", {"camera": "cam-a", "iso": 400})
         await s.ok("cut")
         takes = (await s.ok("shotlog.query", {"limit": 1}))["takes"]

@@ -90,7 +90,7 @@ async def test_a_device_reset_mid_take_is_detected_and_the_log_reconciled(
     tmp_path: Path, broker: Mosquitto
 ) -> None:
     async with shoot(tmp_path, broker, THREE_CAMERAS) as s:
-        take = await s.ok("record", {"scene": "3", "take": 1})
+        take = await s.roll({"scene": "3", "take": 1})
         await asyncio.sleep(1.0)
         s.sim.control.fault("cam-b", "reset")
         await s.wait_event("device.reset", "cam-b")
@@ -137,10 +137,10 @@ async def test_kill_9_mid_take_loses_nothing_and_duplicates_nothing(
 ) -> None:
     bench = THREE_CAMERAS.split('[[device]]\nname = "cam-c"', maxsplit=1)[0]
     async with shoot(tmp_path, broker, bench) as s:
-        first = await s.ok("record", {"scene": "9", "take": 1})
+        first = await s.roll({"scene": "9", "take": 1})
         await asyncio.sleep(1.0)
         await s.ok("cut")
-        second = await s.ok("record", {"scene": "9", "take": 2})
+        second = await s.roll({"scene": "9", "take": 2})
         await asyncio.sleep(0.5)
         s.daemon.kill()  # SIGKILL: no chance to write anything more
         s.sim.control.fault("cam-b", "reset")  # while the daemon is dead, cam-b's take ends
@@ -270,8 +270,18 @@ async def test_drift_past_half_a_frame_raises_one_event_and_is_rejammed(
         drift = await s.wait_event("timecode.drift", "cam-a", timeout=15)
         rejam = await s.wait_event("timecode.rejammed", "cam-a")
         cleared = await s.wait_event("timecode.drift_cleared", "cam-a")
+        # ground truth: the simulated camera's own clock at the instants the daemon read it
+        truth = {
+            name: s.sim.control.clock_offset("cam-a", event["data"]["measured_at"]) * 25
+            for name, event in (("drift", drift), ("rejam", rejam))
+        }
     assert drift["data"]["offset_frames"] > 0.5
-    assert abs(rejam["data"]["offset_frames"]) < 0.1
+    for name, event in (("drift", drift), ("rejam", rejam)):
+        reported, uncertainty = event["data"]["offset_frames"], event["data"]["uncertainty_frames"]
+        # within the reported bound (which also covers 6000 ppm of drift across it), give or
+        # take the rounding of the event's figures
+        assert abs(reported - truth[name]) <= uncertainty * 1.01 + 2e-4, (name, event, truth)
+    assert abs(truth["rejam"]) < 0.1  # the re-jam really put the camera back on the reference
     assert drift["ts"] <= rejam["ts"] <= cleared["ts"]
     until_cleared = [e for e in s.events("timecode.drift", "cam-a") if e["ts"] <= cleared["ts"]]
     assert len(until_cleared) == 1  # one event per crossing, not one per reading
@@ -298,3 +308,27 @@ async def test_a_heating_camera_crosses_yellow_then_red_once_each(
     names = [e["name"] for e in s.ground.events if e["name"].startswith("limit.camera.temperature")]
     assert names == ["limit.camera.temperature.yellow", "limit.camera.temperature.red"]
     assert any(e["name"] == "camera.error_report" for e in s.ground.events)
+
+
+SLOW_LINE = """
+[[device]]
+name = "cam-a"
+kind = "camera"
+baud = 115200
+model = { drift_ppm = 0.0 }
+faults = { latency_ms = 8.0 }
+"""
+
+
+async def test_a_slow_line_widens_the_uncertainty_and_never_hides_the_offset(
+    tmp_path: Path, broker: Mosquitto
+) -> None:
+    """8 ms each way: the jam lands 8 ms late, and a reading that assumed the camera acts at
+    send + wire time would call the result perfect. The offset is measured instead, with a
+    bound that holds the simulator's own clock."""
+    async with shoot(tmp_path, broker, SLOW_LINE, device_options={"timeout_ms": 300}) as s:
+        jammed = (await s.ok("camera.jam", {"cameras": ["cam-a"]}))["jammed"]["cam-a"]
+        truth_us = s.sim.control.clock_offset("cam-a", jammed["measured_at"]) * 1e6
+    assert abs(jammed["offset_us"] - truth_us) <= jammed["uncertainty_us"] + 2
+    assert truth_us < -7000  # the late jam is real, and now it is reported
+    assert jammed["uncertainty_us"] >= 7000

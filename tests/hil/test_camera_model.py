@@ -85,6 +85,9 @@ def test_full_media_stops_the_take_and_refuses_the_next() -> None:
     with pytest.raises(Refusal) as refusal:
         model.record_start("9", 2, "A001", START_NOW)
     assert refusal.value.code is NackCode.MEDIA_FULL
+    with pytest.raises(Refusal) as refusal:
+        model.clear_error()  # the card is still full: the error stands until space is freed
+    assert refusal.value.code is NackCode.MEDIA_FULL and model.error is CameraError.MEDIA_FULL
     model.format_media()
     assert model.media_used == 0 and model.error is CameraError.NONE
 
@@ -185,7 +188,8 @@ class CameraMachine(RuleBasedStateMachine):
         try:
             self.model.clear_error()
         except Refusal as refusal:
-            assert refusal.code is NackCode.OVER_TEMPERATURE
+            assert refusal.code in (NackCode.OVER_TEMPERATURE, NackCode.MEDIA_FULL)
+            assert self.model.error is not CameraError.NONE  # a refusal changes nothing
 
     @rule()
     def reset(self) -> None:

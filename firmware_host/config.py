@@ -258,34 +258,24 @@ class BrokerAddress:
 
 def parse_config(data: bytes | str, origin: str = "config") -> Config:
     """The configuration, or a ConfigError listing every problem in it."""
-    try:
-        raw = msgspec.toml.decode(data)
-    except (UnicodeDecodeError, msgspec.DecodeError) as exc:
-        raise ConfigError(f"{origin}: not a TOML file: {exc}") from exc
-    problems = problems_in(raw, Config)
-    left, kept = usable(raw, Config)  # what is right is still checked for consistency
-    try:
-        config = msgspec.convert(left, type=Config)
-    except msgspec.ValidationError as exc:  # the walk above should have said why
-        raise ConfigError.of(origin, [*problems, str(exc)]) from exc
-    listed = raw.get("device")
-    given = len(listed) if isinstance(listed, list) else 0
-    problems += semantic_problems(config, _Indexes(kept, given))
+    config, problems, _ = _parsed(data, origin)
     if problems:
         raise ConfigError.of(origin, problems)
     return config
 
 
 def load_config(path: Path) -> Config:
-    """Parse, check, resolve relative paths against the file's folder, check files exist."""
+    """A daemon's file: parsed and checked, relative paths resolved against the file's folder,
+    the files it names checked, and at least one device (an empty file drives nothing)."""
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise ConfigUnreadable(f"{path}: cannot read: {exc.strerror}") from exc
-    config = parse_config(data, str(path))
+    config, problems, devices_given = _parsed(data, str(path))
+    if not devices_given:  # a file's wrong devices are reported as wrong, not as missing
+        problems.insert(0, NO_DEVICES)
     config.node.state_dir = str(_resolve(path, config.node.state_dir))
     config.auth.keyring = str(_resolve(path, config.auth.keyring))
-    problems = []
     if config.mqtt.ca_file is not None:
         config.mqtt.ca_file = str(_resolve(path, config.mqtt.ca_file))
         if not Path(config.mqtt.ca_file).is_file():
@@ -298,6 +288,30 @@ def load_config(path: Path) -> Config:
     if problems:
         raise ConfigError.of(str(path), problems)
     return config
+
+
+NO_DEVICES = (
+    "no [[device]] is configured: the daemon would have nothing to drive "
+    "(each [[device]] needs a name, a kind and a port)"
+)
+
+
+def _parsed(data: bytes | str, origin: str) -> tuple[Config, list[str], int]:
+    """The config from what is right in the file, every problem, and how many [[device]]
+    tables the file has (usable or not)."""
+    try:
+        raw = msgspec.toml.decode(data)
+    except (UnicodeDecodeError, msgspec.DecodeError) as exc:
+        raise ConfigError(f"{origin}: not a TOML file: {exc}") from exc
+    problems = problems_in(raw, Config)
+    left, kept = usable(raw, Config)  # what is right is still checked for consistency
+    try:
+        config = msgspec.convert(left, type=Config)
+    except msgspec.ValidationError as exc:  # the walk above should have said why
+        raise ConfigError.of(origin, [*problems, str(exc)]) from exc
+    problems += semantic_problems(config, _Indexes(kept))
+    listed = raw.get("device")
+    return config, problems, len(listed) if isinstance(listed, list) else 0
 
 
 def draw_model(device: DeviceConfig) -> LightModel | CameraModel | PduModel:
@@ -334,7 +348,6 @@ class _Indexes:
     """Where each entry of a list was in the file (entries with a wrong setting left out)."""
 
     kept: dict[str, list[int]]
-    devices_given: int = 0  # [[device]] tables in the file, usable or not
 
     def __call__(self, path: str, index: int) -> str:
         original = self.kept.get(path)
@@ -343,7 +356,7 @@ class _Indexes:
 
 def semantic_problems(config: Config, at: _Indexes | None = None) -> list[str]:
     """What well-typed settings still get wrong together: names, ports, bands, times."""
-    at = at or _Indexes({}, len(config.devices))
+    at = at or _Indexes({})
     problems = _device_problems(config, at) + _timeline_problems(config.power.timeline, at)
     problems += preset_problems(config)
     try:
@@ -378,15 +391,7 @@ def semantic_problems(config: Config, at: _Indexes | None = None) -> list[str]:
     return problems
 
 
-NO_DEVICES = (
-    "no [[device]] is configured: the daemon would have nothing to drive "
-    "(each [[device]] needs a name, a kind and a port)"
-)
-
-
 def _device_problems(config: Config, at: _Indexes) -> list[str]:
-    if not config.devices:  # a file's wrong devices are reported as wrong, not as missing
-        return [] if at.devices_given else [NO_DEVICES]
     problems = []
     names: dict[str, int] = {}
     ports: dict[str, int] = {}

@@ -11,7 +11,7 @@ import tomli_w
 from hypothesis import given
 from hypothesis import strategies as st
 
-from firmware_host.config import ConfigError, parse_config
+from firmware_host.config import ConfigError, load_config, parse_config
 from tests.harness import Credentials, cupola
 from tools.exits import EX_CONFIG
 
@@ -32,7 +32,6 @@ CASES = {
     BASE + "[limits.camera_temperature_c]\nyellow = 70\nred = 60\n": "limits.camera_temperature_c",
     BASE + "[node]\nsurprise = 1\n": "node.surprise is not a known setting",
     BASE + "[surprise]\n": "surprise is not a known setting",
-    "": "no [[device]] is configured",
     BASE + BASE.replace('cam-a"\nkind', 'cam-b"\nkind'): "device[1].port '/dev/serial/by-id/cam-a' "
     "is already device[0]'s (cam-a)",
     BASE + "[power]\ncap_w = inf\n": "power.cap_w: must be a finite number, not inf",
@@ -143,9 +142,21 @@ def _without_none(value: object) -> object:
     return value
 
 
-def test_a_device_with_a_wrong_kind_is_not_also_reported_as_no_device() -> None:
+def test_a_daemon_file_without_devices_is_refused_but_wrong_ones_are_named(tmp_path: Path) -> None:
+    keys = Credentials(tmp_path)
+    auth = f'[auth]\nkeyring = "{keys.keyring.name}"\n'
+    empty, no_devices, wrong = (tmp_path / n for n in ("empty.toml", "none.toml", "wrong.toml"))
+    empty.write_text("")
+    no_devices.write_text(auth)
+    wrong.write_text(auth + BASE.replace("camera", "toaster"))
+    for path in (empty, no_devices):
+        with pytest.raises(ConfigError, match=r"no \[\[device\]\] is configured"):
+            load_config(path)
     with pytest.raises(ConfigError) as error:
-        parse_config(BASE.replace("camera", "toaster"), "cupola.toml")
+        load_config(wrong)
     assert error.value.problems == [
         "device[0].kind: 'toaster' is not one of 'camera', 'light', 'pdu'"
     ]
+    checked = subprocess.run(cupola("daemon", "--check", str(empty)), capture_output=True,
+                             text=True)  # fmt: skip
+    assert checked.returncode == EX_CONFIG and "no [[device]]" in checked.stderr

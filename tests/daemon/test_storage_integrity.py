@@ -166,8 +166,7 @@ def config_and_keys(tmp_path: Path, power: str = "") -> tuple[Config, Credential
     config = parse_config(
         f'[node]\nstate_dir = "{tmp_path / "state"}"\n[mqtt]\nurl = "mqtt://127.0.0.1:1"\n'
         f'[auth]\nkeyring = "{credentials.keyring}"\n{power}'
-        f'\n[[device]]\nname = "cam-a"\nkind = "camera"\nport = "{tmp_path / "no-port"}"\n'
-    )  # a config needs a device; this one stays offline, which these tests do not mind
+    )
     return config, credentials
 
 

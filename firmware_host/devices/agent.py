@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from firmware_host.config import DeviceConfig
+from firmware_host.devices.offline_reasons import humanise
 from firmware_host.drivers.camera import CameraDriver
 from firmware_host.drivers.light import LightDriver
 from firmware_host.drivers.pdu import PduDriver
@@ -383,6 +384,7 @@ class DeviceAgent:
         self.on_update(self)
 
     def _set_offline(self, reason: str) -> None:
+        reason = humanise(reason)
         self.offline_reason = reason
         self.driver = None
         if not self.online:

@@ -42,7 +42,7 @@ def test_a_replay_shows_the_screen_as_it_was_at_a_moment() -> None:
 
 def test_a_moment_that_is_not_a_time_is_refused() -> None:
     refused = replay("--at", "yesterday")
-    assert refused.returncode == 2 and "neither ISO 8601 nor unix seconds" in refused.stderr
+    assert refused.returncode == 64 and "neither ISO 8601 nor unix seconds" in refused.stderr
 
 
 async def test_json_mode_prints_one_line_per_message_and_stops_on_sigint(

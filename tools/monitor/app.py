@@ -249,7 +249,6 @@ class MonitorApp(App[None]):
         self.main.query_one("#power", Vertical).border_title = "power"
         self.main.query_one("#data", Static).border_title = "data"
         self.main.query_one("#alarms", Static).border_title = "alarms"
-        self.main.query_one("#devices", DataTable).add_columns(*rows.DEVICE_COLUMNS)
         self.main.query_one("#event-table", DataTable).add_columns(
             "time", "severity", "event", "source", "message"
         )
@@ -425,7 +424,10 @@ class MonitorApp(App[None]):
 
     def _devices(self, now: float) -> None:
         table = self.main.query_one("#devices", DataTable)
-        table.clear()
+        # A column only ever widens as rows are added: laid out anew, each is as wide as
+        # what it holds now, so a long text gone takes its width with it.
+        table.clear(columns=True)
+        table.add_columns(*rows.DEVICE_COLUMNS)
         for name in sorted(self.view.devices, key=_device_order(self.view)):
             cells = rows.device_row(self.view, name, now)
             table.add_row(*(Text(c.text, style=c.style) for c in cells), key=name)

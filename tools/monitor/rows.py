@@ -16,6 +16,10 @@ DEVICE_COLUMNS = (
     "device", "kind", "state", "timecode", "scene/take", "media used", "time left",
     "temp", "draw", "link", "age",
 )  # fmt: skip
+# The widest a free-text cell may be: an offline reason or a fault list is the device's
+# news, but it must not push every other column off the screen (the event log has it whole).
+STATE_WIDTH = 32
+NAME_WIDTH = 16
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,11 @@ def gigabytes(value: float) -> str:
     return f"{value / 1e9:,.1f} GB" if value >= 1e8 else f"{value / 1e6:,.0f} MB"
 
 
+def clip(text: str, width: int) -> str:
+    """At most `width` characters; a longer text ends in an ellipsis."""
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def device_row(view: NodeView, name: str, now: float) -> list[Cell]:
     snap = view.devices[name]
     status: dict[str, Any] = snap.get("status") or {}
@@ -58,6 +67,7 @@ def device_row(view: NodeView, name: str, now: float) -> list[Cell]:
         state = Cell(f"OFFLINE: {snap.get('offline_reason') or 'no reason given'}", "bold red")
     else:
         state = _state(kind, status)
+    state = Cell(clip(state.text, STATE_WIDTH), state.style)
     take = view.latest_take(name) if kind == "camera" else None
     scene_take = f"{take.scene}/{take.take}" if take is not None else ""
     if take is not None and take.rolling:
@@ -68,7 +78,7 @@ def device_row(view: NodeView, name: str, now: float) -> list[Cell]:
     if kind == "pdu" and "total_power_mw" in status:
         draw = status["total_power_mw"]
     return [
-        Cell(name, "bold"),
+        Cell(clip(name, NAME_WIDTH), "bold"),
         Cell(kind),
         state,
         Cell(_timecode(snap, status)),

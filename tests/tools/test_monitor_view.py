@@ -597,3 +597,24 @@ def test_the_crew_sees_a_local_alarm_at_once_and_its_stream_copy_only_once() -> 
     assert view.alarms[("cam-a", "camera.temperature")].level == "red"
     view.absorb(topic("event"), message("event", body, seq=1, ts=T0 + 20), UNTIL)
     assert [e.name for e in view.events] == ["limit.camera.temperature.red"]
+
+
+def test_no_broker_counts_from_when_it_was_first_lost_across_retries() -> None:
+    view = connected_view()
+    view.set_connection(False, "refused; retrying in 0.5 s", T0 + 10)
+    view.set_connection(False, "refused; retrying in 1.0 s", T0 + 10.5)
+    view.set_connection(False, "refused; retrying in 2.0 s", T0 + 11.5)
+    status = view.status(T0 + 12)
+    assert (status.state, status.since) == ("no broker", T0 + 10)
+    assert status.detail == "refused; retrying in 2.0 s"  # the latest word on why
+    assert rows.node_line(view, T0 + 12)[0].text == f"{NODE} NO BROKER for 2.0 s"
+    view.set_connection(True, "connected", T0 + 13)
+    view.set_connection(False, "lost", T0 + 20)
+    assert view.status(T0 + 21).since == T0 + 20  # a new outage counts anew
+
+
+def test_no_broker_from_the_start_counts_from_the_first_failed_attempt() -> None:
+    view = NodeView(NODE)
+    view.set_connection(False, "refused; retrying in 0.5 s", T0)
+    view.set_connection(False, "refused; retrying in 1.0 s", T0 + 0.5)
+    assert view.status(T0 + 5).since == T0

@@ -158,9 +158,11 @@ class NodeView:
     # -- input -----------------------------------------------------------------------------
 
     def set_connection(self, connected: bool, detail: str, now: float) -> None:
+        """Each retry says why it failed; the outage counts from the first of them."""
+        if connected != self.connected or self.connection_changed_at is None:
+            self.connection_changed_at = now
         self.connected = connected
         self.connection_detail = detail
-        self.connection_changed_at = now
         if connected and self.last_heard is not None:
             self.last_heard = now  # our own outage is not the node's silence
         self.revision += 1

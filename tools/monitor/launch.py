@@ -11,7 +11,7 @@ from tools.broker_link import forget_session
 from tools.cmd import USAGE
 from tools.ground_client import DEFAULT_VALID_FOR_S
 from tools.monitor.app import MonitorApp
-from tools.monitor.replay import CaptureError, capture_node, load_capture
+from tools.monitor.replay import BeforeCapture, CaptureError, capture_node, load_capture
 from tools.monitor.summary import summary
 from tools.monitor.view import NodeView
 
@@ -46,6 +46,9 @@ def run_replay(path: Path, node: str | None, *, at: float | None, text: bool) ->
     except (OSError, CaptureError) as exc:
         print(f"cupola monitor: {exc}", file=sys.stderr)
         return 2
+    except BeforeCapture as exc:
+        print(f"cupola monitor: --at {exc}", file=sys.stderr)
+        return USAGE
     now = at if at is not None else last
     if text:
         print(summary(view, now))

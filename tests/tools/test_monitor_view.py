@@ -618,3 +618,21 @@ def test_no_broker_from_the_start_counts_from_the_first_failed_attempt() -> None
     view.set_connection(False, "refused; retrying in 0.5 s", T0)
     view.set_connection(False, "refused; retrying in 1.0 s", T0 + 0.5)
     assert view.status(T0 + 5).since == T0
+
+
+def test_a_cap_cut_shows_the_reserve_of_the_new_cap_at_once() -> None:
+    view = connected_view()
+    sample = json.loads(telemetry(1, T0, []))
+    sample["body"]["power"] = {"cap_w": 300.0, "draw_w": 100.0, "reserve_w": 30.0}
+    view.absorb(topic("telemetry"), json.dumps(sample).encode(), T0)
+    cut = event("power.cap_changed", 2, ts=T0 + 1, old_cap_w=300.0, cap_w=120.0, reason="x")
+    view.absorb(topic("event"), cut, T0 + 1)
+    lines = [c.text for c in rows.power_lines(view, T0 + 1)]
+    assert lines[:2] == ["draw 100 W of 120 W cap (node)", "reserve 12 W, free 8 W"]
+
+
+def test_the_power_emergency_replay_ends_with_the_cut_caps_reserve() -> None:
+    view = NodeView("bench-node")
+    last = load_capture(Path(__file__).parent / "captures" / "power-emergency.jsonl", view)
+    assert view.power["cap_w"] == 120
+    assert "reserve 12 W" in rows.power_lines(view, last)[1].text

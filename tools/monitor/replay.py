@@ -24,8 +24,7 @@ class BeforeCapture(ValueError):
 
     def __init__(self, until: float, begins: float) -> None:
         super().__init__(
-            f"{_utc(until)} is before the capture begins ({_utc(begins)}): "
-            "nothing had arrived yet"
+            f"{_utc(until)} is before the capture begins ({_utc(begins)}): nothing had arrived yet"
         )
 
 

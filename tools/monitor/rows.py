@@ -157,7 +157,8 @@ def power_lines(view: NodeView, now: float) -> list[Cell]:
         return [Cell("no power figures yet", "dim")]
     cap = float(power.get("cap_w", 0.0))
     draw, basis = float(power.get("draw_w", 0.0)), "node"
-    if view.power_samples and view.power_samples[-1][0] >= view.telemetry.get("ts", 0.0):
+    pdu = any(d.get("kind") == "pdu" for d in view.devices.values())  # else samples are ours
+    if pdu and view.power_samples and view.power_samples[-1][0] >= view.telemetry.get("ts", 0.0):
         draw, basis = view.power_samples[-1][1], "PDU"  # fresher than the last sample
     reserve = float(power.get("reserve_w", 0.0))
     headline = f"draw {draw:.0f} W of {cap:.0f} W cap ({basis})"

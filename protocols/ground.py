@@ -116,6 +116,8 @@ class DeviceSnapshot(msgspec.Struct, forbid_unknown_fields=True):
     missed_polls: int
     link: dict[str, Any]  # link statistics and round-trip histogram
     timecode_offset_frames: float | None = None  # cameras: vs the daemon's reference
+    pdu_channel: int | None = None  # the PDU channel feeding it, when configured
+    camera_settings: dict[str, Any] | None = None  # cameras: as read back (SPEC.md CameraSettings)
 
 
 class Argument(msgspec.Struct, forbid_unknown_fields=True):

@@ -636,3 +636,60 @@ def test_the_power_emergency_replay_ends_with_the_cut_caps_reserve() -> None:
     last = load_capture(Path(__file__).parent / "captures" / "power-emergency.jsonl", view)
     assert view.power["cap_w"] == 120
     assert "reserve 12 W" in rows.power_lines(view, last)[1].text
+
+
+def snapshot(name: str, kind: str, status: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    return {"device": name, "kind": kind, "online": True, "offline_reason": None,
+            "identity": None, "status": status, "status_at": T0, "missed_polls": 0,
+            "link": {}, **fields}  # fmt: skip
+
+
+def eight_channel_view() -> NodeView:
+    view = connected_view()
+    channels = [{"channel": i, "on": i != 5, "tripped": i == 6, "voltage_mv": 28_000,
+                 "current_ma": 0, "power_mw": 1_000 * i} for i in range(8)]  # fmt: skip
+    pdu = snapshot("pdu", "pdu", {"bus_voltage_mv": 28_000, "total_power_mw": 28_000,
+                                  "channels": channels})  # fmt: skip
+    view.absorb(topic("state", "pdu"), message("state", pdu), T0)
+    for name, channel in [("cam-a", 0), ("cam-b", 1), ("key", 2), ("fill", 2)]:
+        wired = snapshot(name, "light", {}, pdu_channel=channel)
+        view.absorb(topic("state", name), message("state", wired), T0)
+    return view
+
+
+def test_the_pdu_panel_shows_every_channel_its_devices_and_state() -> None:
+    lines = rows.pdu_lines(eight_channel_view())
+    assert [c.text for c in lines] == [
+        " 0 cam-a       on      0.0 W",
+        " 1 cam-b       on      1.0 W",
+        " 2 fill,key    on      2.0 W",
+        " 3 -           on      3.0 W",
+        " 4 -           on      4.0 W",
+        " 5 -           off     5.0 W",
+        " 6 -           TRIP    6.0 W",
+        " 7 -           on      7.0 W",
+    ]
+    assert lines[5].style == "dim" and lines[6].style == "bold red"
+    assert max(len(c.text) for c in lines) <= 28  # inside the panel's 32 columns
+
+
+def test_no_pdu_no_panel_and_a_pdu_not_yet_read_says_so() -> None:
+    view = connected_view()
+    assert rows.pdu_lines(view) == []
+    view.absorb(topic("state", "pdu"), message("state", snapshot("pdu", "pdu", {})), T0)
+    assert [c.text for c in rows.pdu_lines(view)] == ["pdu: no channels reported yet"]
+
+
+def test_a_cameras_settings_read_as_a_dp_says_them() -> None:
+    view = connected_view()
+    settings = {"width": 3840, "height": 2160, "rate": "fps_23_976", "codec": "prores_422_hq",
+                "bitrate_kbps": 700_000, "shutter_decideg": 1728, "iso": 800,
+                "white_balance_k": 5600}  # fmt: skip
+    cam = snapshot("cam-a", "camera", {}, camera_settings=settings)
+    view.absorb(topic("state", "cam-a"), message("state", cam), T0)
+    view.absorb(topic("state", "cam-b"), message("state", snapshot("cam-b", "camera", {})), T0)
+    lines = rows.camera_lines(view)
+    assert [c.text for c in lines] == [
+        "cam-a            ISO 800 · 172.8° · 5600 K · 23.976 fps · ProRes 422 HQ 3840x2160"
+    ]  # cam-b has not reported its settings: no line rather than a guess
+    assert "ISO 800 · 172.8°" in summary(view, T0)

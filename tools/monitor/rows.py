@@ -10,6 +10,7 @@ import datetime
 from dataclasses import dataclass
 from typing import Any
 
+from protocols.timecode import FrameRate
 from tools.monitor.view import NodeView
 
 DEVICE_COLUMNS = (
@@ -149,6 +150,68 @@ def _link(snap: dict[str, Any]) -> Cell:
         text += f" {missed} missed"
     style = "bold red" if rate >= 0.05 else "yellow" if rate >= 0.01 or missed else ""
     return Cell(text, style)
+
+
+CODECS = {
+    "prores_422_hq": "ProRes 422 HQ", "prores_422": "ProRes 422", "prores_422_lt": "ProRes 422 LT",
+    "h265": "H.265", "raw": "RAW",
+}  # fmt: skip
+
+
+def camera_settings(settings: dict[str, Any]) -> str:
+    """What a DP reads off a camera body: "ISO 800 · 180° · 5600 K · 25 fps · ProRes 422 HQ
+    3840x2160" (the snapshot's CameraSettings, as SPEC.md has it on the wire)."""
+    rate = str(settings.get("rate", ""))
+    fps = f"{FrameRate[rate.upper()].fps:g} fps" if rate.upper() in FrameRate.__members__ else rate
+    codec = str(settings.get("codec", "?"))
+    return " · ".join([
+        f"ISO {settings.get('iso', '?')}",
+        f"{float(settings.get('shutter_decideg', 0)) / 10:g}°",
+        f"{settings.get('white_balance_k', '?')} K",
+        fps,
+        f"{CODECS.get(codec, codec)} {settings.get('width', '?')}x{settings.get('height', '?')}",
+    ])  # fmt: skip
+
+
+def camera_lines(view: NodeView) -> list[Cell]:
+    """Each camera's settings as it last reported them; one that is offline says since when."""
+    lines = []
+    for name, snap in sorted(view.devices.items()):
+        settings = snap.get("camera_settings")
+        if snap.get("kind") != "camera" or not settings:
+            continue
+        style = "" if snap.get("online") else "dim"
+        lines.append(Cell(f"{clip(name, NAME_WIDTH):<{NAME_WIDTH}} {camera_settings(settings)}",
+                          style))  # fmt: skip
+    return lines
+
+
+def pdu_lines(view: NodeView) -> list[Cell]:
+    """Each PDU channel: the devices wired to it (their `pdu_channel`), on or off, watts."""
+    pdus = sorted(n for n, snap in view.devices.items() if snap.get("kind") == "pdu")
+    wired: dict[int, list[str]] = {}
+    for name, snap in sorted(view.devices.items()):
+        if snap.get("pdu_channel") is not None:
+            wired.setdefault(int(snap["pdu_channel"]), []).append(name)
+    lines = []
+    for pdu in pdus:
+        if len(pdus) > 1:
+            lines.append(Cell(pdu, "bold"))
+        status = view.devices[pdu].get("status") or {}
+        if not status.get("channels"):
+            lines.append(Cell(f"{pdu}: no channels reported yet", "dim"))
+        for channel in status.get("channels", []):
+            number = int(channel.get("channel", 0))
+            names = clip(",".join(wired.get(number, [])) or "-", 11)
+            if channel.get("tripped"):
+                state, style = "TRIP", "bold red"
+            elif channel.get("on"):
+                state, style = "on", ""
+            else:
+                state, style = "off", "dim"
+            watts = float(channel.get("power_mw", 0)) / 1000
+            lines.append(Cell(f"{number:>2} {names:<11} {state:<4} {watts:>6.1f} W", style))
+    return lines
 
 
 def power_lines(view: NodeView, now: float) -> list[Cell]:

@@ -73,6 +73,9 @@ async def test_the_screen_follows_a_live_node(tmp_path: Path, broker: Mosquitto)
     async with app.run_test(size=(160, 48)) as pilot:
         await until(pilot, lambda: view.online and "cam-a" in view.devices, "node online")
         await until(pilot, lambda: "standby" in cell(app, "#devices", "cam-a", 2), "cam-a standby")
+        # The camera's settings, as the node read them back, under the table.
+        await until(pilot, lambda: "cam-a" in panel(app, "#cameras"), "cam-a's settings")
+        assert "ISO " in panel(app, "#cameras") and " K · " in panel(app, "#cameras")
 
         # A red limit alarm appears, stays, and is acknowledged with a key.
         await until(

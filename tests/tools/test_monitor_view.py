@@ -693,3 +693,30 @@ def test_a_cameras_settings_read_as_a_dp_says_them() -> None:
         "cam-a            ISO 800 · 172.8° · 5600 K · 23.976 fps · ProRes 422 HQ 3840x2160"
     ]  # cam-b has not reported its settings: no line rather than a guess
     assert "ISO 800 · 172.8°" in summary(view, T0)
+
+
+SETTINGS_FIELDS = ["width", "height", "rate", "codec", "bitrate_kbps", "shutter_decideg", "iso",
+                   "white_balance_k"]  # fmt: skip
+CHANNEL_FIELDS = ["channel", "on", "tripped", "power_mw"]
+STATUS_FIELDS = ["state", "error", "media_used_bytes", "media_free_bytes", "temperature_cdeg",
+                 "draw_mw", "timecode_label"]  # fmt: skip
+
+
+@given(
+    st.dictionaries(st.sampled_from(SETTINGS_FIELDS), JSON, max_size=8),
+    JSON | st.lists(JSON | st.dictionaries(st.sampled_from(CHANNEL_FIELDS), JSON), max_size=4),
+    st.dictionaries(st.sampled_from(STATUS_FIELDS), JSON, max_size=7),
+)
+def test_any_settings_status_or_channels_a_node_sends_are_drawn_never_a_crash(
+    settings: dict[str, Any], channels: Any, status: dict[str, Any]
+) -> None:
+    view = connected_view()
+    cam = snapshot("cam-a", "camera", status, camera_settings=settings or None, pdu_channel=1)
+    pdu = snapshot("pdu", "pdu", {"channels": channels})
+    view.absorb(topic("state", "cam-a"), message("state", cam), T0)
+    view.absorb(topic("state", "pdu"), message("state", pdu), T0)
+    drawn = [*rows.camera_lines(view), *rows.pdu_lines(view)]
+    for name in view.devices:  # a body JSON cannot carry (NaN) never got in
+        drawn += rows.device_row(view, name, T0)
+    assert all(isinstance(c.text, str) for c in drawn)
+    summary(view, T0)

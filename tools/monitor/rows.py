@@ -21,6 +21,7 @@ DEVICE_COLUMNS = (
 # news, but it must not push every other column off the screen (the event log has it whole).
 STATE_WIDTH = 32
 NAME_WIDTH = 16
+UNREADABLE = (TypeError, ValueError, AttributeError, KeyError)  # a body not as SPEC.md has it
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,18 @@ def clip(text: str, width: int) -> str:
 
 
 def device_row(view: NodeView, name: str, now: float) -> list[Cell]:
+    """One device's row; a status not as SPEC.md has it says so rather than stop the screen."""
+    try:
+        return _device_row(view, name, now)
+    except UNREADABLE:
+        cells = [Cell("")] * len(DEVICE_COLUMNS)
+        cells[0] = Cell(clip(name, NAME_WIDTH), "bold")
+        cells[1] = Cell(str(view.devices[name].get("kind", "?")))
+        cells[2] = Cell("status unreadable", "bold yellow")
+        return cells
+
+
+def _device_row(view: NodeView, name: str, now: float) -> list[Cell]:
     snap = view.devices[name]
     status: dict[str, Any] = snap.get("status") or {}
     kind = str(snap.get("kind", "?"))
@@ -174,44 +187,54 @@ def camera_settings(settings: dict[str, Any]) -> str:
 
 
 def camera_lines(view: NodeView) -> list[Cell]:
-    """Each camera's settings as it last reported them; one that is offline says since when."""
+    """Each camera's settings as it last reported them (dimmed while it is offline)."""
     lines = []
     for name, snap in sorted(view.devices.items()):
         settings = snap.get("camera_settings")
         if snap.get("kind") != "camera" or not settings:
             continue
-        style = "" if snap.get("online") else "dim"
-        lines.append(Cell(f"{clip(name, NAME_WIDTH):<{NAME_WIDTH}} {camera_settings(settings)}",
-                          style))  # fmt: skip
+        try:
+            text, style = camera_settings(settings), "" if snap.get("online") else "dim"
+        except UNREADABLE:
+            text, style = "settings unreadable", "yellow"
+        lines.append(Cell(f"{clip(name, NAME_WIDTH):<{NAME_WIDTH}} {text}", style))
     return lines
 
 
 def pdu_lines(view: NodeView) -> list[Cell]:
     """Each PDU channel: the devices wired to it (their `pdu_channel`), on or off, watts."""
     pdus = sorted(n for n, snap in view.devices.items() if snap.get("kind") == "pdu")
-    wired: dict[int, list[str]] = {}
+    wired: dict[object, list[str]] = {}
     for name, snap in sorted(view.devices.items()):
         if snap.get("pdu_channel") is not None:
-            wired.setdefault(int(snap["pdu_channel"]), []).append(name)
+            wired.setdefault(snap["pdu_channel"], []).append(name)
     lines = []
     for pdu in pdus:
         if len(pdus) > 1:
             lines.append(Cell(pdu, "bold"))
-        status = view.devices[pdu].get("status") or {}
-        if not status.get("channels"):
+        channels = (view.devices[pdu].get("status") or {}).get("channels")
+        if not channels or not isinstance(channels, list):
             lines.append(Cell(f"{pdu}: no channels reported yet", "dim"))
-        for channel in status.get("channels", []):
-            number = int(channel.get("channel", 0))
-            names = clip(",".join(wired.get(number, [])) or "-", 11)
-            if channel.get("tripped"):
-                state, style = "TRIP", "bold red"
-            elif channel.get("on"):
-                state, style = "on", ""
-            else:
-                state, style = "off", "dim"
-            watts = float(channel.get("power_mw", 0)) / 1000
-            lines.append(Cell(f"{number:>2} {names:<11} {state:<4} {watts:>6.1f} W", style))
+            continue
+        for channel in channels:
+            try:
+                lines.append(_channel_line(channel, wired))
+            except UNREADABLE:
+                lines.append(Cell(f"{pdu}: a channel unreadable", "yellow"))
     return lines
+
+
+def _channel_line(channel: dict[str, Any], wired: dict[object, list[str]]) -> Cell:
+    number = int(channel.get("channel", 0))
+    names = clip(",".join(wired.get(number, [])) or "-", 11)
+    if channel.get("tripped"):
+        state, style = "TRIP", "bold red"
+    elif channel.get("on"):
+        state, style = "on", ""
+    else:
+        state, style = "off", "dim"
+    watts = float(channel.get("power_mw", 0)) / 1000
+    return Cell(f"{number:>2} {names:<11} {state:<4} {watts:>6.1f} W", style)
 
 
 def power_lines(view: NodeView, now: float) -> list[Cell]:

@@ -415,6 +415,8 @@ class DeviceAgent:
             "status_at": self.status_at or None,
             "missed_polls": self.missed_polls,
             "link": self.stats.as_dict(),
+            "pdu_channel": self.config.pdu_channel,
+            "camera_settings": to_jsonable(self.camera_settings) if self.camera_settings else None,
         }
         if self.kind == "camera":
             snapshot.update(self.clock_summary())

@@ -7,10 +7,10 @@ from pathlib import Path
 
 from protocols.ground import KeyFileError, read_key
 from tools.broker_link import forget_session
-from tools.exits import DataError, NoInputError, input_refused, reason
+from tools.exits import DataError, NoInputError, UsageError, input_refused, reason
 from tools.ground_client import DEFAULT_VALID_FOR_S
 from tools.monitor.app import MonitorApp
-from tools.monitor.replay import CaptureError, capture_node, load_capture
+from tools.monitor.replay import BeforeCapture, CaptureError, capture_node, load_capture
 from tools.monitor.summary import summary
 from tools.monitor.view import NodeView
 
@@ -47,6 +47,8 @@ def run_replay(path: Path, node: str | None, *, at: float | None, text: bool) ->
         raise DataError(f"{path}: not a monitor capture: byte {exc.start} is not text") from None
     except CaptureError as exc:
         raise DataError(str(exc)) from None
+    except BeforeCapture as exc:
+        raise UsageError(f"--at {exc}") from None
     now = at if at is not None else last
     if text:
         print(summary(view, now))

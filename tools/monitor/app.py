@@ -8,6 +8,7 @@ armed asks here for its second confirmation.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shlex
 import time
@@ -213,6 +214,7 @@ class MonitorApp(App[None]):
         self._pending: set[str] = set()
         self._quiet: set[str] = set()  # sent by the monitor itself: results not announced
         self._drawn_revision = -1
+        self.redrawn = asyncio.Event()  # set after each redraw: what the screen shows is current
         self._caught_up = False
         self.sub_title = subtitle or (url or "replay")
 
@@ -426,6 +428,7 @@ class MonitorApp(App[None]):
             self._events()
             self._shots(now)
             self._commands()
+        self.redrawn.set()
 
     def _shown_if(self, selector: str, lines: list[rows.Cell]) -> None:
         """A part of the screen only the rigs that have it need: hidden while it is empty."""

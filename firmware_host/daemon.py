@@ -324,6 +324,8 @@ class Daemon:
         supervisor.add("link-tap", self.tap_server.run)
         supervisor.add("storage", self._watch_storage)
         supervisor.add("data-budgets", self.data.run)
+        supervisor.add("takes", self.takes.run)
+        supervisor.add("sequencer", self.sequences.run)
         supervisor.add("commands", self._command_worker, watchdog_s=self.dispatcher.timeout_s + 10)
         self.drift.beat = supervisor.beater("timecode-drift")
         supervisor.add(
@@ -336,15 +338,17 @@ class Daemon:
         notifier = Notifier()
         supervisor.on_healthy = notifier.watchdog
         tasks_stop = asyncio.Event()
-        runner = asyncio.create_task(supervisor.run(tasks_stop))
-        notifier.ready(f"{len(self.devices)} devices configured")
         try:
-            await stop.wait()
-            notifier.stopping()
-            await self.ground.publish_death("daemon shut down")
+            async with asyncio.TaskGroup() as group:
+                group.create_task(supervisor.run(tasks_stop), name="supervisor")
+                notifier.ready(f"{len(self.devices)} devices configured")
+                try:
+                    await stop.wait()
+                    notifier.stopping()
+                    await self.ground.publish_death("daemon shut down")
+                finally:
+                    tasks_stop.set()
         finally:
-            tasks_stop.set()
-            await runner
             self.close()
 
     def close(self) -> None:

@@ -23,6 +23,7 @@ from firmware_host.budget.downlink import Hold
 from firmware_host.config import BrokerAddress, MqttConfig
 from firmware_host.events import EventBus
 from firmware_host.groundlink.stream import StreamPublisher
+from firmware_host.tasks import TaskOwner
 from protocols import ground
 from protocols.messages.common import Severity
 
@@ -58,7 +59,7 @@ class GroundLink:
         self._ground_dirty: set[str] = set()  # states the ground has not had yet
         self._state_wakeup = asyncio.Event()
         self._client: aiomqtt.Client | None = None
-        self._local_sends: set[asyncio.Future[None]] = set()
+        self._session = TaskOwner("broker session")  # local publishes end with the session
         self.bd_seq = 0
         self.connected = asyncio.Event()  # to our broker
         self.reachable = asyncio.Event()  # to the ground (through the bridge, if any)
@@ -96,20 +97,19 @@ class GroundLink:
         self, leaf: str, kind: str, body: dict[str, Any], *, retain: bool = False
     ) -> None:
         client = self._client
-        if client is None:
+        if client is None or not self._session.running:
             return  # our broker is down: the crew cannot read it either; the event log keeps it
         payload = self._envelope(kind, body)
-        task = asyncio.ensure_future(
-            client.publish(ground.topic(self.node, leaf), payload, qos=1, retain=retain)
-        )
-        self._local_sends.add(task)
-        task.add_done_callback(self._local_sent)
+        self._session.start(self._send_local(client, leaf, payload, retain), name=f"local:{leaf}")
 
-    def _local_sent(self, task: asyncio.Future[None]) -> None:
+    async def _send_local(
+        self, client: aiomqtt.Client, leaf: str, payload: bytes, retain: bool
+    ) -> None:
         """The local copy is a courtesy: the authoritative one is in the outbox."""
-        self._local_sends.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.debug("local copy not published: %s", task.exception())
+        try:
+            await client.publish(ground.topic(self.node, leaf), payload, qos=1, retain=retain)
+        except aiomqtt.MqttError as exc:
+            log.debug("local copy not published: %s", exc)
 
     def set_hold(self, hold: Hold | None) -> None:
         """The budget says whether the stream may send; a change is announced, then applied."""
@@ -163,7 +163,7 @@ class GroundLink:
         while True:
             self.bd_seq = self._next_bd_seq()
             try:
-                async with self._make_client() as client:
+                async with self._make_client() as client, self._session:
                     self._client = client
                     await client.subscribe(ground.topic(self.node, ground.COMMAND), qos=1)
                     bridge = self.config.bridge_state_topic

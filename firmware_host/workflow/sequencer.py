@@ -53,6 +53,7 @@ from firmware_host.commands.dispatcher import (
 )
 from firmware_host.devices.agent import DeviceAgent
 from firmware_host.events import EventBus
+from firmware_host.tasks import TaskOwner
 from protocols.catalogue import CAMERA_STATUS, LIGHT_STATUS, PDU_STATUS, Command
 from protocols.ground import Role, may_send
 from protocols.messages.common import Severity
@@ -218,6 +219,7 @@ class SequenceRunner:
         self.current: str | None = None
         self.step_index = 0
         self._task: asyncio.Task[None] | None = None
+        self.tasks = TaskOwner("sequencer")  # the sequence run: it ends with run()
         self._running = asyncio.Event()  # cleared while paused
         self._abort = asyncio.Event()
         self._paused_since: float | None = None
@@ -260,6 +262,8 @@ class SequenceRunner:
         script = self.scripts.get(args.name)
         if script is None:
             raise CommandRejected(f"no sequence {args.name!r}; loaded: {sorted(self.scripts)}")
+        if not self.tasks.running:
+            raise CommandRejected("the sequencer is not running (starting or restarting)")
         self.current = script.name
         self.step_index = 0
         self.state = SequenceState.RUNNING
@@ -269,7 +273,7 @@ class SequenceRunner:
         self._paused_since = None
         role_token = current_role.set(self.roles.get(script.name))
         try:
-            self._task = asyncio.create_task(self._run(script), name=f"sequence:{script.name}")
+            self._task = self.tasks.start(self._run(script), name=f"sequence:{script.name}")
         finally:
             current_role.reset(role_token)
         return {"name": script.name, "state": self.state.value}
@@ -302,6 +306,10 @@ class SequenceRunner:
         if self._task is not None:
             await self._task
         return self.status_dict()
+
+    async def run(self) -> None:
+        """Own the sequence run: it ends when this does."""
+        await self.tasks.serve()
 
     async def status(self, _: NoArgs) -> dict[str, Any]:
         return self.status_dict()

@@ -1,0 +1,143 @@
+"""The daemon owns every task it starts: stopped at the worst moment (a sequence running, a
+camera being reconciled, loads being powered up one by one), it leaves no task behind, no
+task touches a closed database, and nothing queued for the ground is lost.
+
+In-process: the bench's simulated devices (the real codec over real pseudo-terminals) and the
+daemon share one event loop; the broker is unreachable, so everything queues in the outbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from firmware_host.config import parse_config
+from firmware_host.daemon import Daemon
+from firmware_host.events import Event
+from hil.bench import Bench, BenchSpec, DeviceSpec, check_bench
+from protocols.messages.common import DeviceEvent, EventCode, Severity
+from tests.harness import Credentials, daemon_config
+
+UNREACHABLE_BROKER = "mqtt://127.0.0.1:1"
+SEQUENCE = """
+name = "long"
+[[step]]
+command = "budget.status"
+[[step]]
+after = 3600
+command = "budget.status"
+"""
+
+
+async def until(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    """Poll a condition with a bounded deadline (never a sleep as synchronisation)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        assert loop.time() < deadline, f"timed out waiting until {what}"
+        await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+async def bench(tmp_path: Path) -> AsyncIterator[Bench]:
+    """A cold PDU (its channels start off: the daemon powers the loads up) feeding a camera
+    and a light."""
+    spec = check_bench(
+        BenchSpec(
+            devices=[
+                DeviceSpec("pdu", "pdu", baud=115200, model={"channels_start_on": False}),
+                DeviceSpec("cam-a", "camera", baud=115200, pdu_channel=0),
+                DeviceSpec("key", "light", baud=115200, pdu_channel=1),
+            ]
+        )
+    )
+    running = Bench(spec, tmp_path / "bench")
+    await running.start()
+    yield running
+    await running.stop()
+
+
+def make_daemon(bench: Bench, state_dir: Path, credentials: Credentials) -> Daemon:
+    paths = {line["device"]: line["path"] for line in bench.announce()}
+    kinds = {line["device"]: line["kind"] for line in bench.announce()}
+    toml = daemon_config(
+        paths, kinds, UNREACHABLE_BROKER, state_dir, keyring=credentials.keyring,
+        per_device={"cam-a": {"pdu_channel": 0}, "key": {"pdu_channel": 1}},
+    )  # fmt: skip
+    return Daemon(parse_config(toml))
+
+
+def queued_ids(state_dir: Path) -> set[int]:
+    with sqlite3.connect(state_dir / "outbox.db") as db:
+        return {row[0] for row in db.execute("SELECT id FROM outbox")}
+
+
+def own_tasks() -> set[asyncio.Task[object]]:
+    """Every task but the test's own, the simulated devices' and the serial library's own
+    close hand-shake (a closed port's connection_lost callback: it touches nothing of ours)."""
+    return {
+        t
+        for t in asyncio.all_tasks()
+        if t is not asyncio.current_task()
+        and not t.get_name().startswith("sim-")
+        and getattr(t.get_coro(), "__qualname__", "") != "SerialTransport._call_connection_lost"
+    }
+
+
+async def test_stopped_mid_sequence_reconciliation_and_power_up_it_leaves_nothing_behind(
+    bench: Bench, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    state_dir = tmp_path / "state"
+    credentials = Credentials(tmp_path)
+    daemon = make_daemon(bench, state_dir, credentials)
+    events: list[Event] = []
+    daemon.bus.subscribe(events.append)
+    before = own_tasks()
+    stop = asyncio.Event()
+    runner = asyncio.create_task(daemon.run(stop))
+
+    def running(qualname: str) -> bool:
+        return any(
+            getattr(t.get_coro(), "__qualname__", "") == qualname for t in asyncio.all_tasks()
+        )
+
+    # A power-up sequence: the PDU came up cold, the daemon powers the loads one at a time.
+    await until(
+        lambda: running("PowerManager._power_up"), "the cold PDU's loads are being powered up"
+    )
+    # A sequence run, waiting for its second step an hour away.
+    loaded = await daemon.dispatcher.execute("sequence.load", {"script": SEQUENCE})
+    assert loaded.status.value == "ok", loaded
+    started = await daemon.dispatcher.execute("sequence.start", {"name": "long"})
+    assert started.status.value == "ok", started
+    # A reconciliation: the camera says it stopped itself (media full).
+    camera = daemon.devices["cam-a"]
+    await until(lambda: camera.online, "the camera is adopted")
+    daemon.takes.on_camera_event(
+        camera, DeviceEvent(EventCode.MEDIA_FULL, Severity.WARNING, 0, "media full")
+    )
+    assert running("PowerManager._power_up") and running("SequenceRunner._run")
+    assert running("TakeController._reconcile_self_stop")
+
+    queued = queued_ids(state_dir)
+    stop.set()
+    await runner
+
+    assert own_tasks() - before == set(), "a task outlived the daemon"
+    for _ in range(20):  # had any task survived, it would run now
+        await asyncio.sleep(0)
+    assert "closed database" not in caplog.text
+    assert queued <= queued_ids(state_dir), "a message queued for the ground was lost"
+    restarted = make_daemon(bench, state_dir, credentials)
+    try:
+        assert restarted.outbox.backlog()["messages"] >= len(queued)
+    finally:
+        restarted.close()
+    assert msgspec.json.encode([e.name for e in events])  # the events stayed well-formed

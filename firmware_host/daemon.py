@@ -51,6 +51,7 @@ from protocols.timecode import FrameRate
 log = logging.getLogger(__name__)
 
 COMMAND_IDLE_BEAT_S = 1.0
+SHUTDOWN_FLUSH_S = 5.0  # what the backlog is given at shutdown; the rest waits for next start
 EXIT_STATE_UNUSABLE = 65  # EX_DATAERR: restarting cannot help (systemd RestartPreventExitStatus)
 
 
@@ -156,6 +157,7 @@ class Daemon:
             load_keyring=lambda: read_keyring(keyring_path),
             guard=self.guard,
         )
+        self._shutting_down = False
         self._report_recoveries()
         for agent in self.devices.values():
             agent.adopters.append(self.takes.adopt_camera)
@@ -289,6 +291,9 @@ class Daemon:
             await asyncio.sleep(self.config.telemetry.interval_s)
 
     async def _receive_command(self, payload: bytes) -> None:
+        if self._shutting_down:
+            log.info("shutting down: a command arriving now is not taken (the ground may resend)")
+            return
         self.intake.receive(payload)  # authenticated at once; forged traffic is only counted
 
     async def _command_worker(self) -> None:
@@ -345,11 +350,22 @@ class Daemon:
                 try:
                     await stop.wait()
                     notifier.stopping()
-                    await self.ground.publish_death("daemon shut down")
+                    await self._shut_down()
                 finally:
-                    tasks_stop.set()
+                    tasks_stop.set()  # the ground link, last of the tasks
         finally:
-            self.close()
+            self.close()  # the databases, once no task is left to touch them
+
+    async def _shut_down(self) -> None:
+        """Take no more commands, stop every task but the ground link, give the backlog its
+        chance to reach the ground, then say goodbye (a clean disconnect fires no will)."""
+        self._shutting_down = True
+        tasks = self.supervisor.tasks
+        await self.supervisor.stop([name for name in tasks if name != "ground-link"])
+        if not await self.ground.flush(SHUTDOWN_FLUSH_S):
+            left = self.outbox.backlog()["messages"]
+            log.warning("shutting down: %d messages stay queued for the next start", left)
+        await self.ground.publish_death("daemon shut down")
 
     def close(self) -> None:
         self.shotlog.close()

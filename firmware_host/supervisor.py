@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,6 +88,17 @@ class Supervisor:
                 for record in self.tasks.values():
                     if record.task is not None:
                         record.task.cancel()
+
+    async def stop(self, names: Iterable[str]) -> None:
+        """Stop the named tasks for good (shutdown, in order); returns once they have ended."""
+        tasks = []
+        for name in names:
+            record = self.tasks.pop(name)
+            if record.task is not None:
+                record.task.cancel()
+                tasks.append(record.task)
+        if tasks:
+            await asyncio.wait(tasks)
 
     def status(self) -> dict[str, dict[str, object]]:
         return {

@@ -313,6 +313,13 @@ class GroundLink:
             topic = ground.topic(self.node, ground.STATE, device)
             await client.publish(topic, payload, qos=1, retain=True)
 
+    async def flush(self, timeout_s: float) -> bool:
+        """Shutdown: give the backlog up to `timeout_s` to reach the ground; True if it did.
+        Nothing is lost either way: what is left stays in the outbox for the next start."""
+        if not self.flowing.is_set():
+            return False
+        return await self.stream.flush(timeout_s)
+
     async def publish_death(self, reason: str) -> None:
         """Clean shutdown: say so, since a clean disconnect does not fire the will."""
         client = self._client

@@ -9,11 +9,13 @@ daemon share one event loop; the broker is unreachable, so everything queues in 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import aiomqtt
 import msgspec
 import pytest
 
@@ -21,10 +23,13 @@ from firmware_host.config import parse_config
 from firmware_host.daemon import Daemon
 from firmware_host.events import Event
 from hil.bench import Bench, BenchSpec, DeviceSpec, check_bench
+from hil.broker import Mosquitto
+from protocols import ground
 from protocols.messages.common import DeviceEvent, EventCode, Severity
 from tests.harness import Credentials, daemon_config
 
 UNREACHABLE_BROKER = "mqtt://127.0.0.1:1"
+BACKLOG = 300
 SEQUENCE = """
 name = "long"
 [[step]]
@@ -76,6 +81,11 @@ def make_daemon(bench: Bench, state_dir: Path, credentials: Credentials) -> Daem
 def queued_ids(state_dir: Path) -> set[int]:
     with sqlite3.connect(state_dir / "outbox.db") as db:
         return {row[0] for row in db.execute("SELECT id FROM outbox")}
+
+
+def queued_names(state_dir: Path) -> list[str]:
+    with sqlite3.connect(state_dir / "outbox.db") as db:
+        return [json.loads(row[0])["name"] for row in db.execute("SELECT body FROM outbox")]
 
 
 def own_tasks() -> set[asyncio.Task[object]]:
@@ -141,3 +151,35 @@ async def test_stopped_mid_sequence_reconciliation_and_power_up_it_leaves_nothin
     finally:
         restarted.close()
     assert msgspec.json.encode([e.name for e in events])  # the events stayed well-formed
+
+
+async def test_at_shutdown_the_backlog_reaches_the_ground_before_the_death(
+    tmp_path: Path, broker: Mosquitto
+) -> None:
+    state_dir = tmp_path / "state"
+    credentials = Credentials(tmp_path)
+    toml = daemon_config({}, {}, broker.url(), state_dir, keyring=credentials.keyring)
+    daemon = Daemon(parse_config(toml))
+    arrived: list[str] = []  # event names, then "death", in the order the ground saw them
+    async with aiomqtt.Client("127.0.0.1", broker.port) as ground_view:
+        await ground_view.subscribe(ground.topic("test-node", "#"), qos=1)
+        stop = asyncio.Event()
+        runner = asyncio.create_task(daemon.run(stop))
+        await until(daemon.ground.flowing.is_set, "the stream to the ground flows")
+        for number in range(BACKLOG):
+            daemon.bus.emit("test.backlog", Severity.INFO, f"queued just before the stop {number}")
+        stop.set()
+        await runner
+        async with asyncio.timeout(10):
+            async for message in ground_view.messages:
+                parsed = ground.parse_topic(str(message.topic))
+                assert parsed is not None and isinstance(message.payload, bytes)
+                if parsed[1] == ground.DEATH:
+                    arrived.append("death")
+                    break
+                if parsed[1] == ground.EVENT:
+                    arrived.append(json.loads(message.payload)["body"]["name"])
+    assert arrived.count("test.backlog") == BACKLOG, "the backlog did not reach the ground"
+    assert arrived[-1] == "death"
+    # Delivered, so gone from the outbox; only what the link said as it closed stays queued.
+    assert queued_names(state_dir) == ["ground.link_down"]

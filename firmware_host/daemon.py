@@ -158,6 +158,7 @@ class Daemon:
             guard=self.guard,
         )
         self._shutting_down = False
+        self._taking_commands = asyncio.Event()  # the command worker consumes the intake
         self._report_recoveries()
         for agent in self.devices.values():
             agent.adopters.append(self.takes.adopt_camera)
@@ -300,6 +301,7 @@ class Daemon:
         """Commands run one at a time, so their effects never interleave; the intake answers
         whatever one of them raises and goes on (nothing outside can restart this task)."""
         beat = self.supervisor.beater("commands")
+        self._taking_commands.set()
         while True:
             beat()
             await self.intake.process_next(COMMAND_IDLE_BEAT_S)
@@ -326,12 +328,17 @@ class Daemon:
             "telemetry", self._sample_telemetry, watchdog_s=self.config.telemetry.interval_s + 30
         )
         supervisor.add("power", self.power.run)
-        supervisor.add("link-tap", self.tap_server.run)
+        supervisor.add("link-tap", self.tap_server.run, started=self.tap_server.ready)
         supervisor.add("storage", self._watch_storage)
         supervisor.add("data-budgets", self.data.run)
         supervisor.add("takes", self.takes.run)
         supervisor.add("sequencer", self.sequences.run)
-        supervisor.add("commands", self._command_worker, watchdog_s=self.dispatcher.timeout_s + 10)
+        supervisor.add(
+            "commands",
+            self._command_worker,
+            watchdog_s=self.dispatcher.timeout_s + 10,
+            started=self._taking_commands,
+        )
         self.drift.beat = supervisor.beater("timecode-drift")
         supervisor.add(
             "timecode-drift", self.drift.run, watchdog_s=3 * self.config.project.drift_check_s + 30
@@ -346,15 +353,22 @@ class Daemon:
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(supervisor.run(tasks_stop), name="supervisor")
-                notifier.ready(f"{len(self.devices)} devices configured")
+                announce = group.create_task(self._announce_ready(notifier), name="readiness")
                 try:
                     await stop.wait()
+                    announce.cancel()  # stopped before it was ever up: never say ready
                     notifier.stopping()
                     await self._shut_down()
                 finally:
                     tasks_stop.set()  # the ground link, last of the tasks
         finally:
             self.close()  # the databases, once no task is left to touch them
+
+    async def _announce_ready(self, notifier: Notifier) -> None:
+        """READY=1 once every task is up: the databases are open (they open as the daemon is
+        built), the intake consumed, the tap socket bound, every component running."""
+        await self.supervisor.all_started()
+        notifier.ready(f"{len(self.devices)} devices configured")
 
     async def _shut_down(self) -> None:
         """Take no more commands, stop every task but the ground link, give the backlog its

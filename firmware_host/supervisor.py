@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Coroutine, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from firmware_host.events import EventBus
@@ -39,6 +39,8 @@ class TaskRecord:
     last_beat: float | None = None  # loop time; None until the task first runs
     scope: asyncio.Timeout | None = None  # the current run's, expired by the watchdog
     task: asyncio.Task[None] | None = None
+    started: asyncio.Event = field(default_factory=asyncio.Event)  # it is really up
+    says_started: bool = False  # the task sets `started` itself, else it is set as it begins
 
 
 class Supervisor:
@@ -58,10 +60,15 @@ class Supervisor:
         run: Callable[[], Coroutine[Any, Any, None]],
         *,
         watchdog_s: float | None = None,
+        started: asyncio.Event | None = None,
     ) -> None:
+        """Supervise `run`; a task that is up only some way into its run (a socket bound, a
+        queue consumed) passes the `started` event it sets then."""
         if name in self.tasks:
             raise ValueError(f"task {name!r} supervised twice")
         record = TaskRecord(name, run, watchdog_s)
+        if started is not None:
+            record.started, record.says_started = started, True
         self.tasks[name] = record
         if self._group is not None:
             record.task = self._group.create_task(self._keep(record), name=name)
@@ -88,6 +95,11 @@ class Supervisor:
                 for record in self.tasks.values():
                     if record.task is not None:
                         record.task.cancel()
+
+    async def all_started(self) -> None:
+        """Return once every task has started (readiness: systemd is told only then)."""
+        for record in list(self.tasks.values()):
+            await record.started.wait()
 
     async def stop(self, names: Iterable[str]) -> None:
         """Stop the named tasks for good (shutdown, in order); returns once they have ended."""
@@ -133,6 +145,8 @@ class Supervisor:
         backoff = self.min_backoff_s
         while True:
             started = record.last_beat = _now()
+            if not record.says_started:
+                record.started.set()
             try:
                 async with asyncio.timeout(None) as scope:
                     record.scope = scope

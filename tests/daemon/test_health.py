@@ -19,7 +19,9 @@ from firmware_host.daemon import Daemon
 from firmware_host.events import Event, EventBus
 from firmware_host.health.limits import Level, LimitMonitor, default_limits
 from firmware_host.link.stats import LinkStats
+from firmware_host.sdnotify import Notifier
 from firmware_host.supervisor import Supervisor
+from tests.daemon.test_runtime import until
 from tests.harness import Credentials
 from tests.virtual_time import run_virtual
 
@@ -158,6 +160,32 @@ def test_run_returns_only_when_every_task_has_ended() -> None:
     run_virtual(main())
 
 
+def test_all_started_waits_for_the_task_that_says_when_it_is_up() -> None:
+    supervisor, _ = _supervised()
+    bound = asyncio.Event()
+
+    async def binds_late() -> None:
+        await asyncio.sleep(5)  # as a socket that takes a while to bind
+        bound.set()
+        await asyncio.Event().wait()
+
+    async def plain() -> None:
+        await asyncio.Event().wait()
+
+    supervisor.add("plain", plain)
+    supervisor.add("late", binds_late, started=bound)
+
+    async def main() -> float:
+        stop = asyncio.Event()
+        async with asyncio.TaskGroup() as group:
+            group.create_task(supervisor.run(stop))
+            await supervisor.all_started()
+            stop.set()
+        return asyncio.get_running_loop().time()
+
+    assert run_virtual(main()) == pytest.approx(5.0)
+
+
 async def test_the_daemon_tells_systemd_it_is_ready_alive_and_stopping(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -184,3 +212,33 @@ async def test_the_daemon_tells_systemd_it_is_ready_alive_and_stopping(
     assert messages[0].startswith("READY=1")
     assert messages.count("WATCHDOG=1") >= 2
     assert messages[-1] == "STOPPING=1"
+
+
+async def test_ready_is_said_only_once_the_tap_socket_exists_and_commands_are_taken(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keys = Credentials(tmp_path)
+    config = parse_config(
+        f'[node]\nstate_dir = "{tmp_path}"\n[mqtt]\nurl = "mqtt://127.0.0.1:1"\n'
+        f'[auth]\nkeyring = "{keys.keyring}"\n'
+    )
+    daemon = Daemon(config)
+    tap_socket = tmp_path / config.node.tap_socket
+    consuming: list[bool] = []
+    process_next = daemon.intake.process_next
+
+    async def consume(timeout: float) -> bool:
+        consuming.append(True)
+        return await process_next(timeout)
+
+    monkeypatch.setattr(daemon.intake, "process_next", consume)
+    at_ready: list[tuple[bool, bool]] = []  # (tap socket there, commands consumed) when told
+    monkeypatch.setattr(
+        Notifier, "ready", lambda _, status: at_ready.append((tap_socket.exists(), any(consuming)))
+    )
+    stop = asyncio.Event()
+    runner = asyncio.create_task(daemon.run(stop))
+    await until(lambda: bool(at_ready), "systemd is told READY=1")
+    stop.set()
+    await runner
+    assert at_ready == [(True, True)]

@@ -1,9 +1,9 @@
 """Every long-running task of the daemon lives under this supervisor.
 
-A task that returns or raises is reported as an event and restarted with exponential
-backoff (reset once it has run cleanly for a while). A task with a watchdog must show a sign
-of life (`beat`) within its deadline; one that does not is hung: it is cancelled, reported
-and restarted like a crash. Nothing dies or hangs silently. Every task belongs to one
+A task that returns or raises is reported as an event and restarted with exponential backoff
+and jitter (`Backoff`, reset once it has run cleanly for a while). A task with a watchdog must
+show a sign of life (`beat`) within its deadline; one that does not is hung: it is cancelled,
+reported and restarted like a crash. Nothing dies or hangs silently. Every task belongs to one
 TaskGroup, so none outlives `run`: when it returns, every task has ended. Time is the event
 loop's, so a test's virtual-time loop drives backoff and watchdogs without waiting.
 """
@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from firmware_host.backoff import Backoff
 from firmware_host.events import EventBus
 from protocols.messages.common import Severity
 
@@ -45,11 +47,16 @@ class TaskRecord:
 
 class Supervisor:
     def __init__(
-        self, bus: EventBus, *, min_backoff_s: float = 0.2, max_backoff_s: float = 30.0
+        self,
+        bus: EventBus,
+        *,
+        min_backoff_s: float = 0.2,
+        max_backoff_s: float = 30.0,
+        random_source: Callable[[], float] = random.random,
     ) -> None:
         self.bus = bus
-        self.min_backoff_s = min_backoff_s
-        self.max_backoff_s = max_backoff_s
+        self._backoff_s = (min_backoff_s, max_backoff_s)
+        self._random = random_source
         self.tasks: dict[str, TaskRecord] = {}
         self.on_healthy: Callable[[], None] | None = None  # called every tick while healthy
         self._group: asyncio.TaskGroup | None = None
@@ -142,7 +149,7 @@ class Supervisor:
                     record.scope.reschedule(now)  # its run ends with TimeoutError: hung
 
     async def _keep(self, record: TaskRecord) -> None:
-        backoff = self.min_backoff_s
+        backoff = Backoff(*self._backoff_s, random_source=self._random)
         while True:
             started = record.last_beat = _now()
             if not record.says_started:
@@ -167,15 +174,15 @@ class Supervisor:
             finally:
                 record.scope = None
             if _now() - started > HEALTHY_AFTER_S:
-                backoff = self.min_backoff_s
+                backoff.reset()
+            delay = backoff.next()
             record.restarts += 1
             self.bus.emit(
                 "task.restarted",
                 Severity.CRITICAL,
-                f"{message}; restart {record.restarts} in {backoff:.1f} s",
+                f"{message}; restart {record.restarts} in {delay:.1f} s",
                 source=record.name,
                 restarts=record.restarts,
                 reason=record.last_error,
             )
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, self.max_backoff_s)
+            await asyncio.sleep(delay)

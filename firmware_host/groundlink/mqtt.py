@@ -19,6 +19,7 @@ from typing import Any
 
 import aiomqtt
 
+from firmware_host.backoff import Backoff
 from firmware_host.budget.downlink import Hold
 from firmware_host.config import BrokerAddress, MqttConfig
 from firmware_host.events import EventBus
@@ -28,6 +29,8 @@ from protocols import ground
 from protocols.messages.common import Severity
 
 log = logging.getLogger(__name__)
+
+RECONNECT_FIRST_S = 0.1
 
 CommandHandler = Callable[[bytes], Awaitable[None]]
 
@@ -159,7 +162,7 @@ class GroundLink:
         return client
 
     async def run(self) -> None:
-        backoff = 0.1
+        backoff = Backoff(RECONNECT_FIRST_S, self.config.reconnect_max_s)
         while True:
             self.bd_seq = self._next_bd_seq()
             try:
@@ -172,7 +175,7 @@ class GroundLink:
                     self.connects += 1
                     self.connected.set()
                     self.publish_local_limits(self._birth()["limits"])  # the crew's list now
-                    backoff = 0.1
+                    backoff.reset()
                     if not bridge:
                         await self._ground_up(client)
                     async with asyncio.TaskGroup() as group:
@@ -188,8 +191,7 @@ class GroundLink:
                 self._client = None
                 self.connected.clear()
                 self._ground_down("broker connection lost")
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, self.config.reconnect_max_s)
+            await asyncio.sleep(backoff.next())
 
     async def _ground_up(self, client: aiomqtt.Client) -> None:
         self.reachable.set()

@@ -76,11 +76,12 @@ def test_low_limits_and_their_messages() -> None:
     assert "below its red limit 5%" in events[1].message
 
 
-def _supervised(**options: float) -> tuple[Supervisor, list[Event]]:
+def _supervised(*, jitter: float = 0.0, **options: float) -> tuple[Supervisor, list[Event]]:
+    """A supervisor whose backoff jitter is pinned (`jitter` is the random draw, 0..1)."""
     bus = EventBus()
     events: list[Event] = []
     bus.subscribe(events.append)
-    return Supervisor(bus, **options), events
+    return Supervisor(bus, random_source=lambda: jitter, **options), events
 
 
 async def _run_for(supervisor: Supervisor, seconds: float) -> None:
@@ -104,6 +105,22 @@ def test_a_crashed_task_is_restarted_and_reported() -> None:
     assert starts == pytest.approx([0.0, 0.01, 0.03])  # backoff doubling from 10 ms
     assert [e.name for e in events] == ["task.restarted", "task.restarted"]
     assert "RuntimeError('boom')" in events[0].message
+
+
+def test_restarts_are_jittered_and_back_off_from_the_start_after_a_healthy_run() -> None:
+    supervisor, _ = _supervised(jitter=1.0, min_backoff_s=1, max_backoff_s=8)
+    starts: list[float] = []
+
+    async def crashes() -> None:
+        starts.append(asyncio.get_running_loop().time())
+        if len(starts) == 3:
+            await asyncio.sleep(100)  # a healthy spell, then a crash again
+        raise RuntimeError("boom")
+
+    supervisor.add("crashes", crashes)
+    run_virtual(_run_for(supervisor, 105))
+    # Jitter takes a quarter off each delay (1, 2, then 1 again after the healthy spell).
+    assert starts[:4] == pytest.approx([0, 0.75, 0.75 + 1.5, 0.75 + 1.5 + 100 + 0.75])
 
 
 def test_a_hung_task_is_cancelled_and_restarted() -> None:

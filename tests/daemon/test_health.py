@@ -203,7 +203,7 @@ def test_all_started_waits_for_the_task_that_says_when_it_is_up() -> None:
     assert run_virtual(main()) == pytest.approx(5.0)
 
 
-async def test_the_daemon_tells_systemd_it_is_ready_alive_and_stopping(
+def test_the_daemon_tells_systemd_it_is_ready_alive_and_stopping(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "notify.sock"
@@ -216,18 +216,20 @@ async def test_the_daemon_tells_systemd_it_is_ready_alive_and_stopping(
         f'[node]\nstate_dir = "{tmp_path}"\n[mqtt]\nurl = "mqtt://127.0.0.1:1"\n'
         f'[auth]\nkeyring = "{keys.keyring}"\n'
     )
-    stop = asyncio.Event()
-    runner = asyncio.create_task(Daemon(config).run(stop))
-    await asyncio.sleep(1.3)
-    stop.set()
-    await runner
+
+    async def run_for_a_while() -> None:  # virtual time: the heartbeat count is exact
+        stop = asyncio.Event()
+        asyncio.get_running_loop().call_later(1.3, stop.set)
+        await Daemon(config).run(stop)
+
+    run_virtual(run_for_a_while())
     messages = []
     with contextlib.suppress(BlockingIOError):
         while True:
             messages.append(listener.recv(4096).decode())
     listener.close()
     assert messages[0].startswith("READY=1")
-    assert messages.count("WATCHDOG=1") >= 2
+    assert messages.count("WATCHDOG=1") == 2  # at 0.5 s and 1.0 s
     assert messages[-1] == "STOPPING=1"
 
 

@@ -27,6 +27,7 @@ from hil.broker import Mosquitto
 from protocols import ground
 from protocols.messages.common import DeviceEvent, EventCode, Severity
 from tests.harness import Credentials, daemon_config
+from tools.ground_client import sign_command
 
 UNREACHABLE_BROKER = "mqtt://127.0.0.1:1"
 BACKLOG = 300
@@ -183,3 +184,44 @@ async def test_at_shutdown_the_backlog_reaches_the_ground_before_the_death(
     assert arrived[-1] == "death"
     # Delivered, so gone from the outbox; only what the link said as it closed stays queued.
     assert queued_names(state_dir) == ["ground.link_down"]
+
+
+async def test_shutdown_takes_no_command_stops_tasks_flushes_says_goodbye_then_closes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    credentials = Credentials(tmp_path)
+    toml = daemon_config(
+        {}, {}, UNREACHABLE_BROKER, tmp_path / "state", keyring=credentials.keyring
+    )
+    daemon = Daemon(parse_config(toml))
+    steps: list[str] = []
+    at_flush: dict[str, object] = {}
+    close = daemon.close
+
+    async def flush(timeout_s: float) -> bool:
+        command = sign_command(credentials.flight, "health", {})
+        await daemon.ground._on_command(json.dumps(command).encode())  # one arrives right now
+        at_flush["waiting"] = daemon.intake.waiting
+        at_flush["tasks"] = sorted(daemon.supervisor.tasks)
+        steps.append("flush")
+        return True
+
+    async def publish_death(reason: str) -> None:
+        at_flush["link running"] = not daemon.supervisor.tasks["ground-link"].task.done()  # type: ignore[union-attr]
+        steps.append("death")
+
+    def closing() -> None:
+        steps.append("close")
+        close()
+
+    monkeypatch.setattr(daemon.ground, "flush", flush)
+    monkeypatch.setattr(daemon.ground, "publish_death", publish_death)
+    monkeypatch.setattr(daemon, "close", closing)
+    stop = asyncio.Event()
+    runner = asyncio.create_task(daemon.run(stop))
+    await until(lambda: bool(daemon.supervisor.tasks), "the tasks are added")
+    await daemon.supervisor.all_started()
+    stop.set()
+    await runner
+    assert steps == ["flush", "death", "close"]
+    assert at_flush == {"waiting": 0, "tasks": ["ground-link"], "link running": True}

@@ -1,8 +1,9 @@
 """The daemon's one configuration file (TOML), validated before anything starts.
 
-Every error names the key and what is wrong with it, e.g.
-`cupola.toml: Expected `int` >= 1200 - at `$.device[0].baud``, or
-`cupola.toml: device[2].name 'cam-a' is used twice`.
+Every problem is reported at once, each naming the key and saying what is wrong in words
+the crew reads (firmware_host/config_check.py), e.g.
+`device[0].baud: 12 is not a whole number from 1200 to 12000000`, or
+`device[2].name 'cam-a' is used twice (first at device[0])`.
 """
 
 from __future__ import annotations
@@ -16,16 +17,38 @@ from urllib.parse import unquote, urlsplit
 import msgspec
 
 from firmware_host.budget.models import CameraModel, LightModel, PduModel
+from firmware_host.config_check import problems_in, usable
 from protocols.messages.light import CCT_MAX_K, CCT_MIN_K
 from protocols.timecode import FrameRate
 
 DeviceKind = Literal["camera", "light", "pdu"]
-Name = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")]
+Name = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$",
+        description="a name of up to 32 lower-case letters, digits, - or _ (not first)",
+    ),
+]
 Positive = Annotated[float, msgspec.Meta(gt=0)]
 
 
 class ConfigError(Exception):
-    """The configuration cannot be used; the message names the key and the problem."""
+    """The configuration cannot be used; each problem names the key and says what is wrong."""
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        self.problems = problems if problems is not None else [message]
+        super().__init__(message)
+
+    @classmethod
+    def of(cls, origin: str, problems: list[str]) -> ConfigError:
+        if len(problems) == 1:
+            return cls(f"{origin}: {problems[0]}", problems)
+        listed = "".join(f"\n  {problem}" for problem in problems)
+        return cls(f"{origin}: {len(problems)} problems:{listed}", problems)
+
+
+class ConfigUnreadable(ConfigError):
+    """The file itself cannot be read (missing, a folder, no permission)."""
 
 
 class NodeConfig(msgspec.Struct, forbid_unknown_fields=True):
@@ -101,8 +124,13 @@ class PowerConfig(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class ContactConfig(msgspec.Struct, forbid_unknown_fields=True):
-    # HH:MM or HH:MM:SS UTC, daily
-    start: Annotated[str, msgspec.Meta(pattern=r"^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?$")]
+    start: Annotated[  # daily, UTC
+        str,
+        msgspec.Meta(
+            pattern=r"^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?$",
+            description="a time of day as HH:MM or HH:MM:SS, 00:00 to 23:59 UTC",
+        ),
+    ]
     minutes: Annotated[float, msgspec.Meta(gt=0, le=1440)]
 
 
@@ -206,6 +234,9 @@ class BrokerAddress:
 
     @classmethod
     def parse(cls, url: str) -> BrokerAddress:
+        if "://" not in url:
+            hint = f"write mqtt://{url}" if url.isprintable() else "write mqtt://HOST:PORT"
+            raise ConfigError(f"broker URL {url!r} has no scheme: {hint} (mqtts:// for TLS)")
         parts = urlsplit(url)
         if parts.scheme not in ("mqtt", "mqtts"):
             raise ConfigError(f"broker URL {url!r} must start with mqtt:// or mqtts://")
@@ -226,32 +257,61 @@ class BrokerAddress:
 
 
 def parse_config(data: bytes | str, origin: str = "config") -> Config:
-    try:
-        config = msgspec.toml.decode(data, type=Config)
-    except msgspec.DecodeError as exc:
-        raise ConfigError(f"{origin}: {exc}") from exc
-    return _check(config, origin)
+    """The configuration, or a ConfigError listing every problem in it."""
+    config, problems, _ = _parsed(data, origin)
+    if problems:
+        raise ConfigError.of(origin, problems)
+    return config
 
 
 def load_config(path: Path) -> Config:
-    """Parse, check, resolve relative paths against the file's folder, check files exist."""
+    """A daemon's file: parsed and checked, relative paths resolved against the file's folder,
+    the files it names checked, and at least one device (an empty file drives nothing)."""
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
-    config = parse_config(data, str(path))
+        raise ConfigUnreadable(f"{path}: cannot read: {exc.strerror}") from exc
+    config, problems, devices_given = _parsed(data, str(path))
+    if not devices_given:  # a file's wrong devices are reported as wrong, not as missing
+        problems.insert(0, NO_DEVICES)
     config.node.state_dir = str(_resolve(path, config.node.state_dir))
     config.auth.keyring = str(_resolve(path, config.auth.keyring))
     if config.mqtt.ca_file is not None:
         config.mqtt.ca_file = str(_resolve(path, config.mqtt.ca_file))
         if not Path(config.mqtt.ca_file).is_file():
-            raise ConfigError(f"{path}: mqtt.ca_file {config.mqtt.ca_file!r} is not a file")
+            problems.append(f"mqtt.ca_file {config.mqtt.ca_file!r} is not a file")
     if not Path(config.auth.keyring).is_file():
-        raise ConfigError(
-            f"{path}: auth.keyring {config.auth.keyring!r} is not a file; create keys with "
+        problems.append(
+            f"auth.keyring {config.auth.keyring!r} is not a file; create keys with "
             "`cupola keys create --role ROLE --id ID --keyring FILE --out KEYFILE`"
         )
+    if problems:
+        raise ConfigError.of(str(path), problems)
     return config
+
+
+NO_DEVICES = (
+    "no [[device]] is configured: the daemon would have nothing to drive "
+    "(each [[device]] needs a name, a kind and a port)"
+)
+
+
+def _parsed(data: bytes | str, origin: str) -> tuple[Config, list[str], int]:
+    """The config from what is right in the file, every problem, and how many [[device]]
+    tables the file has (usable or not)."""
+    try:
+        raw = msgspec.toml.decode(data)
+    except (UnicodeDecodeError, msgspec.DecodeError) as exc:
+        raise ConfigError(f"{origin}: not a TOML file: {exc}") from exc
+    problems = problems_in(raw, Config)
+    left, kept = usable(raw, Config)  # what is right is still checked for consistency
+    try:
+        config = msgspec.convert(left, type=Config)
+    except msgspec.ValidationError as exc:  # the walk above should have said why
+        raise ConfigError.of(origin, [*problems, str(exc)]) from exc
+    problems += semantic_problems(config, _Indexes(kept))
+    listed = raw.get("device")
+    return config, problems, len(listed) if isinstance(listed, list) else 0
 
 
 def draw_model(device: DeviceConfig) -> LightModel | CameraModel | PduModel:
@@ -283,53 +343,115 @@ def preset_problems(config: Config) -> list[str]:
     return problems
 
 
-def _check(config: Config, origin: str) -> Config:
-    seen: dict[str, int] = {}
-    for index, device in enumerate(config.devices):
-        if device.name in seen:
-            raise ConfigError(
-                f"{origin}: device[{index}].name {device.name!r} is used twice "
-                f"(first at device[{seen[device.name]}])"
-            )
-        seen[device.name] = index
+@dataclass(frozen=True)
+class _Indexes:
+    """Where each entry of a list was in the file (entries with a wrong setting left out)."""
+
+    kept: dict[str, list[int]]
+
+    def __call__(self, path: str, index: int) -> str:
+        original = self.kept.get(path)
+        return f"{path}[{original[index] if original else index}]"
+
+
+def semantic_problems(config: Config, at: _Indexes | None = None) -> list[str]:
+    """What well-typed settings still get wrong together: names, ports, bands, times."""
+    at = at or _Indexes({})
+    problems = _device_problems(config, at) + _timeline_problems(config.power.timeline, at)
+    problems += preset_problems(config)
     try:
         BrokerAddress.parse(config.mqtt.url)
     except ConfigError as exc:
-        raise ConfigError(f"{origin}: mqtt.url: {exc}") from exc
-    pdus = [d.name for d in config.devices if d.kind == "pdu"]
-    for index, device in enumerate(config.devices):
-        if device.pdu_channel is not None and len(pdus) != 1:
-            raise ConfigError(
-                f"{origin}: device[{index}].pdu_channel needs exactly one PDU configured "
-                f"(found {len(pdus)})"
-            )
-        try:
-            draw_model(device)
-        except (msgspec.ValidationError, TypeError) as exc:
-            raise ConfigError(f"{origin}: device[{index}].model: {exc}") from exc
+        problems.append(f"mqtt.url: {exc}")
     cameras = {d.name for d in config.devices if d.kind == "camera"}
-    group_names: set[str] = set()
+    group_names: dict[str, int] = {}
     for index, group in enumerate(config.groups):
         if group.name in group_names:
-            raise ConfigError(f"{origin}: group[{index}].name {group.name!r} is used twice")
-        group_names.add(group.name)
+            problems.append(f"{at('group', index)}.name {group.name!r} is used twice "
+                            f"(first at {at('group', group_names[group.name])})")  # fmt: skip
+        group_names.setdefault(group.name, index)
         for camera in group.cameras:
             if camera not in cameras:
-                raise ConfigError(
-                    f"{origin}: group[{index}].cameras: {camera!r} is not a configured camera "
-                    f"(cameras: {sorted(cameras)})"
-                )
-    for problem in preset_problems(config):
-        raise ConfigError(f"{origin}: {problem}")
+                known = ", ".join(sorted(cameras)) or "none"
+                problems.append(f"{at('group', index)}.cameras: {camera!r} is not a configured "
+                                f"camera (cameras: {known})")  # fmt: skip
     limits = config.limits
     for key in ("camera_temperature_c", "light_temperature_c", "link_error_rate"):
         band: Band = getattr(limits, key)
         if band.red <= band.yellow:
-            raise ConfigError(f"{origin}: limits.{key}: red ({band.red}) must be above yellow")
+            problems.append(f"limits.{key}: red ({band.red:g}) must be above yellow "
+                            f"({band.yellow:g})")  # fmt: skip
     if limits.media_free_pct.red >= limits.media_free_pct.yellow:
-        raise ConfigError(f"{origin}: limits.media_free_pct: red must be below yellow")
+        problems.append(f"limits.media_free_pct: red ({limits.media_free_pct.red:g}) must be "
+                        f"below yellow ({limits.media_free_pct.yellow:g})")  # fmt: skip
     try:
         FrameRate.from_fps(config.project.frame_rate)
     except ValueError as exc:
-        raise ConfigError(f"{origin}: project.frame_rate: {exc}") from exc
-    return config
+        problems.append(f"project.frame_rate: {exc}")
+    return problems
+
+
+def _device_problems(config: Config, at: _Indexes) -> list[str]:
+    problems = []
+    names: dict[str, int] = {}
+    ports: dict[str, int] = {}
+    pdus = [d.name for d in config.devices if d.kind == "pdu"]
+    for index, device in enumerate(config.devices):
+        if device.name in names:
+            problems.append(f"{at('device', index)}.name {device.name!r} is used twice "
+                            f"(first at {at('device', names[device.name])})")  # fmt: skip
+        names.setdefault(device.name, index)
+        if device.port in ports:
+            first = ports[device.port]
+            problems.append(f"{at('device', index)}.port {device.port!r} is already "
+                            f"{at('device', first)}'s ({config.devices[first].name}); "
+                            "two devices cannot share a port")  # fmt: skip
+        ports.setdefault(device.port, index)
+        if device.pdu_channel is not None and len(pdus) != 1:
+            problems.append(f"{at('device', index)}.pdu_channel needs exactly one PDU configured "
+                            f"(found {len(pdus)})")  # fmt: skip
+        kind = {"light": LightModel, "camera": CameraModel, "pdu": PduModel}[device.kind]
+        problems += problems_in(device.model, kind, f"{at('device', index)}.model")
+    return problems
+
+
+def _timeline_problems(timeline: list[CapChange], at: _Indexes) -> list[str]:
+    """Times with a zone, each window forwards, no two changes at once."""
+    problems = []
+    spans: list[tuple[int, datetime.datetime, datetime.datetime | None]] = []
+    for index, change in enumerate(timeline):
+        where = at("power.timeline", index)
+        naive = [k for k in ("at", "until") if (t := getattr(change, k)) and t.tzinfo is None]
+        if naive:
+            problems.append(f"{where}.{naive[0]} has no time zone; write it in UTC, e.g. "
+                            "2026-11-27T14:00:00Z")  # fmt: skip
+            continue
+        if change.until is not None and change.until <= change.at:
+            problems.append(f"{where}: until ({change.until:%Y-%m-%d %H:%M:%S %Z}) is not after "
+                            f"at ({change.at:%Y-%m-%d %H:%M:%S %Z})")  # fmt: skip
+            continue
+        spans.append((index, change.at, change.until))
+    for i, (a, a_at, a_until) in enumerate(spans):
+        for b, b_at, b_until in spans[i + 1 :]:
+            if _overlap(a_at, a_until, b_at, b_until):
+                problems.append(
+                    f"{at('power.timeline', b)} overlaps {at('power.timeline', a)}: a planned "
+                    "change may not start inside another's window"
+                )
+    return problems
+
+
+def _overlap(
+    a_at: datetime.datetime,
+    a_until: datetime.datetime | None,
+    b_at: datetime.datetime,
+    b_until: datetime.datetime | None,
+) -> bool:
+    """A window is [at, until); a change without `until` is the instant `at`."""
+    if a_until is None and b_until is None:
+        return a_at == b_at
+    if a_until is None:
+        return b_at <= a_at < (b_until or b_at)
+    if b_until is None:
+        return a_at <= b_at < a_until
+    return a_at < b_until and b_at < a_until

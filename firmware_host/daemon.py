@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 import aiomqtt
 import msgspec
@@ -164,6 +165,7 @@ class Daemon:
             agent.adopters.append(self.takes.adopt_camera)
             agent.on_device_event = self.takes.on_camera_event
             agent.adopters.append(self.power.adopt_pdu)
+        self.stop_reason = "daemon shut down"  # the death certificate's reason
 
     def _report_recoveries(self) -> None:
         """Damaged state files that were moved aside at start-up: say so, loudly, and what went."""
@@ -379,7 +381,7 @@ class Daemon:
         if not await self.ground.flush(SHUTDOWN_FLUSH_S):
             left = self.outbox.backlog()["messages"]
             log.warning("shutting down: %d messages stay queued for the next start", left)
-        await self.ground.publish_death("daemon shut down")
+        await self.ground.publish_death(self.stop_reason)
 
     def close(self) -> None:
         self.shotlog.close()
@@ -399,15 +401,36 @@ _SAMPLED_FIELDS = (
 )  # fmt: skip
 
 
+def on_hangup(daemon: Daemon) -> None:
+    """SIGHUP re-reads the keyring (`cupola keys revoke` says so); it does not stop the
+    daemon (SIGTERM and SIGINT do). The one place to change what SIGHUP means."""
+    log.info("SIGHUP: re-reading the keyring %s", daemon.config.auth.keyring)
+    daemon.intake.reload_keyring()
+
+
 def run_daemon(config: Config) -> int:
+    """Run until SIGINT or SIGTERM; each ends it cleanly, with a death certificate."""
+
     async def main() -> None:
         stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
         daemon = Daemon(config)
-        loop.add_signal_handler(signal.SIGHUP, daemon.intake.reload_keyring)
+
+        def shut_down(reason: str) -> None:
+            log.warning("shutting down: %s", reason)
+            daemon.stop_reason = f"daemon shut down: {reason}"
+            stop.set()
+
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGINT, shut_down, "interrupted (SIGINT)")
+        loop.add_signal_handler(signal.SIGTERM, shut_down, "asked to stop (SIGTERM)")
+        loop.add_signal_handler(signal.SIGHUP, on_hangup, daemon)
+        devices = ", ".join(f"{d.name} ({d.kind})" for d in config.devices)
+        log.info("node %r started with %d devices: %s; broker %s", config.node.name,
+                 len(config.devices), devices, _without_password(config.mqtt.url))  # fmt: skip
+        roll_call = asyncio.create_task(_roll_call(daemon))
         await daemon.run(stop)
+        roll_call.cancel()
+        log.warning("stopped cleanly (%s)", daemon.stop_reason)
 
     try:
         asyncio.run(main())
@@ -415,3 +438,23 @@ def run_daemon(config: Config) -> int:
         print(f"cupola daemon: cannot start: {exc}", file=sys.stderr)
         return EXIT_STATE_UNUSABLE if isinstance(exc, StorageCorrupt) else 1
     return 0
+
+
+async def _roll_call(daemon: Daemon) -> None:
+    """Once every device had its time to answer: who is online, and why the others are not.
+
+    Later changes are events (device.online, device.offline), logged as they happen.
+    """
+    await asyncio.sleep(max(d.config.offline_after_s for d in daemon.devices.values()))
+    offline = [f"{a.name} ({a.offline_reason})" for a in daemon.devices.values() if not a.online]
+    online = len(daemon.devices) - len(offline)
+    level = logging.WARNING if offline else logging.INFO
+    log.log(level, "%d of %d devices online%s", online, len(daemon.devices),
+            f"; offline: {', '.join(offline)}" if offline else "")  # fmt: skip
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")))

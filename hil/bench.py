@@ -41,6 +41,7 @@ from hil.device import SimDevice
 from hil.devices.camera import CameraDevice
 from hil.devices.light import LightDevice
 from hil.devices.pdu import PduDevice
+from hil.fault_names import DEVICE_FAULTS, LINE_FAULTS
 from hil.models.base import PhysicsClock
 from hil.models.camera import CameraModel, CameraParams
 from hil.models.light import LightModel, LightParams
@@ -87,7 +88,7 @@ class BenchSpec(msgspec.Struct, forbid_unknown_fields=True):
 def load_bench(path: Path) -> BenchSpec:
     try:
         spec = msgspec.toml.decode(path.read_bytes(), type=BenchSpec)
-    except (OSError, msgspec.DecodeError) as exc:
+    except (OSError, UnicodeDecodeError, msgspec.DecodeError) as exc:
         raise BenchError(f"{path}: {exc}") from exc
     return check_bench(spec, str(path))
 
@@ -124,12 +125,6 @@ def _with_overrides(params: Any, overrides: dict[str, Any], where: str) -> Any:
         if key not in known:
             raise BenchError(f"{where}: unknown model parameter {key!r}; known: {sorted(known)}")
     return dataclasses.replace(params, **overrides)
-
-
-# Faults on the cable, applied by EmulatedLink.set_faults.
-LINE_FAULTS = ("ber", "drop_rate", "latency_ms", "noise_rate_hz", "noise_burst_bytes", "babble")
-# Faults of the device itself.
-DEVICE_FAULTS = ("stuck", "slow_ms", "reset", "unplug", "plug", "power", "baud", "cooling")
 
 
 class Bench:

@@ -66,6 +66,7 @@ class RejectReason(enum.Enum):
     CRC = "crc"  # frame check sequence mismatch
     VERSION = "version"  # unknown frame format version
     FLAGS = "flags"  # reserved flag bits set or kind 3
+    INCOMPLETE = "incomplete"  # the input ended before the chunk's closing delimiter
 
 
 class Frame(NamedTuple):
@@ -181,6 +182,22 @@ class Deframer:
         """Forget a partial frame, for example when the port is reopened."""
         self._buffer.clear()
         self._discarding = 0
+
+    def finish(self) -> RejectedFrame | None:
+        """End of input: what is still held (a partial frame, an oversized run), as rejected.
+
+        A capture that stops mid-frame has bytes nothing else would ever account for.
+        """
+        held = self._discarding + len(self._buffer)
+        if not held:
+            return None
+        start = self._discard_start if self._discarding else self._buffer_offset
+        raw = bytes(self._buffer[:MAX_ENCODED])
+        item = RejectedFrame(RejectReason.INCOMPLETE, start, held, raw)
+        self._buffer_offset += len(self._buffer)
+        self.reset()
+        self._reject([], item)
+        return item
 
     def feed(self, data: bytes) -> list[Frame | RejectedFrame]:
         stats = self.stats

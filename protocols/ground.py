@@ -118,6 +118,8 @@ class DeviceSnapshot(msgspec.Struct, forbid_unknown_fields=True):
     timecode_offset_frames: float | None = None  # cameras: vs the daemon's reference
     timecode_uncertainty_frames: float | None = None  # the offset is right within +- this
     timecode_measured_at: float | None = None  # unix time the camera's clock was read
+    pdu_channel: int | None = None  # the PDU channel feeding it, when configured
+    camera_settings: dict[str, Any] | None = None  # cameras: as read back (SPEC.md CameraSettings)
 
 
 class Argument(msgspec.Struct, forbid_unknown_fields=True):

@@ -75,6 +75,7 @@ class BrokerLink:
         on_status: StatusHandler = _ignore_status,
         max_backoff_s: float = 2.0,
     ) -> None:
+        BrokerAddress.parse(url)  # a bad URL fails here, not in a task nobody awaits yet
         self.url = url
         self.topics = topics
         self.on_message = on_message

@@ -1,13 +1,38 @@
-"""`cupola`: one command, with a subcommand per job. Heavy imports happen per subcommand."""
+"""`cupola`: one command, with a subcommand per job. Heavy imports happen per subcommand.
+
+Every subcommand runs inside one error boundary (`main`): a typed error (tools/exits.py)
+becomes one line on stderr and its exit status, so no bad input ends in a traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
 import datetime
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
+
+from hil.fault_names import DEVICE_FAULTS, LINE_FAULTS
+from tools.exits import (
+    EX_INTERRUPTED,
+    EX_IOERR,
+    EX_PIPE,
+    EX_SOFTWARE,
+    EX_USAGE,
+    CliError,
+    ConfigInvalidError,
+    DataError,
+    NoInputError,
+    UnavailableError,
+    UsageError,
+    input_refused,
+    reason,
+)
+
+log = logging.getLogger("cupola")
 
 
 def _setup_logging(level: str) -> None:
@@ -25,8 +50,7 @@ def _cmd_sim(args: argparse.Namespace) -> int:
     try:
         return run(args.config, args.run_dir)
     except BenchError as exc:
-        print(f"cupola sim: {exc}", file=sys.stderr)
-        return 2
+        raise input_refused(exc) from None
 
 
 def _cmd_simctl(args: argparse.Namespace) -> int:
@@ -36,24 +60,33 @@ def _cmd_simctl(args: argparse.Namespace) -> int:
     from hil.control import ControlClient
 
     client = ControlClient(args.control)
+    if args.op == "fault" and not (args.device and args.fault):
+        raise UsageError("fault needs a device and a fault: simctl fault DEVICE FAULT [VALUE]")
+    if args.op == "describe" and not args.device:
+        raise UsageError("describe needs a device: simctl describe DEVICE")
     try:
         if args.op == "fault":
-            if not args.device or not args.fault:
-                print("cupola simctl fault DEVICE FAULT [VALUE] [--for S]", file=sys.stderr)
-                return 2
             value = _scalar(args.value) if args.value is not None else True
             result = client.fault(args.device, args.fault, value, args.duration)
         elif args.op == "describe":
             result = client.describe(args.device)
         elif args.op == "speed":
-            result = client.call("speed", value=float(args.device))
+            result = client.call("speed", value=_number(args.device, "speed FACTOR"))
         else:
             result = client.call(args.op)
-    except (BenchError, OSError, ValueError) as exc:
-        print(f"cupola simctl: {exc}", file=sys.stderr)
-        return 1
+    except OSError as exc:
+        raise UnavailableError(f"cannot reach the bench at {args.control}: {reason(exc)}") from None
+    except BenchError as exc:
+        raise DataError(str(exc)) from None
     print(json.dumps(result, indent=2, default=str))
     return 0
+
+
+def _number(text: str | None, usage: str) -> float:
+    try:
+        return float(text or "")
+    except ValueError:
+        raise UsageError(f"{text!r} is not a number: simctl {usage}") from None
 
 
 def _scalar(text: str) -> object:
@@ -66,17 +99,17 @@ def _scalar(text: str) -> object:
 
 
 def _cmd_daemon(args: argparse.Namespace) -> int:
-    from firmware_host.config import ConfigError, load_config
+    from firmware_host.config import ConfigError, ConfigUnreadable, load_config
 
     path = args.check or args.config
     if path is None:
-        print("cupola daemon: give --config FILE (or --check FILE)", file=sys.stderr)
-        return 2
+        raise UsageError("give --config FILE (or --check FILE)")
     try:
         config = load_config(path)
+    except ConfigUnreadable as exc:
+        raise NoInputError(str(exc)) from None
     except ConfigError as exc:
-        print(f"cupola daemon: {exc}", file=sys.stderr)
-        return 2
+        raise ConfigInvalidError(str(exc)) from None
     if args.check:
         print(f"{path}: OK ({len(config.devices)} devices, node {config.node.name!r})")
         return 0
@@ -91,8 +124,7 @@ def _cmd_monitor(args: argparse.Namespace) -> int:
 
         return run_replay(args.replay, args.node, at=args.at, text=args.text)
     if args.broker is None:
-        print("cupola monitor: give --broker URL (or --replay CAPTURE)", file=sys.stderr)
-        return 2
+        raise UsageError("give --broker URL (or --replay CAPTURE)")
     if args.json:
         from tools.monitor.jsonlines import run_json_monitor
 
@@ -108,9 +140,13 @@ def _cmd_monitor(args: argparse.Namespace) -> int:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from tools.demo import run_demo
+    from tools.scenario.spec import ScenarioError
 
     ui = False if args.no_ui else None
-    return run_demo(args.scenario, keep=args.keep, ui=ui, screenshot=args.screenshot)
+    try:
+        return run_demo(args.scenario, keep=args.keep, ui=ui, screenshot=args.screenshot)
+    except ScenarioError as exc:
+        raise input_refused(exc) from None
 
 
 def _cmd_decode(args: argparse.Namespace) -> int:
@@ -125,14 +161,7 @@ def _cmd_keys(args: argparse.Namespace) -> int:
 
     try:
         if args.op == "create":
-            if not (args.role and args.id and args.out):
-                print("cupola keys create --role ROLE --id ID --out FILE [--keyring FILE]",
-                      file=sys.stderr)  # fmt: skip
-                return 2
             return keys.create(args.role, args.id, args.out, args.keyring)
-        if args.keyring is None:
-            print(f"cupola keys {args.op}: --keyring FILE is required", file=sys.stderr)
-            return 2
         if args.op == "revoke":
             keys.revoke(args.keyring, args.id)
             print(f"revoked {args.id!r} in {args.keyring}: in force once the daemon re-reads it "
@@ -140,9 +169,10 @@ def _cmd_keys(args: argparse.Namespace) -> int:
                   f"key_id={args.id}")  # fmt: skip
             return 0
         return keys.listing(args.keyring)
-    except (KeyFileError, ValueError) as exc:
-        print(f"cupola keys: {exc}", file=sys.stderr)
-        return 1
+    except KeyFileError as exc:
+        raise input_refused(exc) from None
+    except ValueError as exc:
+        raise DataError(str(exc)) from None
 
 
 def _cmd_commands(args: argparse.Namespace) -> int:
@@ -157,7 +187,7 @@ def _cmd_cmd(args: argparse.Namespace) -> int:
     return run(
         args.broker, args.node, args.key, args.name, args.args,
         ca_file=args.ca, timeout=args.timeout, confirm=args.yes, valid_for=args.valid_for,
-        cancel=args.cancel,
+        cancel=args.cancel, as_json=args.json,
     )  # fmt: skip
 
 
@@ -173,17 +203,27 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if args.op == "list":
         return cli.listing()
     if not args.scenario:
-        print("cupola bench run: name a scenario file or one of `cupola bench list`")
-        return 2
+        raise UsageError("run: name a scenario file or one of `cupola bench list`")
     return cli.run(args.scenario, args.report, args.speed)
 
 
 Adder = Callable[[str, Callable[[argparse.Namespace], int], str], argparse.ArgumentParser]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line complaint and EX_USAGE (its own 2 means "rejected" to `cmd`)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EX_USAGE, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cupola", description=__doc__)
-    parser.add_argument("--log-level", default="warning", help="debug, info, warning, error")
+    parser = _Parser(prog="cupola", description=__doc__)
+    parser.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        help="default: info for the daemon (one line per thing it does), warning otherwise",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     def add(
@@ -204,12 +244,17 @@ def _onboard_commands(add: Adder) -> None:
     p.add_argument("--run-dir", type=Path, help="where device links and the control socket go")
 
     p = add("simctl", _cmd_simctl, "Inspect a running bench and inject faults at run time.")
+    p.epilog = (
+        f"line faults (the cable): {', '.join(LINE_FAULTS)}. "
+        f"device faults: {', '.join(DEVICE_FAULTS)}. "
+        "Example: cupola simctl --control RUN/control.sock fault cam-a ber 0.001 --for 30"
+    )
     p.add_argument("--control", required=True, help="the bench's control socket")
     p.add_argument("op", choices=["list", "describe", "fault", "faults", "speed"])
     p.add_argument("device", nargs="?", help="device name (describe, fault); factor (speed)")
-    p.add_argument("fault", nargs="?", help="fault name, e.g. ber, unplug, stuck, cooling")
+    p.add_argument("fault", nargs="?", help="fault name (listed below)")
     p.add_argument("value", nargs="?", help="fault value (JSON scalar); default true")
-    p.add_argument("--for", dest="duration", type=float, help="undo the fault after S seconds")
+    p.add_argument("--for", dest="duration", type=_positive, help="undo the fault after S seconds")
 
     p = add("daemon", _cmd_daemon, "Run the onboard daemon.")
     p.add_argument("--config", type=Path, help="daemon configuration (TOML)")
@@ -221,14 +266,14 @@ def _onboard_commands(add: Adder) -> None:
         "--hex", action="store_true", help="input is a hex dump (plain, xxd, hexdump -C)"
     )
     p.add_argument("--port", help="decode a live serial port instead")
-    p.add_argument("--baud", type=int, default=115200)
+    p.add_argument("--baud", type=_baud, default=115200)
     p.add_argument("--json", action="store_true", help="one JSON object per line")
 
     p = add("bench", _cmd_bench, "Run a shoot-day scenario on the bench and judge it.")
     p.add_argument("op", choices=["run", "list"])
     p.add_argument("scenario", nargs="?", help="scenario file, or a name from `bench list`")
     p.add_argument("--report", type=Path, help="write JUnit XML and an HTML report here")
-    p.add_argument("--speed", type=float, default=1.0, help="simulator physics time scale")
+    p.add_argument("--speed", type=_positive, default=1.0, help="simulator physics time scale")
 
     p = add("up", _cmd_up, "Bring up a broker, simulated devices and the daemon for hand use.")
     p.add_argument(
@@ -253,6 +298,23 @@ def _cmd_up(args: argparse.Namespace) -> int:
     return run_up(args.bench, args.devices, args.dir)
 
 
+def _positive(text: str) -> float:
+    """A finite number above zero (seconds, a speed factor): inf and nan would never end."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number above 0")
+    return value
+
+
+def _baud(text: str) -> int:
+    if not text.isdigit() or not 50 <= int(text) <= 12_000_000:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a baud rate (50 to 12000000)")
+    return int(text)
+
+
 def _instant(text: str) -> float:
     """A moment as unix seconds, or ISO 8601 (UTC, as the station keeps, unless it says)."""
     try:
@@ -268,16 +330,43 @@ def _instant(text: str) -> float:
     return moment.timestamp()
 
 
+def _broker_url(text: str) -> str:
+    """A broker URL, checked before anything connects (a bad one would otherwise hang)."""
+    from firmware_host.config import BrokerAddress, ConfigError
+
+    try:
+        BrokerAddress.parse(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _ca_file(text: str) -> Path:
+    """A CA certificate file that TLS can load, checked before anything connects."""
+    import ssl
+
+    try:
+        ssl.create_default_context(cafile=text)
+    except ssl.SSLError:  # an OSError too: first
+        raise argparse.ArgumentTypeError(f"{text}: not a PEM CA certificate") from None
+    except OSError as exc:
+        raise argparse.ArgumentTypeError(f"{text}: {reason(exc)}") from None
+    return Path(text)
+
+
+ROLES = ["flight_controller", "director", "crew", "monitor"]  # protocols.ground.Role, unimported
+
+
 def _ground_commands(add: Adder) -> None:
     p = add("monitor", _cmd_monitor, "Watch a node from the ground (a terminal UI).")
-    p.add_argument("--broker", help="mqtt://user:pass@host:port or mqtts://...")
+    p.add_argument("--broker", type=_broker_url, help="mqtt://user:pass@host:port or mqtts://...")
     p.add_argument("--node", help="node name (default iss-film; --json: every node; --replay: "
                    "the capture's)")  # fmt: skip
-    p.add_argument("--ca", type=Path, help="CA certificate for mqtts://")
+    p.add_argument("--ca", type=_ca_file, help="CA certificate for mqtts://")
     p.add_argument("--key", type=Path, help="your key file: lets the palette send commands")
-    p.add_argument("--valid-for", type=float, default=10.0, metavar="S",
+    p.add_argument("--valid-for", type=_positive, default=10.0, metavar="S",
                    help="the node refuses a palette command after S s (default 10)")  # fmt: skip
-    p.add_argument("--los-after", type=float, default=15.0, metavar="S",
+    p.add_argument("--los-after", type=_positive, default=15.0, metavar="S",
                    help="an online node silent this long is shown as loss of signal")  # fmt: skip
     p.add_argument("--json", action="store_true", help="one JSON line per message, for scripts")
     p.add_argument("--replay", type=Path, metavar="CAPTURE", help="show a --json capture")
@@ -286,26 +375,47 @@ def _ground_commands(add: Adder) -> None:
     p.add_argument("--text", action="store_true", help="replay: print a summary, no UI")
 
     p = add("keys", _cmd_keys, "Create, list and revoke the role keys commands are signed with.")
-    p.add_argument("op", choices=["create", "list", "revoke"])
-    p.add_argument("--role", choices=["flight_controller", "director", "crew", "monitor"])
-    p.add_argument("--id", help="key id (create, revoke)")
-    p.add_argument("--out", type=Path, help="the new key file (create)")
-    p.add_argument("--keyring", type=Path, help="the node's keyring file")
+    ops = p.add_subparsers(dest="op", required=True, metavar="{create,list,revoke}")
+    op = ops.add_parser("create", help="a new key file, trusted by a keyring",
+                        description="Write a new key file (mode 0600) and, with --keyring, "
+                        "trust it in the node's keyring.")  # fmt: skip
+    op.add_argument("--role", required=True, choices=ROLES)
+    op.add_argument("--id", required=True, help="the key id, e.g. dp-console")
+    op.add_argument("--out", required=True, type=Path, help="the new key file")
+    op.add_argument("--keyring", type=Path, help="the node's keyring (created if absent)")
+    op = ops.add_parser("list", help="every key a keyring holds, and whether revoked",
+                        description="One JSON line per key: id, role, state.")  # fmt: skip
+    op.add_argument("--keyring", required=True, type=Path, help="the node's keyring")
+    op = ops.add_parser("revoke", help="refuse a key (once the daemon re-reads the keyring)",
+                        description="Mark a key id revoked in the keyring.")  # fmt: skip
+    op.add_argument("--keyring", required=True, type=Path, help="the node's keyring")
+    op.add_argument("--id", required=True, help="the key id to refuse")
 
     p = add("commands", _cmd_commands, "List the node's commands, their arguments and roles.")
-    p.add_argument("--broker", required=True, help="mqtt://user:pass@host:port or mqtts://...")
+    p.add_argument(
+        "--broker",
+        required=True,
+        type=_broker_url,
+        help="mqtt://user:pass@host:port or mqtts://...",
+    )
     p.add_argument("--node", default="iss-film", help="the node")
-    p.add_argument("--ca", type=Path, help="CA certificate for mqtts://")
+    p.add_argument("--ca", type=_ca_file, help="CA certificate for mqtts://")
 
     p = add("cmd", _cmd_cmd, "Sign a command, send it and wait for its result.")
-    p.add_argument("--broker", required=True, help="mqtt://user:pass@host:port or mqtts://...")
+    p.add_argument(
+        "--broker",
+        required=True,
+        type=_broker_url,
+        help="mqtt://user:pass@host:port or mqtts://...",
+    )
     p.add_argument("--key", required=True, type=Path, help="your key file")
     p.add_argument("--node", default="iss-film", help="the node to command")
-    p.add_argument("--ca", type=Path, help="CA certificate for mqtts://")
-    p.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for the result")
+    p.add_argument("--ca", type=_ca_file, help="CA certificate for mqtts://")
+    p.add_argument("--timeout", type=_positive, default=15.0, help="seconds to wait for the result")
     p.add_argument("--yes", action="store_true", help="confirm a hazardous command at once")
+    p.add_argument("--json", action="store_true", help="the raw result, one JSON line, for scripts")
     p.add_argument(
-        "--valid-for", type=float, default=10.0, metavar="S",
+        "--valid-for", type=_positive, default=10.0, metavar="S",
         help="the node refuses the command after S seconds, whatever delayed it (default 10)",
     )  # fmt: skip
     p.add_argument("--cancel", metavar="ID", help="withdraw command ID if it has not run yet")
@@ -321,11 +431,34 @@ def _ground_commands(add: Adder) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _setup_logging(args.log_level)
+    _setup_logging(args.log_level or ("info" if args.command == "daemon" else "warning"))
+    prog = f"cupola {args.command}"
     try:
         return int(args.handler(args))
     except KeyboardInterrupt:
-        return 130
+        return EX_INTERRUPTED
+    except BrokenPipeError:
+        _stdout_to_devnull()
+        return EX_PIPE
+    except CliError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return exc.status
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"{prog}: {where}{reason(exc)}", file=sys.stderr)
+        return EX_IOERR
+    except Exception as exc:  # the boundary: a bug still gets one line, not a traceback
+        log.debug("%s failed", prog, exc_info=True)
+        print(f"{prog}: internal error: {type(exc).__name__}: {exc} "
+              "(`cupola --log-level debug ...` shows where)", file=sys.stderr)  # fmt: skip
+        return EX_SOFTWARE
+
+
+def _stdout_to_devnull() -> None:
+    """The reader left (`| head`): drop what is still buffered so exit stays quiet."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 if __name__ == "__main__":

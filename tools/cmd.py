@@ -3,8 +3,11 @@
 Arguments are `key=value` pairs or one JSON object. Values are read as the types the
 command takes, from the node's birth certificate (`scene=7` is text, `take=7` a number);
 with no birth on the broker, as JSON when they parse, else as text. Exit status: 0 ok,
-1 failed, 2 rejected, 3 no result in time, 4 armed (a hazardous command waiting for
-`confirm arm_id=...`; `--yes` confirms it at once), 64 unusable arguments or key.
+1 failed, 2 rejected, 3 no result in time (or no birth to list commands from), 4 armed (a
+hazardous command waiting for `confirm arm_id=...`; `--yes` confirms it at once); the
+shared statuses of tools/exits.py otherwise: 64 unusable arguments, 65 a key file that is
+not one, 66 no key file, 69 broker unreachable. The result is printed for a person (the
+shot log's timecodes as HH:MM:SS:FF, tools/cmd_text.py); `--json` prints it raw.
 
 Every command carries its own not_after (`--valid-for`, default 10 s): the node refuses it
 after that, whatever delayed it. While waiting, births and deaths of the node are reported;
@@ -28,11 +31,12 @@ import msgspec
 
 from protocols import ground
 from protocols.ground import KeyFileError, read_key
+from tools.cmd_text import render_result
+from tools.exits import UnavailableError, UsageError, input_refused
 from tools.ground_client import DEFAULT_VALID_FOR_S, GroundSession
 
 EXIT = {"ok": 0, "duplicate": 0, "failed": 1, "rejected": 2, "armed": 4}
 NO_RESULT = 3
-USAGE = 64
 
 
 class ArgumentError(ValueError):
@@ -148,8 +152,7 @@ def list_commands(url: str, node: str, *, ca_file: Path | None) -> int:
     try:
         listing = asyncio.run(_listing(url, node, ca_file))
     except aiomqtt.MqttError as exc:
-        print(f"cupola commands: broker: {exc}", file=sys.stderr)
-        return NO_RESULT
+        raise UnavailableError(f"broker: {exc}") from None
     if listing is None:
         print(f"cupola commands: no birth certificate from {node!r} on the broker "
               "(wrong --node, or the node has never connected)", file=sys.stderr)  # fmt: skip
@@ -258,31 +261,31 @@ def run(
     confirm: bool,
     valid_for: float = DEFAULT_VALID_FOR_S,
     cancel: str | None = None,
+    as_json: bool = False,
 ) -> int:
+    """Print the result for a person (`as_json`: one JSON line per result, for scripts)."""
     if cancel is not None:
         if name is not None or words:
-            print("cupola cmd: --cancel ID takes no command", file=sys.stderr)
-            return USAGE
+            raise UsageError("--cancel ID takes no command")
         name, words = "command.cancel", [json.dumps({"id": cancel})]
     if name is None:
-        print("cupola cmd: name a command (or --cancel ID)", file=sys.stderr)
-        return USAGE
+        raise UsageError("name a command (or --cancel ID)")
     try:
         status, results = asyncio.run(
             send(url, node, key_path, name, words, ca_file=ca_file, timeout=timeout,
                  confirm=confirm, valid_for=valid_for)
         )  # fmt: skip
-    except (KeyFileError, ArgumentError) as exc:
-        print(f"cupola cmd: {name}: {exc}", file=sys.stderr)
-        return USAGE
+    except KeyFileError as exc:
+        raise input_refused(exc) from None
+    except ArgumentError as exc:
+        raise UsageError(f"{name}: {exc}") from None
     except Unanswered as exc:
         print(f"cupola cmd: {exc}", file=sys.stderr)
         return NO_RESULT
     except aiomqtt.MqttError as exc:
-        print(f"cupola cmd: broker: {exc}", file=sys.stderr)
-        return NO_RESULT
+        raise UnavailableError(f"broker: {exc}") from None
     for result in results:
-        print(json.dumps(result))
+        print(json.dumps(result) if as_json else render_result(result))
     last = results[-1]
     if last["status"] == "armed":
         arm_id = last["result"]["arm_id"]

@@ -3,21 +3,32 @@
 Input is raw bytes (a file, or stdin), a hex dump (`--hex`: plain hex, `xxd` or `hexdump -C`
 output), or a live port (`--port PATH`). One line per frame or dropped chunk; `--json` for
 scripts. The first good frame after dropped bytes is marked as a resynchronisation.
+
+The closing summary accounts for every byte read: in frames, dropped (including a chunk the
+input ended in the middle of) or delimiters. Exit status: 0 every byte was a good frame or a
+delimiter; 1 some frames decoded but bytes were dropped or frames malformed; 65 (EX_DATAERR)
+not one frame decoded (random bytes, the wrong baud rate, an empty capture).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from firmware_host.devices.offline_reasons import humanise
 from protocols.catalogue import decode_any
 from protocols.errors import ProtocolError
-from protocols.framing import Deframer, Frame
+from protocols.framing import Deframer, Frame, RejectedFrame
 from protocols.records import to_jsonable
+from tools.exits import EX_DATAERR, DataError, IoError, NoInputError, read_input, reason
+
+DAMAGED = 1  # exit status: frames decoded, but some bytes were garbage
 
 _XXD = re.compile(r"^([0-9a-fA-F]{7,16}): (.*)$")
 _HEXDUMP = re.compile(r"^([0-9a-fA-F]{7,16})(?:\s+(.*?))?\s*(?:\|.*\|)?\s*$")
@@ -25,7 +36,7 @@ _HEX_PREFIX = re.compile(r"0[xX]")
 _NOT_HEX = re.compile(r"[^0-9a-fA-F]")
 
 
-class HexDumpError(ValueError):
+class HexDumpError(DataError):
     """The text is not a hex dump we can read; the message says where."""
 
 
@@ -70,47 +81,53 @@ def _parse_hexdump_c(lines: list[str]) -> bytes:
     return bytes(out)
 
 
-def decode_stream(chunks: Iterable[bytes]) -> Iterator[dict[str, Any]]:
-    """One dict per frame or dropped chunk, in stream order."""
+def _items(chunks: Iterable[bytes]) -> Iterator[Frame | RejectedFrame]:
     deframer = Deframer()
-    after_drop = False
     for chunk in chunks:
-        for item in deframer.feed(chunk):
-            if not isinstance(item, Frame):
-                after_drop = True
-                yield {
-                    "offset": item.offset,
-                    "status": "dropped",
-                    "reason": item.reason.value,
-                    "length": item.length,
-                    "raw": item.raw.hex(),
-                }
-                continue
-            entry: dict[str, Any] = {
+        yield from deframer.feed(chunk)
+    if (tail := deframer.finish()) is not None:
+        yield tail
+
+
+def decode_stream(chunks: Iterable[bytes]) -> Iterator[dict[str, Any]]:
+    """One dict per frame or dropped chunk, in stream order; the end of input flushes."""
+    after_drop = False
+    for item in _items(chunks):
+        if isinstance(item, RejectedFrame):
+            after_drop = True
+            yield {
                 "offset": item.offset,
-                "status": "ok",
-                "resync": after_drop,
-                "kind": item.kind.name.lower(),
-                "type_code": item.msg_type,
-                "seq": item.seq,
-                "retry": item.retry,
+                "status": "dropped",
+                "reason": item.reason.value,
+                "length": item.length,
+                "raw": item.raw.hex(),
             }
-            after_drop = False
-            try:
-                name, body = decode_any(item)
-                entry["type"] = name
-                entry["body"] = to_jsonable(body)
-            except ProtocolError as exc:
-                entry["status"] = "malformed"
-                entry["error"] = str(exc)
-                entry["payload"] = item.payload.hex()
-            yield entry
+            continue
+        entry: dict[str, Any] = {
+            "offset": item.offset,
+            "status": "ok",
+            "resync": after_drop,
+            "kind": item.kind.name.lower(),
+            "type_code": item.msg_type,
+            "seq": item.seq,
+            "retry": item.retry,
+        }
+        after_drop = False
+        try:
+            name, body = decode_any(item)
+            entry["type"] = name
+            entry["body"] = to_jsonable(body)
+        except ProtocolError as exc:
+            entry["status"] = "malformed"
+            entry["error"] = str(exc)
+            entry["payload"] = item.payload.hex()
+        yield entry
 
 
 def format_line(entry: dict[str, Any]) -> str:
     offset = f"{entry['offset']:>8}"
     if entry["status"] == "dropped":
-        return f"{offset}  !! DROP {entry['reason'].upper():<8} {entry['length']} bytes"
+        return f"{offset}  !! DROP {entry['reason'].upper():<10} {entry['length']} bytes"
     mark = "~~ RESYNC " if entry.get("resync") else ""
     kind = entry["kind"].upper() + ("+RETRY" if entry["retry"] else "")
     head = f"{offset}  {mark}{kind:<13} seq={entry['seq']:<5}"
@@ -121,48 +138,113 @@ def format_line(entry: dict[str, Any]) -> str:
     return f"{head} {entry['type']:<20} {fields}"
 
 
+@dataclass
+class Tally:
+    """Every byte read, accounted for: in frames, dropped, or a delimiter."""
+
+    bytes_in: int = 0
+    delimiters: int = 0
+    frames: int = 0
+    malformed: int = 0
+    dropped_chunks: int = 0
+    dropped_bytes: int = 0
+    resyncs: int = 0
+
+    def count_input(self, chunk: bytes) -> bytes:
+        self.bytes_in += len(chunk)
+        self.delimiters += chunk.count(0)
+        return chunk
+
+    def count(self, entry: dict[str, Any]) -> None:
+        if entry["status"] == "dropped":
+            self.dropped_chunks += 1
+            self.dropped_bytes += entry["length"]
+            return
+        self.frames += 1
+        self.malformed += entry["status"] == "malformed"
+        self.resyncs += bool(entry.get("resync"))
+
+    def summary(self) -> str:
+        framed = self.bytes_in - self.dropped_bytes - self.delimiters
+        return (
+            f"{self.bytes_in} bytes: {framed} in {self.frames} frames "
+            f"({self.malformed} malformed), {self.dropped_bytes} dropped in "
+            f"{self.dropped_chunks} chunks, {self.delimiters} delimiters; {self.resyncs} resyncs"
+        )
+
+    def status(self) -> int:
+        if self.frames == 0:
+            return EX_DATAERR
+        return DAMAGED if self.dropped_bytes or self.malformed else 0
+
+
 def _read_file(source: BinaryIO, size: int = 65536) -> Iterator[bytes]:
     while chunk := source.read(size):
         yield chunk
 
 
+def _read_path(path: Path) -> Iterator[bytes]:
+    try:
+        source = path.open("rb")
+    except OSError as exc:
+        raise NoInputError(f"{path}: cannot read: {reason(exc)}") from None
+    with source:
+        try:
+            yield from _read_file(source)
+        except OSError as exc:
+            raise IoError(f"{path}: reading failed: {reason(exc)}") from None
+
+
 def _read_port(path: str, baud: int) -> Iterator[bytes]:
     import serial  # noqa: PLC0415 - only the live mode needs pyserial
 
-    with serial.Serial(path, baud, timeout=0.2) as port:
+    try:
+        port = serial.Serial(path, baud, timeout=0.2)
+    except (serial.SerialException, ValueError) as exc:
+        raise NoInputError(f"cannot open port {path}: {_port_reason(exc)}") from None
+    with port:
         while True:
-            chunk = port.read(4096)
+            try:
+                chunk = port.read(4096)
+            except serial.SerialException as exc:
+                raise IoError(f"port {path}: {humanise(str(exc))}") from None
             if chunk:
                 yield chunk
+
+
+def _port_reason(exc: Exception) -> str:
+    errno = getattr(exc, "errno", None)
+    return os.strerror(errno) if errno else humanise(str(exc))
+
+
+def _hex_text(source: Path | None) -> str:
+    data = read_input(source) if source and str(source) != "-" else sys.stdin.buffer.read()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise HexDumpError(
+            f"not a hex dump: byte 0x{data[exc.start]:02x} at offset {exc.start} is not text "
+            "(without --hex the input is read as raw bytes)"
+        ) from None
 
 
 def run(source: Path | None, *, hex_input: bool, port: str | None, baud: int, as_json: bool) -> int:
     if port is not None:
         chunks: Iterable[bytes] = _read_port(port, baud)
     elif hex_input:
-        text = source.read_text() if source and str(source) != "-" else sys.stdin.read()
-        try:
-            chunks = [parse_hex(text)]
-        except HexDumpError as exc:
-            print(f"cupola decode: {exc}", file=sys.stderr)
-            return 2
+        chunks = [parse_hex(_hex_text(source))]
     elif source is None or str(source) == "-":
         chunks = _read_file(sys.stdin.buffer)
     else:
-        chunks = _read_file(source.open("rb"))
-    counts = {"ok": 0, "dropped": 0, "malformed": 0, "resync": 0}
+        chunks = _read_path(source)
+    tally = Tally()
     try:
-        for entry in decode_stream(chunks):
-            counts[entry["status"]] += 1
-            counts["resync"] += bool(entry.get("resync"))
+        for entry in decode_stream(tally.count_input(chunk) for chunk in chunks):
+            tally.count(entry)
             line = json.dumps(entry) if as_json else format_line(entry)
             sys.stdout.write(line + "\n")
             sys.stdout.flush()
     except KeyboardInterrupt:
-        pass
-    print(
-        f"{counts['ok']} frames, {counts['malformed']} malformed, {counts['dropped']} dropped "
-        f"chunks, {counts['resync']} resyncs",
-        file=sys.stderr,
-    )
-    return 0
+        pass  # a live port is watched until Ctrl-C: the summary still follows
+    print(tally.summary(), file=sys.stderr)
+    return tally.status()

@@ -16,6 +16,7 @@ from pathlib import Path
 import msgspec
 
 from protocols.ground import KeyFile, Keyring, Role, read_keyring
+from tools.exits import CantCreateError, check_writable
 
 
 def create_key(role: Role, key_id: str) -> KeyFile:
@@ -55,7 +56,8 @@ def revoke(keyring_path: Path, key_id: str) -> Keyring:
 def create(role: str, key_id: str, out: Path, keyring_path: Path | None) -> int:
     key = create_key(Role(role), key_id)
     if out.exists():
-        raise ValueError(f"{out} exists; choose another file")
+        raise CantCreateError(f"{out} exists; choose another file")
+    check_writable(out)
     if keyring_path is not None:
         add_to_keyring(keyring_path, key)
     write_secret(out, msgspec.json.format(msgspec.json.encode(key)))

@@ -12,7 +12,6 @@ The peak of a setup assumes its cameras roll with every light at its level: the 
 from __future__ import annotations
 
 import datetime
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
@@ -21,6 +20,9 @@ import msgspec
 
 from firmware_host.budget.models import CameraModel, LightModel, RecordingLoad
 from protocols.messages.camera import CameraState
+from tools.exits import CantCreateError, DataError, UsageError, check_writable, read_input, reason
+
+PLOT_FORMATS = ("png", "svg", "pdf")  # what matplotlib's Agg backend writes
 
 HHMM = Annotated[str, msgspec.Meta(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
 Positive = Annotated[float, msgspec.Meta(gt=0)]
@@ -83,7 +85,7 @@ class Plan(msgspec.Struct, forbid_unknown_fields=True):
     setups: list[Setup] = msgspec.field(name="setup", default_factory=list)
 
 
-class PlanError(ValueError):
+class PlanError(DataError):
     """The plan file cannot be read or refers to things it does not define."""
 
 
@@ -111,9 +113,10 @@ def _minute(text: str) -> int:
 
 
 def load_plan(path: Path) -> Plan:
+    data = read_input(path)
     try:
-        plan = msgspec.toml.decode(path.read_bytes(), type=Plan)
-    except (OSError, msgspec.DecodeError) as exc:
+        plan = msgspec.toml.decode(data, type=Plan)
+    except (UnicodeDecodeError, msgspec.DecodeError) as exc:
         raise PlanError(f"{path}: {exc}") from exc
     cameras = {c.name for c in plan.cameras}
     lights = {lt.name for lt in plan.lights}
@@ -286,16 +289,27 @@ def plot(plan: Plan, reports: list[DayReport], path: Path) -> None:
     plt.close(fig)
 
 
+def check_plot_path(path: Path) -> None:
+    """Refuse a plot path before any work: a format matplotlib writes, in a writable folder."""
+    formats = ", ".join(f".{f}" for f in PLOT_FORMATS)
+    if path.suffix.lower().lstrip(".") not in PLOT_FORMATS:
+        raise UsageError(f"--plot {path}: cannot draw a {path.suffix or 'suffix-less'!s} file; "
+                         f"name it {formats}")  # fmt: skip
+    check_writable(path)
+
+
 def run(path: Path, plot_path: Path | None) -> int:
-    try:
-        plan = load_plan(path)
-    except PlanError as exc:
-        print(f"cupola plan: {exc}", file=sys.stderr)
-        return 2
+    """Exit 0 when the plan fits, 1 when it does not; a bad plan or path raises (tools/exits)."""
+    if plot_path is not None:
+        check_plot_path(plot_path)
+    plan = load_plan(path)
     reports = evaluate(plan)
     print(render(plan, reports))
     if plot_path is not None:
-        plot(plan, reports, plot_path)
+        try:
+            plot(plan, reports, plot_path)
+        except OSError as exc:
+            raise CantCreateError(f"{plot_path}: cannot write: {reason(exc)}") from None
         print(f"\nplot: {plot_path}")
     violations = [v for r in reports for v in r.violations]
     if violations:

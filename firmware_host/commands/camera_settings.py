@@ -159,7 +159,10 @@ class CameraSettingsCommand:
             raise CommandRejected(str(exc)) from exc
         except NackReceived as exc:
             if exc.code is NackCode.BAD_STATE:  # armed or rolling since its last poll
-                raise CommandRejected(f"{args.camera} refused: {exc}") from exc
+                raise CommandRejected(
+                    f"{args.camera} refused the settings in its present state (armed or "
+                    f"rolling: settings change between takes): {exc}"
+                ) from exc
             raise CommandFailed(f"{args.camera}: {exc}") from exc
         except LinkError as exc:
             raise CommandFailed(f"{args.camera}: {exc}") from exc

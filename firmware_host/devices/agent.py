@@ -16,6 +16,7 @@ from typing import Any
 
 from firmware_host.backoff import Backoff
 from firmware_host.config import DeviceConfig
+from firmware_host.devices.offline_reasons import humanise
 from firmware_host.drivers.camera import CameraDriver
 from firmware_host.drivers.light import LightDriver
 from firmware_host.drivers.pdu import PduDriver
@@ -383,6 +384,7 @@ class DeviceAgent:
         self.on_update(self)
 
     def _set_offline(self, reason: str) -> None:
+        reason = humanise(reason)
         self.offline_reason = reason
         self.driver = None
         if not self.online:
@@ -413,6 +415,8 @@ class DeviceAgent:
             "status_at": self.status_at or None,
             "missed_polls": self.missed_polls,
             "link": self.stats.as_dict(),
+            "pdu_channel": self.config.pdu_channel,
+            "camera_settings": to_jsonable(self.camera_settings) if self.camera_settings else None,
         }
         if self.kind == "camera":
             snapshot.update(self.clock_summary())

@@ -33,11 +33,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from firmware_host.events import EventBus
 from firmware_host.storage import open_or_recover
 from firmware_host.storage_guard import StorageFault, StorageGuard
 
 log = logging.getLogger(__name__)
+
+# Bodies go to the ground as they are stored, so they are stored as strict JSON: a non-finite
+# number (a NaN reading, an inf budget) becomes null, never the `NaN`/`Infinity` that
+# json.dumps writes and no JSON parser on the ground accepts.
+encode_body = msgspec.json.Encoder().encode
 
 URGENT = -1  # priority of alarms and command results: never thinned, sent before all else
 EVENTS = 0  # priority of events: never thinned
@@ -134,7 +141,7 @@ class Outbox:
     def append(self, kind: str, body: dict[str, Any], priority: int = EVENTS) -> int:
         """Queue one message durably (or in memory while the disk refuses writes); returns
         how many routine samples were thinned for it."""
-        data = json.dumps(body, separators=(",", ":")).encode()
+        data = encode_body(body)
         now = time.time()
         event = None
         if kind == "event":
@@ -228,9 +235,7 @@ class Outbox:
     def append_many(self, kind: str, bodies: list[dict[str, Any]], priority: int) -> None:
         """Queue a batch in one transaction (bulk loads, benchmarks)."""
         now = time.time()
-        rows = [
-            (kind, priority, now, json.dumps(b, separators=(",", ":")).encode()) for b in bodies
-        ]
+        rows = [(kind, priority, now, encode_body(b)) for b in bodies]
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")
             self.db.executemany(

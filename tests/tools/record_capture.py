@@ -25,7 +25,7 @@ from tools.scenario.spec import load_scenario
 
 HERE = Path(__file__).parent / "captures"
 # scenario -> seconds into it when the capture stops
-MOMENTS = {"nominal": 14.0, "power-emergency": 9.0}
+MOMENTS = {"nominal": 14.0, "power-emergency": 9.0, "port-unplug": 5.0}
 
 
 async def record(name: str, stop_at_s: float) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from tests.harness import (
     cupola,
 )
 from tools.cmd import ArgumentError, parse_args, unanswered, usage
+from tools.cmd_text import render_result
 from tools.ground_client import GroundSession
 
 RECORD = signature_of("Roll.", RecordArgs)
@@ -92,8 +94,12 @@ async def test_cupola_cmd_records_scene_7_and_refuses_a_missing_scene(
     rolled = await cmd("record", "scene=7", "take=1")
     assert rolled.returncode == 0, rolled
     await cmd("cut")
-    takes = await cmd("shotlog.query")
+    takes = await cmd("--json", "shotlog.query")
     assert [t["scene"] for t in json.loads(takes.stdout)["result"]["takes"]] == ["7"]
+    human = await cmd("shotlog.query")
+    assert human.stdout.startswith("ok: shotlog.query\n  1 take, newest first\n"), human.stdout
+    assert re.search(r"scene 7 take 1 .* \d\d:\d\d:\d\d:\d\d @ 25 fps  cut", human.stdout)
+    assert re.search(r"cam-a  clip \d+  (\d\d:){3}\d\d - (\d\d:){3}\d\d", human.stdout)
 
     async def commands(node: str) -> subprocess.CompletedProcess[str]:
         argv = cupola("commands", "--broker", broker.url(), "--node", node)
@@ -106,6 +112,35 @@ async def test_cupola_cmd_records_scene_7_and_refuses_a_missing_scene(
     assert "Erase a camera's media. Hazardous: armed first" in listing.stdout
     nobody = await commands("no-such-node")
     assert nobody.returncode == 3 and "no birth certificate" in nobody.stderr
+
+
+def test_a_result_reads_as_text_with_timecodes_at_the_takes_rate() -> None:
+    at_25 = ((1 * 60 + 2) * 60 + 3) * 25 + 4  # 01:02:03:04
+    body = {
+        "id": "c1", "name": "shotlog.query", "status": "ok", "reason": "",
+        "result": {"takes": [{
+            "take_id": 9, "scene": "12A", "take": 3, "roll": "A001", "start_frame": at_25,
+            "frame_rate": 25.0, "status": "cut", "circled": True, "notes": "best",
+            "clips": [{"camera": "cam-a", "clip_id": 4, "timecode_in": at_25,
+                       "timecode_out": at_25 + 250, "frames": 250, "state": "closed"}],
+        }]},
+    }  # fmt: skip
+    assert render_result(body).splitlines() == [
+        "ok: shotlog.query",
+        "  1 take, newest first",
+        "  #9  scene 12A take 3  roll A001  01:02:03:04 @ 25 fps  cut, circled",
+        "      note: best",
+        "      cam-a  clip 4  01:02:03:04 - 01:02:13:04  250 frames  closed",
+    ]
+    refused = {"id": "c2", "name": "record", "status": "rejected", "reason": "no such group",
+               "result": {}}  # fmt: skip
+    assert render_result(refused) == "rejected: record: no such group"
+    nested = {"name": "budget.status", "status": "ok", "reason": "",
+              "result": {"power": {"cap_w": 300, "shedding": False}, "days": [1, 2]}}  # fmt: skip
+    assert render_result(nested).splitlines() == [
+        "ok: budget.status", "  power:", "    cap_w: 300", "    shedding: no", "  days:",
+        "    - 1", "    - 2",
+    ]  # fmt: skip
 
 
 def test_an_unanswered_command_says_whether_it_may_still_run() -> None:

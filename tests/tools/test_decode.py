@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -18,6 +19,7 @@ from tests.harness import cupola
 from tools.decode import decode_stream, format_line, parse_hex
 
 WIRES = [v.wire for v in vectors()]
+BY_TITLE = {v.title.split()[0]: v.wire for v in vectors()}  # the last vector of each kind
 
 
 def test_drops_and_resyncs_are_marked_with_their_offsets() -> None:
@@ -83,8 +85,8 @@ def test_cli_decodes_a_live_port() -> None:
         text=True,
     )
     try:
-        time.sleep(1.0)  # let it open the port
-        os.write(master, WIRES[5] + WIRES[7])
+        _wait_until_open(process.pid, os.ttyname(slave))
+        os.write(master, BY_TITLE["LIGHT_STATUS"] + BY_TITLE["HEARTBEAT"])
         assert process.stdout is not None
         first = json.loads(process.stdout.readline())
         second = json.loads(process.stdout.readline())
@@ -94,3 +96,15 @@ def test_cli_decodes_a_live_port() -> None:
         process.wait(10)
         os.close(master)
         os.close(slave)
+
+
+def _wait_until_open(pid: int, path: str, within_s: float = 30.0) -> None:
+    """Poll the process's open files until it holds `path` (bytes before that are lost)."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                if os.readlink(f"/proc/{pid}/fd/{fd}") == path:
+                    return
+        time.sleep(0.02)
+    raise AssertionError(f"{path} not opened within {within_s:g} s")

@@ -73,6 +73,9 @@ async def test_the_screen_follows_a_live_node(tmp_path: Path, broker: Mosquitto)
     async with app.run_test(size=(160, 48)) as pilot:
         await until(pilot, lambda: view.online and "cam-a" in view.devices, "node online")
         await until(pilot, lambda: "standby" in cell(app, "#devices", "cam-a", 2), "cam-a standby")
+        # The camera's settings, as the node read them back, under the table.
+        await until(pilot, lambda: "cam-a" in panel(app, "#cameras"), "cam-a's settings")
+        assert "ISO " in panel(app, "#cameras") and " K · " in panel(app, "#cameras")
 
         # A red limit alarm appears, stays, and is acknowledged with a key.
         await until(
@@ -249,3 +252,45 @@ async def test_a_held_stream_shows_held_until_its_window_never_online() -> None:
         node = panel(app, "#node")
         assert "HELD until" in node and "(contact schedule)" in node and "ONLINE" not in node
         assert "outbox 50 waiting" in panel(app, "#data")
+
+
+PYSERIAL_REASON = (
+    "device reports readiness to read but returned no data "
+    "(device disconnected or multiple access on port?)"
+)
+
+
+def set_device(view: NodeView, at: float, name: str, **changes: object) -> None:
+    """The node's next state message for one device, as the view receives it."""
+    body = {**view.devices[name], **changes}
+    envelope = {"v": 1, "node": view.node, "kind": "state", "ts": at, "body": body}
+    view.absorb(f"cupola/v1/{view.node}/state/{name}", json.dumps(envelope).encode(), at)
+
+
+def column_widths(app: MonitorApp) -> list[int]:
+    table = app.query_one("#devices", DataTable)
+    return [column.get_render_width(table) for column in table.columns.values()]
+
+
+async def test_a_long_offline_reason_keeps_every_column_on_screen_and_goes_with_it() -> None:
+    view = NodeView("bench-node")
+    last = load_capture(Path(__file__).parent / "captures" / "nominal.jsonl", view)
+    online = dict(view.devices["cam-a"])
+    app = MonitorApp(view, clock=lambda: last)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        before = column_widths(app)
+        screen_width = app.query_one("#devices", DataTable).size.width
+
+        set_device(view, last, "cam-a", online=False, offline_reason=PYSERIAL_REASON)
+        app.redraw()
+        await pilot.pause()
+        state = cell(app, "#devices", "cam-a", 2)
+        assert state.startswith("OFFLINE: device reports") and state.endswith("…")
+        assert sum(column_widths(app)) <= screen_width  # media .. age all still on screen
+        assert cell(app, "#devices", "cam-b", 10)  # the age column is still drawn
+
+        set_device(view, last, "cam-a", **online)
+        app.redraw()
+        await pilot.pause()
+        assert column_widths(app) == before  # the layout recovers with the device

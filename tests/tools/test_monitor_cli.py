@@ -42,7 +42,7 @@ def test_a_replay_shows_the_screen_as_it_was_at_a_moment() -> None:
 
 def test_a_moment_that_is_not_a_time_is_refused() -> None:
     refused = replay("--at", "yesterday")
-    assert refused.returncode == 2 and "neither ISO 8601 nor unix seconds" in refused.stderr
+    assert refused.returncode == 64 and "neither ISO 8601 nor unix seconds" in refused.stderr
 
 
 async def test_json_mode_prints_one_line_per_message_and_stops_on_sigint(
@@ -67,3 +67,13 @@ async def test_json_mode_prints_one_line_per_message_and_stops_on_sigint(
             process.kill()
             await process.wait()
     assert lines[0]["message"]["seq"] == 1 and lines[1]["raw_hex"] == "ff00"
+
+
+def test_a_moment_before_the_capture_is_refused_in_one_line() -> None:
+    begins = float(json.loads(NOMINAL.read_text().splitlines()[0])["at"])
+    moment = datetime.datetime.fromtimestamp(begins - 60, datetime.UTC)
+    refused = replay("--at", moment.isoformat(timespec="seconds"))
+    assert refused.returncode == 64 and refused.stdout == ""
+    assert refused.stderr.count("\n") == 1 and "Traceback" not in refused.stderr
+    assert "is before the capture begins" in refused.stderr
+    assert "nothing had arrived yet" in refused.stderr

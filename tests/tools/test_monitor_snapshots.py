@@ -1,4 +1,5 @@
-"""The main screen, pinned as SVG: a nominal take and a station power emergency.
+"""The main screen, pinned as SVG: a nominal take, a station power emergency, a light whose
+cable was pulled (a long offline reason), and a PDU with a channel off and one tripped.
 
 The screens replay captures recorded from the scenario library (tests/tools/captures,
 `python -m tests.tools.record_capture`), with the clock stopped at the capture's last
@@ -8,6 +9,7 @@ message, so every run draws the same screen. After a deliberate change to the sc
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,9 +30,32 @@ def replay(name: str) -> MonitorApp:
     return MonitorApp(view, clock=lambda: last, subtitle=f"replay: {name}")
 
 
-@pytest.mark.parametrize("capture", ["nominal", "power-emergency"])
+@pytest.mark.parametrize("capture", ["nominal", "power-emergency", "port-unplug"])
 def test_main_screen(capture: str, snap_compare: Callable[..., bool]) -> None:
     assert snap_compare(replay(capture), terminal_size=SIZE)
+
+
+def test_a_pdu_of_eight_channels(snap_compare: Callable[..., bool]) -> None:
+    """Channel 5 switched off, channel 6 tripped: each reads so in the PDU panel."""
+    app = replay("nominal")
+    view, at = app.view, app.clock()
+    pdu = view.devices["pdu"]
+    channels = [
+        {**channel, "on": channel["channel"] not in (5, 6), "tripped": channel["channel"] == 6}
+        for channel in pdu["status"]["channels"]
+    ]
+    assert len(channels) == 8
+    body = {**pdu, "status": {**pdu["status"], "channels": channels}}
+    envelope = {"v": 1, "node": NODE, "kind": "state", "ts": at, "body": body}
+    view.absorb(f"cupola/v1/{NODE}/state/pdu", json.dumps(envelope).encode(), at)
+    assert snap_compare(app, terminal_size=SIZE)
+
+
+def test_the_pulled_cable_shows_its_reason_clipped_and_whole_in_the_event_log() -> None:
+    app = replay("port-unplug")
+    reason = app.view.devices["key"]["offline_reason"]
+    assert len(reason) > 60 and "device disconnected" in reason
+    assert any(reason in e.message for e in app.view.events if e.name == "device.offline")
 
 
 def test_the_power_emergency_shows_the_cut_cap_and_its_alarm() -> None:

@@ -597,3 +597,126 @@ def test_the_crew_sees_a_local_alarm_at_once_and_its_stream_copy_only_once() -> 
     assert view.alarms[("cam-a", "camera.temperature")].level == "red"
     view.absorb(topic("event"), message("event", body, seq=1, ts=T0 + 20), UNTIL)
     assert [e.name for e in view.events] == ["limit.camera.temperature.red"]
+
+
+def test_no_broker_counts_from_when_it_was_first_lost_across_retries() -> None:
+    view = connected_view()
+    view.set_connection(False, "refused; retrying in 0.5 s", T0 + 10)
+    view.set_connection(False, "refused; retrying in 1.0 s", T0 + 10.5)
+    view.set_connection(False, "refused; retrying in 2.0 s", T0 + 11.5)
+    status = view.status(T0 + 12)
+    assert (status.state, status.since) == ("no broker", T0 + 10)
+    assert status.detail == "refused; retrying in 2.0 s"  # the latest word on why
+    assert rows.node_line(view, T0 + 12)[0].text == f"{NODE} NO BROKER for 2.0 s"
+    view.set_connection(True, "connected", T0 + 13)
+    view.set_connection(False, "lost", T0 + 20)
+    assert view.status(T0 + 21).since == T0 + 20  # a new outage counts anew
+
+
+def test_no_broker_from_the_start_counts_from_the_first_failed_attempt() -> None:
+    view = NodeView(NODE)
+    view.set_connection(False, "refused; retrying in 0.5 s", T0)
+    view.set_connection(False, "refused; retrying in 1.0 s", T0 + 0.5)
+    assert view.status(T0 + 5).since == T0
+
+
+def test_a_cap_cut_shows_the_reserve_of_the_new_cap_at_once() -> None:
+    view = connected_view()
+    sample = json.loads(telemetry(1, T0, []))
+    sample["body"]["power"] = {"cap_w": 300.0, "draw_w": 100.0, "reserve_w": 30.0}
+    view.absorb(topic("telemetry"), json.dumps(sample).encode(), T0)
+    cut = event("power.cap_changed", 2, ts=T0 + 1, old_cap_w=300.0, cap_w=120.0, reason="x")
+    view.absorb(topic("event"), cut, T0 + 1)
+    lines = [c.text for c in rows.power_lines(view, T0 + 1)]
+    assert lines[:2] == ["draw 100 W of 120 W cap (node)", "reserve 12 W, free 8 W"]
+
+
+def test_the_power_emergency_replay_ends_with_the_cut_caps_reserve() -> None:
+    view = NodeView("bench-node")
+    last = load_capture(Path(__file__).parent / "captures" / "power-emergency.jsonl", view)
+    assert view.power["cap_w"] == 120
+    assert "reserve 12 W" in rows.power_lines(view, last)[1].text
+
+
+def snapshot(name: str, kind: str, status: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    return {"device": name, "kind": kind, "online": True, "offline_reason": None,
+            "identity": None, "status": status, "status_at": T0, "missed_polls": 0,
+            "link": {}, **fields}  # fmt: skip
+
+
+def eight_channel_view() -> NodeView:
+    view = connected_view()
+    channels = [{"channel": i, "on": i != 5, "tripped": i == 6, "voltage_mv": 28_000,
+                 "current_ma": 0, "power_mw": 1_000 * i} for i in range(8)]  # fmt: skip
+    pdu = snapshot("pdu", "pdu", {"bus_voltage_mv": 28_000, "total_power_mw": 28_000,
+                                  "channels": channels})  # fmt: skip
+    view.absorb(topic("state", "pdu"), message("state", pdu), T0)
+    for name, channel in [("cam-a", 0), ("cam-b", 1), ("key", 2), ("fill", 2)]:
+        wired = snapshot(name, "light", {}, pdu_channel=channel)
+        view.absorb(topic("state", name), message("state", wired), T0)
+    return view
+
+
+def test_the_pdu_panel_shows_every_channel_its_devices_and_state() -> None:
+    lines = rows.pdu_lines(eight_channel_view())
+    assert [c.text for c in lines] == [
+        " 0 cam-a       on      0.0 W",
+        " 1 cam-b       on      1.0 W",
+        " 2 fill,key    on      2.0 W",
+        " 3 -           on      3.0 W",
+        " 4 -           on      4.0 W",
+        " 5 -           off     5.0 W",
+        " 6 -           TRIP    6.0 W",
+        " 7 -           on      7.0 W",
+    ]
+    assert lines[5].style == "dim" and lines[6].style == "bold red"
+    assert max(len(c.text) for c in lines) <= 28  # inside the panel's 32 columns
+
+
+def test_no_pdu_no_panel_and_a_pdu_not_yet_read_says_so() -> None:
+    view = connected_view()
+    assert rows.pdu_lines(view) == []
+    view.absorb(topic("state", "pdu"), message("state", snapshot("pdu", "pdu", {})), T0)
+    assert [c.text for c in rows.pdu_lines(view)] == ["pdu: no channels reported yet"]
+
+
+def test_a_cameras_settings_read_as_a_dp_says_them() -> None:
+    view = connected_view()
+    settings = {"width": 3840, "height": 2160, "rate": "fps_23_976", "codec": "prores_422_hq",
+                "bitrate_kbps": 700_000, "shutter_decideg": 1728, "iso": 800,
+                "white_balance_k": 5600}  # fmt: skip
+    cam = snapshot("cam-a", "camera", {}, camera_settings=settings)
+    view.absorb(topic("state", "cam-a"), message("state", cam), T0)
+    view.absorb(topic("state", "cam-b"), message("state", snapshot("cam-b", "camera", {})), T0)
+    lines = rows.camera_lines(view)
+    assert [c.text for c in lines] == [
+        "cam-a            ISO 800 · 172.8° · 5600 K · 23.976 fps · ProRes 422 HQ 3840x2160"
+    ]  # cam-b has not reported its settings: no line rather than a guess
+    assert "ISO 800 · 172.8°" in summary(view, T0)
+
+
+SETTINGS_FIELDS = ["width", "height", "rate", "codec", "bitrate_kbps", "shutter_decideg", "iso",
+                   "white_balance_k"]  # fmt: skip
+CHANNEL_FIELDS = ["channel", "on", "tripped", "power_mw"]
+STATUS_FIELDS = ["state", "error", "media_used_bytes", "media_free_bytes", "temperature_cdeg",
+                 "draw_mw", "timecode_label"]  # fmt: skip
+
+
+@given(
+    st.dictionaries(st.sampled_from(SETTINGS_FIELDS), JSON, max_size=8),
+    JSON | st.lists(JSON | st.dictionaries(st.sampled_from(CHANNEL_FIELDS), JSON), max_size=4),
+    st.dictionaries(st.sampled_from(STATUS_FIELDS), JSON, max_size=7),
+)
+def test_any_settings_status_or_channels_a_node_sends_are_drawn_never_a_crash(
+    settings: dict[str, Any], channels: Any, status: dict[str, Any]
+) -> None:
+    view = connected_view()
+    cam = snapshot("cam-a", "camera", status, camera_settings=settings or None, pdu_channel=1)
+    pdu = snapshot("pdu", "pdu", {"channels": channels})
+    view.absorb(topic("state", "cam-a"), message("state", cam), T0)
+    view.absorb(topic("state", "pdu"), message("state", pdu), T0)
+    drawn = [*rows.camera_lines(view), *rows.pdu_lines(view)]
+    for name in view.devices:  # a body JSON cannot carry (NaN) never got in
+        drawn += rows.device_row(view, name, T0)
+    assert all(isinstance(c.text, str) for c in drawn)
+    summary(view, T0)

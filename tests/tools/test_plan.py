@@ -43,7 +43,7 @@ def test_a_plan_that_names_unknown_gear_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "bad.toml"
     path.write_text(text)
     result = subprocess.run(cupola("plan", str(path)), capture_output=True, text=True)
-    assert result.returncode == 2 and "camera 'cam-z' is not in the plan" in result.stderr
+    assert result.returncode == 65 and "camera 'cam-z' is not in the plan" in result.stderr
 
 
 def one_day(levels: dict[str, float], record: float, circled: float, gb: float = 5.0) -> Plan:

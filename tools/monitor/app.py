@@ -226,10 +226,12 @@ class MonitorApp(App[None]):
         yield Header(icon="◉")
         yield Static(id="node")
         yield DataTable(id="devices", cursor_type="none", zebra_stripes=True)
+        yield Static(id="cameras")
         with Horizontal(id="panels"):
             with Vertical(id="power", classes="panel"):
                 yield Static(id="power-text")
                 yield Sparkline([], id="power-spark", summary_function=max)
+            yield Static(id="pdu", classes="panel")
             yield Static(id="data", classes="panel")
             yield Static(id="alarms", classes="panel")
         with TabbedContent(id="tabs", initial="events"):
@@ -247,9 +249,9 @@ class MonitorApp(App[None]):
         # confirmation is on top, and its timer dies with it (none lands mid-teardown).
         self.main = self.screen
         self.main.query_one("#power", Vertical).border_title = "power"
+        self.main.query_one("#pdu", Static).border_title = "pdu channels"
         self.main.query_one("#data", Static).border_title = "data"
         self.main.query_one("#alarms", Static).border_title = "alarms"
-        self.main.query_one("#devices", DataTable).add_columns(*rows.DEVICE_COLUMNS)
         self.main.query_one("#event-table", DataTable).add_columns(
             "time", "severity", "event", "source", "message"
         )
@@ -415,6 +417,8 @@ class MonitorApp(App[None]):
         self._devices(now)
         self.main.query_one("#power-text", Static).update(_lines(rows.power_lines(view, now)))
         self.main.query_one("#power-spark", Sparkline).data = [w for _, w in view.power_samples]
+        self._shown_if("#cameras", rows.camera_lines(view))
+        self._shown_if("#pdu", rows.pdu_lines(view))
         self.main.query_one("#data", Static).update(_lines(rows.data_lines(view)))
         self._alarms()
         if view.revision != self._drawn_revision:
@@ -423,9 +427,18 @@ class MonitorApp(App[None]):
             self._shots(now)
             self._commands()
 
+    def _shown_if(self, selector: str, lines: list[rows.Cell]) -> None:
+        """A part of the screen only the rigs that have it need: hidden while it is empty."""
+        widget = self.main.query_one(selector, Static)
+        widget.display = bool(lines)
+        widget.update(_lines(lines))
+
     def _devices(self, now: float) -> None:
         table = self.main.query_one("#devices", DataTable)
-        table.clear()
+        # A column only ever widens as rows are added: laid out anew, each is as wide as
+        # what it holds now, so a long text gone takes its width with it.
+        table.clear(columns=True)
+        table.add_columns(*rows.DEVICE_COLUMNS)
         for name in sorted(self.view.devices, key=_device_order(self.view)):
             cells = rows.device_row(self.view, name, now)
             table.add_row(*(Text(c.text, style=c.style) for c in cells), key=name)

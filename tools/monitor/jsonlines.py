@@ -29,14 +29,23 @@ def render(topic: str, payload: bytes) -> dict[str, object]:
     return line
 
 
-async def watch(url: str, node: str, ca_file: Path | None, client_id: str) -> None:
+async def watch(
+    url: str, node: str, ca_file: Path | None, client_id: str, reader_gone: asyncio.Event
+) -> None:
+    """Write every message as a line until cancelled, or until stdout's reader goes away."""
+
+    def line(entry: dict[str, object]) -> None:
+        try:
+            sys.stdout.write(json.dumps(entry) + "\n")
+            sys.stdout.flush()
+        except BrokenPipeError:
+            reader_gone.set()
+
     async def write(topic: str, payload: bytes) -> None:
-        sys.stdout.write(json.dumps(render(topic, payload)) + "\n")
-        sys.stdout.flush()
+        line(render(topic, payload))
 
     def status(connected: bool, detail: str) -> None:
-        sys.stdout.write(json.dumps(status_line(connected, detail)) + "\n")
-        sys.stdout.flush()
+        line(status_line(connected, detail))
 
     link = BrokerLink(
         url, [f"{ground.ROOT}/{node}/#"], write, ca_file=ca_file, on_status=status,
@@ -52,18 +61,25 @@ def status_line(connected: bool, detail: str) -> dict[str, object]:
 
 
 def run_json_monitor(url: str, node: str, ca_file: Path | None = None) -> int:
-    async def main() -> None:
+    """Runs until SIGINT or SIGTERM; raises BrokenPipeError when stdout's reader has gone."""
+
+    async def main() -> bool:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         client_id = f"cupola-json-{uuid.uuid4().hex[:12]}"
-        task = asyncio.create_task(watch(url, node, ca_file, client_id))
-        await stop.wait()
-        task.cancel()
+        reader_gone = asyncio.Event()
+        task = asyncio.create_task(watch(url, node, ca_file, client_id, reader_gone))
+        waits = [asyncio.create_task(stop.wait()), asyncio.create_task(reader_gone.wait())]
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for pending in (task, *waits):
+            pending.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await forget_session(url, client_id, ca_file)
+        return reader_gone.is_set()
 
-    asyncio.run(main())
+    if asyncio.run(main()):
+        raise BrokenPipeError("stdout closed")
     return 0

@@ -6,6 +6,7 @@ all replay a capture: the view ends exactly as it was when the last line was wri
 
 from __future__ import annotations
 
+import datetime
 import json
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,19 @@ from tools.monitor.view import NodeView
 
 class CaptureError(ValueError):
     """A capture line that is not what `cupola monitor --json` writes."""
+
+
+class BeforeCapture(ValueError):
+    """A moment before the capture's first line: nothing had arrived, there is no screen."""
+
+    def __init__(self, until: float, begins: float) -> None:
+        super().__init__(
+            f"{_utc(until)} is before the capture begins ({_utc(begins)}): nothing had arrived yet"
+        )
+
+
+def _utc(ts: float) -> str:
+    return datetime.datetime.fromtimestamp(ts, datetime.UTC).isoformat(timespec="seconds")
 
 
 def capture_node(path: Path) -> str | None:
@@ -40,21 +54,33 @@ def _payload(entry: dict[str, Any]) -> bytes:
     return bytes.fromhex(entry["raw_hex"])
 
 
+def _not_a_line(path: Path, number: int, exc: Exception) -> CaptureError:
+    return CaptureError(f"{path}:{number}: not a monitor capture line ({exc})")
+
+
 def load_capture(path: Path, view: NodeView, until: float | None = None) -> float:
-    """Feed `view` every line (up to the time `until`); returns when the last one came."""
+    """Feed `view` every line (up to the time `until`); returns when the last one came.
+
+    Raises BeforeCapture when `until` is before the first line.
+    """
     last = 0.0
     with path.open() as capture:
         for number, line in enumerate(capture, start=1):
             try:
                 entry = json.loads(line)
                 at = float(entry["at"] if "monitor" in entry else entry["received"])
-                if until is not None and at > until:
-                    break
-                last = at
+            except (ValueError, KeyError, TypeError) as exc:
+                raise _not_a_line(path, number, exc) from exc
+            if until is not None and at > until:
+                if number == 1:
+                    raise BeforeCapture(until, at)
+                break
+            last = at
+            try:
                 if "monitor" in entry:
                     view.set_connection(entry["monitor"] == "connected", entry["detail"], at)
                 else:
                     view.absorb(entry["topic"], _payload(entry), at)
             except (ValueError, KeyError, TypeError) as exc:
-                raise CaptureError(f"{path}:{number}: not a monitor capture line ({exc})") from exc
+                raise _not_a_line(path, number, exc) from exc
     return last

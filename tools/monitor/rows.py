@@ -10,12 +10,18 @@ import datetime
 from dataclasses import dataclass
 from typing import Any
 
+from protocols.timecode import FrameRate
 from tools.monitor.view import NodeView
 
 DEVICE_COLUMNS = (
     "device", "kind", "state", "timecode", "scene/take", "media used", "time left",
     "temp", "draw", "link", "age",
 )  # fmt: skip
+# The widest a free-text cell may be: an offline reason or a fault list is the device's
+# news, but it must not push every other column off the screen (the event log has it whole).
+STATE_WIDTH = 32
+NAME_WIDTH = 16
+UNREADABLE = (TypeError, ValueError, AttributeError, KeyError)  # a body not as SPEC.md has it
 
 
 @dataclass(frozen=True)
@@ -47,7 +53,24 @@ def gigabytes(value: float) -> str:
     return f"{value / 1e9:,.1f} GB" if value >= 1e8 else f"{value / 1e6:,.0f} MB"
 
 
+def clip(text: str, width: int) -> str:
+    """At most `width` characters; a longer text ends in an ellipsis."""
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def device_row(view: NodeView, name: str, now: float) -> list[Cell]:
+    """One device's row; a status not as SPEC.md has it says so rather than stop the screen."""
+    try:
+        return _device_row(view, name, now)
+    except UNREADABLE:
+        cells = [Cell("")] * len(DEVICE_COLUMNS)
+        cells[0] = Cell(clip(name, NAME_WIDTH), "bold")
+        cells[1] = Cell(str(view.devices[name].get("kind", "?")))
+        cells[2] = Cell("status unreadable", "bold yellow")
+        return cells
+
+
+def _device_row(view: NodeView, name: str, now: float) -> list[Cell]:
     snap = view.devices[name]
     status: dict[str, Any] = snap.get("status") or {}
     kind = str(snap.get("kind", "?"))
@@ -58,6 +81,7 @@ def device_row(view: NodeView, name: str, now: float) -> list[Cell]:
         state = Cell(f"OFFLINE: {snap.get('offline_reason') or 'no reason given'}", "bold red")
     else:
         state = _state(kind, status)
+    state = Cell(clip(state.text, STATE_WIDTH), state.style)
     take = view.latest_take(name) if kind == "camera" else None
     scene_take = f"{take.scene}/{take.take}" if take is not None else ""
     if take is not None and take.rolling:
@@ -68,7 +92,7 @@ def device_row(view: NodeView, name: str, now: float) -> list[Cell]:
     if kind == "pdu" and "total_power_mw" in status:
         draw = status["total_power_mw"]
     return [
-        Cell(name, "bold"),
+        Cell(clip(name, NAME_WIDTH), "bold"),
         Cell(kind),
         state,
         Cell(_timecode(snap, status)),
@@ -141,13 +165,86 @@ def _link(snap: dict[str, Any]) -> Cell:
     return Cell(text, style)
 
 
+CODECS = {
+    "prores_422_hq": "ProRes 422 HQ", "prores_422": "ProRes 422", "prores_422_lt": "ProRes 422 LT",
+    "h265": "H.265", "raw": "RAW",
+}  # fmt: skip
+
+
+def camera_settings(settings: dict[str, Any]) -> str:
+    """What a DP reads off a camera body: "ISO 800 · 180° · 5600 K · 25 fps · ProRes 422 HQ
+    3840x2160" (the snapshot's CameraSettings, as SPEC.md has it on the wire)."""
+    rate = str(settings.get("rate", ""))
+    fps = f"{FrameRate[rate.upper()].fps:g} fps" if rate.upper() in FrameRate.__members__ else rate
+    codec = str(settings.get("codec", "?"))
+    return " · ".join([
+        f"ISO {settings.get('iso', '?')}",
+        f"{float(settings.get('shutter_decideg', 0)) / 10:g}°",
+        f"{settings.get('white_balance_k', '?')} K",
+        fps,
+        f"{CODECS.get(codec, codec)} {settings.get('width', '?')}x{settings.get('height', '?')}",
+    ])  # fmt: skip
+
+
+def camera_lines(view: NodeView) -> list[Cell]:
+    """Each camera's settings as it last reported them (dimmed while it is offline)."""
+    lines = []
+    for name, snap in sorted(view.devices.items()):
+        settings = snap.get("camera_settings")
+        if snap.get("kind") != "camera" or not settings:
+            continue
+        try:
+            text, style = camera_settings(settings), "" if snap.get("online") else "dim"
+        except UNREADABLE:
+            text, style = "settings unreadable", "yellow"
+        lines.append(Cell(f"{clip(name, NAME_WIDTH):<{NAME_WIDTH}} {text}", style))
+    return lines
+
+
+def pdu_lines(view: NodeView) -> list[Cell]:
+    """Each PDU channel: the devices wired to it (their `pdu_channel`), on or off, watts."""
+    pdus = sorted(n for n, snap in view.devices.items() if snap.get("kind") == "pdu")
+    wired: dict[object, list[str]] = {}
+    for name, snap in sorted(view.devices.items()):
+        if snap.get("pdu_channel") is not None:
+            wired.setdefault(snap["pdu_channel"], []).append(name)
+    lines = []
+    for pdu in pdus:
+        if len(pdus) > 1:
+            lines.append(Cell(pdu, "bold"))
+        channels = (view.devices[pdu].get("status") or {}).get("channels")
+        if not channels or not isinstance(channels, list):
+            lines.append(Cell(f"{pdu}: no channels reported yet", "dim"))
+            continue
+        for channel in channels:
+            try:
+                lines.append(_channel_line(channel, wired))
+            except UNREADABLE:
+                lines.append(Cell(f"{pdu}: a channel unreadable", "yellow"))
+    return lines
+
+
+def _channel_line(channel: dict[str, Any], wired: dict[object, list[str]]) -> Cell:
+    number = int(channel.get("channel", 0))
+    names = clip(",".join(wired.get(number, [])) or "-", 11)
+    if channel.get("tripped"):
+        state, style = "TRIP", "bold red"
+    elif channel.get("on"):
+        state, style = "on", ""
+    else:
+        state, style = "off", "dim"
+    watts = float(channel.get("power_mw", 0)) / 1000
+    return Cell(f"{number:>2} {names:<11} {state:<4} {watts:>6.1f} W", style)
+
+
 def power_lines(view: NodeView, now: float) -> list[Cell]:
     power = view.power
     if not power:
         return [Cell("no power figures yet", "dim")]
     cap = float(power.get("cap_w", 0.0))
     draw, basis = float(power.get("draw_w", 0.0)), "node"
-    if view.power_samples and view.power_samples[-1][0] >= view.telemetry.get("ts", 0.0):
+    pdu = any(d.get("kind") == "pdu" for d in view.devices.values())  # else samples are ours
+    if pdu and view.power_samples and view.power_samples[-1][0] >= view.telemetry.get("ts", 0.0):
         draw, basis = view.power_samples[-1][1], "PDU"  # fresher than the last sample
     reserve = float(power.get("reserve_w", 0.0))
     headline = f"draw {draw:.0f} W of {cap:.0f} W cap ({basis})"

@@ -18,7 +18,10 @@ def summary(view: NodeView, now: float) -> str:
     lines = ["  ".join(c.text for c in rows.node_line(view, now)), ""]
     devices = [[c.text for c in rows.device_row(view, name, now)] for name in sorted(view.devices)]
     lines += _table(rows.DEVICE_COLUMNS, devices)
+    lines += [f"  {c.text}" for c in rows.camera_lines(view)]
     lines += ["", "power:  " + "; ".join(c.text for c in rows.power_lines(view, now))]
+    if pdu := rows.pdu_lines(view):
+        lines += ["pdu:", *(f"  {c.text}" for c in pdu)]
     lines += ["data:   " + "; ".join(c.text for c in rows.data_lines(view))]
     takes = view.takes_since(utc_midnight(now))
     lines += ["", f"shot log: {len(takes)} take{'' if len(takes) == 1 else 's'} today"]

@@ -144,6 +144,7 @@ class NodeView:
         self.telemetry: dict[str, Any] = {}
         self.power: dict[str, Any] = {}  # the last sample's, moved on by power events since
         self._power_at = 0.0
+        self._reserve_share = 0.0  # the reserve as a share of the cap, as last reported
         self.power_samples: list[tuple[float, float]] = []  # (node time, watts)
         self.events: deque[EventLine] = deque(maxlen=EVENTS_KEPT)
         # events seen on local/ whose stream copy has not come yet (oldest first, bounded)
@@ -158,9 +159,11 @@ class NodeView:
     # -- input -----------------------------------------------------------------------------
 
     def set_connection(self, connected: bool, detail: str, now: float) -> None:
+        """Each retry says why it failed; the outage counts from the first of them."""
+        if connected != self.connected or self.connection_changed_at is None:
+            self.connection_changed_at = now
         self.connected = connected
         self.connection_detail = detail
-        self.connection_changed_at = now
         if connected and self.last_heard is not None:
             self.last_heard = now  # our own outage is not the node's silence
         self.revision += 1
@@ -287,6 +290,9 @@ class NodeView:
         if at >= self._power_at:
             self.power.update(figures)
             self._power_at = at
+            cap, reserve = figures.get("cap_w"), figures.get("reserve_w")
+            if cap and reserve is not None:
+                self._reserve_share = float(reserve) / float(cap)
 
     def _power_sample(self, ts: float, watts: float) -> None:
         at = bisect.bisect_left(self.power_samples, (ts, watts))
@@ -340,7 +346,10 @@ class NodeView:
 
     def _power_from(self, line: EventLine, data: dict[str, Any]) -> None:
         if line.name == "power.cap_changed" and "cap_w" in data:
-            self._power_update({"cap_w": data["cap_w"]}, line.ts)
+            # The node keeps its reserve a share of the cap: the new cap's comes with it,
+            # not a sample later.
+            cap = float(data["cap_w"])
+            self._power_update({"cap_w": cap, "reserve_w": cap * self._reserve_share}, line.ts)
         elif line.name in ("power.over_cap", "power.within_cap"):
             self._power_update({"shedding": line.name == "power.over_cap"}, line.ts)
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
+from tools.exits import CantCreateError, input_refused, reason
 from tools.scenario.report import verdict_lines, write_report
 from tools.scenario.runner import run_file
 from tools.scenario.spec import ScenarioError, load_scenario
@@ -24,8 +24,7 @@ def run(scenario_name: str, report: Path | None, speed: float) -> int:
     try:
         scenario = load_scenario(resolve(scenario_name))
     except ScenarioError as exc:
-        print(f"cupola bench: {exc}", file=sys.stderr)
-        return 2
+        raise input_refused(exc) from None
 
     def progress(text: str) -> None:
         print(text, flush=True)
@@ -33,7 +32,11 @@ def run(scenario_name: str, report: Path | None, speed: float) -> int:
     outcome = run_file(scenario, speed=speed, on_progress=progress)
     print("\n".join(verdict_lines(outcome)))
     if report is not None:
-        print(f"report: {write_report(outcome, report)}")
+        try:
+            written = write_report(outcome, report)
+        except OSError as exc:
+            raise CantCreateError(f"{report}: cannot write the report: {reason(exc)}") from None
+        print(f"report: {written}")
     return 0 if outcome.passed else 1
 
 

@@ -164,8 +164,8 @@ class Scenario(msgspec.Struct, forbid_unknown_fields=True):
 def load_scenario(path: Path) -> Scenario:
     try:
         scenario = msgspec.toml.decode(path.read_bytes(), type=Scenario)
-    except (OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise ScenarioError(f"{path}: {exc}") from None
+    except (OSError, UnicodeDecodeError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise ScenarioError(f"{path}: {exc}") from exc
     names = {d.get("name") for d in scenario.devices}
     for index, step in enumerate(scenario.steps):
         kinds = [k for k in (step.command, step.fault, step.action) if k]

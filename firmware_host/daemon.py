@@ -52,6 +52,7 @@ from protocols.timecode import FrameRate
 log = logging.getLogger(__name__)
 
 COMMAND_IDLE_BEAT_S = 1.0
+SHUTDOWN_FLUSH_S = 5.0  # what the backlog is given at shutdown; the rest waits for next start
 EXIT_STATE_UNUSABLE = 65  # EX_DATAERR: restarting cannot help (systemd RestartPreventExitStatus)
 
 
@@ -157,6 +158,8 @@ class Daemon:
             load_keyring=lambda: read_keyring(keyring_path),
             guard=self.guard,
         )
+        self._shutting_down = False
+        self._taking_commands = asyncio.Event()  # the command worker consumes the intake
         self._report_recoveries()
         for agent in self.devices.values():
             agent.adopters.append(self.takes.adopt_camera)
@@ -291,12 +294,16 @@ class Daemon:
             await asyncio.sleep(self.config.telemetry.interval_s)
 
     async def _receive_command(self, payload: bytes) -> None:
+        if self._shutting_down:
+            log.info("shutting down: a command arriving now is not taken (the ground may resend)")
+            return
         self.intake.receive(payload)  # authenticated at once; forged traffic is only counted
 
     async def _command_worker(self) -> None:
         """Commands run one at a time, so their effects never interleave; the intake answers
         whatever one of them raises and goes on (nothing outside can restart this task)."""
         beat = self.supervisor.beater("commands")
+        self._taking_commands.set()
         while True:
             beat()
             await self.intake.process_next(COMMAND_IDLE_BEAT_S)
@@ -323,10 +330,17 @@ class Daemon:
             "telemetry", self._sample_telemetry, watchdog_s=self.config.telemetry.interval_s + 30
         )
         supervisor.add("power", self.power.run)
-        supervisor.add("link-tap", self.tap_server.run)
+        supervisor.add("link-tap", self.tap_server.run, started=self.tap_server.ready)
         supervisor.add("storage", self._watch_storage)
         supervisor.add("data-budgets", self.data.run)
-        supervisor.add("commands", self._command_worker, watchdog_s=self.dispatcher.timeout_s + 10)
+        supervisor.add("takes", self.takes.run)
+        supervisor.add("sequencer", self.sequences.run)
+        supervisor.add(
+            "commands",
+            self._command_worker,
+            watchdog_s=self.dispatcher.timeout_s + 10,
+            started=self._taking_commands,
+        )
         self.drift.beat = supervisor.beater("timecode-drift")
         supervisor.add(
             "timecode-drift", self.drift.run, watchdog_s=3 * self.config.project.drift_check_s + 30
@@ -338,16 +352,36 @@ class Daemon:
         notifier = Notifier()
         supervisor.on_healthy = notifier.watchdog
         tasks_stop = asyncio.Event()
-        runner = asyncio.create_task(supervisor.run(tasks_stop))
-        notifier.ready(f"{len(self.devices)} devices configured")
         try:
-            await stop.wait()
-            notifier.stopping()
-            await self.ground.publish_death(self.stop_reason)
+            async with asyncio.TaskGroup() as group:
+                group.create_task(supervisor.run(tasks_stop), name="supervisor")
+                announce = group.create_task(self._announce_ready(notifier), name="readiness")
+                try:
+                    await stop.wait()
+                    announce.cancel()  # stopped before it was ever up: never say ready
+                    notifier.stopping()
+                    await self._shut_down()
+                finally:
+                    tasks_stop.set()  # the ground link, last of the tasks
         finally:
-            tasks_stop.set()
-            await runner
-            self.close()
+            self.close()  # the databases, once no task is left to touch them
+
+    async def _announce_ready(self, notifier: Notifier) -> None:
+        """READY=1 once every task is up: the databases are open (they open as the daemon is
+        built), the intake consumed, the tap socket bound, every component running."""
+        await self.supervisor.all_started()
+        notifier.ready(f"{len(self.devices)} devices configured")
+
+    async def _shut_down(self) -> None:
+        """Take no more commands, stop every task but the ground link, give the backlog its
+        chance to reach the ground, then say goodbye (a clean disconnect fires no will)."""
+        self._shutting_down = True
+        tasks = self.supervisor.tasks
+        await self.supervisor.stop([name for name in tasks if name != "ground-link"])
+        if not await self.ground.flush(SHUTDOWN_FLUSH_S):
+            left = self.outbox.backlog()["messages"]
+            log.warning("shutting down: %d messages stay queued for the next start", left)
+        await self.ground.publish_death(self.stop_reason)
 
     def close(self) -> None:
         self.shotlog.close()

@@ -1,9 +1,9 @@
 """Every long-running task of the daemon lives under this supervisor.
 
-A task that returns or raises is reported as an event and restarted with exponential
-backoff (reset once it has run cleanly for a while). A task with a watchdog must show a sign
-of life (`beat`) within its deadline; one that does not is hung: it is cancelled, reported
-and restarted like a crash. Nothing dies or hangs silently. Every task belongs to one
+A task that returns or raises is reported as an event and restarted with exponential backoff
+and jitter (`Backoff`, reset once it has run cleanly for a while). A task with a watchdog must
+show a sign of life (`beat`) within its deadline; one that does not is hung: it is cancelled,
+reported and restarted like a crash. Nothing dies or hangs silently. Every task belongs to one
 TaskGroup, so none outlives `run`: when it returns, every task has ended. Time is the event
 loop's, so a test's virtual-time loop drives backoff and watchdogs without waiting.
 """
@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+import random
+from collections.abc import Callable, Coroutine, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
+from firmware_host.backoff import Backoff
 from firmware_host.events import EventBus
 from protocols.messages.common import Severity
 
@@ -39,15 +41,22 @@ class TaskRecord:
     last_beat: float | None = None  # loop time; None until the task first runs
     scope: asyncio.Timeout | None = None  # the current run's, expired by the watchdog
     task: asyncio.Task[None] | None = None
+    started: asyncio.Event = field(default_factory=asyncio.Event)  # it is really up
+    says_started: bool = False  # the task sets `started` itself, else it is set as it begins
 
 
 class Supervisor:
     def __init__(
-        self, bus: EventBus, *, min_backoff_s: float = 0.2, max_backoff_s: float = 30.0
+        self,
+        bus: EventBus,
+        *,
+        min_backoff_s: float = 0.2,
+        max_backoff_s: float = 30.0,
+        random_source: Callable[[], float] = random.random,
     ) -> None:
         self.bus = bus
-        self.min_backoff_s = min_backoff_s
-        self.max_backoff_s = max_backoff_s
+        self._backoff_s = (min_backoff_s, max_backoff_s)
+        self._random = random_source
         self.tasks: dict[str, TaskRecord] = {}
         self.on_healthy: Callable[[], None] | None = None  # called every tick while healthy
         self._group: asyncio.TaskGroup | None = None
@@ -58,10 +67,15 @@ class Supervisor:
         run: Callable[[], Coroutine[Any, Any, None]],
         *,
         watchdog_s: float | None = None,
+        started: asyncio.Event | None = None,
     ) -> None:
+        """Supervise `run`; a task that is up only some way into its run (a socket bound, a
+        queue consumed) passes the `started` event it sets then."""
         if name in self.tasks:
             raise ValueError(f"task {name!r} supervised twice")
         record = TaskRecord(name, run, watchdog_s)
+        if started is not None:
+            record.started, record.says_started = started, True
         self.tasks[name] = record
         if self._group is not None:
             record.task = self._group.create_task(self._keep(record), name=name)
@@ -88,6 +102,22 @@ class Supervisor:
                 for record in self.tasks.values():
                     if record.task is not None:
                         record.task.cancel()
+
+    async def all_started(self) -> None:
+        """Return once every task has started (readiness: systemd is told only then)."""
+        for record in list(self.tasks.values()):
+            await record.started.wait()
+
+    async def stop(self, names: Iterable[str]) -> None:
+        """Stop the named tasks for good (shutdown, in order); returns once they have ended."""
+        tasks = []
+        for name in names:
+            record = self.tasks.pop(name)
+            if record.task is not None:
+                record.task.cancel()
+                tasks.append(record.task)
+        if tasks:
+            await asyncio.wait(tasks)
 
     def status(self) -> dict[str, dict[str, object]]:
         return {
@@ -119,9 +149,11 @@ class Supervisor:
                     record.scope.reschedule(now)  # its run ends with TimeoutError: hung
 
     async def _keep(self, record: TaskRecord) -> None:
-        backoff = self.min_backoff_s
+        backoff = Backoff(*self._backoff_s, random_source=self._random)
         while True:
             started = record.last_beat = _now()
+            if not record.says_started:
+                record.started.set()
             try:
                 async with asyncio.timeout(None) as scope:
                     record.scope = scope
@@ -142,15 +174,15 @@ class Supervisor:
             finally:
                 record.scope = None
             if _now() - started > HEALTHY_AFTER_S:
-                backoff = self.min_backoff_s
+                backoff.reset()
+            delay = backoff.next()
             record.restarts += 1
             self.bus.emit(
                 "task.restarted",
                 Severity.CRITICAL,
-                f"{message}; restart {record.restarts} in {backoff:.1f} s",
+                f"{message}; restart {record.restarts} in {delay:.1f} s",
                 source=record.name,
                 restarts=record.restarts,
                 reason=record.last_error,
             )
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, self.max_backoff_s)
+            await asyncio.sleep(delay)

@@ -44,6 +44,7 @@ from firmware_host.config import CapChange, Config, DeviceConfig, draw_model
 from firmware_host.devices.agent import DeviceAgent, DeviceUnavailable
 from firmware_host.events import EventBus
 from firmware_host.link.errors import LinkError
+from firmware_host.tasks import NotRunning, TaskOwner
 from protocols.catalogue import NackReceived
 from protocols.messages.camera import CameraSettings, CameraState
 from protocols.messages.common import Severity
@@ -127,6 +128,7 @@ class PowerManager:
         self._next_restore = 0.0
         self._wake = asyncio.Event()
         self._sequencing = asyncio.Lock()
+        self.tasks = TaskOwner("power")  # power-up sequences: they end with run()
         self.ledger = ledger
         # Test-only: lets the bench prove it catches a daemon that does not shed. Never set
         # it on a flight system; the daemon says so loudly at start-up.
@@ -219,12 +221,13 @@ class PowerManager:
     # -- the loop --------------------------------------------------------------------------
 
     async def run(self) -> None:
-        while True:
-            self._apply_timeline()
-            await self.enforce()
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.config.check_interval_s)
+        async with self.tasks:
+            while True:
+                self._apply_timeline()
+                await self.enforce()
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.config.check_interval_s)
 
     async def enforce(self) -> None:
         snap = self.governor.snapshot()
@@ -475,8 +478,15 @@ class PowerManager:
             (name for ch in sorted(off) for name in self.channels.get(ch, [])),
             key=lambda n: -self.governor.loads[n].priority,  # cameras first: they boot longest
         )
-        if order:
-            asyncio.get_running_loop().create_task(self._power_up(order))
+        if not order:
+            return
+        try:
+            self.tasks.start(self._power_up(order), name="power-up")
+        except NotRunning as exc:
+            self.bus.emit(
+                "power.startup_held", Severity.WARNING,
+                f"{', '.join(order)} not powered up: {exc}", devices=order,
+            )  # fmt: skip
 
     async def _power_up(self, names: list[str]) -> None:
         for name in names:

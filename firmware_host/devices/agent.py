@@ -14,6 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from firmware_host.backoff import Backoff
 from firmware_host.config import DeviceConfig
 from firmware_host.devices.offline_reasons import humanise
 from firmware_host.drivers.camera import CameraDriver
@@ -58,6 +59,7 @@ _READING_FRAME_BYTES = MIN_FRAME + 10 + 3  # its reply, a TimecodeReading
 CLOCK_FIELDS = ("timecode_offset_frames", "timecode_uncertainty_frames", "timecode_measured_at")
 CLOCK_SAMPLES = 5  # readings per clock measurement; the least delayed is kept
 JAM_ATTEMPTS = 5
+RECONNECT_FIRST_S = 0.05
 JAM_TOLERANCE_FRAMES = 0.05  # a jam leaving more (offset + uncertainty) is done again
 
 
@@ -97,7 +99,7 @@ class DeviceAgent:
         self.bus = bus
         self.reference = reference
         self.on_update = on_update
-        self.reconnect_max_s = reconnect_max_s
+        self._backoff = Backoff(RECONNECT_FIRST_S, reconnect_max_s)
         self.host_timeout_ms = host_timeout_ms
         self.light_failsafe_permille = light_failsafe_permille
         self.adopters: list[Callable[[DeviceAgent], Awaitable[None]]] = []
@@ -154,20 +156,18 @@ class DeviceAgent:
 
     async def run(self) -> None:
         """Keep the device connected for as long as the daemon runs."""
-        backoff = 0.05
         while True:
             self.beat()
             try:
                 await self._connect()
-                backoff = 0.05
+                self._backoff.reset()
                 await self._serve()
             except (LinkError, NackReceived, ProtocolError) as exc:
                 reason = str(exc)
             finally:
                 self._close_port()
             self._set_offline(reason)
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, self.reconnect_max_s)
+            await asyncio.sleep(self._backoff.next())
 
     async def _connect(self) -> None:
         config = self.config

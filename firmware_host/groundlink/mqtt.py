@@ -19,14 +19,18 @@ from typing import Any
 
 import aiomqtt
 
+from firmware_host.backoff import Backoff
 from firmware_host.budget.downlink import Hold
 from firmware_host.config import BrokerAddress, MqttConfig
 from firmware_host.events import EventBus
 from firmware_host.groundlink.stream import StreamPublisher
+from firmware_host.tasks import TaskOwner
 from protocols import ground
 from protocols.messages.common import Severity
 
 log = logging.getLogger(__name__)
+
+RECONNECT_FIRST_S = 0.1
 
 CommandHandler = Callable[[bytes], Awaitable[None]]
 
@@ -58,7 +62,7 @@ class GroundLink:
         self._ground_dirty: set[str] = set()  # states the ground has not had yet
         self._state_wakeup = asyncio.Event()
         self._client: aiomqtt.Client | None = None
-        self._local_sends: set[asyncio.Future[None]] = set()
+        self._session = TaskOwner("broker session")  # local publishes end with the session
         self.bd_seq = 0
         self.connected = asyncio.Event()  # to our broker
         self.reachable = asyncio.Event()  # to the ground (through the bridge, if any)
@@ -96,20 +100,19 @@ class GroundLink:
         self, leaf: str, kind: str, body: dict[str, Any], *, retain: bool = False
     ) -> None:
         client = self._client
-        if client is None:
+        if client is None or not self._session.running:
             return  # our broker is down: the crew cannot read it either; the event log keeps it
         payload = self._envelope(kind, body)
-        task = asyncio.ensure_future(
-            client.publish(ground.topic(self.node, leaf), payload, qos=1, retain=retain)
-        )
-        self._local_sends.add(task)
-        task.add_done_callback(self._local_sent)
+        self._session.start(self._send_local(client, leaf, payload, retain), name=f"local:{leaf}")
 
-    def _local_sent(self, task: asyncio.Future[None]) -> None:
+    async def _send_local(
+        self, client: aiomqtt.Client, leaf: str, payload: bytes, retain: bool
+    ) -> None:
         """The local copy is a courtesy: the authoritative one is in the outbox."""
-        self._local_sends.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.debug("local copy not published: %s", task.exception())
+        try:
+            await client.publish(ground.topic(self.node, leaf), payload, qos=1, retain=retain)
+        except aiomqtt.MqttError as exc:
+            log.debug("local copy not published: %s", exc)
 
     def set_hold(self, hold: Hold | None) -> None:
         """The budget says whether the stream may send; a change is announced, then applied."""
@@ -159,11 +162,11 @@ class GroundLink:
         return client
 
     async def run(self) -> None:
-        backoff = 0.1
+        backoff = Backoff(RECONNECT_FIRST_S, self.config.reconnect_max_s)
         while True:
             self.bd_seq = self._next_bd_seq()
             try:
-                async with self._make_client() as client:
+                async with self._make_client() as client, self._session:
                     self._client = client
                     await client.subscribe(ground.topic(self.node, ground.COMMAND), qos=1)
                     bridge = self.config.bridge_state_topic
@@ -172,7 +175,7 @@ class GroundLink:
                     self.connects += 1
                     self.connected.set()
                     self.publish_local_limits(self._birth()["limits"])  # the crew's list now
-                    backoff = 0.1
+                    backoff.reset()
                     if not bridge:
                         await self._ground_up(client)
                     async with asyncio.TaskGroup() as group:
@@ -188,8 +191,7 @@ class GroundLink:
                 self._client = None
                 self.connected.clear()
                 self._ground_down("broker connection lost")
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, self.config.reconnect_max_s)
+            await asyncio.sleep(backoff.next())
 
     async def _ground_up(self, client: aiomqtt.Client) -> None:
         self.reachable.set()
@@ -312,6 +314,13 @@ class GroundLink:
             self._ground_dirty.discard(device)
             topic = ground.topic(self.node, ground.STATE, device)
             await client.publish(topic, payload, qos=1, retain=True)
+
+    async def flush(self, timeout_s: float) -> bool:
+        """Shutdown: give the backlog up to `timeout_s` to reach the ground; True if it did.
+        Nothing is lost either way: what is left stays in the outbox for the next start."""
+        if not self.flowing.is_set():
+            return False
+        return await self.stream.flush(timeout_s)
 
     async def publish_death(self, reason: str) -> None:
         """Clean shutdown: say so, since a clean disconnect does not fire the will."""

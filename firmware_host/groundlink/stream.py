@@ -44,10 +44,21 @@ class StreamPublisher:
         self.published = 0
         self.last_seq = 0
         self._wakeup = asyncio.Event()
+        self._idle = asyncio.Event()  # the last look at the outbox found nothing to send
 
     def notify(self) -> None:
         """Something was queued."""
+        self._idle.clear()
         self._wakeup.set()
+
+    async def flush(self, timeout_s: float) -> bool:
+        """Wait up to `timeout_s` for everything queued to be acknowledged; True if it was."""
+        self.notify()
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout_s)
+        except TimeoutError:
+            return False
+        return True
 
     def payload(self, row: Pending, session_started: float) -> bytes:
         return _encode(
@@ -74,6 +85,7 @@ class StreamPublisher:
             self._wakeup.clear()
             batch = self.outbox.next_batch(self.window)
             if not batch:
+                self._idle.set()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), 1.0)
                 continue

@@ -35,6 +35,7 @@ Abort is clean: a command already sent is allowed to finish, nothing after it ru
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import operator
 import time
@@ -53,6 +54,7 @@ from firmware_host.commands.dispatcher import (
 )
 from firmware_host.devices.agent import DeviceAgent
 from firmware_host.events import EventBus
+from firmware_host.tasks import TaskOwner
 from protocols.catalogue import CAMERA_STATUS, LIGHT_STATUS, PDU_STATUS, Command
 from protocols.ground import Role, may_send
 from protocols.messages.common import Severity
@@ -205,6 +207,14 @@ def _status_fields(kind: str) -> set[str]:
     return fields | ({"timecode_label"} if kind == "camera" else set())
 
 
+CLOCK_RESOLUTION_S = time.get_clock_info("monotonic").resolution  # asyncio's own
+
+
+def _now() -> float:
+    """The loop's clock: what `asyncio.sleep` waits on, so virtual-time tests drive scripts."""
+    return asyncio.get_running_loop().time()
+
+
 class SequenceRunner:
     def __init__(
         self, dispatcher: Dispatcher, devices: Mapping[str, DeviceAgent], bus: EventBus
@@ -218,6 +228,7 @@ class SequenceRunner:
         self.current: str | None = None
         self.step_index = 0
         self._task: asyncio.Task[None] | None = None
+        self.tasks = TaskOwner("sequencer")  # the sequence run: it ends with run()
         self._running = asyncio.Event()  # cleared while paused
         self._abort = asyncio.Event()
         self._paused_since: float | None = None
@@ -260,6 +271,8 @@ class SequenceRunner:
         script = self.scripts.get(args.name)
         if script is None:
             raise CommandRejected(f"no sequence {args.name!r}; loaded: {sorted(self.scripts)}")
+        if not self.tasks.running:
+            raise CommandRejected("the sequencer is not running (starting or restarting)")
         self.current = script.name
         self.step_index = 0
         self.state = SequenceState.RUNNING
@@ -269,7 +282,7 @@ class SequenceRunner:
         self._paused_since = None
         role_token = current_role.set(self.roles.get(script.name))
         try:
-            self._task = asyncio.create_task(self._run(script), name=f"sequence:{script.name}")
+            self._task = self.tasks.start(self._run(script), name=f"sequence:{script.name}")
         finally:
             current_role.reset(role_token)
         return {"name": script.name, "state": self.state.value}
@@ -278,7 +291,7 @@ class SequenceRunner:
         if self.state is not SequenceState.RUNNING:
             raise CommandRejected(f"no sequence is running (state: {self.state})")
         self._running.clear()
-        self._paused_since = time.monotonic()
+        self._paused_since = _now()
         self.state = SequenceState.PAUSED
         self._emit("sequence.paused", Severity.INFO, f"sequence {self.current!r} paused")
         return self.status_dict()
@@ -287,7 +300,7 @@ class SequenceRunner:
         if self.state is not SequenceState.PAUSED:
             raise CommandRejected(f"no sequence is paused (state: {self.state})")
         if self._paused_since is not None:
-            self._paused_total += time.monotonic() - self._paused_since
+            self._paused_total += _now() - self._paused_since
             self._paused_since = None
         self.state = SequenceState.RUNNING
         self._running.set()
@@ -302,6 +315,10 @@ class SequenceRunner:
         if self._task is not None:
             await self._task
         return self.status_dict()
+
+    async def run(self) -> None:
+        """Own the sequence run: it ends when this does."""
+        await self.tasks.serve()
 
     async def status(self, _: NoArgs) -> dict[str, Any]:
         return self.status_dict()
@@ -324,25 +341,26 @@ class SequenceRunner:
     def _elapsed(self, started: float) -> float:
         paused = self._paused_total
         if self._paused_since is not None:
-            paused += time.monotonic() - self._paused_since
-        return time.monotonic() - started - paused
+            paused += _now() - self._paused_since
+        return _now() - started - paused
 
     async def _sleep(self, seconds: float) -> bool:
-        """Sleep, not counting pauses; False if aborted meanwhile."""
-        deadline_left = seconds
-        while deadline_left > 0:
+        """Sleep, not counting pauses; False if aborted meanwhile.
+
+        The end is a point on the clock that stops while paused, so no rounding accumulates;
+        it is reached within the loop's clock resolution (a timer due sooner fires at once
+        and the clock would not move: waiting on would spin).
+        """
+        until = self._elapsed(0.0) + seconds
+        while True:
             await self._running.wait()
             if self._abort.is_set():
                 return False
-            begun = time.monotonic()
-            try:
-                await asyncio.wait_for(self._abort.wait(), min(deadline_left, 0.05))
-            except TimeoutError:
-                if self._running.is_set():
-                    deadline_left -= time.monotonic() - begun
-            else:
-                return False
-        return not self._abort.is_set()
+            left = until - self._elapsed(0.0)
+            if left <= CLOCK_RESOLUTION_S:
+                return True
+            with contextlib.suppress(TimeoutError):  # a short slice, so a pause is noticed
+                await asyncio.wait_for(self._abort.wait(), min(left, 0.05))
 
     async def _wait_until(self, condition: Condition, timeout_s: float) -> bool | None:
         """True when the condition holds, False on timeout, None if aborted."""
@@ -357,7 +375,7 @@ class SequenceRunner:
             waited += 0.05
 
     async def _run(self, script: Script) -> None:
-        started = time.monotonic()
+        started = _now()
         previous_end = started
         self._emit("sequence.started", Severity.INFO, f"sequence {script.name!r} started")
         outcome_state = SequenceState.FINISHED
@@ -367,12 +385,12 @@ class SequenceRunner:
             if step.at is not None:
                 delay = step.at - self._elapsed(started)
             else:
-                delay = (step.after or 0.0) - (time.monotonic() - previous_end)
+                delay = (step.after or 0.0) - (_now() - previous_end)
             if not await self._sleep(max(0.0, delay)) or not await self._running_or_abort():
                 outcome_state = SequenceState.ABORTED
                 break
             failed = await self._step(step, title)
-            previous_end = time.monotonic()
+            previous_end = _now()
             if failed is None:
                 outcome_state = SequenceState.ABORTED
                 break

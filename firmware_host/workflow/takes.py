@@ -36,6 +36,7 @@ from firmware_host.drivers.camera import CameraDriver
 from firmware_host.events import EventBus
 from firmware_host.link.errors import LinkError
 from firmware_host.storage_guard import StorageFault
+from firmware_host.tasks import NotRunning, TaskOwner
 from firmware_host.workflow.shotlog import ClipFacts, ShotLog
 from firmware_host.workflow.timecode import ReferenceClock
 from protocols.catalogue import NackReceived
@@ -122,7 +123,7 @@ class TakeController:
         self.power = power
         self.data = data
         self.lead_s = lead_s
-        self._reconciling: set[asyncio.Task[None]] = set()
+        self.tasks = TaskOwner("takes")  # reconciliations: they end with run()
         self._armed: dict[str, ArmedTake] = {}  # camera: its take, until the take is logged
 
     def _cameras(self, group: str | None, names: list[str] | None) -> list[DeviceAgent]:
@@ -395,9 +396,14 @@ class TakeController:
         if event.code not in SELF_STOPS:
             return
         self.data.media.take_ended([agent.name])
-        task = asyncio.get_running_loop().create_task(self._reconcile_self_stop(agent))
-        self._reconciling.add(task)
-        task.add_done_callback(self._reconciling.discard)
+        try:
+            self.tasks.start(self._reconcile_self_stop(agent), name=f"reconcile:{agent.name}")
+        except NotRunning as exc:
+            log.warning("%s stopped itself; reconciling at its next adoption (%s)", agent.name, exc)
+
+    async def run(self) -> None:
+        """Own the reconciliations a camera's own stop starts."""
+        await self.tasks.serve()
 
     async def _reconcile_self_stop(self, agent: DeviceAgent) -> None:
         try:

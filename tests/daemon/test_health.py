@@ -19,7 +19,9 @@ from firmware_host.daemon import Daemon
 from firmware_host.events import Event, EventBus
 from firmware_host.health.limits import Level, LimitMonitor, default_limits
 from firmware_host.link.stats import LinkStats
+from firmware_host.sdnotify import Notifier
 from firmware_host.supervisor import Supervisor
+from tests.daemon.test_runtime import until
 from tests.harness import Credentials
 from tests.virtual_time import run_virtual
 
@@ -74,11 +76,12 @@ def test_low_limits_and_their_messages() -> None:
     assert "below its red limit 5%" in events[1].message
 
 
-def _supervised(**options: float) -> tuple[Supervisor, list[Event]]:
+def _supervised(*, jitter: float = 0.0, **options: float) -> tuple[Supervisor, list[Event]]:
+    """A supervisor whose backoff jitter is pinned (`jitter` is the random draw, 0..1)."""
     bus = EventBus()
     events: list[Event] = []
     bus.subscribe(events.append)
-    return Supervisor(bus, **options), events
+    return Supervisor(bus, random_source=lambda: jitter, **options), events
 
 
 async def _run_for(supervisor: Supervisor, seconds: float) -> None:
@@ -102,6 +105,22 @@ def test_a_crashed_task_is_restarted_and_reported() -> None:
     assert starts == pytest.approx([0.0, 0.01, 0.03])  # backoff doubling from 10 ms
     assert [e.name for e in events] == ["task.restarted", "task.restarted"]
     assert "RuntimeError('boom')" in events[0].message
+
+
+def test_restarts_are_jittered_and_back_off_from_the_start_after_a_healthy_run() -> None:
+    supervisor, _ = _supervised(jitter=1.0, min_backoff_s=1, max_backoff_s=8)
+    starts: list[float] = []
+
+    async def crashes() -> None:
+        starts.append(asyncio.get_running_loop().time())
+        if len(starts) == 3:
+            await asyncio.sleep(100)  # a healthy spell, then a crash again
+        raise RuntimeError("boom")
+
+    supervisor.add("crashes", crashes)
+    run_virtual(_run_for(supervisor, 105))
+    # Jitter takes a quarter off each delay (1, 2, then 1 again after the healthy spell).
+    assert starts[:4] == pytest.approx([0, 0.75, 0.75 + 1.5, 0.75 + 1.5 + 100 + 0.75])
 
 
 def test_a_hung_task_is_cancelled_and_restarted() -> None:
@@ -158,7 +177,33 @@ def test_run_returns_only_when_every_task_has_ended() -> None:
     run_virtual(main())
 
 
-async def test_the_daemon_tells_systemd_it_is_ready_alive_and_stopping(
+def test_all_started_waits_for_the_task_that_says_when_it_is_up() -> None:
+    supervisor, _ = _supervised()
+    bound = asyncio.Event()
+
+    async def binds_late() -> None:
+        await asyncio.sleep(5)  # as a socket that takes a while to bind
+        bound.set()
+        await asyncio.Event().wait()
+
+    async def plain() -> None:
+        await asyncio.Event().wait()
+
+    supervisor.add("plain", plain)
+    supervisor.add("late", binds_late, started=bound)
+
+    async def main() -> float:
+        stop = asyncio.Event()
+        async with asyncio.TaskGroup() as group:
+            group.create_task(supervisor.run(stop))
+            await supervisor.all_started()
+            stop.set()
+        return asyncio.get_running_loop().time()
+
+    assert run_virtual(main()) == pytest.approx(5.0)
+
+
+def test_the_daemon_tells_systemd_it_is_ready_alive_and_stopping(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "notify.sock"
@@ -171,16 +216,48 @@ async def test_the_daemon_tells_systemd_it_is_ready_alive_and_stopping(
         f'[node]\nstate_dir = "{tmp_path}"\n[mqtt]\nurl = "mqtt://127.0.0.1:1"\n'
         f'[auth]\nkeyring = "{keys.keyring}"\n'
     )
-    stop = asyncio.Event()
-    runner = asyncio.create_task(Daemon(config).run(stop))
-    await asyncio.sleep(1.3)
-    stop.set()
-    await runner
+
+    async def run_for_a_while() -> None:  # virtual time: the heartbeat count is exact
+        stop = asyncio.Event()
+        asyncio.get_running_loop().call_later(1.3, stop.set)
+        await Daemon(config).run(stop)
+
+    run_virtual(run_for_a_while())
     messages = []
     with contextlib.suppress(BlockingIOError):
         while True:
             messages.append(listener.recv(4096).decode())
     listener.close()
     assert messages[0].startswith("READY=1")
-    assert messages.count("WATCHDOG=1") >= 2
+    assert messages.count("WATCHDOG=1") == 2  # at 0.5 s and 1.0 s
     assert messages[-1] == "STOPPING=1"
+
+
+async def test_ready_is_said_only_once_the_tap_socket_exists_and_commands_are_taken(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keys = Credentials(tmp_path)
+    config = parse_config(
+        f'[node]\nstate_dir = "{tmp_path}"\n[mqtt]\nurl = "mqtt://127.0.0.1:1"\n'
+        f'[auth]\nkeyring = "{keys.keyring}"\n'
+    )
+    daemon = Daemon(config)
+    tap_socket = tmp_path / config.node.tap_socket
+    consuming: list[bool] = []
+    process_next = daemon.intake.process_next
+
+    async def consume(timeout: float) -> bool:
+        consuming.append(True)
+        return await process_next(timeout)
+
+    monkeypatch.setattr(daemon.intake, "process_next", consume)
+    at_ready: list[tuple[bool, bool]] = []  # (tap socket there, commands consumed) when told
+    monkeypatch.setattr(
+        Notifier, "ready", lambda _, status: at_ready.append((tap_socket.exists(), any(consuming)))
+    )
+    stop = asyncio.Event()
+    runner = asyncio.create_task(daemon.run(stop))
+    await until(lambda: bool(at_ready), "systemd is told READY=1")
+    stop.set()
+    await runner
+    assert at_ready == [(True, True)]

@@ -164,8 +164,14 @@ def encode(envelope: Envelope) -> bytes:
 
 
 def decode(payload: bytes) -> Envelope:
-    """Parse a node message; raises msgspec.DecodeError or msgspec.ValidationError."""
-    return _decoder.decode(payload)
+    """Parse a node message; raises msgspec.DecodeError or msgspec.ValidationError.
+
+    Deep nesting (anyone who can publish on a node's topic can send `{"a":` x 100,000)
+    exhausts the decoder's recursion: that is a malformed message too, not a crash."""
+    try:
+        return _decoder.decode(payload)
+    except RecursionError:
+        raise msgspec.DecodeError("JSON nested too deeply") from None
 
 
 def kind_of(leaf: str, rest: tuple[str, ...]) -> str:

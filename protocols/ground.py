@@ -261,7 +261,10 @@ def signature(secret: bytes, fields: dict[str, Any]) -> str:
 
 
 def signature_valid(secret: bytes, fields: dict[str, Any]) -> bool:
-    return hmac.compare_digest(signature(secret, fields), str(fields.get("sig", "")))
+    claimed = fields.get("sig")
+    if not isinstance(claimed, str) or not claimed.isascii():
+        return False  # compare_digest raises on non-ASCII text; no such text is a signature
+    return hmac.compare_digest(signature(secret, fields), claimed)
 
 
 class KeyFile(msgspec.Struct, forbid_unknown_fields=True):

@@ -331,7 +331,8 @@ async def flood_then_cut(s: Shoot, forged: list[bytes], cap_w: float) -> dict[st
 
 
 def read_span(s: Shoot, since: float) -> float:
-    """From the first refusal summary after `since` to the last: the node's time to read."""
+    """From the first refusal summary after `since` to the last: the node's time to read
+    (an upper bound: the last summary may wait up to a second for the worker's idle beat)."""
     stamps = [e["ts"] for e in s.events("command.refused", since=since)]
     return max(stamps) - min(stamps) if stamps else 0.0
 
@@ -367,7 +368,7 @@ async def test_a_cap_cut_is_answered_within_a_second_of_a_forged_flood(
     report(
         capsys,
         f"intake/forged flood: {FLOOD_ROUNDS} x {FLOOD} forged commands through mosquitto "
-        f"(published in {seconds('flood_s')} s; the node read them in ~{seconds('read_s')} s), "
+        f"(published in {seconds('flood_s')} s; the node read them within {seconds('read_s')} s), "
         f"{refused_total(s)} refused unanswered; the cap cut published right behind each "
         f"answered {seconds('answer_s')} s after publish (worst {worst:.2f} s, limit "
         f"{URGENT_WITHIN_S:g} s); cap now {budget['power']['cap_w']:g} W; task restarts "

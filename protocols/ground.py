@@ -192,8 +192,14 @@ def encode(envelope: Envelope) -> bytes:
 
 
 def decode(payload: bytes) -> Envelope:
-    """Parse a node message; raises msgspec.DecodeError or msgspec.ValidationError."""
-    return _decoder.decode(payload)
+    """Parse a node message; raises msgspec.DecodeError or msgspec.ValidationError.
+
+    Deep nesting (anyone who can publish on a node's topic can send `{"a":` x 100,000)
+    exhausts the decoder's recursion: that is a malformed message too, not a crash."""
+    try:
+        return _decoder.decode(payload)
+    except RecursionError:
+        raise msgspec.DecodeError("JSON nested too deeply") from None
 
 
 _LOCAL_KINDS = {"result": RESULT, "event": EVENT, "state": STATE, "limits": LIMITS}
@@ -288,7 +294,10 @@ def signature(secret: bytes, fields: dict[str, Any]) -> str:
 
 
 def signature_valid(secret: bytes, fields: dict[str, Any]) -> bool:
-    return hmac.compare_digest(signature(secret, fields), str(fields.get("sig", "")))
+    claimed = fields.get("sig")
+    if not isinstance(claimed, str) or not claimed.isascii():
+        return False  # compare_digest raises on non-ASCII text; no such text is a signature
+    return hmac.compare_digest(signature(secret, fields), claimed)
 
 
 class KeyFile(msgspec.Struct, forbid_unknown_fields=True):

@@ -214,3 +214,14 @@ def test_any_signed_command_gets_exactly_one_answer_or_one_refusal(
         assert rig.intake.errors == 0 and rig.intake.waiting == 0
         assert len(answered) + rig.intake.refusals.total == 1
         rig.intake.close()
+
+
+async def test_a_signature_that_is_not_hex_is_a_bad_signature_not_an_error(
+    tmp_path: Path,
+) -> None:
+    rig = rig_at(tmp_path)
+    command = {**rig.sign("fc-1", "status"), "sig": "é" * 64}  # found by the hostile soak
+    rig.receive(command)
+    assert rig.intake.errors == 0 and rig.intake.refusals.total == 1
+    await rig.drain()
+    assert list(summaries(rig)[0]["reasons"]) == ["bad signature for key 'fc-1'"]

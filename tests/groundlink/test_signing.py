@@ -47,3 +47,9 @@ def test_another_key_cannot_sign_for_this_one() -> None:
     command = sign_command(KEY, "cut", {})
     command["sig"] = signature(other.secret_bytes(), command)
     assert not signature_valid(KEY.secret_bytes(), command)
+
+
+@given(sig=json_values)
+def test_any_claimed_signature_is_checked_never_raised(sig: Any) -> None:
+    command = {**sign_command(KEY, "cut", {}), "sig": sig}  # "é" * 64 raised TypeError
+    assert not signature_valid(KEY.secret_bytes(), command)

@@ -50,3 +50,15 @@ async def test_a_node_numbering_again_after_losing_its_state_is_followed(
             await node.publish(f"cupola/v1/n1/{leaf}", payload, qos=1)
         await gs.wait_for(lambda: len(gs.events) == 2, 10, "both events")
         assert gs.event_names() == ["e50", "e1"] and gs.sequence.duplicates == 0
+
+
+async def test_a_nesting_bomb_on_a_node_topic_is_counted_not_raised(broker: Mosquitto) -> None:
+    bomb = b'{"a":' * 100_000 + b"1" + b"}" * 100_000  # anyone who can publish there can
+    async with GroundSession(broker.url(), "n1") as gs, broker_client(broker.url(), None) as node:
+        await node.publish("cupola/v1/n1/event", bomb, qos=1)
+        await node.publish("cupola/v1/n1/cmd", bomb, qos=1)  # the session hears its own topic
+        good = {"name": "x", "severity": "info", "message": "", "source": "d", "data": {},
+                "ts": 1.0}  # fmt: skip
+        await node.publish("cupola/v1/n1/event", envelope("event", good, seq=1), qos=1)
+        await gs.wait_for(lambda: gs.event_names() == ["x"], 10, "the good event")
+    assert gs.malformed == 2 and gs.link.failed_messages == 0

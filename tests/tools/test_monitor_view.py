@@ -13,6 +13,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from protocols import ground
 from tools.monitor import rows
+from tools.monitor.jsonlines import render
 from tools.monitor.replay import CaptureError, capture_node, load_capture
 from tools.monitor.summary import summary
 from tools.monitor.view import NodeView
@@ -151,6 +152,14 @@ def test_any_result_to_the_monitors_own_catch_up_never_stops_the_view(
     assert view.received + view.malformed == 1
     view.absorb(topic("event"), event("after", 2), T0)
     assert view.events[-1].name == "after"
+
+
+def test_a_nesting_bomb_is_counted_and_dropped() -> None:
+    view = connected_view()
+    bomb = b'{"a":' * 100_000 + b"1" + b"}" * 100_000  # a RecursionError in the decoder
+    view.absorb(topic("event"), bomb, T0)
+    assert view.malformed == 1
+    assert render(topic("event"), bomb)["raw_hex"]  # --json keeps it, as bytes
 
 
 def test_messages_of_another_node_or_commands_are_ignored() -> None:

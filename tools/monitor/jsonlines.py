@@ -24,7 +24,7 @@ def render(topic: str, payload: bytes) -> dict[str, object]:
     except (msgspec.DecodeError, msgspec.ValidationError):
         try:
             line["raw"] = json.loads(payload)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested too deeply to read
             line["raw_hex"] = payload.hex()
     return line
 

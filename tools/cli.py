@@ -152,7 +152,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_decode(args: argparse.Namespace) -> int:
     from tools.decode import run
 
-    return run(args.file, hex_input=args.hex, port=args.port, baud=args.baud, as_json=args.json)
+    return run(args.file, hex_input=args.hex, port=args.port, baud=args.baud, as_json=args.json,
+               tap=args.tap, device=args.device)  # fmt: skip
 
 
 def _cmd_keys(args: argparse.Namespace) -> int:
@@ -265,7 +266,14 @@ def _onboard_commands(add: Adder) -> None:
     p.add_argument(
         "--hex", action="store_true", help="input is a hex dump (plain, xxd, hexdump -C)"
     )
-    p.add_argument("--port", help="decode a live serial port instead")
+    p.add_argument("--port", help="decode a live serial port instead (takes the port)")
+    p.add_argument(
+        "--tap",
+        type=Path,
+        metavar="SOCKET",
+        help="watch a link the daemon holds, through its tap socket (both directions)",
+    )
+    p.add_argument("--device", help="with --tap: the device whose link to watch")
     p.add_argument("--baud", type=_baud, default=115200)
     p.add_argument("--json", action="store_true", help="one JSON object per line")
 

@@ -1,8 +1,10 @@
 """`cupola decode`: show every frame of a capture, decoded, with drops and resyncs marked.
 
 Input is raw bytes (a file, or stdin), a hex dump (`--hex`: plain hex, `xxd` or `hexdump -C`
-output), or a live port (`--port PATH`). One line per frame or dropped chunk; `--json` for
-scripts. The first good frame after dropped bytes is marked as a resynchronisation.
+output), a live port (`--port PATH`, taking it), or a link the daemon holds, watched through its
+tap (`--tap SOCKET --device NAME`, tools/tap_client.py: both directions, stamped). One line
+per frame or dropped chunk; `--json` for scripts. The first good frame after dropped bytes is
+marked as a resynchronisation.
 
 The closing summary accounts for every byte read: in frames, dropped (including a chunk the
 input ended in the middle of) or delimiters. Exit status: 0 every byte was a good frame or a
@@ -26,7 +28,15 @@ from protocols.catalogue import decode_any
 from protocols.errors import ProtocolError
 from protocols.framing import Deframer, Frame, RejectedFrame
 from protocols.records import to_jsonable
-from tools.exits import EX_DATAERR, DataError, IoError, NoInputError, read_input, reason
+from tools.exits import (
+    EX_DATAERR,
+    DataError,
+    IoError,
+    NoInputError,
+    UsageError,
+    read_input,
+    reason,
+)
 
 DAMAGED = 1  # exit status: frames decoded, but some bytes were garbage
 
@@ -81,38 +91,42 @@ def _parse_hexdump_c(lines: list[str]) -> bytes:
     return bytes(out)
 
 
-def _items(chunks: Iterable[bytes]) -> Iterator[Frame | RejectedFrame]:
-    deframer = Deframer()
-    for chunk in chunks:
-        yield from deframer.feed(chunk)
-    if (tail := deframer.finish()) is not None:
-        yield tail
+class StreamDecoder:
+    """The frames and dropped chunks of one byte stream, fed in pieces as they come."""
 
+    def __init__(self) -> None:
+        self._deframer = Deframer()
+        self._after_drop = False
 
-def decode_stream(chunks: Iterable[bytes]) -> Iterator[dict[str, Any]]:
-    """One dict per frame or dropped chunk, in stream order; the end of input flushes."""
-    after_drop = False
-    for item in _items(chunks):
+    def feed(self, chunk: bytes) -> Iterator[dict[str, Any]]:
+        for item in self._deframer.feed(chunk):
+            yield self._entry(item)
+
+    def finish(self) -> Iterator[dict[str, Any]]:
+        """The end of input: a chunk cut off mid-frame is reported."""
+        if (tail := self._deframer.finish()) is not None:
+            yield self._entry(tail)
+
+    def _entry(self, item: Frame | RejectedFrame) -> dict[str, Any]:
         if isinstance(item, RejectedFrame):
-            after_drop = True
-            yield {
+            self._after_drop = True
+            return {
                 "offset": item.offset,
                 "status": "dropped",
                 "reason": item.reason.value,
                 "length": item.length,
                 "raw": item.raw.hex(),
             }
-            continue
         entry: dict[str, Any] = {
             "offset": item.offset,
             "status": "ok",
-            "resync": after_drop,
+            "resync": self._after_drop,
             "kind": item.kind.name.lower(),
             "type_code": item.msg_type,
             "seq": item.seq,
             "retry": item.retry,
         }
-        after_drop = False
+        self._after_drop = False
         try:
             name, body = decode_any(item)
             entry["type"] = name
@@ -121,7 +135,15 @@ def decode_stream(chunks: Iterable[bytes]) -> Iterator[dict[str, Any]]:
             entry["status"] = "malformed"
             entry["error"] = str(exc)
             entry["payload"] = item.payload.hex()
-        yield entry
+        return entry
+
+
+def decode_stream(chunks: Iterable[bytes]) -> Iterator[dict[str, Any]]:
+    """One dict per frame or dropped chunk, in stream order; the end of input flushes."""
+    decoder = StreamDecoder()
+    for chunk in chunks:
+        yield from decoder.feed(chunk)
+    yield from decoder.finish()
 
 
 def format_line(entry: dict[str, Any]) -> str:
@@ -149,6 +171,7 @@ class Tally:
     dropped_chunks: int = 0
     dropped_bytes: int = 0
     resyncs: int = 0
+    lost_records: int = 0  # --tap: records the daemon could not send this reader
 
     def count_input(self, chunk: bytes) -> bytes:
         self.bytes_in += len(chunk)
@@ -156,6 +179,9 @@ class Tally:
         return chunk
 
     def count(self, entry: dict[str, Any]) -> None:
+        if entry["status"] == "lost":  # a tap reader that fell behind: bytes never seen
+            self.lost_records += entry["records"]
+            return
         if entry["status"] == "dropped":
             self.dropped_chunks += 1
             self.dropped_bytes += entry["length"]
@@ -170,6 +196,7 @@ class Tally:
             f"{self.bytes_in} bytes: {framed} in {self.frames} frames "
             f"({self.malformed} malformed), {self.dropped_bytes} dropped in "
             f"{self.dropped_chunks} chunks, {self.delimiters} delimiters; {self.resyncs} resyncs"
+            + (f"; {self.lost_records} tap records lost" if self.lost_records else "")
         )
 
     def status(self) -> int:
@@ -228,7 +255,18 @@ def _hex_text(source: Path | None) -> str:
         ) from None
 
 
-def run(source: Path | None, *, hex_input: bool, port: str | None, baud: int, as_json: bool) -> int:
+def run(
+    source: Path | None,
+    *,
+    hex_input: bool,
+    port: str | None,
+    baud: int,
+    as_json: bool,
+    tap: Path | None = None,
+    device: str | None = None,
+) -> int:
+    if tap is not None:
+        return _run_tap(tap, device, as_json=as_json)
     if port is not None:
         chunks: Iterable[bytes] = _read_port(port, baud)
     elif hex_input:
@@ -241,10 +279,30 @@ def run(source: Path | None, *, hex_input: bool, port: str | None, baud: int, as
     try:
         for entry in decode_stream(tally.count_input(chunk) for chunk in chunks):
             tally.count(entry)
-            line = json.dumps(entry) if as_json else format_line(entry)
-            sys.stdout.write(line + "\n")
-            sys.stdout.flush()
+            _write(json.dumps(entry) if as_json else format_line(entry))
     except KeyboardInterrupt:
         pass  # a live port is watched until Ctrl-C: the summary still follows
     print(tally.summary(), file=sys.stderr)
     return tally.status()
+
+
+def _run_tap(path: Path, device: str | None, *, as_json: bool) -> int:
+    from tools.tap_client import format_tap_line, read_tap, tap_entries  # noqa: PLC0415
+
+    if not device:
+        raise UsageError("--tap needs --device NAME: the device whose link to watch")
+    tally = Tally()
+    records = (r._replace(data=tally.count_input(r.data)) for r in read_tap(path, device))
+    try:
+        for entry in tap_entries(records):
+            tally.count(entry)
+            _write(json.dumps(entry) if as_json else format_tap_line(entry))
+    except KeyboardInterrupt:
+        pass  # watched until Ctrl-C, or until the daemon stops: the summary still follows
+    print(tally.summary(), file=sys.stderr)
+    return tally.status()
+
+
+def _write(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()

@@ -1,0 +1,62 @@
+"""`cupola decode --tap`: a live link watched through the daemon, which keeps its port."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+from pathlib import Path
+
+from hil.broker import Mosquitto
+from tests.harness import DaemonProcess, camera_and_light_bench, cupola
+from tests.tools.test_up import Lines
+from tools.ground_client import GroundSession
+
+
+def _watch(tap: Path, device: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        cupola("decode", "--tap", str(tap), "--device", device, "--json"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+async def test_both_directions_are_decoded_live_while_the_daemon_keeps_the_port(
+    tmp_path: Path, broker: Mosquitto
+) -> None:
+    _, credentials, config = camera_and_light_bench(tmp_path, broker.url())
+    DaemonProcess(tmp_path, config).start()
+    async with GroundSession(broker.url(), "test-node", key=credentials.flight) as ground:
+        await ground.wait_for(lambda: ground.online("cam-a", "key"), 20, "devices online")
+        tap = tmp_path / "state" / "tap.sock"
+        watch = _watch(tap, "cam-a")
+        lines = Lines(watch)
+        try:
+            seen = [json.loads(line) for line in lines.until('"from_device"', timeout=20)]
+            seen += [json.loads(line) for line in lines.until('"to_device"', timeout=20)]
+            result = await ground.command("status")  # the daemon still drives the camera
+        finally:
+            watch.send_signal(signal.SIGINT)
+            watch.wait(10)
+    assert result["status"] == "ok"
+    directions = {entry["direction"] for entry in seen}
+    assert directions == {"to_device", "from_device"}
+    assert all(entry["status"] == "ok" for entry in seen), seen
+    kinds = {(entry["direction"], entry["kind"]) for entry in seen}
+    assert ("to_device", "request") in kinds
+    assert watch.returncode == 0
+    assert watch.stderr is not None
+    summary = watch.stderr.read()
+    assert "0 dropped" in summary and "Traceback" not in summary
+
+
+def test_a_wrong_device_or_no_daemon_is_one_clear_line(tmp_path: Path, broker: Mosquitto) -> None:
+    missing = subprocess.run(
+        cupola("decode", "--tap", str(tmp_path / "tap.sock"), "--device", "cam-a"),
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert missing.returncode == 66
+    assert missing.stderr.strip().startswith("cupola decode: cannot reach the link tap at")
+    assert missing.stderr.count("\n") == 1
+    no_device = subprocess.run(cupola("decode", "--tap", str(tmp_path / "tap.sock")),
+                               capture_output=True, text=True, check=False)  # fmt: skip
+    assert no_device.returncode == 64 and "--tap needs --device" in no_device.stderr

@@ -1,0 +1,77 @@
+"""`cupola decode --tap SOCKET --device NAME`: a device link watched live through the daemon.
+
+The daemon keeps the port; its link tap (firmware_host/link/tap.py, protocols/tap.py) sends
+every chunk it writes to or reads from the device, stamped with its clock. Each direction is
+its own byte stream, deframed and decoded on its own, so a frame is never cut in two by
+the other side's bytes; lines come out in the order the daemon saw the bytes.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import socket
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from firmware_host.link.tap import unix_address
+from protocols.tap import Direction, TapFormatError, TapReader, TapRecord
+from tools.decode import StreamDecoder, format_line
+from tools.exits import DataError, IoError, NoInputError, reason
+
+ARROWS = {Direction.TO_DEVICE: "->", Direction.FROM_DEVICE: "<-"}
+NAMES = {Direction.TO_DEVICE: "to_device", Direction.FROM_DEVICE: "from_device"}
+
+
+def read_tap(path: Path, device: str) -> Iterator[TapRecord]:
+    """The tap's records for `device` until the daemon closes it (or Ctrl-C)."""
+    link = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        with unix_address(path) as address:
+            link.connect(address)
+    except OSError as exc:
+        link.close()
+        raise NoInputError(
+            f"cannot reach the link tap at {path}: {reason(exc)} (is the daemon running? its "
+            "socket is node.tap_socket, tap.sock in its state folder by default)"
+        ) from None
+    with link, link.makefile("rb") as stream:
+        try:
+            link.sendall(device.encode() + b"\n")
+            hello = json.loads(stream.readline() or b"{}")
+        except (OSError, ValueError) as exc:
+            raise IoError(f"link tap at {path}: no answer ({exc})") from None
+        if "error" in hello or "device" not in hello:
+            raise DataError(f"link tap: {hello.get('error', 'the daemon closed the tap')}")
+        records = TapReader()
+        try:
+            while chunk := stream.read1(65536):
+                yield from records.feed(chunk)
+        except TapFormatError as exc:
+            raise DataError(f"link tap at {path}: {exc}") from None
+        except OSError as exc:
+            raise IoError(f"link tap at {path}: {reason(exc)}") from None
+
+
+def tap_entries(records: Iterator[TapRecord]) -> Iterator[dict[str, Any]]:
+    """Decoded frames (and drops) of both directions, each marked with its direction and time."""
+    decoders = {direction: StreamDecoder() for direction in ARROWS}
+    for record in records:
+        wall = record.wall_ns / 1e9
+        if record.direction is Direction.LOST:
+            (lost,) = struct.unpack(">I", record.data[:4].rjust(4, b"\0"))
+            yield {"status": "lost", "records": lost, "wall": wall}
+            continue
+        for entry in decoders[record.direction].feed(record.data):
+            yield {**entry, "direction": NAMES[record.direction], "wall": wall,
+                   "bytes": len(record.data)}  # fmt: skip
+
+
+def format_tap_line(entry: dict[str, Any]) -> str:
+    clock = datetime.datetime.fromtimestamp(entry["wall"], datetime.UTC).strftime("%H:%M:%S.%f")
+    if entry["status"] == "lost":
+        return f"{clock}     !! TAP LOST {entry['records']} records (this reader fell behind)"
+    arrow = "->" if entry["direction"] == "to_device" else "<-"
+    return f"{clock} {arrow} {format_line(entry)}"

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -401,15 +403,28 @@ _SAMPLED_FIELDS = (
 )  # fmt: skip
 
 
-def on_hangup(daemon: Daemon) -> None:
-    """SIGHUP re-reads the keyring (`cupola keys revoke` says so); it does not stop the
-    daemon (SIGTERM and SIGINT do). The one place to change what SIGHUP means."""
+def on_hangup(daemon: Daemon, shut_down: Callable[[str], None], *, in_terminal: bool) -> None:
+    """SIGHUP means what it means where the daemon runs.
+
+    Started from a terminal, it is the hang-up of that terminal (closed, or its session
+    ended): the daemon ends cleanly with a death certificate, as on SIGTERM, rather than run
+    on unseen. As a service (no terminal: systemd's `ExecReload`, `kill -HUP`), it re-reads
+    the keyring (`cupola keys revoke` says so) and keeps running.
+    """
+    if in_terminal:
+        shut_down("its terminal hung up (SIGHUP)")
+        return
     log.info("SIGHUP: re-reading the keyring %s", daemon.config.auth.keyring)
     daemon.intake.reload_keyring()
 
 
+def _started_in_a_terminal() -> bool:
+    return any(os.isatty(fd) for fd in (0, 1, 2))
+
+
 def run_daemon(config: Config) -> int:
-    """Run until SIGINT or SIGTERM; each ends it cleanly, with a death certificate."""
+    """Run until SIGINT or SIGTERM (or SIGHUP from its terminal); each ends it cleanly, with
+    a death certificate."""
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -423,7 +438,10 @@ def run_daemon(config: Config) -> int:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGINT, shut_down, "interrupted (SIGINT)")
         loop.add_signal_handler(signal.SIGTERM, shut_down, "asked to stop (SIGTERM)")
-        loop.add_signal_handler(signal.SIGHUP, on_hangup, daemon)
+        in_terminal = _started_in_a_terminal()  # decided now: a hung-up terminal still is one
+        loop.add_signal_handler(
+            signal.SIGHUP, lambda: on_hangup(daemon, shut_down, in_terminal=in_terminal)
+        )
         devices = ", ".join(f"{d.name} ({d.kind})" for d in config.devices)
         log.info("node %r started with %d devices: %s; broker %s", config.node.name,
                  len(config.devices), devices, _without_password(config.mqtt.url))  # fmt: skip

@@ -171,6 +171,8 @@ class DaemonProcess:
         self.process = _GROUP.start(
             "daemon",
             cupola("--log-level", "info", "daemon", "--config", str(self.config)),
+            stdin=subprocess.DEVNULL,  # a service's daemon: SIGHUP re-reads the keyring
+            stdout=subprocess.DEVNULL,
             stderr=self.log.open("ab"),
         )
         return self

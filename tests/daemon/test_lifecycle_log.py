@@ -1,11 +1,15 @@
 """The daemon says what it is doing at the default log level; SIGTERM and SIGINT end it
-cleanly with a death certificate that says why, SIGHUP re-reads the keyring (issue 22)."""
+cleanly with a death certificate that says why; SIGHUP re-reads the keyring of a service and
+ends a daemon started from a terminal that hangs up (issue 22)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import pty
 import signal
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -45,8 +49,9 @@ async def test_default_log_narrates_and_a_signal_ends_it_cleanly(
         tmp_path / "state", keyring=keys.keyring,
     ))  # fmt: skip
     process = await asyncio.create_subprocess_exec(
-        *cupola("daemon", "--config", str(config)), stderr=asyncio.subprocess.PIPE
-    )
+        *cupola("daemon", "--config", str(config)), stderr=asyncio.subprocess.PIPE,
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,  # as a service
+    )  # fmt: skip
     assert process.stderr is not None
     seen: list[str] = []
     try:
@@ -68,6 +73,44 @@ async def test_default_log_narrates_and_a_signal_ends_it_cleanly(
     assert "port not found" in text and "Traceback" not in text
     death = await asyncio.wait_for(_death(broker.url(), "test-node"), 10)
     assert sig.name in str(death["reason"])
+
+
+def _daemon_in_a_terminal(config: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """The daemon started from a (pseudo-)terminal, as by hand: its output is read from it."""
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        cupola("daemon", "--config", str(config)),
+        stdin=terminal, stdout=terminal, stderr=terminal, start_new_session=True,
+    )  # fmt: skip
+    os.close(terminal)
+    return process, controller
+
+
+async def test_started_from_a_terminal_a_hang_up_ends_it_cleanly(
+    tmp_path: Path, broker: Mosquitto
+) -> None:
+    keys = Credentials(tmp_path)
+    config = tmp_path / "cupola.toml"
+    config.write_text(daemon_config(
+        {"cam-a": str(tmp_path / "no-such-port")}, {"cam-a": "camera"}, broker.url(),
+        tmp_path / "state", keyring=keys.keyring,
+    ))  # fmt: skip
+    process, controller = _daemon_in_a_terminal(config)
+    output = b""
+    try:
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(30):
+            while b"ground.link_up" not in output:
+                output += await loop.run_in_executor(None, os.read, controller, 65536)
+            process.send_signal(signal.SIGHUP)  # the terminal closed
+            assert await loop.run_in_executor(None, process.wait) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(controller)
+    death = await asyncio.wait_for(_death(broker.url(), "test-node"), 10)
+    assert "terminal hung up (SIGHUP)" in str(death["reason"])
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,8 @@ what the wire and the camera can carry before anything is sent; a rolling camera
 up front (as the camera itself would refuse); the frame rate must stay the project's, because
 timecode and synchronised takes depend on it. Changing codec, resolution or frame rate without
 a bitrate takes the codec's nominal bitrate at that pixel rate (../shared/reference/gear.md),
-so the power and media budgets see the new cost. The settings in force are recorded with
+so the power and media budgets see the new cost. The look (a LUT or monitoring look's name) is
+the daemon's to keep, not the camera's. The settings in force and the look are recorded with
 every take in the shot log.
 """
 
@@ -53,6 +54,7 @@ class CameraSettingsArgs(msgspec.Struct, forbid_unknown_fields=True):
     codec: CodecName | None = None
     resolution: str | None = None  # "3840x2160"
     bitrate_mbps: Annotated[float, msgspec.Meta(ge=1, le=3000)] | None = None
+    look: Annotated[str, msgspec.Meta(max_length=32, pattern=r"^[\w .+-]*$")] | None = None
 
 
 def nominal_bitrate_kbps(codec: Codec, width: int, height: int, rate: FrameRate) -> int:
@@ -125,9 +127,10 @@ def _decidegrees(angle: float) -> int:
     return max(10, min(3600, round(angle * 10)))
 
 
-def describe(settings: CameraSettings) -> dict[str, Any]:
-    """The settings as a person reads them (and as the shot log keeps them)."""
+def describe(settings: CameraSettings, look: str | None = None) -> dict[str, Any]:
+    """The settings as a person reads them."""
     return {
+        **({"look": look} if look else {}),
         **to_jsonable(settings),
         "resolution": f"{settings.width}x{settings.height}",
         "frame_rate": settings.rate.fps,
@@ -167,7 +170,9 @@ class CameraSettingsCommand:
         except LinkError as exc:
             raise CommandFailed(f"{args.camera}: {exc}") from exc
         agent.camera_settings = applied  # what the camera says applies, for budgets and takes
-        return {"camera": args.camera, "settings": describe(applied)}
+        if args.look is not None:
+            agent.look = args.look or None  # "" clears it
+        return {"camera": args.camera, "settings": describe(applied, agent.look)}
 
     def commands(self) -> list[CommandSpec[Any]]:
         return [

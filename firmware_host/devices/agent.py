@@ -105,6 +105,7 @@ class DeviceAgent:
         self.adopters: list[Callable[[DeviceAgent], Awaitable[None]]] = []
         self.beat: Callable[[], None] = lambda: None  # the supervisor's watchdog
         self.camera_settings: CameraSettings | None = None
+        self.look: str | None = None  # the look (LUT) the DP named: kept here, not in the camera
         self.clock: ClockReading | None = None  # cameras: the last measured clock offset
         self.stats = LinkStats()
         self.online = False
@@ -399,6 +400,16 @@ class DeviceAgent:
         self.online_changed.set()
         self.on_update(self)
 
+    def settings_record(self) -> dict[str, Any] | None:
+        """A camera's settings in force as the shot log and the ground keep them: what the
+        camera reports, and the look the DP named."""
+        if self.camera_settings is None:
+            return None
+        record: dict[str, Any] = to_jsonable(self.camera_settings)
+        if self.look:
+            record["look"] = self.look
+        return record
+
     def snapshot(self) -> dict[str, Any]:
         """The device as the ground sees it."""
         identity = self.identity
@@ -416,7 +427,7 @@ class DeviceAgent:
             "missed_polls": self.missed_polls,
             "link": self.stats.as_dict(),
             "pdu_channel": self.config.pdu_channel,
-            "camera_settings": to_jsonable(self.camera_settings) if self.camera_settings else None,
+            "camera_settings": self.settings_record(),
         }
         if self.kind == "camera":
             snapshot.update(self.clock_summary())

@@ -42,7 +42,6 @@ from firmware_host.workflow.timecode import ReferenceClock
 from protocols.catalogue import NackReceived
 from protocols.messages.camera import CameraState, ClipInfo
 from protocols.messages.common import DeviceEvent, EventCode, NackCode, Severity
-from protocols.records import to_jsonable
 from protocols.timecode import format_timecode
 
 log = logging.getLogger(__name__)
@@ -220,7 +219,7 @@ class TakeController:
             take=args.take,
             roll=args.roll,
             start_frame=start,
-            settings={a.name: to_jsonable(a.camera_settings) for a in agents if a.camera_settings},
+            settings={a.name: a.settings_record() or {} for a in agents if a.camera_settings},
         )
         for name, reply in zip(names, replies, strict=True):
             assert not isinstance(reply, BaseException)
@@ -457,7 +456,7 @@ class TakeController:
         and the start frame): watch for it to roll, so its take is logged then."""
         if agent.name in self._armed:
             return
-        settings = to_jsonable(agent.camera_settings) if agent.camera_settings else None
+        settings = agent.settings_record()
         armed = ArmedTake(
             scene=info.scene,
             take=info.take,

@@ -98,7 +98,13 @@ async def test_settings_reach_the_camera_and_the_next_take(
     async with shoot(tmp_path, broker, CAMERA_AND_LIGHT) as s:
         changed = await s.ok(
             "camera.settings",
-            {"camera": "cam-a", "iso": 1600, "white_balance_k": 3200, "shutter_angle": 172.8},
+            {
+                "camera": "cam-a",
+                "iso": 1600,
+                "white_balance_k": 3200,
+                "shutter_angle": 172.8,
+                "look": "day",
+            },
         )
         camera = s.sim.control.describe("cam-a")["model"]["settings"]
         await s.roll({"scene": "4", "take": 2})  # a cut inside the arm lead would cancel it
@@ -110,6 +116,8 @@ async def test_settings_reach_the_camera_and_the_next_take(
     assert rolling["status"] == "rejected" and "rolling" in rolling["reason"]
     clip = takes[0]["clips"][0]
     assert clip["settings"]["iso"] == 1600 and clip["settings"]["white_balance_k"] == 3200
+    assert changed["settings"]["look"] == "day", changed
+    assert clip["settings"]["look"] == "day", clip
 
 
 async def test_the_dp_changes_iso_and_white_balance_from_the_palette(
@@ -126,7 +134,7 @@ async def test_the_dp_changes_iso_and_white_balance_from_the_palette(
         await until(pilot, lambda: isinstance(app.screen, CommandPalette), "the palette")
         app.screen.query_one(
             CommandInput
-        ).value = "camera.settings camera=cam-a iso=3200 white_balance_k=4300"
+        ).value = "camera.settings camera=cam-a iso=3200 white_balance_k=4300 look=bleach-bypass"
         await pilot.pause(2 * REDRAW_S)
         await pilot.press("enter")
         await until(
@@ -143,3 +151,4 @@ async def test_the_dp_changes_iso_and_white_balance_from_the_palette(
         result = await ground.command("shotlog.query", {"limit": 1})
     settings = result["result"]["takes"][0]["clips"][0]["settings"]
     assert settings["iso"] == 3200 and settings["white_balance_k"] == 4300
+    assert settings["look"] == "bleach-bypass"

@@ -183,6 +183,7 @@ def camera_settings(settings: dict[str, Any]) -> str:
         f"{settings.get('white_balance_k', '?')} K",
         fps,
         f"{CODECS.get(codec, codec)} {settings.get('width', '?')}x{settings.get('height', '?')}",
+        *([f"look {settings['look']}"] if settings.get("look") else []),
     ])  # fmt: skip
 
 

@@ -25,6 +25,7 @@ import pytest
 
 from hil.broker import Mosquitto
 from tests.daemon.conftest import Shoot, shoot
+from tests.soak import report
 from tests.storage_damage import damage_page, root_page
 
 pytestmark = pytest.mark.soak
@@ -41,11 +42,6 @@ TMPFS_MB = 24
 ANSWER_WITHIN_S = 2.0
 RECOVER_WITHIN_S = 5.0
 LIGHT = {"device": "key", "intensity_pct": 30}
-
-
-def report(capsys: pytest.CaptureFixture[str], line: str) -> None:
-    with capsys.disabled():
-        print(f"\n[soak] {line}")
 
 
 @contextlib.contextmanager

@@ -14,13 +14,16 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import msgspec
 
 from firmware_host.budget.models import CameraModel, LightModel, RecordingLoad
 from protocols.messages.camera import CameraState
 from tools.exits import CantCreateError, DataError, UsageError, check_writable, read_input, reason
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 PLOT_FORMATS = ("png", "svg", "pdf")  # what matplotlib's Agg backend writes
 
@@ -248,14 +251,13 @@ def render(plan: Plan, reports: list[DayReport]) -> str:
     return "\n".join(lines)
 
 
-def plot(plan: Plan, reports: list[DayReport], path: Path) -> None:
-    import matplotlib  # noqa: PLC0415 - only --plot needs it; it is slow to import
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
-
+def figure(plan: Plan, reports: list[DayReport]) -> Figure:
+    """The budgets per day as a figure of three panels: power, media, downlink."""
     days = [r.day for r in reports]
-    fig, (power, media, downlink) = plt.subplots(3, 1, figsize=(10, 9), sharex=True)
+    from matplotlib.figure import Figure  # noqa: PLC0415 - only --plot needs it; slow to import
+
+    fig = Figure(figsize=(10, 9))
+    power, media, downlink = fig.subplots(3, 1, sharex=True)
     fig.suptitle(f"{plan.shoot.name}: budgets per day")
     power.bar(days, [r.energy_wh / 24 for r in reports], color="#9ab", label="mean draw (W)")
     power.plot(days, [r.peak_w for r in reports], "o-", color="#c60", label="peak draw (W)")
@@ -285,8 +287,11 @@ def plot(plan: Plan, reports: list[DayReport], path: Path) -> None:
                 axis.axvspan(r.day - 0.5, r.day + 0.5, color="#f00", alpha=0.12)
     downlink.set_xticks(days)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    return fig
+
+
+def plot(plan: Plan, reports: list[DayReport], path: Path) -> None:
+    figure(plan, reports).savefig(path, dpi=100)
 
 
 def check_plot_path(path: Path) -> None:

@@ -187,3 +187,10 @@ def test_counts_are_plural_only_when_not_one(
     assert run(path, None) == 1
     text = capsys.readouterr().out
     assert "t: 2 days from" in text and "(and 1 more violation; --all lists them)" in text
+
+
+def test_a_day_without_setups_is_held_to_the_standing_cap_less_reserve() -> None:
+    plan = one_day({"key": 50}, 10, 0)
+    plan.shoot.days = 2
+    _, rest_day = evaluate(plan)
+    assert rest_day.setups == 0 and rest_day.limit_w == 300 * 0.9  # not 0, not the raw cap

@@ -195,7 +195,7 @@ def _cmd_cmd(args: argparse.Namespace) -> int:
 def _cmd_plan(args: argparse.Namespace) -> int:
     from tools.plan import run
 
-    return run(args.plan, args.plot)
+    return run(args.plan, args.plot, every=args.all)
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -434,7 +434,14 @@ def _ground_commands(add: Adder) -> None:
         "plan", _cmd_plan, "Check a shoot schedule against the power, media and downlink budgets."
     )
     p.add_argument("plan", type=Path, help="the plan (TOML)")
-    p.add_argument("--plot", type=Path, help="draw the budgets per day to this PNG")
+    p.add_argument(
+        "--plot", type=Path, metavar="FILE",
+        help="also draw the budgets per day to FILE (.png, .svg or .pdf)",
+    )  # fmt: skip
+    p.add_argument(
+        "--all", action="store_true",
+        help="list every violation, one a line (by default: the first in time and a count)",
+    )  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,7 +5,8 @@ and the setups of every day (scene, time, duration, cameras, light levels, minut
 minutes of circled takes to send down). Draw comes from the same models the onboard governor
 uses (firmware_host/budget/models.py). Per day the planner reports energy, peak draw against
 the cap (less the reserve the governor keeps), media used against each card, and downlink
-against the allocation; it exits 1 naming the first violation in time, 0 if the plan fits.
+against the allocation; it exits 1 naming the first violation in time (`--all`: every one), 0
+if the plan fits.
 The peak of a setup assumes its cameras roll with every light at its level: the worst case.
 """
 
@@ -14,13 +15,16 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import msgspec
 
 from firmware_host.budget.models import CameraModel, LightModel, RecordingLoad
 from protocols.messages.camera import CameraState
 from tools.exits import CantCreateError, DataError, UsageError, check_writable, read_input, reason
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 PLOT_FORMATS = ("png", "svg", "pdf")  # what matplotlib's Agg backend writes
 
@@ -96,7 +100,7 @@ class DayReport:
     setups: int = 0
     energy_wh: float = 0.0
     peak_w: float = 0.0
-    limit_w: float = 0.0  # the lowest cap less reserve met by that peak's setup
+    limit_w: float = 0.0  # the lowest cap less reserve met by that peak's setup (or standing)
     media_bytes: dict[str, float] = field(default_factory=dict)  # cumulative, per camera
     telemetry_bytes: float = 0.0
     proxy_bytes: float = 0.0
@@ -147,7 +151,8 @@ def evaluate(plan: Plan) -> list[DayReport]:
     full_since: dict[str, int] = {}  # camera -> the day its card overflowed
     reports = []
     for day in range(1, plan.shoot.days + 1):
-        report = DayReport(day, plan.shoot.start + datetime.timedelta(days=day - 1))
+        date = plan.shoot.start + datetime.timedelta(days=day - 1)
+        report = DayReport(day, date, limit_w=budget.cap_w * (1 - reserve))
         setups = sorted((s for s in plan.setups if s.day == day), key=lambda s: _minute(s.start))
         report.setups = len(setups)
         busy_minutes = 0.0
@@ -228,7 +233,7 @@ def _lowest_cap(plan: Plan, day: int, begin: float, end: float) -> tuple[float, 
 def render(plan: Plan, reports: list[DayReport]) -> str:
     cams = [c.name for c in plan.cameras]
     lines = [
-        f"{plan.shoot.name}: {plan.shoot.days} days from {plan.shoot.start}",
+        f"{plan.shoot.name}: {plural(plan.shoot.days, 'day')} from {plan.shoot.start}",
         "",
         f"{'day':>3}  {'date':<10} {'setups':>6} {'energy':>9} {'peak/limit':>13} "
         + " ".join(f"{c + ' media':>14}" for c in cams)
@@ -248,45 +253,74 @@ def render(plan: Plan, reports: list[DayReport]) -> str:
     return "\n".join(lines)
 
 
-def plot(plan: Plan, reports: list[DayReport], path: Path) -> None:
-    import matplotlib  # noqa: PLC0415 - only --plot needs it; it is slow to import
+def figure(plan: Plan, reports: list[DayReport]) -> Figure:
+    """The budgets per day as a figure of three panels: power, media, downlink.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    A day is one bar wide (day - 0.5 to day + 0.5); levels that hold for a day (peak, cap) are
+    drawn as steps across it, so a change between days is a vertical edge, not a slope.
+    Legends sit right of the panels, where they cannot hide a line.
+    """
+    from matplotlib.figure import Figure  # noqa: PLC0415 - only --plot needs it; slow to import
 
     days = [r.day for r in reports]
-    fig, (power, media, downlink) = plt.subplots(3, 1, figsize=(10, 9), sharex=True)
+    fig = Figure(figsize=(11, 9), layout="constrained")
+    power, media, downlink = fig.subplots(3, 1, sharex=True)
     fig.suptitle(f"{plan.shoot.name}: budgets per day")
     power.bar(days, [r.energy_wh / 24 for r in reports], color="#9ab", label="mean draw (W)")
-    power.plot(days, [r.peak_w for r in reports], "o-", color="#c60", label="peak draw (W)")
-    power.plot(days, [r.limit_w or plan.budget.cap_w for r in reports], "--", color="#a00",
+    power.plot(*_steps(days, [r.peak_w for r in reports]), color="#c60", label="peak draw (W)")
+    power.plot(*_steps(days, [r.limit_w for r in reports]), "--", color="#a00",
                label="cap less reserve (W)")  # fmt: skip
     power.set_ylabel("watts")
-    power.legend(loc="upper right", fontsize=8)
-    for camera in plan.cameras:
-        recorded = [r.media_bytes[camera.name] / 1e12 for r in reports]
-        media.plot(days, recorded, "o-", label=camera.name)
-        media.axhline(camera.media_tb, color="#a00", linestyle="--")
+    for index, camera in enumerate(plan.cameras):
+        # cameras often record alike: each later line is thinner, its hollow marker smaller,
+        # and its dashes different, so the one beneath still shows around it
+        media.plot(
+            days,
+            [r.media_bytes[camera.name] / 1e12 for r in reports],
+            marker="osD^v"[index % 5],
+            markersize=max(10 - 3 * index, 3),
+            markerfacecolor="none",
+            linewidth=max(3 - 0.8 * index, 1),
+            linestyle=("-", "--", ":", "-.")[index % 4],
+            label=camera.name,
+        )
+    for media_tb in sorted({c.media_tb for c in plan.cameras}):
+        names = ", ".join(c.name for c in plan.cameras if c.media_tb == media_tb)
+        media.axhline(
+            media_tb, color="#a00", linestyle="--", label=f"card {media_tb:g} TB: {names}"
+        )
     media.set_ylabel("media recorded (TB)")
-    media.legend(loc="upper left", fontsize=8)
-    downlink.bar(days, [r.telemetry_bytes / 1e9 for r in reports], color="#9ab", label="telemetry")
+    media.set_ylim(bottom=0)
     telemetry = [r.telemetry_bytes / 1e9 for r in reports]
-    proxies = [r.proxy_bytes / 1e9 for r in reports]
-    downlink.bar(days, proxies, bottom=telemetry, color="#6a6", label="proxies")
+    downlink.bar(days, telemetry, color="#9ab", label="telemetry")
+    downlink.bar(days, [r.proxy_bytes / 1e9 for r in reports], bottom=telemetry, color="#6a6",
+                 label="proxies")  # fmt: skip
     downlink.axhline(
         plan.budget.downlink_gb_per_day, color="#a00", linestyle="--", label="allocation"
     )
     downlink.set_ylabel("downlink (GB)")
     downlink.set_xlabel("shoot day")
-    downlink.legend(loc="upper right", fontsize=8)
+    failing = [r.day for r in reports if r.violations]
     for axis in (power, media, downlink):
-        for r in reports:
-            if r.violations:
-                axis.axvspan(r.day - 0.5, r.day + 0.5, color="#f00", alpha=0.12)
+        for day in failing:  # behind the data, edgeless so neighbouring days do not stripe
+            label = "day with a violation" if day == failing[0] else "_nolegend_"
+            axis.axvspan(day - 0.5, day + 0.5, color="#f00", alpha=0.12, lw=0, zorder=0,
+                         label=label)  # fmt: skip
+        axis.legend(loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0, fontsize=8)
+    downlink.set_xlim(days[0] - 0.5, days[-1] + 0.5)
     downlink.set_xticks(days)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    return fig
+
+
+def _steps(days: list[int], values: list[float]) -> tuple[list[float], list[float]]:
+    """Points of a line that holds each day's value across its bar: flat, then a vertical."""
+    xs = [x for day in days for x in (day - 0.5, day + 0.5)]
+    ys = [y for value in values for y in (value, value)]
+    return xs, ys
+
+
+def plot(plan: Plan, reports: list[DayReport], path: Path) -> None:
+    figure(plan, reports).savefig(path, dpi=100)
 
 
 def check_plot_path(path: Path) -> None:
@@ -298,8 +332,12 @@ def check_plot_path(path: Path) -> None:
     check_writable(path)
 
 
-def run(path: Path, plot_path: Path | None) -> int:
-    """Exit 0 when the plan fits, 1 when it does not; a bad plan or path raises (tools/exits)."""
+def run(path: Path, plot_path: Path | None, *, every: bool = False) -> int:
+    """Exit 0 when the plan fits, 1 when it does not; a bad plan or path raises (tools/exits).
+
+    An infeasible plan names its first violation in time and counts the rest; `every` lists
+    them all, one a line.
+    """
     if plot_path is not None:
         check_plot_path(plot_path)
     plan = load_plan(path)
@@ -312,9 +350,19 @@ def run(path: Path, plot_path: Path | None) -> int:
             raise CantCreateError(f"{plot_path}: cannot write: {reason(exc)}") from None
         print(f"\nplot: {plot_path}")
     violations = [v for r in reports for v in r.violations]
+    if every and violations:
+        print(f"\nINFEASIBLE: {plural(len(violations), 'violation')}:")
+        print("\n".join(f"  {v}" for v in violations))
+    elif violations:
+        rest = len(violations) - 1
+        more = f" (and {plural(rest, 'more violation')}; --all lists them)"
+        print(f"\nINFEASIBLE: {violations[0]}{more if rest else ''}")
     if violations:
-        more = f" (and {len(violations) - 1} more)" if len(violations) > 1 else ""
-        print(f"\nINFEASIBLE: {violations[0]}{more}")
         return 1
     print("\nfeasible: every day fits its power, media and downlink budgets")
     return 0
+
+
+def plural(n: int, noun: str) -> str:
+    """ "1 day", "2 days": the count and its noun (the plan's nouns are all regular)."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

@@ -22,6 +22,7 @@ import msgspec
 from firmware_host.budget.models import CameraModel, LightModel, RecordingLoad
 from protocols.messages.camera import CameraState
 from tools.exits import CantCreateError, DataError, UsageError, check_writable, read_input, reason
+from tools.wording import plural
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -361,8 +362,3 @@ def run(path: Path, plot_path: Path | None, *, every: bool = False) -> int:
         return 1
     print("\nfeasible: every day fits its power, media and downlink budgets")
     return 0
-
-
-def plural(n: int, noun: str) -> str:
-    """ "1 day", "2 days": the count and its noun (the plan's nouns are all regular)."""
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

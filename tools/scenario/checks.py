@@ -9,6 +9,7 @@ from typing import Any
 
 from tools.monitor.view import NodeView
 from tools.scenario.spec import Expect
+from tools.wording import plural
 
 
 @dataclass
@@ -142,7 +143,7 @@ def takes_in_sync(rec: Recording, expect: Expect) -> tuple[bool, str]:
             worst = max(worst, max(starts) - min(starts))
     if worst > expect.frames:
         return False, f"cameras started up to {worst} frames apart"
-    return True, f"{len(rec.takes)} takes, cameras at most {worst} frames apart"
+    return True, f"{plural(len(rec.takes), 'take')}, cameras at most {worst} frames apart"
 
 
 def commands_answered(rec: Recording, _: Expect) -> tuple[bool, str]:
@@ -177,10 +178,10 @@ def no_event(rec: Recording, expect: Expect) -> tuple[bool, str]:
 def shotlog(rec: Recording, expect: Expect) -> tuple[bool, str]:
     statuses = [t["status"] for t in rec.takes]
     if expect.takes is not None and len(rec.takes) != expect.takes:
-        return False, f"{len(rec.takes)} takes in the shot log, expected {expect.takes}"
+        return False, f"{plural(len(rec.takes), 'take')} in the shot log, expected {expect.takes}"
     if expect.status is not None and any(s != expect.status for s in statuses):
         return False, f"take statuses {statuses}, expected all {expect.status}"
-    return True, f"{len(rec.takes)} takes: {statuses}"
+    return True, f"{plural(len(rec.takes), 'take')}: {statuses}"
 
 
 def sim(rec: Recording, expect: Expect) -> tuple[bool, str]:

@@ -10,6 +10,8 @@ from typing import Any
 
 import matplotlib
 
+from tools.wording import plural
+
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
@@ -159,8 +161,8 @@ tr.fail td:first-child {{ color: #b00020; font-weight: bold; }}
 <p>{html.escape(about.description)}</p>
 <p>{len(outcome.verdicts)} expectations, {sum(not v.passed for v in outcome.verdicts)} failed;
 scenario {about.duration_s:g} s at physics speed {rec.speed:g}; {len(rec.events)} events,
-{len(rec.draw)} power samples, {len(rec.takes)} takes. Times are wall seconds from the
-scenario's start; dotted lines mark the timeline's steps.</p>
+{plural(len(rec.draw), "power sample")}, {plural(len(rec.takes), "take")}. Times are wall
+seconds from the scenario's start; dotted lines mark the timeline's steps.</p>
 <h2>Expectations</h2><table><tr><th></th><th>check</th><th>why</th></tr>{rows}</table>
 <h2>Power</h2><img src="power.png" alt="draw against cap">
 <h2>Media and link</h2><img src="data.png" alt="media and link errors">

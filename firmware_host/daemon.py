@@ -7,6 +7,7 @@ Commands flow back: MQTT -> command intake -> dispatcher -> drivers -> serial by
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import signal
@@ -84,6 +85,7 @@ class Daemon:
             self.bus,
             birth=self.birth,
             on_command=self._receive_command,
+            on_priority_command=functools.partial(self._receive_command, priority=True),
             next_bd_seq=self.outbox.next_bd_seq,
             stream_id=self.outbox.stream_id,
         )
@@ -295,11 +297,12 @@ class Daemon:
             self.stream.notify()
             await asyncio.sleep(self.config.telemetry.interval_s)
 
-    async def _receive_command(self, payload: bytes) -> None:
+    async def _receive_command(self, payload: bytes, *, priority: bool = False) -> None:
         if self._shutting_down:
             log.info("shutting down: a command arriving now is not taken (the ground may resend)")
             return
-        self.intake.receive(payload)  # authenticated at once; forged traffic is only counted
+        # authenticated at once; forged traffic is only counted
+        self.intake.receive(payload, priority=priority)
 
     async def _command_worker(self) -> None:
         """Commands run one at a time, so their effects never interleave; the intake answers

@@ -29,6 +29,9 @@ EVENT = "event"  # stream: events, in order, sequence-numbered
 TELEMETRY = "telemetry"  # stream: periodic samples
 RESULT = "result"  # stream: one result per command
 COMMAND = "cmd"  # ground -> node: signed command requests
+# ground -> node: flight controllers' commands only, read on a broker connection of their own
+# so that a flood on cmd cannot delay them (GROUND.md, "Priority commands")
+PRIORITY_COMMAND = "cmd/priority"
 LINK = "link"  # retained: whether the stream flows or is held, why and until when
 # On the node's own broker only (never bridged, never budgeted): what the crew sees at once.
 LOCAL = "local"
@@ -43,6 +46,13 @@ STREAM_KINDS = (EVENT, TELEMETRY, RESULT)
 
 def topic(node: str, leaf: str, *rest: str) -> str:
     return "/".join((ROOT, node, leaf, *rest))
+
+
+def command_topic(node: str, role: str) -> str:
+    """Where a command signed with a key of `role` is published: a flight controller's on
+    the priority topic, everyone else's on the ordinary command topic."""
+    leaf = PRIORITY_COMMAND if role == Role.FLIGHT_CONTROLLER else COMMAND
+    return topic(node, leaf)
 
 
 def parse_topic(name: str) -> tuple[str, str, tuple[str, ...]] | None:

@@ -224,7 +224,10 @@ class GroundSession:
         return sign_command(self.key, name, args or {}, lifetime_s=self.lifetime_s)
 
     async def publish_command(self, command: dict[str, Any]) -> None:
-        await self.publish_raw(json.dumps(command).encode())
+        """Publish a signed command where its key's role sends it: a flight controller's on
+        the priority topic (its own queue at the broker), everyone else's on the command topic."""
+        topic = ground.command_topic(self.node, str(command.get("role", "")))
+        await self.link.publish(topic, json.dumps(command).encode())
 
     async def publish_raw(self, payload: bytes) -> None:
         """Publish bytes on the command topic as they are (tests send malformed ones)."""

@@ -9,7 +9,9 @@ A message failing either is counted and summarised (refusals.py), never answered
 the sender's choice. An authenticated command goes into a lane of a priority queue: cancels
 and revocations first, then fresh commands, then repeats (a counter not above the last one
 accepted: a retry or a replay), each lane bounded. Forged traffic never enters the queue, so
-it cannot delay an authenticated command. A command that arrives late (issued more than
+it cannot delay an authenticated command. The priority topic (its own broker connection, so a
+flood on the command topic cannot hold it up at the broker either) takes flight controllers'
+commands only, into the first lane. A command that arrives late (issued more than
 LATE_AFTER_S before it came: it waited at a broker while the node or the link was down) waits
 LATE_SETTLE_S before it may run, so a cancel sent after it, delivered in the same burst,
 overtakes it.
@@ -133,7 +135,7 @@ INTAKE_COMMANDS: dict[str, CommandSignature] = {
 }
 
 # Lanes of the queue, first served first; each bounded (beyond, a message is counted and
-# dropped unanswered, like forged traffic).
+# dropped unanswered, like forged traffic). URGENT also takes the priority topic's commands.
 URGENT, FRESH, REPEAT = 0, 1, 2
 URGENT_COMMANDS = frozenset({"command.cancel", "keys.revoke"})
 LANE_LIMITS = {URGENT: 64, FRESH: 256, REPEAT: 32}
@@ -211,16 +213,19 @@ class CommandIntake:
 
     # -- receipt: cheap, synchronous, never raises --------------------------------------------
 
-    def receive(self, payload: bytes) -> None:
-        """Screen and authenticate one message; queue it if authentic, else count it."""
+    def receive(self, payload: bytes, *, priority: bool = False) -> None:
+        """Screen and authenticate one message; queue it if authentic, else count it.
+
+        `priority`: it came on the priority topic, which only a flight controller may use.
+        """
         try:
-            self._receive(payload)
+            self._receive(payload, priority)
         except Exception as exc:  # outside input must never stop the listener
             self.errors += 1
             log.exception("command intake: receiving a message failed")
             self.refusals.refuse(f"internal error on receipt: {type(exc).__name__}")
 
-    def _receive(self, payload: bytes) -> None:
+    def _receive(self, payload: bytes, priority: bool) -> None:
         try:
             raw = decode_fields(payload)
             refusal = self._authenticate(raw)  # before the schema: forgeries cost the least
@@ -237,7 +242,18 @@ class CommandIntake:
                 f"key {request.key_id!r} belongs to role {key.role}, not {request.role}"
             )
             return
-        if request.name in URGENT_COMMANDS:
+        if priority and key.role is not Role.FLIGHT_CONTROLLER:
+            self.refusals.refuse(
+                f"key {request.key_id!r} ({key.role}) on the priority topic: flight "
+                "controllers only"
+            )
+            return
+        now = self.clock()
+        late = (
+            request.name not in URGENT_COMMANDS and now - request.issued_at_ms / 1000 > LATE_AFTER_S
+        )
+        # A late priority command settles behind the cancels of the same burst like any other.
+        if request.name in URGENT_COMMANDS or (priority and not late):
             lane = URGENT
         elif request.counter <= self._latest.get(request.key_id, -1):
             lane = REPEAT
@@ -247,8 +263,6 @@ class CommandIntake:
             self.refusals.refuse(f"command queue full: dropped {request.name!r} from "
                                  f"{request.key_id!r}")  # fmt: skip
             return
-        now = self.clock()
-        late = lane != URGENT and now - request.issued_at_ms / 1000 > LATE_AFTER_S
         self._in_lane[lane] += 1
         self._queued[request.id] = request.key_id
         heapq.heappush(

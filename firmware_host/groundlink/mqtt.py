@@ -6,6 +6,11 @@ bridge reports itself connected (mosquitto's bridge notification topic). Only th
 stream drain: while the ground is out of reach everything waits in the outbox, where it is
 ordered, paced and flagged historical when it finally goes out. Every time the ground becomes
 reachable a birth certificate with the full state goes first.
+
+Flight controllers' commands come on a second connection of their own, subscribed to the
+priority topic only: the broker queues each connection separately, so a flood on the command
+topic (which this node reads in order, one message at a time) cannot delay them; the ACL lets
+only the flight controllers' broker users write that topic.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ class GroundLink:
         *,
         birth: Callable[[], dict[str, Any]],
         on_command: CommandHandler,
+        on_priority_command: CommandHandler,
         next_bd_seq: Callable[[], int],
         stream_id: int,
     ) -> None:
@@ -55,6 +61,7 @@ class GroundLink:
         self.bus = bus
         self._birth = birth
         self._on_command = on_command
+        self._on_priority_command = on_priority_command
         self._next_bd_seq = next_bd_seq
         self.stream_id = stream_id
         self._states: dict[str, dict[str, Any]] = {}
@@ -138,19 +145,23 @@ class GroundLink:
             )
         )  # fmt: skip
 
-    def _make_client(self) -> aiomqtt.Client:
+    def _make_client(self, *, priority: bool = False) -> aiomqtt.Client:
+        """The session's client; or, `priority`, the priority commands' (no will: the session
+        connection's death certificate speaks for the node)."""
         address = self.address
         tls_context = None
         if address.tls:
             tls_context = ssl.create_default_context(cafile=self.config.ca_file)
         death = self._envelope(ground.DEATH, {"reason": "connection lost"})
+        identifier = self.config.client_id or f"cupola-{self.node}"
+        will = aiomqtt.Will(ground.topic(self.node, ground.DEATH), death, qos=1, retain=True)
         client = aiomqtt.Client(
             address.host,
             address.port,
             username=address.username,
             password=address.password,
-            identifier=self.config.client_id or f"cupola-{self.node}",
-            will=aiomqtt.Will(ground.topic(self.node, ground.DEATH), death, qos=1, retain=True),
+            identifier=f"{identifier}-priority" if priority else identifier,
+            will=None if priority else will,
             keepalive=self.config.keepalive_s,
             tls_context=tls_context,
             clean_session=False,
@@ -162,6 +173,27 @@ class GroundLink:
         return client
 
     async def run(self) -> None:
+        """The session and the priority commands' connection, each reconnecting on its own."""
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._run_priority())
+            await self._run_session()
+
+    async def _run_priority(self) -> None:
+        backoff = Backoff(RECONNECT_FIRST_S, self.config.reconnect_max_s)
+        while True:
+            try:
+                async with self._make_client(priority=True) as client:
+                    topic = ground.topic(self.node, ground.PRIORITY_COMMAND)
+                    await client.subscribe(topic, qos=1)
+                    backoff.reset()
+                    async for message in client.messages:
+                        if isinstance(message.payload, bytes | bytearray):
+                            await self._on_priority_command(bytes(message.payload))
+            except aiomqtt.MqttError as exc:
+                log.warning("priority command link down: %s", exc)
+            await asyncio.sleep(backoff.next())
+
+    async def _run_session(self) -> None:
         backoff = Backoff(RECONNECT_FIRST_S, self.config.reconnect_max_s)
         while True:
             self.bd_seq = self._next_bd_seq()

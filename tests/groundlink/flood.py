@@ -2,14 +2,17 @@
 
 `python -m tests.groundlink.flood URL NODE FORGED KEY NAME ARGS` publishes every line of the
 file FORGED on the node's command topic as fast as one client can (QoS 0: nothing waits for
-the broker), then NAME with ARGS signed by the key file KEY as it is sent, and prints one JSON
-line: how long the flood took to publish, and how long after its publish the command's result
-arrived (the first copy: the node's local result or the ground stream). Its own process, so
-neither the flood nor the timing shares an event loop (or a GIL) with the test's ground view.
+the broker), then NAME with ARGS signed by the key file KEY as it is sent, on the
+topic `cupola cmd` uses for that key's role (a flight controller's: the priority topic), and
+prints one JSON line: how long the flood took to publish, and how long after its publish the
+command's result arrived (the first copy: the node's local result or the ground stream). Its
+own process, so neither the flood nor the timing shares an event loop (or a GIL) with the
+test's ground view.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import queue
 import sys
@@ -58,7 +61,8 @@ def flood_then(
             info.wait_for_publish(timeout=60)
         command = sign_command(key, name, args)
         published = time.monotonic()
-        client.publish(topic, json.dumps(command).encode(), qos=1)
+        urgent = ground.command_topic(node, key.role)  # as `cupola cmd` sends it
+        client.publish(urgent, json.dumps(command).encode(), qos=1)
         deadline = published + ANSWER_WITHIN_S
         while True:
             arrived, body = results.get(timeout=max(deadline - time.monotonic(), 0))
@@ -68,6 +72,30 @@ def flood_then(
     finally:
         client.loop_stop()
         client.disconnect()
+
+
+async def flood_from_process(
+    workdir: Path,
+    url: str,
+    node: str,
+    forged: list[bytes],
+    key: KeyFile,
+    *,
+    name: str,
+    args: dict[str, Any],
+) -> dict[str, Any]:
+    """Run `flood_then` in its own process (files in `workdir`); its JSON outcome."""
+    flood_file = workdir / "forged.jsonl"
+    flood_file.write_bytes(b"\n".join(forged))
+    key_file = workdir / "flood.key"
+    key_file.write_bytes(msgspec.json.encode(key))
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.groundlink.flood", url, node, str(flood_file),
+        str(key_file), name, json.dumps(args), stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode == 0, out
+    return dict(json.loads(out))
 
 
 def main() -> None:

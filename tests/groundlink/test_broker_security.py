@@ -15,6 +15,7 @@ from hil.certs import make_test_pki
 from tests.groundlink.brokers import NODE, ground_broker
 
 CMD = f"cupola/v1/{NODE}/cmd"
+PRIORITY = f"cupola/v1/{NODE}/cmd/priority"
 
 
 @pytest.fixture
@@ -80,6 +81,10 @@ async def _delivered(broker: Mosquitto, ca: Path, publisher: str, topic: str) ->
         ("ground-director", CMD, True),
         ("crew-laptop", CMD, True),
         ("ground-monitor", CMD, False),  # a monitor cannot publish a command at all
+        ("ground-fc", PRIORITY, True),  # the priority topic: flight controllers only
+        ("ground-director", PRIORITY, False),
+        ("crew-laptop", PRIORITY, False),
+        ("ground-monitor", PRIORITY, False),
         ("iss-film", CMD, False),  # the node cannot command itself
         ("ground-fc", f"cupola/v1/{NODE}/event", False),  # nobody forges the node's stream
         ("iss-film", f"cupola/v1/{NODE}/event", True),

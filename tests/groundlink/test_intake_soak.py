@@ -22,13 +22,11 @@ import json
 import os
 import signal
 import statistics
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
@@ -38,6 +36,7 @@ from hil.broker import Mosquitto
 from protocols import ground
 from protocols.ground import INT64_MAX, KeyFile, Role
 from tests.daemon.conftest import Shoot, shoot
+from tests.groundlink.flood import flood_from_process
 from tests.soak import report, verdict
 from tools.broker_link import BrokerLink
 from tools.ground_client import sign_command
@@ -315,19 +314,18 @@ async def test_hostile_payloads_against_the_running_daemon(
 
 
 async def flood_then_cut(s: Shoot, forged: list[bytes], cap_w: float) -> dict[str, Any]:
-    """The flood and the cut from their own process (tests/groundlink/flood.py)."""
-    flood_file = s.workdir / "forged.jsonl"
-    flood_file.write_bytes(b"\n".join(forged))
-    key_file = s.workdir / "flight.key"
-    key_file.write_bytes(msgspec.json.encode(s.credentials.flight))
+    """The flood and the cut from their own process (tests/groundlink/flood.py); the cut goes
+    the way `cupola cmd` sends a flight controller's command: on the priority topic."""
     args = {"cap_w": cap_w, "reason": "station power-down"}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.groundlink.flood", s.broker.url(), NODE, str(flood_file),
-        str(key_file), "power.cap.set", json.dumps(args), stdout=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, _ = await asyncio.wait_for(process.communicate(), 120)
-    assert process.returncode == 0, out
-    return dict(json.loads(out))
+    return await flood_from_process(
+        s.workdir,
+        s.broker.url(),
+        NODE,
+        forged,
+        s.credentials.flight,
+        name="power.cap.set",
+        args=args,
+    )
 
 
 def read_span(s: Shoot, since: float) -> float:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 
 from hil.broker import Mosquitto
+from protocols.ground import Role
 from tools.broker_link import broker_client
-from tools.ground_client import GroundSession
+from tools.ground_client import GroundSession, sign_command
+from tools.keys import create_key
 
 
 def envelope(kind: str, body: object, **fields: object) -> bytes:
@@ -62,3 +64,17 @@ async def test_a_nesting_bomb_on_a_node_topic_is_counted_not_raised(broker: Mosq
         await node.publish("cupola/v1/n1/event", envelope("event", good, seq=1), qos=1)
         await gs.wait_for(lambda: gs.event_names() == ["x"], 10, "the good event")
     assert gs.malformed == 2 and gs.link.failed_messages == 0
+
+
+async def test_a_flight_controllers_command_goes_on_the_priority_topic(broker: Mosquitto) -> None:
+    topics: list[str] = []
+    async with GroundSession(broker.url(), "n1") as gs:
+        gs.on_message = lambda topic, _payload, _at: topics.append(topic)
+        for role in (Role.FLIGHT_CONTROLLER, Role.DIRECTOR, Role.CREW):
+            key = create_key(role, f"{role.value}-1")
+            await gs.publish_command(sign_command(key, "status", {}))
+        good = {"name": "x", "severity": "info", "message": "", "source": "d", "data": {},
+                "ts": 1.0}  # fmt: skip
+        await gs.link.publish("cupola/v1/n1/event", envelope("event", good, seq=1))
+        await gs.wait_for(lambda: gs.event_names() == ["x"], 10, "the event behind them")
+    assert topics[:3] == ["cupola/v1/n1/cmd/priority", "cupola/v1/n1/cmd", "cupola/v1/n1/cmd"]

@@ -329,7 +329,7 @@ class MonitorApp(App[None]):
             self.notify(f"{name} sent", title="command")
         try:
             await self.link.publish(
-                ground.topic(self.view.node, ground.COMMAND), json.dumps(command).encode()
+                ground.command_topic(self.view.node, self.key.role), json.dumps(command).encode()
             )
         except aiomqtt.MqttError as exc:
             self._pending.discard(command["id"])

@@ -126,6 +126,7 @@ def test_the_alternatives_are_weaker_at_our_length() -> None:
 
 
 @pytest.mark.soak
+@pytest.mark.timeout(1800)  # ten million frames: minutes, not the suite's 120 s per test
 def test_crc32c_multi_bit_rate_over_ten_million_frames() -> None:
     escaped = _undetected_rate(crc32c, 32, 10_000_000)
     assert escaped <= 2

@@ -29,6 +29,16 @@ kind = "light"
 baud = 115200
 """
 
+# The same two devices on unpaced links (no baud): as fast as the pseudo-terminals go.
+CAMERA_AND_LIGHT_UNPACED = """
+[[device]]
+name = "cam-a"
+kind = "camera"
+[[device]]
+name = "key"
+kind = "light"
+"""
+
 _GROUP = ProcessGroup()
 
 

@@ -21,6 +21,15 @@ from tests.harness import Credentials, cupola, daemon_config
 from tools.broker_link import broker_client
 
 
+def _one_camera_not_plugged_in(tmp_path: Path, broker: Mosquitto) -> Path:
+    config = tmp_path / "cupola.toml"
+    config.write_text(daemon_config(
+        {"cam-a": str(tmp_path / "no-such-port")}, {"cam-a": "camera"}, broker.url(),
+        tmp_path / "state", keyring=Credentials(tmp_path).keyring,
+    ))  # fmt: skip
+    return config
+
+
 async def _line_with(stream: asyncio.StreamReader, text: str, seen: list[str]) -> None:
     while text not in (line := (await stream.readline()).decode()):
         assert line, f"stderr ended before {text!r}: {seen}"
@@ -42,12 +51,7 @@ async def _death(url: str, node: str) -> dict[str, object]:
 async def test_default_log_narrates_and_a_signal_ends_it_cleanly(
     tmp_path: Path, broker: Mosquitto, sig: signal.Signals
 ) -> None:
-    keys = Credentials(tmp_path)
-    config = tmp_path / "cupola.toml"
-    config.write_text(daemon_config(
-        {"cam-a": str(tmp_path / "no-such-port")}, {"cam-a": "camera"}, broker.url(),
-        tmp_path / "state", keyring=keys.keyring,
-    ))  # fmt: skip
+    config = _one_camera_not_plugged_in(tmp_path, broker)
     process = await asyncio.create_subprocess_exec(
         *cupola("daemon", "--config", str(config)), stderr=asyncio.subprocess.PIPE,
         stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,  # as a service
@@ -89,12 +93,7 @@ def _daemon_in_a_terminal(config: Path) -> tuple[subprocess.Popen[bytes], int]:
 async def test_started_from_a_terminal_a_hang_up_ends_it_cleanly(
     tmp_path: Path, broker: Mosquitto
 ) -> None:
-    keys = Credentials(tmp_path)
-    config = tmp_path / "cupola.toml"
-    config.write_text(daemon_config(
-        {"cam-a": str(tmp_path / "no-such-port")}, {"cam-a": "camera"}, broker.url(),
-        tmp_path / "state", keyring=keys.keyring,
-    ))  # fmt: skip
+    config = _one_camera_not_plugged_in(tmp_path, broker)
     process, controller = _daemon_in_a_terminal(config)
     output = b""
     try:

@@ -25,19 +25,13 @@ import pytest
 
 from hil.broker import Mosquitto
 from tests.daemon.conftest import Shoot, shoot
+from tests.harness import CAMERA_AND_LIGHT_UNPACED
 from tests.soak import report
 from tests.storage_damage import damage_page, root_page
 
 pytestmark = pytest.mark.soak
 
-BENCH = """
-[[device]]
-name = "cam-a"
-kind = "camera"
-[[device]]
-name = "key"
-kind = "light"
-"""
+BENCH = CAMERA_AND_LIGHT_UNPACED
 TMPFS_MB = 24
 ANSWER_WITHIN_S = 2.0
 RECOVER_WITHIN_S = 5.0

@@ -15,17 +15,11 @@ from hil.broker import Mosquitto
 from protocols import ground
 from protocols.ground import KeyFile, Role
 from tests.daemon.conftest import Shoot, shoot
+from tests.harness import CAMERA_AND_LIGHT_UNPACED
 from tools.ground_client import sign_command
 from tools.keys import revoke
 
-BENCH = """
-[[device]]
-name = "cam-a"
-kind = "camera"
-[[device]]
-name = "key"
-kind = "light"
-"""
+BENCH = CAMERA_AND_LIGHT_UNPACED
 SET = {"device": "key", "intensity_pct": 42}
 
 

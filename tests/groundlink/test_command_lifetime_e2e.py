@@ -14,16 +14,9 @@ import msgspec
 from hil.broker import Mosquitto
 from protocols.ground import Role
 from tests.daemon.conftest import shoot
-from tests.harness import cupola
+from tests.harness import CAMERA_AND_LIGHT_UNPACED, cupola
 
-BENCH = """
-[[device]]
-name = "cam-a"
-kind = "camera"
-[[device]]
-name = "key"
-kind = "light"
-"""
+BENCH = CAMERA_AND_LIGHT_UNPACED
 NO_RESULT = re.compile(r"light\.set ([0-9a-f]{32}): no result after")
 
 

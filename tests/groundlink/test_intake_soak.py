@@ -37,6 +37,7 @@ from protocols import ground
 from protocols.ground import INT64_MAX, KeyFile, Role
 from tests.daemon.conftest import Shoot, shoot
 from tests.groundlink.flood import flood_from_process
+from tests.harness import CAMERA_AND_LIGHT_UNPACED
 from tests.soak import report, verdict
 from tools.broker_link import BrokerLink
 from tools.ground_client import sign_command
@@ -44,14 +45,7 @@ from tools.keys import add_to_keyring, create_key
 
 pytestmark = pytest.mark.soak
 
-BENCH = """
-[[device]]
-name = "cam-a"
-kind = "camera"
-[[device]]
-name = "key"
-kind = "light"
-"""
+BENCH = CAMERA_AND_LIGHT_UNPACED
 NODE = "test-node"
 SUMMARY_OFTEN = {"refusal_summary_s": 0.2}  # refusals are counted back to the ground quickly
 BATCHES = 120

@@ -11,17 +11,16 @@ import aiomqtt
 
 from hil.broker import Mosquitto
 from protocols import ground
-from tests.harness import Credentials, DaemonProcess, SimProcess, daemon_config
+from tests.harness import (
+    CAMERA_AND_LIGHT_UNPACED,
+    Credentials,
+    DaemonProcess,
+    SimProcess,
+    daemon_config,
+)
 
 NODE = "test-node"
-BENCH = """
-[[device]]
-name = "cam-a"
-kind = "camera"
-[[device]]
-name = "key"
-kind = "light"
-"""
+BENCH = CAMERA_AND_LIGHT_UNPACED
 RATE = 4000.0  # bytes per second: 32 kbit/s
 WATCH_S = 6.0
 # Samples every 0.5 s want about 2 kB/s; states at 10 Hz on two devices would want 20 kB/s.

@@ -19,16 +19,10 @@ from protocols.ground import Role
 from tests.daemon.conftest import Shoot, shoot
 from tests.groundlink.flood import flood_from_process
 from tests.groundlink.intake_rig import rig_at
+from tests.harness import CAMERA_AND_LIGHT_UNPACED
 from tools.ground_client import sign_command
 
-BENCH = """
-[[device]]
-name = "cam-a"
-kind = "camera"
-[[device]]
-name = "key"
-kind = "light"
-"""
+BENCH = CAMERA_AND_LIGHT_UNPACED
 NODE = "test-node"
 FLOOD = 10_000
 ANSWER_WITHIN_S = 1.0

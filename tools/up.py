@@ -25,7 +25,7 @@ from firmware_host.config import ConfigError, load_config
 from hil.bench import BenchError, BenchSpec, load_bench
 from hil.broker import BrokerError, Mosquitto
 from hil.processes import ProcessGroup
-from protocols.ground import KeyFile, KeyFileError, Role, read_key
+from protocols.ground import KeyFileError, Role, read_key
 from tools.ground_client import GroundSession
 from tools.keys import add_to_keyring, create_key, write_secret
 from tools.simulator_process import cupola_argv, start_simulator
@@ -88,8 +88,12 @@ class Layout:
     def keyring(self) -> Path:
         return self.root / "keyring.json"
 
+    @property
+    def keys(self) -> Path:
+        return self.root / "keys"
+
     def key(self, stem: str) -> Path:
-        return self.root / "keys" / f"{stem}.key"
+        return self.keys / f"{stem}.key"
 
     @property
     def bench(self) -> Path:
@@ -99,27 +103,30 @@ class Layout:
     def config(self) -> Path:
         return self.root / "cupola.toml"
 
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
     def log(self, part: str) -> Path:
-        return self.root / "logs" / f"{part}.log"
+        return self.logs / f"{part}.log"
 
 
-def ensure_keys(layout: Layout) -> dict[str, KeyFile]:
-    """The rig's keys: kept from an earlier `up` in this folder, or made afresh (all of them,
-    with a new keyring, when any is missing)."""
+def ensure_keys(layout: Layout) -> None:
+    """The rig's keys: kept from an earlier `up` in this folder when each reads back, or made
+    afresh (all of them, with a new keyring, when any is missing or damaged)."""
     try:
         if layout.keyring.exists() and all(layout.key(s).exists() for s in KEYS):
-            return {stem: read_key(layout.key(stem)) for stem in KEYS}
+            for stem in KEYS:
+                read_key(layout.key(stem))
+            return
     except KeyFileError:
         pass  # a damaged key: make a new set below
-    layout.key("x").parent.mkdir(parents=True, exist_ok=True)
+    layout.keys.mkdir(parents=True, exist_ok=True)
     layout.keyring.unlink(missing_ok=True)
-    keys = {}
     for stem, role in KEYS.items():
         key = create_key(role, f"{stem}-console")
         add_to_keyring(layout.keyring, key)
         write_secret(layout.key(stem), msgspec.json.format(msgspec.json.encode(key)))
-        keys[stem] = key
-    return keys
 
 
 def daemon_config(layout: Layout, spec: BenchSpec, ports: dict[str, str], url: str) -> str:
@@ -177,7 +184,7 @@ class Rig:
 
     def start(self) -> str:
         layout = self.layout
-        layout.log("x").parent.mkdir(parents=True, exist_ok=True)
+        layout.logs.mkdir(parents=True, exist_ok=True)
         ensure_keys(layout)
         self.broker.workdir.mkdir(parents=True, exist_ok=True)
         try:
@@ -253,7 +260,7 @@ def _announce(layout: Layout, url: str, spec: BenchSpec) -> None:
     print("In another terminal:")
     for line in lines:
         print(f"  {line}")
-    print(f"(also in {layout.root / 'CONNECT.txt'}; logs in {layout.log('x').parent})")
+    print(f"(also in {layout.root / 'CONNECT.txt'}; logs in {layout.logs})")
     print("Ctrl-C stops the daemon, the simulators and the broker.", flush=True)
 
 

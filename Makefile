@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.cupola-installed
 
-.PHONY: demo test flake deps lint typecheck check soak bench clean
+.PHONY: demo test flake deps lint typecheck check soak qualify bench clean
 
 demo: deps
 	$(BIN)/cupola demo
@@ -39,6 +39,9 @@ check: lint typecheck test
 
 soak: deps
 	$(BIN)/python -m pytest -m soak -q
+
+qualify: deps
+	$(BIN)/python -m pytest -n 2 -m qualification -q
 
 bench: deps
 	$(BIN)/python -m bench.run

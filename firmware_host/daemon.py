@@ -12,7 +12,6 @@ import logging
 import os
 import signal
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -24,6 +23,7 @@ import msgspec
 from firmware_host.budget.data import DataBudgets
 from firmware_host.budget.ledger import BudgetLedger, conservative_cap
 from firmware_host.budget.power import PowerManager
+from firmware_host.clock import SYSTEM, Clock
 from firmware_host.commands.camera_settings import CameraSettingsCommand
 from firmware_host.commands.devices import DeviceCommands, NoArgs
 from firmware_host.commands.dispatcher import CommandSpec, Dispatcher
@@ -48,7 +48,7 @@ from firmware_host.workflow.takes import TakeController
 from firmware_host.workflow.timecode import ReferenceClock
 from protocols import ground
 from protocols.ground import read_keyring
-from protocols.messages.common import Severity
+from protocols.messages.common import DeviceEvent, Severity
 from protocols.records import to_jsonable
 from protocols.timecode import FrameRate
 
@@ -60,22 +60,26 @@ EXIT_STATE_UNUSABLE = 65  # EX_DATAERR: restarting cannot help (systemd RestartP
 
 
 class Daemon:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, clock: Clock = SYSTEM) -> None:
+        """`clock` is the one clock every component reads (a test's may run on virtual time)."""
         self.config = config
+        self.clock = clock
         self.node = config.node.name
-        self.started = time.time()
+        self.started = clock.wall()
         state_dir = Path(config.node.state_dir)
-        self.bus = EventBus()
-        self.supervisor = Supervisor(self.bus)
+        self.bus = EventBus(clock.wall)
+        self.notifier = Notifier()
+        self.supervisor = Supervisor(self.bus, on_healthy=self.notifier.watchdog)
         self.guard = StorageGuard(self.bus)
-        self.reference = ReferenceClock(FrameRate.from_fps(config.project.frame_rate))
+        self.reference = ReferenceClock(FrameRate.from_fps(config.project.frame_rate), clock.wall)
         self.outbox = Outbox(
             state_dir / "outbox.db",
             max_bytes=round(config.outbox.max_mb * 1e6),
             min_free_bytes=round(config.outbox.min_free_mb * 1e6),
             guard=self.guard,
+            clock=clock,
         )
-        self.pacer = Pacer()
+        self.pacer = Pacer(clock=clock.monotonic)
         self.stream = StreamPublisher(self.node, self.outbox, self.pacer)
         self.bus.subscribe(self._event_to_ground)  # from here on: what the budgets restore
         self.ground = GroundLink(
@@ -88,9 +92,10 @@ class Daemon:
             on_priority_command=functools.partial(self._receive_command, priority=True),
             next_bd_seq=self.outbox.next_bd_seq,
             stream_id=self.outbox.stream_id,
+            clock=clock,
         )
         failsafe = config.failsafe
-        self.taps = {d.name: LinkTap(d.name, d.baud, time.time) for d in config.devices}
+        self.taps = {d.name: LinkTap(d.name, d.baud, clock.wall) for d in config.devices}
         self.tap_server = TapServer(state_dir / config.node.tap_socket, self.taps)
         self.devices: dict[str, DeviceAgent] = {
             d.name: DeviceAgent(
@@ -98,18 +103,25 @@ class Daemon:
                 self.bus,
                 self.reference,
                 self._device_updated,
+                on_adopted=self._device_adopted,
+                on_device_event=self._device_event,
+                beat=self.supervisor.beater(f"device:{d.name}"),
                 host_timeout_ms=round(failsafe.host_timeout_s * 1000),
                 light_failsafe_permille=round(failsafe.light_pct * 10),
                 tap=self.taps[d.name],
             )
             for d in config.devices
         }
-        self.shotlog = ShotLog(state_dir / "shotlog.db", self.guard)
+        self.shotlog = ShotLog(state_dir / "shotlog.db", self.guard, clock=clock)
         self.ledger = BudgetLedger(state_dir / "budget.db", self.guard)
-        self.power = PowerManager(config, self.devices, self.bus, ledger=self.ledger)
+        self.power = PowerManager(
+            config, self.devices, self.bus,
+            clock=clock.monotonic, wall=clock.wall, ledger=self.ledger,
+        )  # fmt: skip
         self.data = DataBudgets(
-            config.data, self.bus, self.pacer, ledger=self.ledger, on_hold=self.ground.set_hold
-        )
+            config.data, self.bus, self.pacer,
+            ledger=self.ledger, on_hold=self.ground.set_hold, clock=clock.wall,
+        )  # fmt: skip
         self.takes = TakeController(
             self.devices,
             self.reference,
@@ -121,7 +133,7 @@ class Daemon:
             lead_s=config.project.record_lead_ms / 1000,
         )
         self.limits = LimitMonitor(
-            self.bus, default_limits(config.limits), config.limits.hysteresis_fraction
+            self.bus, default_limits(config.limits), config.limits.hysteresis_fraction, clock=clock
         )
         self.drift = DriftMonitor(
             self.devices,
@@ -130,6 +142,7 @@ class Daemon:
             interval_s=config.project.drift_check_s,
             limit_frames=config.project.drift_limit_frames,
             auto_rejam=config.project.auto_rejam,
+            beat=self.supervisor.beater("timecode-drift"),
         )
         self.dispatcher = Dispatcher()
         self.sequences = SequenceRunner(self.dispatcher, self.devices, self.bus)
@@ -161,14 +174,11 @@ class Daemon:
             refusal_summary_s=config.auth.refusal_summary_s,
             load_keyring=lambda: read_keyring(keyring_path),
             guard=self.guard,
+            clock=clock.wall,
         )
         self._shutting_down = False
         self._taking_commands = asyncio.Event()  # the command worker consumes the intake
         self._report_recoveries()
-        for agent in self.devices.values():
-            agent.adopters.append(self.takes.adopt_camera)
-            agent.on_device_event = self.takes.on_camera_event
-            agent.adopters.append(self.power.adopt_pdu)
         self.stop_reason = "daemon shut down"  # the death certificate's reason
 
     def _report_recoveries(self) -> None:
@@ -214,6 +224,15 @@ class Daemon:
         self.outbox.append(ground.RESULT, body, URGENT)
         self.stream.notify()
         self.ground.publish_local_result(body)
+
+    async def _device_adopted(self, agent: DeviceAgent) -> None:
+        """A device (back) online: the shot log reconciles a camera's clips, the power manager
+        learns a PDU's channels."""
+        await self.takes.adopt_camera(agent)
+        await self.power.adopt_pdu(agent)
+
+    def _device_event(self, agent: DeviceAgent, event: DeviceEvent) -> None:
+        self.takes.on_camera_event(agent, event)
 
     def _device_updated(self, agent: DeviceAgent) -> None:
         self.limits.check(agent.name, agent.kind, agent.status, agent.stats)
@@ -281,7 +300,7 @@ class Daemon:
         budget = {k: power[k] for k in ("cap_w", "draw_w", "free_w", "shedding", "reserve_w")}
         budget["next_change"] = self.power.next_change()
         return {
-            "ts": time.time(),
+            "ts": self.clock.wall(),
             "devices": devices,
             "power": budget,
             "data": self.data.summary(),
@@ -346,16 +365,13 @@ class Daemon:
             watchdog_s=self.dispatcher.timeout_s + 10,
             started=self._taking_commands,
         )
-        self.drift.beat = supervisor.beater("timecode-drift")
         supervisor.add(
             "timecode-drift", self.drift.run, watchdog_s=3 * self.config.project.drift_check_s + 30
         )
         for name, agent in self.devices.items():
-            task = f"device:{name}"
-            agent.beat = supervisor.beater(task)
-            supervisor.add(task, agent.run, watchdog_s=max(30.0, 5 * agent.config.offline_after_s))
-        notifier = Notifier()
-        supervisor.on_healthy = notifier.watchdog
+            watchdog_s = max(30.0, 5 * agent.config.offline_after_s)
+            supervisor.add(f"device:{name}", agent.run, watchdog_s=watchdog_s)
+        notifier = self.notifier
         tasks_stop = asyncio.Event()
         try:
             async with asyncio.TaskGroup() as group:

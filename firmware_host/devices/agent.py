@@ -87,11 +87,17 @@ class DeviceAgent:
         reference: ReferenceClock,
         on_update: Callable[[DeviceAgent], None],
         *,
+        on_adopted: Callable[[DeviceAgent], Awaitable[None]] | None = None,
+        on_device_event: Callable[[DeviceAgent, DeviceEvent], None] | None = None,
+        beat: Callable[[], None] = lambda: None,
         reconnect_max_s: float = 2.0,
         host_timeout_ms: int = 0,
         light_failsafe_permille: int = 0,
         tap: Tap | None = None,
     ) -> None:
+        """`on_adopted` runs each time the device comes (back) online, after the agent's own
+        adoption; `on_device_event` gets what the device says unasked; `beat` is the
+        supervisor's watchdog."""
         self.config = config
         self.tap = tap
         self.name = config.name
@@ -102,8 +108,8 @@ class DeviceAgent:
         self._backoff = Backoff(RECONNECT_FIRST_S, reconnect_max_s)
         self.host_timeout_ms = host_timeout_ms
         self.light_failsafe_permille = light_failsafe_permille
-        self.adopters: list[Callable[[DeviceAgent], Awaitable[None]]] = []
-        self.beat: Callable[[], None] = lambda: None  # the supervisor's watchdog
+        self.on_adopted = on_adopted
+        self.beat = beat
         self.camera_settings: CameraSettings | None = None
         self.look: str | None = None  # the look (LUT) the DP named: kept here, not in the camera
         self.clock: ClockReading | None = None  # cameras: the last measured clock offset
@@ -116,7 +122,7 @@ class DeviceAgent:
         self.missed_polls = 0
         self.driver: Driver | None = None
         self.session: RequestSession | None = None
-        self.on_device_event: Callable[[DeviceAgent, DeviceEvent], None] | None = None
+        self.on_device_event = on_device_event
         self._link: LinkConnection | None = None
         self._ever_online = False
         self.online_changed = asyncio.Event()
@@ -258,8 +264,8 @@ class DeviceAgent:
         elif isinstance(driver, LightDriver):
             await driver.set_failsafe(self.light_failsafe_permille)
         self._store_status(status)
-        for adopt in self.adopters:
-            await adopt(self)
+        if self.on_adopted is not None:
+            await self.on_adopted(self)
 
     async def jam(self) -> ClockReading:
         """Jam this camera's timecode to the reference; returns the offset it left."""

@@ -26,6 +26,7 @@ import aiomqtt
 
 from firmware_host.backoff import Backoff
 from firmware_host.budget.downlink import Hold
+from firmware_host.clock import SYSTEM, Clock
 from firmware_host.config import BrokerAddress, MqttConfig
 from firmware_host.events import EventBus
 from firmware_host.groundlink.stream import StreamPublisher
@@ -53,8 +54,10 @@ class GroundLink:
         on_priority_command: CommandHandler,
         next_bd_seq: Callable[[], int],
         stream_id: int,
+        clock: Clock = SYSTEM,
     ) -> None:
         self.node = node
+        self.clock = clock
         self.config = config
         self.address = BrokerAddress.parse(config.url)
         self.stream = stream
@@ -140,7 +143,7 @@ class GroundLink:
     def _envelope(self, kind: str, body: dict[str, Any]) -> bytes:
         return ground.encode(
             ground.Envelope(
-                v=ground.SCHEMA_VERSION, node=self.node, kind=kind, ts=time.time(), body=body,
+                v=ground.SCHEMA_VERSION, node=self.node, kind=kind, ts=self.clock.wall(), body=body,
                 bd_seq=self.bd_seq, stream=self.stream_id,
             )
         )  # fmt: skip
@@ -243,7 +246,7 @@ class GroundLink:
 
     async def _start_flowing(self, client: aiomqtt.Client) -> None:
         """Birth (the state now), the link notice, then the states and the backlog."""
-        self.session_started = time.time()
+        self.session_started = self.clock.wall()
         await self._publish_birth(client)
         await self._publish_link(client)
         self._ground_dirty = set(self._states)
@@ -287,7 +290,7 @@ class GroundLink:
             "state": "flowing" if hold is None else "held",
             "reason": "" if hold is None else hold.reason,
             "until": None if hold is None else hold.until,
-            "at": time.time(),
+            "at": self.clock.wall(),
             "backlog": birth["backlog"],
             "limits": birth["limits"],
         }

@@ -27,7 +27,6 @@ import contextlib
 import json
 import logging
 import shutil
-import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +34,7 @@ from typing import Any
 
 import msgspec
 
+from firmware_host.clock import SYSTEM, Clock
 from firmware_host.events import EventBus
 from firmware_host.storage import open_or_recover
 from firmware_host.storage_guard import StorageFault, StorageGuard
@@ -109,8 +109,10 @@ class Outbox:
         min_free_bytes: int = 0,
         guard: StorageGuard | None = None,
         held_max: int = HELD_MAX,
+        clock: Clock = SYSTEM,
     ) -> None:
         self.path = path
+        self.clock = clock
         self.db, self.recovery = open_or_recover(path, MIGRATIONS)
         self.max_bytes = max_bytes
         self.min_free_bytes = min_free_bytes
@@ -142,7 +144,7 @@ class Outbox:
         """Queue one message durably (or in memory while the disk refuses writes); returns
         how many routine samples were thinned for it."""
         data = encode_body(body)
-        now = time.time()
+        now = self.clock.wall()
         event = None
         if kind == "event":
             event = (body.get("ts", now), body.get("name", ""), body.get("severity", ""),
@@ -234,7 +236,7 @@ class Outbox:
 
     def append_many(self, kind: str, bodies: list[dict[str, Any]], priority: int) -> None:
         """Queue a batch in one transaction (bulk loads, benchmarks)."""
-        now = time.time()
+        now = self.clock.wall()
         rows = [(kind, priority, now, encode_body(b)) for b in bodies]
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")

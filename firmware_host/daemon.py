@@ -80,7 +80,9 @@ class Daemon:
             clock=clock,
         )
         self.pacer = Pacer(clock=clock.monotonic)
-        self.stream = StreamPublisher(self.node, self.outbox, self.pacer)
+        self.stream = StreamPublisher(
+            self.node, self.outbox, self.pacer, window=config.mqtt.publish_window
+        )
         self.bus.subscribe(self._event_to_ground)  # from here on: what the budgets restore
         self.ground = GroundLink(
             self.node,
@@ -177,6 +179,7 @@ class Daemon:
             clock=clock.wall,
         )
         self._shutting_down = False
+        self._online_published: dict[str, bool] = {}  # a change is published at once
         self._taking_commands = asyncio.Event()  # the command worker consumes the intake
         self._report_recoveries()
         self.stop_reason = "daemon shut down"  # the death certificate's reason
@@ -239,22 +242,25 @@ class Daemon:
         self.power.on_device_update(agent)
         self.data.on_device_update(agent)
         self.takes.on_device_update(agent)
-        self.ground.update_state(agent.name, agent.snapshot())
+        came_or_went = self._online_published.get(agent.name) != agent.online
+        self._online_published[agent.name] = agent.online
+        self.ground.update_state(agent.name, agent.snapshot, at_once=came_or_went)
 
-    def birth(self) -> dict[str, Any]:
-        return {
-            "node": self.node,
-            "schema": ground.SCHEMA_VERSION,
-            "started": self.started,
-            "frame_rate": self.reference.rate.fps,
-            "devices": {name: agent.snapshot() for name, agent in self.devices.items()},
-            "groups": {g.name: g.cameras for g in self.config.groups},
-            "commands": {**self.dispatcher.signatures(), **self.intake.signatures()},
-            "limits": self.limits.active(),
-            "sequence": self.sequences.status_dict(),
-            "backlog": self.outbox.backlog(),
-            "budget": self.budget(),
-        }
+    def birth(self, session_started: float) -> ground.BirthBody:
+        return ground.BirthBody(
+            node=self.node,
+            schema=ground.SCHEMA_VERSION,
+            started=self.started,
+            session_started=session_started,
+            frame_rate=self.reference.rate.fps,
+            devices={name: agent.snapshot() for name, agent in self.devices.items()},
+            groups={g.name: g.cameras for g in self.config.groups},
+            commands={**self.dispatcher.signatures(), **self.intake.signatures()},
+            limits=self.limits.active(),
+            sequence=self.sequences.status_dict(),
+            backlog=self.outbox.backlog(),
+            budget=self.budget(),
+        )
 
     def budget(self) -> dict[str, Any]:
         return {"power": self.power.status(), **self.data.status()}
@@ -283,30 +289,28 @@ class Daemon:
     async def recent_events(self, args: RecentEventsArgs) -> dict[str, Any]:
         return {"events": self.outbox.recent_events(args.limit, args.min_severity)}
 
-    def sample(self) -> dict[str, Any]:
+    def sample(self) -> ground.TelemetryBody:
         """One routine telemetry sample: device readings, budgets, backlog, limits out of bounds."""
         devices = {}
         for name, agent in self.devices.items():
-            status = agent.status
             entry: dict[str, Any] = {"online": agent.online}
-            if status is not None:
-                for field in _SAMPLED_FIELDS:
-                    if hasattr(status, field):
-                        entry[field] = to_jsonable(getattr(status, field))
+            if agent.status is not None:
+                for field in _SAMPLED_FIELDS[agent.kind]:
+                    entry[field] = to_jsonable(getattr(agent.status, field))
             if agent.kind == "camera":
                 entry.update(agent.clock_summary())
             devices[name] = entry
         power = self.power.status()
         budget = {k: power[k] for k in ("cap_w", "draw_w", "free_w", "shedding", "reserve_w")}
         budget["next_change"] = self.power.next_change()
-        return {
-            "ts": self.clock.wall(),
-            "devices": devices,
-            "power": budget,
-            "data": self.data.summary(),
-            "backlog": self.outbox.backlog(),
-            "limits": self.limits.active(),
-        }
+        return ground.TelemetryBody(
+            ts=self.clock.wall(),
+            devices=devices,
+            power=budget,
+            data=self.data.summary(),
+            backlog=self.outbox.backlog(),
+            limits=self.limits.active(),
+        )
 
     async def _sample_telemetry(self) -> None:
         beat = self.supervisor.beater("telemetry")
@@ -416,10 +420,13 @@ class RecentEventsArgs(msgspec.Struct, forbid_unknown_fields=True):
     min_severity: Literal["diagnostic", "info", "warning", "critical"] | None = None
 
 
-_SAMPLED_FIELDS = (
-    "state", "timecode", "temperature_cdeg", "draw_mw", "media_used_bytes", "media_free_bytes",
-    "on", "intensity_permille", "cct_k", "faults", "total_power_mw", "bus_voltage_mv",
-)  # fmt: skip
+# What telemetry samples of each kind's status (SPEC.md's CameraStatus, LightStatus, PduStatus).
+_SAMPLED_FIELDS: dict[str, tuple[str, ...]] = {
+    "camera": ("state", "timecode", "temperature_cdeg", "draw_mw", "media_used_bytes",
+               "media_free_bytes"),
+    "light": ("on", "intensity_permille", "cct_k", "temperature_cdeg", "draw_mw", "faults"),
+    "pdu": ("total_power_mw", "bus_voltage_mv"),
+}  # fmt: skip
 
 
 def on_hangup(daemon: Daemon, shut_down: Callable[[str], None], *, in_terminal: bool) -> None:

@@ -33,6 +33,7 @@ from firmware_host.workflow.timecode import (
     least_delayed,
     wire_seconds,
 )
+from protocols import ground
 from protocols.catalogue import HELLO, NackReceived, decode_event
 from protocols.errors import ProtocolError
 from protocols.framing import MIN_FRAME, Frame
@@ -416,28 +417,33 @@ class DeviceAgent:
             record["look"] = self.look
         return record
 
-    def snapshot(self) -> dict[str, Any]:
-        """The device as the ground sees it."""
+    def snapshot(self) -> ground.DeviceSnapshot:
+        """The device as the ground sees it (built when it is published, not at every poll)."""
         identity = self.identity
         status = to_jsonable(self.status) if self.status is not None else None
         if status is not None and self.kind == "camera":
             status["timecode_label"] = format_timecode(self.status.timecode, self.status.rate)
-        snapshot = {
-            "device": self.name,
-            "kind": self.kind,
-            "online": self.online,
-            "offline_reason": None if self.online else self.offline_reason,
-            "identity": to_jsonable(identity) if identity else None,
-            "status": status,
-            "status_at": self.status_at or None,
-            "missed_polls": self.missed_polls,
-            "link": self.stats.as_dict(),
-            "pdu_channel": self.config.pdu_channel,
-            "camera_settings": self.settings_record(),
-        }
-        if self.kind == "camera":
-            snapshot.update(self.clock_summary())
-        return snapshot
+        clock = self.clock
+        offset = uncertainty = measured_at = None
+        if clock is not None and self.kind == "camera":
+            offset, uncertainty = (round(v, 4) for v in clock.in_frames(self.reference.rate))
+            measured_at = round(clock.at, 6)
+        return ground.DeviceSnapshot(
+            device=self.name,
+            kind=self.kind,
+            online=self.online,
+            offline_reason=None if self.online else self.offline_reason,
+            identity=to_jsonable(identity) if identity else None,
+            status=status,
+            status_at=self.status_at or None,
+            missed_polls=self.missed_polls,
+            link=self.stats.as_dict(),
+            timecode_offset_frames=offset,
+            timecode_uncertainty_frames=uncertainty,
+            timecode_measured_at=measured_at,
+            pdu_channel=self.config.pdu_channel,
+            camera_settings=self.settings_record(),
+        )
 
     def clock_summary(self) -> dict[str, float | None]:
         """The last measured clock offset, its uncertainty (frames) and when it was read."""

@@ -140,13 +140,15 @@ class Outbox:
 
     # -- appending -------------------------------------------------------------------------
 
-    def append(self, kind: str, body: dict[str, Any], priority: int = EVENTS) -> int:
+    def append(
+        self, kind: str, body: dict[str, Any] | msgspec.Struct, priority: int = EVENTS
+    ) -> int:
         """Queue one message durably (or in memory while the disk refuses writes); returns
         how many routine samples were thinned for it."""
         data = encode_body(body)
         now = self.clock.wall()
         event = None
-        if kind == "event":
+        if kind == "event" and isinstance(body, dict):
             event = (body.get("ts", now), body.get("name", ""), body.get("severity", ""),
                      body.get("source", ""))  # fmt: skip
         held = Held(kind, priority, now, data, event)
@@ -247,22 +249,22 @@ class Outbox:
 
     # -- draining --------------------------------------------------------------------------
 
-    def next_batch(self, limit: int) -> list[Pending]:
+    def next_batch(self, limit: int, *, after_seq: int = 0) -> list[Pending]:
         """Up to `limit` messages in sending order, numbering those sent for the first time;
-        none while the disk refuses the numbering (they wait, in order)."""
+        none while the disk refuses the numbering (they wait, in order). `after_seq`: skip
+        the numbered rows up to it (in flight on this connection, not yet acknowledged)."""
         try:
             with self.guard.using(self.path, self.db), self.db:
                 self.db.execute("BEGIN IMMEDIATE")
-                rows = self._number_batch(limit + len(self._acked_unsaved))
+                rows = self._number_batch(limit + len(self._acked_unsaved), after_seq)
         except StorageFault:
             return []
         return [row for row in rows if row.id not in self._acked_unsaved][:limit]
 
-    def _number_batch(self, limit: int) -> list[Pending]:
+    def _number_batch(self, limit: int, after_seq: int) -> list[Pending]:
         numbered = self.db.execute(
-            "SELECT id, kind, created, body, seq FROM outbox WHERE seq IS NOT NULL"
-            " ORDER BY seq LIMIT ?",
-            (limit,),
+            "SELECT id, kind, created, body, seq FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
+            (after_seq, limit),
         ).fetchall()
         room = limit - len(numbered)
         fresh: list[tuple[Any, ...]] = []

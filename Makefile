@@ -12,7 +12,7 @@ demo: deps
 	$(BIN)/cupola demo
 
 test: deps
-	$(BIN)/python -m pytest -n 2 -q
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -q
 
 deps: $(STAMP)
 	@./scripts/ensure-mosquitto.sh
@@ -41,7 +41,7 @@ soak: deps
 	$(BIN)/python -m pytest -m soak -q
 
 qualify: deps
-	$(BIN)/python -m pytest -n 2 -m qualification -q
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -m qualification -q
 
 bench: deps
 	$(BIN)/python -m bench.run

@@ -323,6 +323,7 @@ class PowerManager:
         if action is None:
             return
         self._next_restore = now + self.config.restore_interval_s
+        issued_at = self.wall()  # steps are paced by when they are sent, not answered
         error = await self._carry_out(action)
         if error is not None:
             self.governor.commanded(action.load)  # not retried: the crew decides
@@ -338,7 +339,7 @@ class PowerManager:
                 f"{action.reason}: draws about {-action.saving_w:.0f} W more "
                 f"(cap {self.governor.cap_w:.0f} W)",
                 source=action.load, cost_w=round(-action.saving_w, 1),
-                cap_w=self.governor.cap_w,
+                cap_w=self.governor.cap_w, issued_at=round(issued_at, 6),
             )  # fmt: skip
 
     def _settled(self) -> bool:

@@ -196,8 +196,12 @@ class MonitorApp(App[None]):
         subtitle: str = "",
         client_id: str | None = None,
         valid_for_s: float = DEFAULT_VALID_FOR_S,
+        redraw_every_s: float | None = REDRAW_S,
     ) -> None:
+        """`redraw_every_s` None: drawn once, for a replay at a stopped clock, where nothing on
+        the screen moves (and a screenshot of it is the same every time)."""
         super().__init__()
+        self.redraw_every_s = redraw_every_s
         self.valid_for_s = valid_for_s  # each command's not_after: the node refuses it later
         self.view = view
         self.url = url
@@ -264,7 +268,8 @@ class MonitorApp(App[None]):
             "sent", "sender", "command", "arguments", "status", "reason / result"
         )
         self.redraw()
-        self.main.set_interval(REDRAW_S, self.redraw)
+        if self.redraw_every_s is not None:
+            self.main.set_interval(self.redraw_every_s, self.redraw)
         if self.url is not None:
             self.start_link()
 

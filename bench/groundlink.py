@@ -222,12 +222,12 @@ def report(result: dict[str, Any]) -> str:
     ])  # fmt: skip
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a few seconds: 5,000 x 1 round")
     parser.add_argument("--count", type=int, default=30_000)
     parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     count, rounds, latency_s = (5_000, 1, 2.0) if args.quick else (args.count, args.rounds, 10.0)
     print("Ground link: outbox drain at the daemon's window, and end-to-end latency")
     print(report(asyncio.run(measure(count, rounds, latency_s))))

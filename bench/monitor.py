@@ -128,10 +128,10 @@ def report(absorb: dict[str, Any], redraws: dict[int, tuple[float, float]], roun
     return "\n".join(lines)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="5 rounds, 5 redraws")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     rounds, repeats = (5, 5) if args.quick else (40, 30)
     absorb = absorb_rates(rounds)
     redraws = {n: asyncio.run(redraw_ms(n, repeats)) for n in (5, 64)}

@@ -162,11 +162,11 @@ def report(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="5 cuts per speed")
     parser.add_argument("--cuts", type=int, default=100)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     print("Power cap cut 300 W -> 120 W with three lights up: reaction time")
     print(report(measure(5 if args.quick else args.cuts)))
 

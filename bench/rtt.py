@@ -199,11 +199,11 @@ def report(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="2 rounds of 300 / 100")
     parser.add_argument("--rounds", type=int, default=5)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     rounds, unpaced, paced = (2, 300, 100) if args.quick else (args.rounds, 1000, 200)
     print("Command round trip over a pseudo-terminal")
     print(report(asyncio.run(measure(rounds, unpaced, paced))))

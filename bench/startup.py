@@ -121,13 +121,13 @@ def report(rows: list[dict[str, Any]], times: dict[str, list[float]]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="8 devices, 1 start, 5 runs")
     parser.add_argument("--devices", type=int, default=64)
     parser.add_argument("--starts", type=int, default=3)
     parser.add_argument("--runs", type=int, default=20)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     devices, starts, runs = (8, 1, 5) if args.quick else (args.devices, args.starts, args.runs)
     print("Start-up: spawn to every device online, onboard and on the ground; `cupola --help`")
     print(report(start_runs(devices, starts), command_times(runs)))

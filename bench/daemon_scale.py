@@ -217,7 +217,9 @@ def report_versus(result: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="8 devices, 5 s windows")
-    parser.add_argument("--devices", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument(
+        "--devices", type=int, nargs="*", default=[1, 8, 32], help="none: headline only"
+    )
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--headline", type=int, default=64, help="devices in the hog run")
     parser.add_argument("--headline-seconds", type=float, default=60.0)

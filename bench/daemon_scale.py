@@ -227,8 +227,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.quick:
         args.devices, args.seconds, args.headline, args.headline_seconds = [], 5.0, 8, 5.0
     if args.devices:
-        print(f"The daemon polling every device at {POLL_HZ} Hz, quiet machine otherwise")
-        print(report(measure(args.devices, args.seconds), "nothing else of ours running"))
+        print(f"The daemon polling every device at {POLL_HZ} Hz, no CPU hog")
+        print(report(measure(args.devices, args.seconds), "no CPU hog of ours"))
         print()
     print(f"The daemon at {args.headline} devices beside a CPU hog, against its link layer")
     print(report_versus(versus_link_layer(args.headline, args.headline_seconds)))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import random
 import statistics
 import time
 from typing import Any
@@ -24,6 +25,8 @@ from bench.rig import Rig, rig
 from hil.models.light import LightParams, draw_curve
 from tools.ground_client import GroundSession
 
+PHASE = random.Random(18)  # the same phases run after run
+STATE_PERIOD_S = 0.5  # the daemon's default state rate, 2 Hz
 LIGHTS = {"key": (2, 30, 100), "fill": (3, 10, 80), "back": (4, 15, 70)}  # channel, priority, %
 CAMERAS = {"cam-a": 0, "cam-b": 1}
 
@@ -103,6 +106,9 @@ async def one_cut(gs: GroundSession) -> tuple[float, float]:
         await gs.command("light.set", {"device": name, "intensity_pct": level, "best_effort": True})
     lit_at = time.time()
     await gs.wait_for(lambda: lights_steady(gs, lit_at), 10, "the lights at their steady draw")
+    # That reading came with the daemon's state tick (2 Hz): a cut sent at once would always
+    # land in the daemon's state publishing. Cuts come at any moment: a random phase instead.
+    await asyncio.sleep(PHASE.uniform(0.0, STATE_PERIOD_S))
     sent = time.time()
     await gs.command("power.cap.set", {"cap_w": 120, "reason": "benchmark"})
     await gs.wait_for(lambda: bool(since(gs, "power.cap_met", sent)), 10, "cap met")

@@ -74,6 +74,7 @@ class GroundLink:
         self._ground_dirty: set[str] = set()  # states the ground has not had yet
         self._state_wakeup = asyncio.Event()
         self._state_at_once = asyncio.Event()
+        self._at_once: set[str] = set()  # came online or went offline: published at once
         self._client: aiomqtt.Client | None = None
         self._session = TaskOwner("broker session")  # local publishes end with the session
         self.bd_seq = 0
@@ -97,6 +98,7 @@ class GroundLink:
         self._dirty.add(device)
         self._state_wakeup.set()
         if at_once:
+            self._at_once.add(device)
             self._state_at_once.set()
 
     def publish_local_result(self, body: dict[str, Any]) -> None:
@@ -335,30 +337,44 @@ class GroundLink:
     async def _publish_states(self, client: aiomqtt.Client) -> None:
         """Retained latest state: always for the crew (local/), for the ground while flowing.
 
-        A held stream holds the states too: the ground must not see fresh-looking data from a
-        node whose events and alarms it cannot see. Release publishes every state again.
+        Every dirty state goes out once per interval (1 / state_rate_hz); a device that came
+        or went goes out at once as well (`update_state(..., at_once=True)`), without taking
+        the others along early. A held stream holds the states too: the ground must not see
+        fresh-looking data from a node whose events and alarms it cannot see. Release
+        publishes every state again.
         """
+        loop = asyncio.get_running_loop()
         interval = 1.0 / self.config.state_rate_hz
+        next_round = loop.time()
         while True:
             if not (self._ground_dirty and self.flowing.is_set()):
                 await self._state_wakeup.wait()
             self._state_wakeup.clear()
             self._state_at_once.clear()
-            dirty, self._dirty = self._dirty, set()
-            for device in sorted(dirty):
-                payload = self._envelope(ground.STATE, self._states[device]())
+            if loop.time() >= next_round:
+                due, self._dirty = self._dirty, set()
+                next_round = loop.time() + interval
+            else:
+                due = self._dirty & self._at_once
+                self._dirty -= due
+            self._at_once.clear()
+            built = {device: self._envelope(ground.STATE, self._states[device]()) for device in due}
+            for device in sorted(due):
                 local = ground.topic(self.node, ground.LOCAL_STATE, device)
-                await client.publish(local, payload, qos=1, retain=True)
-            self._ground_dirty |= dirty
+                await client.publish(local, built[device], qos=1, retain=True)
+            self._ground_dirty |= due
             if self.flowing.is_set():
-                await self._publish_ground_states(client)
+                await self._publish_ground_states(client, built)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._state_at_once.wait(), interval)
+                await asyncio.wait_for(
+                    self._state_at_once.wait(), max(0.0, next_round - loop.time())
+                )
 
-    async def _publish_ground_states(self, client: aiomqtt.Client) -> None:
-        """Each state the housekeeping allocation has room for; the rest wait, latest wins."""
+    async def _publish_ground_states(self, client: aiomqtt.Client, built: dict[str, bytes]) -> None:
+        """Each state the housekeeping allocation has room for; the rest wait, latest wins.
+        `built`: this round's payloads, published to the crew already (built once)."""
         for device in sorted(self._ground_dirty):
-            payload = self._envelope(ground.STATE, self._states[device]())
+            payload = built.get(device) or self._envelope(ground.STATE, self._states[device]())
             if not self.stream.pacer.try_spend(len(payload)):
                 return
             self._ground_dirty.discard(device)

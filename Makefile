@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.cupola-installed
 
-.PHONY: demo test flake deps lint typecheck check soak qualify bench clean
+.PHONY: demo test flake deps lint typecheck check soak qualify bench bench-quick clean
 
 demo: deps
 	$(BIN)/cupola demo
@@ -45,6 +45,9 @@ qualify: deps
 
 bench: deps
 	$(BIN)/python -m bench.run
+
+bench-quick: deps
+	$(BIN)/python -m bench.run --quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

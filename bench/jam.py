@@ -9,6 +9,7 @@ and how often the daemon's own reading was within the uncertainty it stated.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import statistics
 import subprocess
@@ -98,9 +99,13 @@ def report(jams: list[Jam]) -> str:
     ])  # fmt: skip
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="20 jams")
+    parser.add_argument("--jams", type=int, default=200)
+    args = parser.parse_args(argv)
     print("Jam accuracy: the offset a re-jam leaves, against the camera's own clock")
-    print(report(measure()))
+    print(report(measure(20 if args.quick else args.jams)))
 
 
 if __name__ == "__main__":

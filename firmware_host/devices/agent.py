@@ -324,6 +324,7 @@ class DeviceAgent:
         next_poll = loop.time()
         while True:
             self.beat()
+            self.stats.record_poll_lateness(loop.time() - next_poll)
             try:
                 self._store_status(await self.driver.poll())
             except NackReceived as exc:

@@ -182,7 +182,9 @@ class GroundLink:
             keepalive=self.config.keepalive_s,
             tls_context=tls_context,
             clean_session=False,
-            max_inflight_messages=100,
+            # the whole window in flight (and the states and local copies beside it): paho
+            # queues what is over, and a window it cannot fly is a window in name only
+            max_inflight_messages=self.stream.window + 100,
             timeout=10,
         )
         # The stream pipelines a whole window of QoS 1 publishes: that is not a backlog.
@@ -359,9 +361,10 @@ class GroundLink:
                 self._dirty -= due
             self._at_once.clear()
             built = {device: self._envelope(ground.STATE, self._states[device]()) for device in due}
-            for device in sorted(due):
-                local = ground.topic(self.node, ground.LOCAL_STATE, device)
-                await client.publish(local, built[device], qos=1, retain=True)
+            await _publish_all(client, [
+                (ground.topic(self.node, ground.LOCAL_STATE, device), built[device])
+                for device in sorted(due)
+            ])  # fmt: skip
             self._ground_dirty |= due
             if self.flowing.is_set():
                 await self._publish_ground_states(client, built)
@@ -373,13 +376,17 @@ class GroundLink:
     async def _publish_ground_states(self, client: aiomqtt.Client, built: dict[str, bytes]) -> None:
         """Each state the housekeeping allocation has room for; the rest wait, latest wins.
         `built`: this round's payloads, published to the crew already (built once)."""
+        sends: dict[str, bytes] = {}
         for device in sorted(self._ground_dirty):
             payload = built.get(device) or self._envelope(ground.STATE, self._states[device]())
             if not self.stream.pacer.try_spend(len(payload)):
-                return
-            self._ground_dirty.discard(device)
-            topic = ground.topic(self.node, ground.STATE, device)
-            await client.publish(topic, payload, qos=1, retain=True)
+                break
+            sends[device] = payload
+        self._ground_dirty.difference_update(sends)
+        await _publish_all(client, [
+            (ground.topic(self.node, ground.STATE, device), payload)
+            for device, payload in sends.items()
+        ])  # fmt: skip
 
     async def flush(self, timeout_s: float) -> bool:
         """Shutdown: give the backlog up to `timeout_s` to reach the ground; True if it did.
@@ -407,3 +414,11 @@ class GroundLink:
 
 def _hhmm(when: float) -> str:
     return time.strftime("%H:%M", time.gmtime(when))
+
+
+async def _publish_all(client: aiomqtt.Client, messages: list[tuple[str, bytes]]) -> None:
+    """Retained QoS 1 publishes sent together, each acknowledged on its own time: a round of
+    64 states costs one round trip to the broker, not 64 one after the other."""
+    await asyncio.gather(
+        *(client.publish(topic, payload, qos=1, retain=True) for topic, payload in messages)
+    )

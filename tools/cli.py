@@ -236,6 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _onboard_commands(add)
     _ground_commands(add)
+    _archive_commands(add)
     return parser
 
 
@@ -442,6 +443,64 @@ def _ground_commands(add: Adder) -> None:
         "--all", action="store_true",
         help="list every violation, one a line (by default: the first in time and a count)",
     )  # fmt: skip
+
+
+def _archive_commands(add: Adder) -> None:
+    p = add("archive", _cmd_archive, "Keep every node message in PostgreSQL (ground service).")
+    p.add_argument("--broker", required=True, type=_broker_url, help="the ground broker's URL")
+    p.add_argument("--db", required=True, help="postgresql://user@host:port/dbname")
+    p.add_argument("--node", default="+", help="one node's messages only (default: every node)")
+    p.add_argument("--ca", type=_ca_file, help="CA certificate for mqtts://")
+    p.add_argument("--client-id", help="the broker session, kept across restarts (default: "
+                   "cupola-archive-HOSTNAME); one per archive process")  # fmt: skip
+
+    p = add("history", _cmd_history, "What the archive holds: events, telemetry, commands, shots.")
+    p.add_argument("what", choices=["events", "telemetry", "commands", "shotlog"])
+    p.add_argument("--db", required=True, help="postgresql://user@host:port/dbname")
+    p.add_argument("--node", default="iss-film", help="the node")
+    p.add_argument("--since", type=_instant, metavar="T", help="default: a day before --until")
+    p.add_argument("--until", type=_instant, metavar="T", help="default: now")
+    p.add_argument("--device", help="one device's events, commands or telemetry readings")
+    p.add_argument("--field", action="append", default=[], metavar="F",
+                   help="telemetry: a field (power.draw_w; with --device one of its readings, "
+                   "temperature_cdeg); repeat for several")  # fmt: skip
+    form = p.add_mutually_exclusive_group()
+    form.add_argument("--csv", action="store_true", help="CSV with a header line")
+    form.add_argument("--json", action="store_true", help="one message per line, as sent")
+    form.add_argument("--plot", type=Path, metavar="FILE.png", help="telemetry: every field on "
+                      "one chart (.png, .svg or .pdf)")  # fmt: skip
+
+
+def _cmd_archive(args: argparse.Namespace) -> int:
+    import socket
+
+    from tools.archive.connect import check_url
+    from tools.archive.service import run_archive
+
+    client_id = args.client_id or f"cupola-archive-{socket.gethostname()}"
+    return run_archive(args.broker, check_url(args.db), client_id=client_id, node=args.node,
+                       ca_file=args.ca)  # fmt: skip
+
+
+def _cmd_history(args: argparse.Namespace) -> int:
+    import time
+
+    from tools.archive.history import Query, run
+    from tools.exits import check_writable
+
+    until = args.until if args.until is not None else time.time()
+    since = args.since if args.since is not None else until - 86400
+    if since >= until:
+        raise UsageError("--since must be before --until")
+    if args.plot is not None:
+        if args.what != "telemetry":
+            raise UsageError("--plot draws telemetry fields: `history telemetry --field F --plot`")
+        if args.plot.suffix.lower() not in (".png", ".svg", ".pdf"):
+            raise UsageError(f"--plot {args.plot}: a .png, .svg or .pdf file")
+        check_writable(args.plot)
+    query = Query(args.what, args.node, since, until, args.device, tuple(args.field))
+    form = "csv" if args.csv else "json" if args.json else "text"
+    return run(args.db, query, form, args.plot)
 
 
 def main(argv: list[str] | None = None) -> int:

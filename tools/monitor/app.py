@@ -305,6 +305,8 @@ class MonitorApp(App[None]):
             await self.send_command(
                 "events.recent", {"limit": EVENT_HISTORY, "min_severity": "info"}, quiet=True
             )
+            if self.view.commands_authority():
+                await self.send_command("authority.status", {}, quiet=True)
 
     # -- commands ------------------------------------------------------------------------------
 

@@ -154,6 +154,9 @@ class NodeView:
         self._limits_at = 0.0  # node time of the newest such list applied
         self.takes: dict[int, Take] = {}
         self.commands: dict[str, CommandLine] = {}
+        # who holds command authority, by scope ("node", or a role): the node's word
+        self.authority: dict[str, dict[str, Any]] = {}
+        self._authority_at = 0.0  # node time of the newest change applied
         self.revision = 0  # bumped on every change: the screen redraws when it moves
 
     # -- input -----------------------------------------------------------------------------
@@ -315,6 +318,7 @@ class NodeView:
             self._alarm_from(line, body.get("data") or {})
         self._power_from(line, body.get("data") or {})
         self._take_from(line, body.get("data") or {})
+        self._authority_from(line, body.get("data") or {})
 
     def _local_event(self, body: dict[str, Any]) -> None:
         """An event on the node's own broker: live, whatever the link; its stream copy later
@@ -327,6 +331,20 @@ class NodeView:
         self._alarm_from(line, body.get("data") or {})
         self._power_from(line, body.get("data") or {})
         self._take_from(line, body.get("data") or {})
+        self._authority_from(line, body.get("data") or {})
+
+    def _authority_from(self, line: EventLine, data: dict[str, Any]) -> None:
+        """A change of command authority; an older one (replayed after a gap) says nothing."""
+        if line.name != "authority.changed" or line.ts < self._authority_at:
+            return
+        self._authority_at = line.ts
+        scope = str(data.get("scope", "node"))
+        if data.get("holder"):
+            self.authority[scope] = {"key_id": data["holder"], "role": data.get("role"),
+                                     "since": line.ts, "by": data.get("by"),
+                                     "reason": data.get("how")}  # fmt: skip
+        else:
+            self.authority.pop(scope, None)
 
     def _alarm_from(self, line: EventLine, data: dict[str, Any]) -> None:
         family, _, outcome = line.name.rpartition(".")
@@ -442,6 +460,8 @@ class NodeView:
             self.absorb_shot_log(list(command.result.get("takes", [])))
         elif command.name == "events.recent" and command.status == "ok":
             self.absorb_event_log(list(command.result.get("events", [])))
+        elif command.name == "authority.status" and command.status == "ok":
+            self.authority = dict(command.result.get("holders") or {})
 
     # -- alarms ------------------------------------------------------------------------------
 
@@ -521,6 +541,10 @@ class NodeView:
         self.revision += 1
 
     # -- questions -----------------------------------------------------------------------------
+
+    def commands_authority(self) -> bool:
+        """Whether the node enforces command authority (its birth lists the commands)."""
+        return "authority.claim" in ((self.birth or {}).get("commands") or {})
 
     @property
     def online(self) -> bool:

@@ -455,7 +455,7 @@ def _archive_commands(add: Adder) -> None:
                    "cupola-archive-HOSTNAME); one per archive process")  # fmt: skip
 
     p = add("history", _cmd_history, "What the archive holds: events, telemetry, commands, shots.")
-    p.add_argument("what", choices=["events", "telemetry", "commands", "shotlog"])
+    p.add_argument("what", choices=["events", "telemetry", "commands", "shotlog", "alarms"])
     p.add_argument("--db", required=True, help="postgresql://user@host:port/dbname")
     p.add_argument("--node", default="iss-film", help="the node")
     p.add_argument("--since", type=_instant, metavar="T", help="default: a day before --until")

@@ -19,5 +19,7 @@ def pg_session() -> Iterator[str]:
 @pytest.fixture
 def db(pg_session: str) -> str:
     with psycopg.connect(pg_session, autocommit=True) as conn:
-        conn.execute("DROP TABLE IF EXISTS cupola_stream, cupola_session CASCADE")
+        conn.execute(
+            "DROP TABLE IF EXISTS cupola_stream, cupola_session, cupola_alarm_action CASCADE"
+        )
     return pg_session

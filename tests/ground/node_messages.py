@@ -36,7 +36,13 @@ def event(
 
 
 def telemetry(
-    seq: int, ts: float, *, draw_w: float = 100.0, temperature_cdeg: int = 2500, devices: int = 1
+    seq: int,
+    ts: float,
+    *,
+    draw_w: float = 100.0,
+    temperature_cdeg: int = 2500,
+    devices: int = 1,
+    limits: list[dict[str, str]] | None = None,
 ) -> bytes:
     body = {
         "ts": ts,
@@ -58,7 +64,7 @@ def telemetry(
         },
         "data": {},
         "backlog": {"messages": 0, "bytes": 0},
-        "limits": [],
+        "limits": limits or [],
     }
     return envelope(ground.TELEMETRY, body, ts, seq=seq)
 
@@ -78,7 +84,13 @@ def result(
     return envelope(ground.RESULT, body, ts, seq=seq)
 
 
-def birth(stream: int, bd_seq: int, ts: float, node: str = NODE) -> bytes:
+def birth(
+    stream: int,
+    bd_seq: int,
+    ts: float,
+    node: str = NODE,
+    limits: list[dict[str, str]] | None = None,
+) -> bytes:
     body = {
         "node": node,
         "schema": 1,
@@ -88,7 +100,7 @@ def birth(stream: int, bd_seq: int, ts: float, node: str = NODE) -> bytes:
         "devices": {},
         "groups": {},
         "commands": {},
-        "limits": [],
+        "limits": limits or [],
         "sequence": {},
         "backlog": {"messages": 0, "bytes": 0},
         "budget": {},

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from protocols import ground
+from protocols import alarms, ground
 from tests.ground.node_messages import NODE, T0, birth, event, result, telemetry
 from tools.archive.rows import SessionRow, StreamRow, Streams
 from tools.archive.writer import Writer
@@ -128,3 +128,36 @@ def test_bad_input_is_one_line(
 def test_a_database_without_an_archive(db: str, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = history(capsys, "events", "--db", db)
     assert code == EX_DATAERR and "holds no archive" in err
+
+
+async def test_alarm_history_holds_the_nodes_alarms_and_the_consoles_actions(
+    db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shelve = alarms.AlarmAction(v=1, node=NODE, source="cam-a", what="camera.temperature",
+                                action="shelve", by="director-1", at=T0 + 5, raised_at=T0 + 1,
+                                until=T0 + 1805, reason="lamp swap")  # fmt: skip
+    streams = Streams()
+    messages = [
+        (ground.topic(NODE, "event"), event(1, T0 + 1, name="limit.camera.temperature.red",
+                                            source="cam-a", severity="critical")),
+        (ground.topic(NODE, "event"), event(2, T0 + 2, name="take.started", source="cam-a")),
+        (alarms.topic(NODE, "cam-a", "camera.temperature", "shelve"), alarms.encode(shelve)),
+        (alarms.topic(NODE, "cam-a", "camera.temperature", "shelve"), alarms.encode(shelve)),
+    ]  # fmt: skip
+    writer = await Writer.connect(db)
+    assert await writer.write([streams.row(t, p, T0 + 10) for t, p in messages]) == 3
+    await writer.close()
+    status, out, err = history(capsys, "alarms", "--db", db, "--csv", *SPAN)
+    assert status == 0, err
+    table = list(csv.DictReader(io.StringIO(out)))
+    assert status == 0
+    assert [(r["what"], r["alarm"], r["level"], r["by"], r["message"]) for r in table] == [
+        (
+            "event",
+            "limit.camera.temperature.red",
+            "red",
+            "",
+            "limit.camera.temperature.red on cam-a",
+        ),
+        ("shelve", "camera.temperature", "", "director-1", "lamp swap"),
+    ]

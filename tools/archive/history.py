@@ -25,13 +25,37 @@ from tools.archive.connect import connect, describe
 from tools.archive.rows import moment
 from tools.exits import DataError
 
-WHATS = ("events", "telemetry", "commands", "shotlog")
-_KIND = {"events": "event", "telemetry": "telemetry", "commands": "result", "shotlog": "event"}
+WHATS = ("events", "telemetry", "commands", "shotlog", "alarms")
+_KIND = {
+    "events": "event",
+    "telemetry": "telemetry",
+    "commands": "result",
+    "shotlog": "event",
+    "alarms": "event",
+}
 _COLUMNS = {
     "events": ["time", "seq", "severity", "name", "source", "message", "historical"],
     "commands": ["time", "seq", "key_id", "role", "name", "status", "reason"],
     "shotlog": ["time", "seq", "event", "scene", "take", "take_id", "cameras", "message"],
+    "alarms": [
+        "time",
+        "seq",
+        "what",
+        "source",
+        "alarm",
+        "level",
+        "by",
+        "until",
+        "message",
+        "historical",
+    ],
 }
+# The node's events that raise or clear an alarm (tools/monitor/view.py reads the same)
+ALARM_EVENTS = (
+    "(body->>'name' LIKE 'limit.%%' OR body->>'name' LIKE 'budget.%%' OR body->>'name' IN "
+    "('power.over_cap', 'power.shed_overdue', 'power.shed_failed', 'device.offline', "
+    "'power.within_cap', 'device.online'))"
+)
 
 
 @dataclass(frozen=True)
@@ -62,7 +86,9 @@ def fetch(conn: psycopg.Connection[Any], query: Query) -> list[dict[str, Any]]:
     }
     if query.what == "shotlog":
         where.append("body->>'name' LIKE 'take.%%'")
-    if query.device is not None and query.what in ("events", "shotlog"):
+    if query.what == "alarms":
+        where.append(ALARM_EVENTS)
+    if query.device is not None and query.what in ("events", "shotlog", "alarms"):
         where.append("body->>'source' = %(device)s")
         params["device"] = query.device
     if query.device is not None and query.what == "commands":
@@ -81,11 +107,27 @@ def fetch(conn: psycopg.Connection[Any], query: Query) -> list[dict[str, Any]]:
     )
     with conn.cursor() as cur:
         cur.execute(sql, params)
-        return [
+        found = [
             {"v": 1, "node": query.node, "kind": params["kind"], "ts": ts, "seq": seq,
              **({"historical": True} if historical else {}), "body": body}
             for seq, ts, historical, body in cur
         ]  # fmt: skip
+    if query.what == "alarms":
+        found = sorted(found + actions(conn, query), key=lambda m: m["ts"])
+    return found
+
+
+def actions(conn: psycopg.Connection[Any], query: Query) -> list[dict[str, Any]]:
+    """The consoles' acknowledgements and shelves in the range (protocols/alarms.py)."""
+    sql = ("SELECT extract(epoch FROM at)::float8, body FROM cupola_alarm_action"
+           " WHERE node = %s AND at >= %s AND at < %s"
+           + (" AND source = %s" if query.device is not None else "") + " ORDER BY at")  # fmt: skip
+    params = [query.node, moment(query.since), moment(query.until)]
+    if query.device is not None:
+        params.append(query.device)
+    with conn.cursor() as cur:
+        cur.execute(sql, params)
+        return [{"kind": "alarm_action", "ts": ts, "body": body} for ts, body in cur]
 
 
 def utc(ts: float) -> str:
@@ -111,12 +153,26 @@ def table(query: Query, messages: list[dict[str, Any]]) -> tuple[list[str], list
         elif query.what == "commands":
             rows.append([utc(m["ts"]), m["seq"], b.get("key_id"), b.get("role"), b.get("name"),
                          b["status"], b["reason"]])  # fmt: skip
+        elif query.what == "alarms":
+            rows.append(_alarm_row(m))
         else:
             d = b.get("data") or {}
             cameras = d.get("cameras") or sorted(d.get("clips") or {})
             rows.append([utc(b["ts"]), m["seq"], b["name"], d.get("scene"), d.get("take"),
                          d.get("take_id"), " ".join(map(str, cameras)), b["message"]])  # fmt: skip
     return _COLUMNS[query.what], rows
+
+
+def _alarm_row(m: dict[str, Any]) -> list[Any]:
+    b = m["body"]
+    if m["kind"] == "alarm_action":
+        until = utc(b["until"]) if b.get("until") else None
+        return [utc(m["ts"]), None, b["action"], b["source"], b["what"], b.get("level") or None,
+                b["by"], until, b.get("reason", ""), False]  # fmt: skip
+    outcome = b["name"].rpartition(".")[2]
+    level = outcome if outcome in ("red", "yellow", "cleared") else b["severity"]
+    return [utc(m["ts"]), m["seq"], "event", b["source"], b["name"], level, None, None,
+            b["message"], bool(m.get("historical"))]  # fmt: skip
 
 
 def _dig(body: Any, path: list[str]) -> Any:

@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-from protocols import ground
+from protocols import alarms, ground
 
 UNKNOWN_STREAM = 0  # a node whose birth no archive has seen yet: its stream is not known
 
@@ -58,6 +58,29 @@ class SessionRow:
                 self.stream, self.body)  # fmt: skip
 
 
+@dataclass(frozen=True, slots=True)
+class AlarmRow:
+    node: str
+    source: str
+    what: str
+    action: str
+    by_key: str
+    at: datetime.datetime
+    received: datetime.datetime
+    body: str
+
+    @property
+    def ts(self) -> datetime.datetime:
+        return self.at
+
+    def values(self) -> tuple[Any, ...]:
+        return (self.node, self.source, self.what, self.action, self.by_key, self.at,
+                self.received, self.body)  # fmt: skip
+
+
+Row = StreamRow | SessionRow | AlarmRow
+
+
 class Rejected(ValueError):
     """A message the archive does not keep; the text says why (counted, never fatal)."""
 
@@ -72,12 +95,14 @@ class Streams:
     def __init__(self, known: dict[str, int] | None = None) -> None:
         self.current: dict[str, int] = dict(known or {})
 
-    def row(self, topic: str, payload: bytes, received: float) -> StreamRow | SessionRow:
+    def row(self, topic: str, payload: bytes, received: float) -> Row:
         """The row for one message as received; raises Rejected for one not kept."""
         parsed = ground.parse_topic(topic)
         if parsed is None:
             raise Rejected(f"not a Cupola topic: {topic[:80]!r}")
         node, leaf, rest = parsed
+        if leaf == alarms.LEAF:
+            return _alarm_row(topic, node, payload, received)
         if leaf not in (*ground.STREAM_KINDS, *SESSION_KINDS):
             raise Rejected(f"{leaf!r} messages are not archived")
         try:
@@ -98,3 +123,17 @@ class Streams:
         name = "/".join((leaf, *rest))
         return SessionRow(node, name, leaf, moment(envelope.ts), moment(received),
                           envelope.bd_seq, envelope.stream, body)  # fmt: skip
+
+
+def _alarm_row(topic: str, node: str, payload: bytes, received: float) -> AlarmRow:
+    if not payload:
+        raise Rejected(f"{topic}: a retained acknowledgement removed (its alarm cleared)")
+    try:
+        action = alarms.decode(payload)
+    except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
+        raise Rejected(f"{topic}: not an alarm action: {exc}") from None
+    if action.node != node:
+        raise Rejected(f"{topic}: claims to be about node {action.node!r}")
+    body = alarms.encode(action).decode()
+    return AlarmRow(node, action.source, action.what, action.action, action.by,
+                    moment(action.at), moment(received), body)  # fmt: skip

@@ -6,6 +6,8 @@ primary key (node, stream, seq, ts) holds each seq once, whichever archive or re
 first; PostgreSQL requires the partition key in every unique key of a partitioned table.
 `session`: births, deaths, link notices and retained device states, one row per
 (node, topic, ts): the same retained message seen again on every subscription is one row.
+`alarm_action`: the consoles' acknowledgements and shelves (protocols/alarms.py), once each:
+the alarm history beside the node's own alarm events. Few rows: not partitioned.
 
 Partitions are one UTC day each, created on first use under an advisory lock, so several
 archives on several machines may share one database; queries over a day or a pass touch
@@ -43,6 +45,17 @@ CREATE TABLE IF NOT EXISTS cupola_session (
     body jsonb NOT NULL,
     PRIMARY KEY (node, topic, ts)
 ) PARTITION BY RANGE (ts);
+CREATE TABLE IF NOT EXISTS cupola_alarm_action (
+    node text NOT NULL,
+    source text NOT NULL,
+    what text NOT NULL,
+    action text NOT NULL,
+    by_key text NOT NULL,
+    at timestamptz NOT NULL,
+    received timestamptz NOT NULL,
+    body jsonb NOT NULL,
+    PRIMARY KEY (node, source, what, at, by_key, action)
+);
 """
 
 PARTITIONED = ("cupola_stream", "cupola_session")

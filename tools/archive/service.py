@@ -22,8 +22,8 @@ import paho.mqtt.client as mqtt
 import psycopg
 from psycopg.rows import TupleRow
 
-from protocols import ground
-from tools.archive.rows import SESSION_KINDS, Rejected, SessionRow, StreamRow, Streams
+from protocols import alarms, ground
+from tools.archive.rows import SESSION_KINDS, Rejected, Row, Streams
 from tools.archive.writer import Writer
 from tools.broker_link import broker_client
 
@@ -36,10 +36,11 @@ DB_RETRY_S = (0.2, 5.0)  # back-off between attempts to reach the database: firs
 
 
 def topics(node: str) -> list[str]:
-    """What the archive keeps: the node's own messages to the ground (not commands, not local/)."""
+    """What the archive keeps: the node's own messages to the ground (not commands, not
+    local/), and the consoles' alarm acknowledgements and shelves."""
     leaves = [*ground.STREAM_KINDS, *SESSION_KINDS]
-    return [ground.topic(node, leaf, "+") if leaf == ground.STATE else ground.topic(node, leaf)
-            for leaf in leaves]  # fmt: skip
+    return [*(ground.topic(node, leaf, "+") if leaf == ground.STATE else ground.topic(node, leaf)
+              for leaf in leaves), alarms.subscription(node)]  # fmt: skip
 
 
 async def latest_streams(conn: psycopg.AsyncConnection[TupleRow]) -> dict[str, int]:
@@ -119,7 +120,7 @@ class Archive:
                 await client.subscribe(name, qos=1)
             self.broker_up.set()
             log.info("archive: subscribed on %s as %s", self.broker_url, self.client_id)
-            batch: list[StreamRow | SessionRow] = []
+            batch: list[Row] = []
             mids: list[int] = []  # of every message in the batch (0: QoS 0, no PUBACK due)
             first_at = 0.0
             messages = aiter(client.messages)
@@ -139,9 +140,7 @@ class Archive:
                 if len(mids) >= BATCH:
                     await self._flush(paho, batch, mids)
 
-    async def _flush(
-        self, paho: mqtt.Client, batch: list[StreamRow | SessionRow], mids: list[int]
-    ) -> None:
+    async def _flush(self, paho: mqtt.Client, batch: list[Row], mids: list[int]) -> None:
         """Commit, then acknowledge: the broker keeps each message until it is stored."""
         await self._commit(batch)
         for mid in mids:
@@ -150,7 +149,7 @@ class Archive:
         batch.clear()
         mids.clear()
 
-    def _add(self, batch: list[StreamRow | SessionRow], topic: str, payload: object) -> None:
+    def _add(self, batch: list[Row], topic: str, payload: object) -> None:
         if not isinstance(payload, bytes | bytearray):
             self.rejected += 1
             return
@@ -160,7 +159,7 @@ class Archive:
             self.rejected += 1
             log.warning("archive: not kept: %s", exc)
 
-    async def _commit(self, batch: list[StreamRow | SessionRow]) -> None:
+    async def _commit(self, batch: list[Row]) -> None:
         """Write until it is written: the database may be away for a while."""
         while batch:
             writer = await self._database()

@@ -16,15 +16,18 @@ import psycopg
 from psycopg.rows import TupleRow
 
 from tools.archive import schema
-from tools.archive.rows import SessionRow, StreamRow
+from tools.archive.rows import AlarmRow, Row, SessionRow, StreamRow
 
 STREAM_COLUMNS = "node, stream, seq, kind, ts, received, historical, body"
 SESSION_COLUMNS = "node, topic, kind, ts, received, bd_seq, stream, body"
 STREAM_KEY = "node, stream, seq, ts"
 SESSION_KEY = "node, topic, ts"
+ALARM_COLUMNS = "node, source, what, action, by_key, at, received, body"
+ALARM_KEY = "node, source, what, at, by_key, action"
 _STAGING = """
 CREATE TEMP TABLE IF NOT EXISTS stage_stream (LIKE cupola_stream) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS stage_session (LIKE cupola_session) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS stage_alarm (LIKE cupola_alarm_action) ON COMMIT DELETE ROWS;
 """
 
 
@@ -47,10 +50,11 @@ class Writer:
     async def close(self) -> None:
         await self.conn.close()
 
-    async def write(self, rows: Sequence[StreamRow | SessionRow]) -> int:
+    async def write(self, rows: Sequence[Row]) -> int:
         """Commit `rows`; returns how many were new."""
         streams = [r for r in rows if isinstance(r, StreamRow)]
         sessions = [r for r in rows if isinstance(r, SessionRow)]
+        actions = [r for r in rows if isinstance(r, AlarmRow)]
         try:
             async with self.conn.transaction():
                 new = await self._insert(
@@ -58,6 +62,9 @@ class Writer:
                 )
                 new += await self._insert(
                     "cupola_session", "stage_session", SESSION_COLUMNS, SESSION_KEY, sessions
+                )
+                new += await self._insert(
+                    "cupola_alarm_action", "stage_alarm", ALARM_COLUMNS, ALARM_KEY, actions
                 )
         except BaseException:
             self.partitions.forget()
@@ -72,13 +79,14 @@ class Writer:
         stage: str,
         columns: str,
         key: str,
-        rows: Sequence[StreamRow] | Sequence[SessionRow],
+        rows: Sequence[StreamRow] | Sequence[SessionRow] | Sequence[AlarmRow],
     ) -> int:
         """COPY straight in; only a batch holding a row the archive has already goes through
         the staging table (a resend, or another archive that wrote it first)."""
         if not rows:
             return 0
-        await self.partitions.ensure(self.conn, table, {schema.day_of(r.ts) for r in rows})
+        if table in schema.PARTITIONED:
+            await self.partitions.ensure(self.conn, table, {schema.day_of(r.ts) for r in rows})
         ordered = sorted(r.values() for r in rows)  # key order: no deadlock between archives
         try:
             async with self.conn.transaction():  # a savepoint

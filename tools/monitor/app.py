@@ -40,13 +40,13 @@ from textual.widgets import (
     TabPane,
 )
 
-from protocols import ground
+from protocols import alarms, ground
 from protocols.ground import KeyFile
 from tools.broker_link import BrokerLink
 from tools.cmd import ArgumentError, parse_args, signatures_in
 from tools.ground_client import DEFAULT_VALID_FOR_S, sign_command
 from tools.monitor import rows
-from tools.monitor.view import SEVERITIES, CommandLine, NodeView, utc_midnight
+from tools.monitor.view import SEVERITIES, AlarmKey, CommandLine, NodeView, utc_midnight
 
 SEVERITY_STYLES = {"critical": "bold red", "warning": "yellow", "info": "", "diagnostic": "dim"}
 EVENT_ROWS_SHOWN = 400
@@ -171,10 +171,48 @@ class NodeCommands(Provider):
             yield Hit(score, display, choose, text=shown, help=escape(help_text))
 
 
+SHELVE_MAX_MIN = 24 * 60
+
+
+class AlarmActions(Provider):
+    """The palette: `shelve MINUTES REASON` on an alarm; `unshelve` a shelved one."""
+
+    async def search(self, query: str) -> Hits:
+        app = self.app
+        assert isinstance(app, MonitorApp)
+        word, _, rest = query.strip().partition(" ")
+        now, view = app.clock(), app.view
+        if word and "shelve".startswith(word.lower()):
+            minutes_text, _, reason = rest.strip().partition(" ")
+            try:
+                minutes = float(minutes_text)
+            except ValueError:
+                minutes = 0.0
+            ready = 0 < minutes <= SHELVE_MAX_MIN and len(reason.strip()) >= 3
+            for alarm in sorted(view.alarms.values(), key=lambda a: a.key):
+                if not alarm.active or view.shelved(alarm.key, now) is not None:
+                    continue
+                name = f"{alarm.key[0]} {alarm.key[1]}"
+                if ready:
+                    shown = f"shelve {name} for {minutes:g} min: {reason.strip()}"
+                    shelve = partial(app.shelve, alarm.key, minutes * 60, reason.strip())
+                    yield Hit(1.0, Content(shown), shelve, text=shown,
+                              help="everyone sees it shelved, by you, with why")  # fmt: skip
+                else:
+                    shown = f"shelve {name}: type shelve MINUTES REASON"
+                    yield Hit(0.5, Content(shown), app.bell, text=shown,
+                              help=f"1 to {SHELVE_MAX_MIN} minutes, and why")  # fmt: skip
+        if word and "unshelve".startswith(word.lower()):
+            for key in sorted(view.shelves):
+                if view.shelved(key, now) is not None:
+                    shown = f"unshelve {key[0]} {key[1]}"
+                    yield Hit(1.0, Content(shown), partial(app.unshelve, key), text=shown)
+
+
 class MonitorApp(App[None]):
     CSS_PATH = "monitor.tcss"
     TITLE = "Cupola monitor"
-    COMMANDS = App.COMMANDS | {NodeCommands}
+    COMMANDS = App.COMMANDS | {NodeCommands, AlarmActions}
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("a", "acknowledge", "Ack alarms"),
         Binding("slash", "filter", "Filter events"),
@@ -290,6 +328,8 @@ class MonitorApp(App[None]):
 
     async def _receive(self, topic: str, payload: bytes) -> None:
         self.view.absorb(topic, payload, self.clock())
+        if self.view.acks_ended:
+            self._end_acks()
         for command_id in list(self._pending):
             command = self.view.commands.get(command_id)
             if command is None:  # aged out of the view unanswered
@@ -388,9 +428,60 @@ class MonitorApp(App[None]):
     # -- actions -------------------------------------------------------------------------------
 
     def action_acknowledge(self) -> None:
-        done = self.view.acknowledge()
+        """Acknowledge every alarm waiting; live, every other console sees who and when."""
+        waiting = self.view.unacknowledged()  # shelved ones too
+        if self.link is None:
+            done = self.view.acknowledge()
+        else:
+            for alarm in waiting:
+                self._share(alarm.key, "ack", raised_at=alarm.raised_at, level=alarm.level)
+            done = len(waiting)
         self.notify(f"{done} alarm(s) acknowledged" if done else "nothing to acknowledge")
         self.redraw()
+
+    @property
+    def operator(self) -> str:
+        """Who this console is to the others: its key id, else its broker client id."""
+        return self.key.key_id if self.key is not None else self.client_id
+
+    def shelve(self, key: AlarmKey, duration_s: float, reason: str) -> None:
+        """Shelve an alarm for a while, with a reason: not counted as waiting anywhere."""
+        now = self.clock()
+        alarm = self.view.alarms.get(key)
+        self._share(key, "shelve", raised_at=alarm.raised_at if alarm else now,
+                    until=now + duration_s, reason=reason)  # fmt: skip
+        self.notify(f"{key[0]} {key[1]} shelved for {duration_s / 60:g} min", title="alarm")
+
+    def unshelve(self, key: AlarmKey) -> None:
+        self._share(key, "unshelve", raised_at=self.clock())
+
+    def _share(self, key: AlarmKey, action: alarms.Action, **fields: Any) -> None:
+        """Apply an alarm action here at once and tell every console (retained)."""
+        message = alarms.AlarmAction(
+            v=1, node=self.view.node, source=key[0], what=key[1], action=action,
+            by=self.operator, at=self.clock(), role=self.key.role.value if self.key else "",
+            **fields,
+        )  # fmt: skip
+        self.view.alarm_action(message)
+        if self.link is not None:
+            topic = alarms.topic(self.view.node, key[0], key[1], action)
+            self.run_worker(self._publish_retained(topic, alarms.encode(message)))
+
+    async def _publish_retained(self, topic: str, payload: bytes) -> None:
+        assert self.link is not None
+        try:
+            await self.link.publish(topic, payload, retain=True)
+        except aiomqtt.MqttError as exc:
+            self.notify(f"not shared with the other consoles: {exc}", title="alarm",
+                        severity="error", markup=False)  # fmt: skip
+
+    def _end_acks(self) -> None:
+        """Alarms seen clearing while acknowledged: their retained ack goes, for everyone."""
+        for key in self.view.acks_ended:
+            if self.link is not None:
+                topic = alarms.topic(self.view.node, key[0], key[1], "ack")
+                self.run_worker(self._publish_retained(topic, b""))
+        self.view.acks_ended.clear()
 
     def action_filter(self) -> None:
         self.main.query_one(TabbedContent).active = "events"
@@ -453,23 +544,34 @@ class MonitorApp(App[None]):
             self.view.alarms.values(),
             key=lambda a: (a.acknowledged, a.level != "red", -a.raised_at),
         )
+        past = [f"history {rows.clock(e.ts)} {e.source} {e.name}" for e in self.view.past_alarms]
         if not alarms:
             held = self.view.held()
             blind = "" if held is None else f" as of {rows.clock(held['at'])}: stream held"
-            self.main.query_one("#alarms", Static).update(
-                Text(f"no alarms{blind}", style="bold yellow" if held else "dim")
-            )
+            text = Text(f"no alarms{blind}", style="bold yellow" if held else "dim")
+            for line in past[-3:]:  # raised and cleared while out of contact: history only
+                text.append(f"\n{line}", style="dim")
+            self.main.query_one("#alarms", Static).update(text)
             return
         text = Text()
+        now = self.clock()
         for alarm in alarms:
-            if alarm.acknowledged:
+            shelve = self.view.shelved(alarm.key, now)
+            if alarm.acknowledged or shelve is not None:
                 style = "red" if alarm.level == "red" else "yellow"
             else:
                 style = "bold white on red" if alarm.level == "red" else "bold black on yellow"
             state = "" if alarm.active else " (cleared)"
-            mark = "ack" if alarm.acknowledged else "NEW"
+            mark = "SHELVED" if shelve else "ack" if alarm.acknowledged else "NEW"
             text.append(f" {alarm.level.upper():<6} {mark} ", style=style)
-            text.append(f" {rows.clock(alarm.raised_at)} {alarm.message}{state}\n")
+            text.append(f" {rows.clock(alarm.raised_at)} {alarm.message}{state}")
+            if shelve is not None:
+                text.append(f" shelved by {shelve.by} until {rows.clock(shelve.until or 0)}: "
+                            f"{shelve.reason}", style="dim")  # fmt: skip
+            if alarm.acked_by:
+                text.append(f" ack {alarm.acked_by} {rows.clock(alarm.acked_at or 0)}",
+                            style="dim")  # fmt: skip
+            text.append("\n")
         text.append("a: acknowledge all", style="dim")
         self.main.query_one("#alarms", Static).update(text)
 

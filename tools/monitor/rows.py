@@ -342,7 +342,7 @@ def node_line(view: NodeView, now: float) -> list[Cell]:
     if view.silences:
         longest = max(b - a for a, b in view.silences)
         cells.append(Cell(f"LOS {len(view.silences)}x, longest {duration(longest)}", "yellow"))
-    unack = len(view.unacknowledged())
+    unack = len(view.unacknowledged(now))
     cells.append(Cell(f"alarms {unack} unacknowledged", "bold red" if unack else ""))
     if view.commands_authority():
         cells.append(authority_cell(view))

@@ -25,7 +25,7 @@ import psycopg
 from bench.machine import describe
 from tests.pg import session_database
 from tools.archive.history import Query, fetch
-from tools.archive.rows import SessionRow, StreamRow, Streams, moment
+from tools.archive.rows import Row, Streams, moment
 from tools.archive.writer import STREAM_COLUMNS, Writer
 
 CAPTURE = Path(__file__).resolve().parents[1] / "tests" / "tools" / "captures" / "nominal.jsonl"
@@ -54,7 +54,9 @@ def stream_payloads(count: int) -> list[tuple[str, bytes]]:
 
 async def reset(db: str) -> None:
     async with await psycopg.AsyncConnection.connect(db, autocommit=True) as conn:
-        await conn.execute("DROP TABLE IF EXISTS cupola_stream, cupola_session CASCADE")
+        await conn.execute(
+            "DROP TABLE IF EXISTS cupola_stream, cupola_session, cupola_alarm_action CASCADE"
+        )
 
 
 async def archive_path(db: str, payloads: list[tuple[str, bytes]]) -> float:
@@ -63,7 +65,7 @@ async def archive_path(db: str, payloads: list[tuple[str, bytes]]) -> float:
     streams = Streams()
     started = time.perf_counter()
     for at in range(0, len(payloads), BATCH):
-        rows: list[StreamRow | SessionRow] = [
+        rows: list[Row] = [
             streams.row(topic, payload, T0) for topic, payload in payloads[at : at + BATCH]
         ]
         await writer.write(rows)

@@ -119,10 +119,15 @@ def _cmd_daemon(args: argparse.Namespace) -> int:
 
 
 def _cmd_monitor(args: argparse.Namespace) -> int:
+    if args.replay is not None and args.replay.startswith(("postgresql://", "postgres://")):
+        from tools.monitor.launch import run_archive_replay
+
+        return run_archive_replay(args.replay, args.node or "iss-film", since=args.since,
+                                  at=args.at, text=args.text)  # fmt: skip
     if args.replay is not None:
         from tools.monitor.launch import run_replay
 
-        return run_replay(args.replay, args.node, at=args.at, text=args.text)
+        return run_replay(Path(args.replay), args.node, at=args.at, text=args.text)
     if args.broker is None:
         raise UsageError("give --broker URL (or --replay CAPTURE)")
     if args.json:
@@ -134,7 +139,7 @@ def _cmd_monitor(args: argparse.Namespace) -> int:
     return run_live(
         args.broker, args.node or "iss-film",
         ca_file=args.ca, key_path=args.key, los_after_s=args.los_after,
-        valid_for_s=args.valid_for,
+        valid_for_s=args.valid_for, archive_url=args.db,
     )  # fmt: skip
 
 
@@ -378,7 +383,12 @@ def _ground_commands(add: Adder) -> None:
     p.add_argument("--los-after", type=_positive, default=15.0, metavar="S",
                    help="an online node silent this long is shown as loss of signal")  # fmt: skip
     p.add_argument("--json", action="store_true", help="one JSON line per message, for scripts")
-    p.add_argument("--replay", type=Path, metavar="CAPTURE", help="show a --json capture")
+    p.add_argument("--replay", metavar="CAPTURE", help="show a --json capture, or a time range "
+                   "of an archive (postgresql://...; from --since to --at)")  # fmt: skip
+    p.add_argument("--since", type=_instant, metavar="TIME",
+                   help="archive replay: from then (default: an hour before --at)")  # fmt: skip
+    p.add_argument("--db", metavar="postgresql://...",
+                   help="live: fill the screen from this archive, at start and gaps")  # fmt: skip
     p.add_argument("--at", type=_instant, metavar="TIME",
                    help="replay: the screen as it was then (ISO 8601, UTC if no zone)")  # fmt: skip
     p.add_argument("--text", action="store_true", help="replay: print a summary, no UI")

@@ -42,16 +42,19 @@ from textual.widgets import (
 
 from protocols import alarms, ground
 from protocols.ground import KeyFile
+from tools.archive.connect import connect
 from tools.broker_link import BrokerLink
 from tools.cmd import ArgumentError, parse_args, signatures_in
 from tools.ground_client import DEFAULT_VALID_FOR_S, sign_command
 from tools.monitor import rows
+from tools.monitor.archive import FILL_S, Archived, messages, missing
 from tools.monitor.view import SEVERITIES, AlarmKey, CommandLine, NodeView, utc_midnight
 
 SEVERITY_STYLES = {"critical": "bold red", "warning": "yellow", "info": "", "diagnostic": "dim"}
 EVENT_ROWS_SHOWN = 400
 EVENT_HISTORY = 400  # events asked of the node's log on joining: a screenful and more
 REDRAW_S = 0.5
+GAP_RETRIES_S = (0.5, 1.5, 3.0)  # after a gap: ask the archive, then again as it catches up
 
 
 def _line(cells: list[rows.Cell], separator: str = "  ") -> Text:
@@ -234,8 +237,11 @@ class MonitorApp(App[None]):
         subtitle: str = "",
         client_id: str | None = None,
         valid_for_s: float = DEFAULT_VALID_FOR_S,
+        archive_url: str | None = None,
     ) -> None:
         super().__init__()
+        self.archive_url = archive_url  # `cupola archive`'s database: history and gaps from it
+        self._gaps_asked = 0
         self.valid_for_s = valid_for_s  # each command's not_after: the node refuses it later
         self.view = view
         self.url = url
@@ -303,8 +309,51 @@ class MonitorApp(App[None]):
         )
         self.redraw()
         self.main.set_interval(REDRAW_S, self.redraw)
-        if self.url is not None:
+        if self.url is not None and self.archive_url is not None:
+            self.run_worker(self._fill_then_link(), group="archive", exit_on_error=False)
+        elif self.url is not None:
             self.start_link()
+
+    async def _fill_then_link(self) -> None:
+        """The last hour from the archive first, then live (what overlaps counts once)."""
+        now = self.clock()
+        try:
+            found = await asyncio.to_thread(self._archived, now - FILL_S, now + 1)
+        except Exception as exc:  # the archive is a help, never a condition: go live anyway
+            self.notify(f"nothing from the archive: {exc}", title="archive", severity="warning",
+                        markup=False)  # fmt: skip
+        else:
+            for message in found:
+                self.view.absorb(message.topic, message.payload, message.received)
+            self.notify(f"{len(found)} messages from the archive", title="archive")
+            self._gaps_asked = len(self.view.sequence.gaps)
+        self.start_link()
+
+    def _archived(self, since: float, until: float) -> list[Archived]:
+        assert self.archive_url is not None
+        with connect(self.archive_url) as conn:
+            return messages(conn, self.view.node, since, until)
+
+    def _missing(self) -> list[Archived]:
+        assert self.archive_url is not None
+        with connect(self.archive_url) as conn:
+            return missing(conn, self.view.node, self.view.sequence.stream,
+                           list(self.view.sequence.gaps))  # fmt: skip
+
+    async def _fill_gaps(self) -> None:
+        """A gap in the stream: what the archive kept of it (it may lag a little: ask again)."""
+        for wait in GAP_RETRIES_S:
+            await asyncio.sleep(wait)
+            if not self.view.sequence.gaps:
+                return
+            try:
+                found = await asyncio.to_thread(self._missing)
+            except Exception as exc:
+                self.notify(f"the gap stays: {exc}", title="archive", severity="warning",
+                            markup=False)  # fmt: skip
+                return
+            for message in found:
+                self.view.absorb(message.topic, message.payload, self.clock())
 
     def start_link(self) -> None:
         """Subscribe to the node; the worker group "broker" runs the subscription."""
@@ -328,6 +377,10 @@ class MonitorApp(App[None]):
 
     async def _receive(self, topic: str, payload: bytes) -> None:
         self.view.absorb(topic, payload, self.clock())
+        gaps = len(self.view.sequence.gaps)
+        if self.archive_url is not None and gaps > self._gaps_asked:
+            self.run_worker(self._fill_gaps(), group="archive", exit_on_error=False)
+        self._gaps_asked = gaps
         if self.view.acks_ended:
             self._end_acks()
         for command_id in list(self._pending):

@@ -130,6 +130,11 @@ def _cmd_monitor(args: argparse.Namespace) -> int:
         return run_replay(Path(args.replay), args.node, at=args.at, text=args.text)
     if args.broker is None:
         raise UsageError("give --broker URL (or --replay CAPTURE)")
+    if args.web is not None:
+        from tools.monitor.web import address, run_web
+
+        address(args.web)  # a bad address is refused before anything starts
+        return run_web(args.web, _monitor_args(args), with_key=args.key is not None)
     if args.json:
         from tools.monitor.jsonlines import run_json_monitor
 
@@ -141,6 +146,16 @@ def _cmd_monitor(args: argparse.Namespace) -> int:
         ca_file=args.ca, key_path=args.key, los_after_s=args.los_after,
         valid_for_s=args.valid_for, archive_url=args.db,
     )  # fmt: skip
+
+
+def _monitor_args(args: argparse.Namespace) -> list[str]:
+    """The options a served monitor session runs with: the same as this command's."""
+    out = ["--broker", args.broker, "--node", args.node or "iss-film",
+           "--valid-for", str(args.valid_for), "--los-after", str(args.los_after)]  # fmt: skip
+    for flag, value in (("--ca", args.ca), ("--key", args.key), ("--db", args.db)):
+        if value is not None:
+            out += [flag, str(Path(value).resolve()) if flag != "--db" else value]
+    return out
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -383,6 +398,8 @@ def _ground_commands(add: Adder) -> None:
     p.add_argument("--los-after", type=_positive, default=15.0, metavar="S",
                    help="an online node silent this long is shown as loss of signal")  # fmt: skip
     p.add_argument("--json", action="store_true", help="one JSON line per message, for scripts")
+    p.add_argument("--web", metavar="HOST:PORT", help="serve the monitor to browsers there "
+                   "(each session with these options, --key included)")  # fmt: skip
     p.add_argument("--replay", metavar="CAPTURE", help="show a --json capture, or a time range "
                    "of an archive (postgresql://...; from --since to --at)")  # fmt: skip
     p.add_argument("--since", type=_instant, metavar="TIME",

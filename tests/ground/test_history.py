@@ -125,6 +125,12 @@ def test_bad_input_is_one_line(
     assert says in err and len(err.splitlines()) == 1
 
 
+def test_archive_refuses_a_bad_database_url(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["archive", "--broker", "mqtt://127.0.0.1:1", "--db", "host=x port=y ==="])
+    err = capsys.readouterr().err
+    assert code == EX_USAGE and "not a PostgreSQL URL" in err and len(err.splitlines()) == 1
+
+
 def test_a_database_without_an_archive(db: str, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = history(capsys, "events", "--db", db)
     assert code == EX_DATAERR and "holds no archive" in err

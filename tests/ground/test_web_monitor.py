@@ -78,7 +78,7 @@ async def test_the_monitor_in_a_browser(tmp_path: Path, broker: Mosquitto) -> No
         await page.click("#terminal")
         await page.keyboard.press("Control+p")
         await on_screen("Search for commands")
-        await page.keyboard.type("light.set device=key intensity_pct=40", delay=20)
+        await page.keyboard.type("light.set device=key intensity_pct=40")
         await on_screen('light.set {"device": "key", "intensity_pct": 40}')
         await page.keyboard.press("Enter")
 

@@ -157,7 +157,8 @@ class Archive:
             batch.append(self.streams.row(topic, bytes(payload), self.clock()))
         except Rejected as exc:
             self.rejected += 1
-            log.warning("archive: not kept: %s", exc)
+            # an empty payload is a retained message removed (a cleared alarm's ack): routine
+            log.log(logging.WARNING if payload else logging.DEBUG, "archive: not kept: %s", exc)
 
     async def _commit(self, batch: list[Row]) -> None:
         """Write until it is written: the database may be away for a while."""

@@ -7,7 +7,7 @@
 - history: one day of a 64-device node sampling at 1 Hz (86,400 samples, a 64-device body
   each, plus an event a minute), then `cupola history`'s queries over that day.
 
-Needs a PostgreSQL server: the machine's on 127.0.0.1:5432, else a private one (tests/pg.py);
+Needs a PostgreSQL server: the machine's on 127.0.0.1:5432, else a private one (hil/postgres.py);
 a database of its own, dropped at the end.
 """
 
@@ -23,7 +23,7 @@ import msgspec
 import psycopg
 
 from bench.machine import describe
-from tests.pg import session_database
+from hil.postgres import session_database
 from tools.archive.history import Query, fetch
 from tools.archive.rows import Row, Streams, moment
 from tools.archive.writer import STREAM_COLUMNS, Writer

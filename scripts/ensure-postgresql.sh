@@ -1,7 +1,7 @@
 #!/usr/bin/env sh
 # Install PostgreSQL (server binaries, initdb, psql) where it is missing. The archive's tests
 # use the server already running on 127.0.0.1:5432 if there is one, else start a private
-# cluster of their own on a free port (tests/pg.py); nothing here starts a system service.
+# cluster of their own on a free port (hil/postgres.py); nothing here starts a system service.
 set -eu
 if command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
     exit 0

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from tests.pg import session_database
+from hil.postgres import session_database
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,5 @@
-"""PostgreSQL for the tests: the machine's server if one answers, else a private cluster.
+"""PostgreSQL for the tests and the bench: the machine's server if one answers, else a private
+cluster.
 
 Each test session gets a database of its own, created at start and dropped at the end, so
 runs (and xdist workers) never see each other's rows. The private cluster (initdb on a free

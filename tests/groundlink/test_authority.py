@@ -183,3 +183,21 @@ def test_only_the_holder_ever_commands(steps: list[tuple[str, str, str]]) -> Non
             r.intake.close()
 
     run_virtual(run())
+
+
+def damage(db: Path) -> None:
+    db.write_bytes(b"this is not a database" * 100)
+    for leftover in db.parent.glob(f"{db.name}-*"):  # its WAL and shared memory
+        leftover.unlink()
+
+
+async def test_a_damaged_authority_file_starts_with_nobody_holding_it(tmp_path: Path) -> None:
+    keys, path = make_keys(tmp_path)
+    first = build(tmp_path, keys, path, Clock(), authority="node")
+    await send(first, "director-1", "authority.claim")
+    first.intake.close()
+    damage(tmp_path / "authority.db")
+    again = build(tmp_path, keys, path, Clock(), authority="node")
+    again.clock.now += 1
+    refused = await send(again, "director-1", "light.set", level=1)
+    assert "no console holds command authority" in refused["reason"]

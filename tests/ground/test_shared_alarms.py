@@ -65,6 +65,19 @@ def test_a_retained_ack_met_before_the_alarm_applies_once_it_is_raised() -> None
     assert view.alarms[KEY].acknowledged and view.alarms[KEY].acked_by == "fc-1"
 
 
+def test_a_stale_ack_does_not_cover_a_raising_seen_after_it() -> None:
+    """An ack whose alarm cleared while no console watched (so nobody removed it) does not
+    silence the alarm going up again later."""
+    view = NodeView(NODE)
+    view.set_connection(True, "connected", T0)
+    feed(view, "birth", birth(1, 1, T0), T0)
+    shared(view, "ack", action("ack", T0 - 600, level="red"), T0)
+    red = event(1, T0 + 5, name="limit.camera.temperature.red", source="cam-0",
+                severity="critical", limit="camera.temperature")  # fmt: skip
+    feed(view, "event", red, T0 + 5)
+    assert [a.key for a in view.unacknowledged(T0 + 5)] == [KEY]
+
+
 def test_its_removal_undoes_it_for_a_console_that_starts_later() -> None:
     view = live(RED)
     shared(view, "ack", action("ack", T0 + 2, level="red"), T0 + 2)

@@ -41,6 +41,7 @@ class Alarm:
     acknowledged: bool = False
     acked_by: str = ""  # the console that acknowledged it (this one or another)
     acked_at: float | None = None
+    seen_rising: bool = False  # raised by an event: raised_at is when it went up
 
 
 @dataclass
@@ -370,10 +371,10 @@ class NodeView:
             if outcome == "cleared":
                 self._clear((line.source, what))
             else:
-                self._raise((line.source, what), outcome, line.message, line.ts)
+                self._raise((line.source, what), outcome, line.message, line.ts, rising=True)
         elif line.name in _RAISES:
             what, level = _RAISES[line.name]
-            self._raise((line.source, what), level, line.message, line.ts)
+            self._raise((line.source, what), level, line.message, line.ts, rising=True)
         elif line.name in _CLEARS:
             self._clear((line.source, _CLEARS[line.name]))
 
@@ -499,16 +500,20 @@ class NodeView:
             if alarm is None or not alarm.active or alarm.level != level:
                 self._raise(key, level, f"{key[0]} {key[1]} {level} ({source})", at)
 
-    def _raise(self, key: AlarmKey, level: str, message: str, at: float) -> None:
+    def _raise(
+        self, key: AlarmKey, level: str, message: str, at: float, *, rising: bool = False
+    ) -> None:
+        """`rising`: seen going up (an event), so `at` is when; from a list, only since when."""
         alarm = self.alarms.get(key)
         if alarm is None:
-            self.alarms[key] = Alarm(key, level, message, at)
+            self.alarms[key] = Alarm(key, level, message, at, seen_rising=rising)
             self._apply_ack(key)
             return
         worse = level == "red" and alarm.level != "red"
         if worse or not alarm.active:
             alarm.acknowledged = False
             alarm.raised_at = at
+            alarm.seen_rising = rising
         alarm.level, alarm.message, alarm.active = level, message, True
         self._apply_ack(key)
 
@@ -565,6 +570,8 @@ class NodeView:
             return
         if _LEVELS.get(alarm.level, 2) > _LEVELS.get(ack.level, 0):
             return
+        if alarm.seen_rising and alarm.raised_at > ack.raised_at:
+            return  # it went up again after that ack (whose clear nobody removed it for)
         alarm.acknowledged, alarm.acked_by, alarm.acked_at = True, ack.by, ack.at
         if not alarm.active:
             del self.alarms[key]

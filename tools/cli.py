@@ -532,7 +532,8 @@ def _cmd_history(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _setup_logging(args.log_level or ("info" if args.command == "daemon" else "warning"))
+    services = ("daemon", "archive")  # long-running: one line per thing they do
+    _setup_logging(args.log_level or ("info" if args.command in services else "warning"))
     prog = f"cupola {args.command}"
     try:
         return int(args.handler(args))

@@ -243,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--log-level",
         choices=["debug", "info", "warning", "error"],
-        help="default: info for the daemon (one line per thing it does), warning otherwise",
+        help="default: info for the daemon and archive (a line per thing they do), else warning",
     )
     sub = parser.add_subparsers(dest="command", required=True)
 

@@ -7,13 +7,13 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.cupola-installed
 
-.PHONY: demo test flake deps lint typecheck check soak bench clean
+.PHONY: demo test flake deps lint typecheck check soak qualify bench clean
 
 demo: deps
 	$(BIN)/cupola demo
 
 test: deps
-	$(BIN)/python -m pytest -n 2 -q
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -q
 
 deps: $(STAMP)
 	@./scripts/ensure-mosquitto.sh
@@ -42,6 +42,9 @@ check: lint typecheck test
 
 soak: deps
 	$(BIN)/python -m pytest -m soak -q
+
+qualify: deps
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -m qualification -q
 
 bench: deps
 	$(BIN)/python -m bench.run

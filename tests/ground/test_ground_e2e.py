@@ -92,20 +92,21 @@ async def test_two_archives_two_monitors_los_and_a_broker_restart(
                           persistent=True) as fc,
             GroundSession(crew_url, NODE) as crew,
         ):  # fmt: skip
-            await fc.wait_for(lambda: fc.online("key"), 20, "online through the bridge")
-            await until(pilot, lambda: view.sequence.last_seq > 20, "the stream, on the monitor")
+            await fc.wait_for(lambda: fc.online("key"), 60, "online through the bridge")
+            await until(pilot, lambda: view.sequence.last_seq > 20, "the stream, on the monitor",
+                        60)  # fmt: skip
 
             await relay.cut()  # loss of signal: station and ground apart, the ground still up
 
             def onboard_says(name: str) -> bool:
                 return any(m.kind == "event" and m.body["name"] == name for _, m in crew.local)
 
-            await crew.wait_for(lambda: onboard_says("ground.link_down"), 10, "link down")
+            await crew.wait_for(lambda: onboard_says("ground.link_down"), 30, "link down")
             await asyncio.sleep(1.0)  # the outage lasts; the node queues in its outbox
             await relay.start()
 
             ground.restart()  # the ground broker itself: every session comes back from its file
-            async with asyncio.timeout(30):
+            async with asyncio.timeout(90):
                 while True:  # until the console is back on the broker and the node drained
                     try:
                         await drained(fc)
@@ -114,9 +115,10 @@ async def test_two_archives_two_monitors_los_and_a_broker_restart(
                         await asyncio.sleep(0.2)
             outbox = (await fc.command("health"))["result"]["outbox"]  # the node's own account
             target = outbox["last_seq"]  # every number it has given so far
-            await until(pilot, lambda: archived(db)[3] >= target, "the archives, caught up")
-            await until(pilot, lambda: view.sequence.last_seq >= target, "the monitor, caught up")
-            await until(pilot, lambda: not view.sequence.gaps, "the monitor, with no gap")
+            await until(pilot, lambda: archived(db)[3] >= target, "the archives, caught up", 60)
+            await until(pilot, lambda: view.sequence.last_seq >= target, "the monitor, caught up",
+                        60)  # fmt: skip
+            await until(pilot, lambda: not view.sequence.gaps, "the monitor, with no gap", 60)
     finally:
         with contextlib.suppress(ProcessLookupError):
             json_monitor.send_signal(signal.SIGINT)

@@ -54,7 +54,9 @@ SEVERITY_STYLES = {"critical": "bold red", "warning": "yellow", "info": "", "dia
 EVENT_ROWS_SHOWN = 400
 EVENT_HISTORY = 400  # events asked of the node's log on joining: a screenful and more
 REDRAW_S = 0.5
-GAP_RETRIES_S = (0.5, 1.5, 3.0)  # after a gap: ask the archive, then again as it catches up
+# after a gap: ask the archive, then again as it catches up (after a broker restart it may
+# lag by a while)
+GAP_RETRIES_S = (0.5, 1.5, 3.0, 6.0, 12.0, 24.0)
 
 
 def _line(cells: list[rows.Cell], separator: str = "  ") -> Text:

@@ -1,5 +1,6 @@
 # Two jobs for a new user: `make demo` (a simulated shoot) and `make test` (the test suite).
-# Each sets up what is missing first: the virtualenv, the Python packages, mosquitto.
+# Each sets up what is missing first: the virtualenv, the Python packages, mosquitto,
+# PostgreSQL (the archive's tests), chromium (the web monitor's test).
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -16,6 +17,8 @@ test: deps
 
 deps: $(STAMP)
 	@./scripts/ensure-mosquitto.sh
+	@./scripts/ensure-postgresql.sh
+	@./scripts/ensure-chromium.sh
 
 # The flight daemon alone is `pip install .`; here everything: ground, bench and dev tools.
 $(STAMP): pyproject.toml

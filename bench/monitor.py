@@ -114,7 +114,7 @@ async def redraw_ms(devices: int, repeats: int = 30) -> tuple[float, float, floa
                 if status.get("draw_mw") is not None:
                     status["draw_mw"] += 130
                 snapshot["status_at"] = now[0]
-            view.events.append(dataclasses.replace(template, seq=template.seq + 100_000 + n))
+            view.events.append(dataclasses.replace(template, seq=(template.seq or 0) + 100_000 + n))
             view.revision += 1
             started = time.perf_counter()
             app.redraw()

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 
 from bench import (
+    archive,
     codec,
     daemon_scale,
     groundlink,
@@ -32,6 +33,7 @@ BENCHMARKS: dict[str, Callable[[list[str] | None], None]] = {
     "reaction": reaction.main,
     "jam": jam.main,
     "monitor": monitor.main,
+    "archive": archive.main,
 }
 
 

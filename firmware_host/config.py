@@ -175,6 +175,9 @@ class AuthConfig(msgspec.Struct, forbid_unknown_fields=True):
     two_person: dict[str, Literal["key", "role"]] = msgspec.field(default_factory=dict)
     # unauthenticated messages are not answered: one event sums them up at most this often
     refusal_summary_s: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 10.0
+    # who may command: "off" every key within its role; "node" the one console holding
+    # authority; "role" one per role (firmware_host/groundlink/authority.py)
+    authority: Literal["off", "node", "role"] = "off"
 
 
 class PresetLight(msgspec.Struct, forbid_unknown_fields=True):

@@ -30,6 +30,7 @@ from firmware_host.commands.dispatcher import CommandSpec, Dispatcher
 from firmware_host.config import Config
 from firmware_host.devices.agent import DeviceAgent
 from firmware_host.events import Event, EventBus
+from firmware_host.groundlink.authority import CommandAuthority
 from firmware_host.groundlink.intake import CommandIntake
 from firmware_host.groundlink.mqtt import GroundLink
 from firmware_host.groundlink.outbox import EVENTS, ROUTINE, URGENT, Outbox
@@ -163,6 +164,11 @@ class Daemon:
         ]:  # fmt: skip
             self.dispatcher.register(spec)
         keyring_path = Path(config.auth.keyring)
+        self.authority = None
+        if config.auth.authority != "off":
+            self.authority = CommandAuthority(
+                config.auth.authority, state_dir / "authority.db", self.bus, clock.wall
+            )
         self.intake = CommandIntake(
             read_keyring(keyring_path),
             self.dispatcher,
@@ -176,6 +182,7 @@ class Daemon:
             refusal_summary_s=config.auth.refusal_summary_s,
             load_keyring=lambda: read_keyring(keyring_path),
             guard=self.guard,
+            gate=self.authority,
             clock=clock.wall,
         )
         self._shutting_down = False
@@ -195,6 +202,8 @@ class Daemon:
              "as a replay, not answered again)"),
             (self.ledger.recovery, "the cap and timeline the ground set, today's media and "
              "downlink use"),
+            (self.authority.recovery if self.authority else None, "who held command "
+             "authority: nobody does until a console claims it"),
         ]  # fmt: skip
         for recovery, lost in recovered:
             if recovery is not None:
@@ -411,6 +420,8 @@ class Daemon:
     def close(self) -> None:
         self.shotlog.close()
         self.intake.close()
+        if self.authority is not None:
+            self.authority.close()
         self.outbox.close()
         self.ledger.close()
 

@@ -7,8 +7,6 @@ becomes one line on stderr and its exit status, so no bad input ends in a traceb
 from __future__ import annotations
 
 import argparse
-import datetime
-import logging
 import os
 import sys
 from collections.abc import Callable
@@ -32,10 +30,10 @@ from tools.exits import (
     reason,
 )
 
-log = logging.getLogger("cupola")
-
 
 def _setup_logging(level: str) -> None:
+    import logging  # here, not at the top: `cupola --help` starts without it
+
     logging.basicConfig(
         level=getattr(logging, level.upper()),
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
@@ -350,6 +348,8 @@ def _instant(text: str) -> float:
         return float(text)
     except ValueError:
         pass
+    import datetime
+
     try:
         moment = datetime.datetime.fromisoformat(text)
     except ValueError:
@@ -535,6 +535,8 @@ def main(argv: list[str] | None = None) -> int:
     services = ("daemon", "archive")  # long-running: one line per thing they do
     _setup_logging(args.log_level or ("info" if args.command in services else "warning"))
     prog = f"cupola {args.command}"
+    import logging  # loaded by _setup_logging already
+
     try:
         return int(args.handler(args))
     except KeyboardInterrupt:
@@ -550,7 +552,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{prog}: {where}{reason(exc)}", file=sys.stderr)
         return EX_IOERR
     except Exception as exc:  # the boundary: a bug still gets one line, not a traceback
-        log.debug("%s failed", prog, exc_info=True)
+        logging.getLogger("cupola").debug("%s failed", prog, exc_info=True)
         print(f"{prog}: internal error: {type(exc).__name__}: {exc} "
               "(`cupola --log-level debug ...` shows where)", file=sys.stderr)  # fmt: skip
         return EX_SOFTWARE

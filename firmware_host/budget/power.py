@@ -237,7 +237,8 @@ class PowerManager:
                 await self.enforce()
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.config.check_interval_s)
+                    async with asyncio.timeout(self.config.check_interval_s):
+                        await self._wake.wait()
 
     async def enforce(self) -> None:
         snap = self.governor.snapshot()

@@ -369,9 +369,8 @@ class GroundLink:
             if self.flowing.is_set():
                 await self._publish_ground_states(client, built)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    self._state_at_once.wait(), max(0.0, next_round - loop.time())
-                )
+                async with asyncio.timeout(max(0.0, next_round - loop.time())):
+                    await self._state_at_once.wait()
 
     async def _publish_ground_states(self, client: aiomqtt.Client, built: dict[str, bytes]) -> None:
         """Each state the housekeeping allocation has room for; the rest wait, latest wins.

@@ -288,12 +288,21 @@ class Outbox:
         return [Pending(*row) for row in [*numbered, *fresh]]
 
     def acknowledged(self, ids: list[int]) -> None:
+        """Forget what the broker acknowledged. Not synced to the platter (WAL, synchronous
+        NORMAL): a power cut may bring back the last deletions, and those messages go out
+        again with their own numbers, which the ground drops as duplicates. Appends and
+        numbering stay fully synced: nothing queued is lost, no number is given twice."""
         if not ids:
             return
         try:
-            with self.guard.using(self.path, self.db), self.db:
-                self.db.execute("BEGIN IMMEDIATE")
-                freed = self._delete(ids)
+            with self.guard.using(self.path, self.db):
+                self.db.execute("PRAGMA synchronous=NORMAL")
+                try:
+                    with self.db:
+                        self.db.execute("BEGIN IMMEDIATE")
+                        freed = self._delete(ids)
+                finally:
+                    self.db.execute("PRAGMA synchronous=FULL")
         except StorageFault:
             self._acked_unsaved.update(ids)  # deleted by flush_held; never sent again
             return

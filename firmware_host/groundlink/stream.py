@@ -82,6 +82,7 @@ class StreamPublisher:
     ) -> None:
         """Publish while the ground is reachable; returns only by raising MqttError."""
         slots = asyncio.Semaphore(self.window)
+        refill_at = max(1, self.window // 4)
         acked: list[Pending] = []
         in_flight = 0
         last_sent = 0  # this connection's: what the broker has not answered yet is skipped
@@ -97,11 +98,13 @@ class StreamPublisher:
             finally:
                 in_flight -= 1
                 slots.release()
-                self._wakeup.set()  # a slot is free, an acknowledgement to settle
+                if len(acked) >= refill_at or in_flight == 0 or failures:
+                    self._wakeup.set()  # worth a look: a refill, a settle, a failure
 
         async with asyncio.TaskGroup() as group:
             while True:
-                self._settle(acked)
+                if len(acked) >= refill_at or in_flight == 0 or failures:
+                    self._settle(acked)  # a quarter window at a time, or all once it is quiet
                 if failures:
                     failure = failures[0]
                     if isinstance(failure, aiomqtt.MqttError):
@@ -109,13 +112,17 @@ class StreamPublisher:
                     raise aiomqtt.MqttError(f"publish failed: {failure!r}")
                 await reachable.wait()
                 self._wakeup.clear()
+                # Refilled a quarter of the window at a time, not one slot at a time: each
+                # refill (and each settle, above) is a database transaction.
                 room = self.window - in_flight
-                batch = self.outbox.next_batch(room, after_seq=last_sent) if room else []
+                refill = room >= refill_at or in_flight == 0
+                batch = self.outbox.next_batch(room, after_seq=last_sent) if refill else []
                 if not batch:
                     if in_flight == 0:
                         self._idle.set()
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wakeup.wait(), 1.0)
+                        async with asyncio.timeout(1.0):  # not wait_for: it can eat a cancel
+                            await self._wakeup.wait()
                     continue
                 started = session_started()
                 for row in batch:

@@ -65,9 +65,11 @@ class EmulatedLink:
         *,
         baud: int | None = None,
         rng: random.Random | None = None,
+        bits_per_byte: int = BITS_PER_BYTE,
     ) -> None:
         self.port = PtyPort(path, self._from_host)
         self.baud = baud
+        self.bits_per_byte = bits_per_byte  # 11 for 8O1 (Sony 9-pin) and for 8N2 (DMX512)
         self.faults = LineFaults()
         self.counters = LinkCounters()
         self._on_receive = on_receive
@@ -89,7 +91,7 @@ class EmulatedLink:
 
     @property
     def byte_time(self) -> float:
-        return BITS_PER_BYTE / self.baud if self.baud else 0.0
+        return self.bits_per_byte / self.baud if self.baud else 0.0
 
     def plug(self) -> None:
         if not self.port.connected:

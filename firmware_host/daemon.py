@@ -30,6 +30,7 @@ from firmware_host.commands.dispatcher import CommandSpec, Dispatcher
 from firmware_host.config import Config
 from firmware_host.devices.agent import DeviceAgent
 from firmware_host.events import Event, EventBus
+from firmware_host.gear.agent import make_agents
 from firmware_host.groundlink.intake import CommandIntake
 from firmware_host.groundlink.mqtt import GroundLink
 from firmware_host.groundlink.outbox import EVENTS, ROUTINE, URGENT, Outbox
@@ -92,18 +93,15 @@ class Daemon:
         failsafe = config.failsafe
         self.taps = {d.name: LinkTap(d.name, d.baud, time.time) for d in config.devices}
         self.tap_server = TapServer(state_dir / config.node.tap_socket, self.taps)
-        self.devices: dict[str, DeviceAgent] = {
-            d.name: DeviceAgent(
-                d,
-                self.bus,
-                self.reference,
-                self._device_updated,
-                host_timeout_ms=round(failsafe.host_timeout_s * 1000),
-                light_failsafe_permille=round(failsafe.light_pct * 10),
-                tap=self.taps[d.name],
-            )
-            for d in config.devices
-        }
+        self.devices: dict[str, DeviceAgent] = make_agents(  # native or real gear, by protocol
+            config.devices,
+            self.bus,
+            self.reference,
+            self._device_updated,
+            self.taps,
+            host_timeout_ms=round(failsafe.host_timeout_s * 1000),
+            light_failsafe_permille=round(failsafe.light_pct * 10),
+        )
         self.shotlog = ShotLog(state_dir / "shotlog.db", self.guard)
         self.ledger = BudgetLedger(state_dir / "budget.db", self.guard)
         self.power = PowerManager(config, self.devices, self.bus, ledger=self.ledger)

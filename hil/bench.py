@@ -234,17 +234,24 @@ class Bench:
             await device.stop()
 
     def announce(self) -> list[dict[str, str]]:
-        """One line per device, as `cupola sim` prints them."""
-        return [
-            {
-                "device": d.name,
-                "kind": d.device_class.name.lower(),
-                "protocol": getattr(d, "protocol", "native"),
-                "path": str(d.path),
-                "control": str(self.run_dir / "control.sock"),
-            }
-            for d in self.devices.values()
-        ]
+        """One line per device the daemon drives, as `cupola sim` prints them (a DMX fixture's
+        path is its widget's: the fixtures share the widget's port)."""
+        control = str(self.run_dir / "control.sock")
+        lines = []
+        for d in self.devices.values():
+            protocol = getattr(d, "protocol", "native")
+            fixtures = [n for n, w in self.gear.widget_of.items() if w == d.name]
+            for name in fixtures or [d.name]:
+                lines.append(
+                    {
+                        "device": name,
+                        "kind": d.device_class.name.lower(),
+                        "protocol": protocol,
+                        "path": str(d.path),
+                        "control": control,
+                    }
+                )
+        return lines
 
     def device(self, name: str) -> SimDevice | GearDevice:
         """A device by name; a DMX fixture's faults on the line land on its widget."""

@@ -168,6 +168,8 @@ class PowerManager:
             self.governor.observe(
                 agent.name, LightSetting(status.on, status.target_intensity_permille)
             )
+            if agent.protocol != "native" and "draw" in agent.reports:  # an RDM power sensor
+                self.governor.measure(agent.name, status.draw_mw / 1000)
         elif agent.kind == "camera":
             load = recording_load(agent.camera_settings)
             self.governor.observe(agent.name, CameraSetting(status.state, load))
@@ -179,6 +181,11 @@ class PowerManager:
             self.pdu_at = self.clock()
             for channel in status.channels:
                 names = self.channels.get(channel.channel, [])
+                if "channel_draw" not in agent.reports:  # a feed meter: each load is modelled
+                    if not channel.on:
+                        for name in names:
+                            self.governor.measure(name, 0.0, requested_at)
+                    continue
                 if len(names) == 1:  # a shared channel cannot say who drew what
                     self.governor.measure(names[0], channel.power_mw / 1000, requested_at)
                 elif not channel.on:

@@ -21,6 +21,7 @@ from firmware_host.drivers.camera import CameraDriver
 from firmware_host.drivers.light import LightDriver
 from firmware_host.drivers.pdu import PduDriver
 from firmware_host.events import EventBus
+from firmware_host.gear.capabilities import NATIVE
 from firmware_host.link.connection import LinkConnection, open_link
 from firmware_host.link.errors import LinkError, LinkTimeout
 from firmware_host.link.session import RequestSession
@@ -96,6 +97,8 @@ class DeviceAgent:
         self.tap = tap
         self.name = config.name
         self.kind = config.kind
+        self.protocol = "native"
+        self.reports = NATIVE[config.kind]  # capabilities: what it measures (firmware_host/gear)
         self.bus = bus
         self.reference = reference
         self.on_update = on_update

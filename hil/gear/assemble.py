@@ -61,17 +61,29 @@ class GearAssembly:
     ) -> SonyDeck | ModbusMeterPdu | None:
         """A device with its own port, or None for a fixture (it lives behind its widget)."""
         if KIND_OF[gear.protocol] != kind:
-            raise GearError(f"device {name!r}: protocol {gear.protocol} is for a "
-                            f"{KIND_OF[gear.protocol]}, not a {kind}")  # fmt: skip
+            raise GearError(
+                f"device {name!r}: protocol {gear.protocol} is for a "
+                f"{KIND_OF[gear.protocol]}, not a {kind}"
+            )
         path = self.run_dir / name
         if isinstance(params, CameraParams):
-            return SonyDeck(name, CameraModel(params, self.clock), path, rng=rng,
-                            **({"baud": baud} if baud else {}))  # fmt: skip
+            return SonyDeck(
+                name,
+                CameraModel(params, self.clock),
+                path,
+                rng=rng,
+                **({"baud": baud} if baud else {}),
+            )
         if isinstance(params, PduParams):
             return ModbusMeterPdu(
-                name, PduModel(params, self.clock, rng), path, meter_unit=gear.meter_unit,
-                relay_unit=gear.relay_unit, rng=rng, **({"baud": baud} if baud else {}),
-            )  # fmt: skip
+                name,
+                PduModel(params, self.clock, rng),
+                path,
+                meter_unit=gear.meter_unit,
+                relay_unit=gear.relay_unit,
+                rng=rng,
+                **({"baud": baud} if baud else {}),
+            )
         if gear.widget is None:
             raise GearError(f"device {name!r}: an enttec-dmx light needs `widget = NAME`")
         try:
@@ -79,8 +91,9 @@ class GearAssembly:
             uid = rdm.parse_uid(gear.rdm_uid) if gear.rdm_uid else None
         except ProtocolError as exc:
             raise GearError(f"device {name!r}: {exc}") from exc
-        fixture = DmxFixture(name, LightModel(params, self.clock), personality,
-                             gear.dmx_address, uid)  # fmt: skip
+        fixture = DmxFixture(
+            name, LightModel(params, self.clock), personality, gear.dmx_address, uid
+        )
         self.fixtures[name] = fixture
         self.widget_of[name] = gear.widget
         self._lines.setdefault(gear.widget, []).append(fixture)

@@ -183,14 +183,26 @@ class DmxFixture:
         if pid == rdm.Pid.SENSOR_DEFINITION:
             if sensor == SENSOR_TEMPERATURE:
                 definition = rdm.SensorDefinition(
-                    sensor, rdm.SensorType.TEMPERATURE, rdm.Unit.CENTIGRADE, -40, 150,
-                    round(m.params.ambient_c), round(m.params.foldback_start_c), "LED board",
-                )  # fmt: skip
+                    sensor,
+                    rdm.SensorType.TEMPERATURE,
+                    rdm.Unit.CENTIGRADE,
+                    -40,
+                    150,
+                    round(m.params.ambient_c),
+                    round(m.params.foldback_start_c),
+                    "LED board",
+                )
             else:
                 definition = rdm.SensorDefinition(
-                    sensor, rdm.SensorType.POWER, rdm.Unit.WATT, 0, round(m.params.max_w * 2),
-                    0, round(m.params.max_w), "Input power",
-                )  # fmt: skip
+                    sensor,
+                    rdm.SensorType.POWER,
+                    rdm.Unit.WATT,
+                    0,
+                    round(m.params.max_w * 2),
+                    0,
+                    round(m.params.max_w),
+                    "Input power",
+                )
             return rdm.encode_sensor_definition(definition)
         value = self.sensor_reading(sensor)
         lowest, highest = self._extremes[sensor].see(value)
@@ -201,8 +213,10 @@ class DmxFixture:
         if m.temperature_c >= m.params.foldback_start_c:
             return [
                 rdm.StatusMessage(
-                    rdm.StatusType.WARNING, rdm.StatusId.OVERTEMP, SENSOR_TEMPERATURE,
+                    rdm.StatusType.WARNING,
+                    rdm.StatusId.OVERTEMP,
+                    SENSOR_TEMPERATURE,
                     round(m.temperature_c),
                 )
-            ]  # fmt: skip
+            ]
         return []

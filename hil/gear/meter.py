@@ -28,9 +28,15 @@ class ModbusMeterPdu(GearDevice):
     model: PduModel
 
     def __init__(
-        self, name: str, model: PduModel, path: Path, *, meter_unit: int = METER_UNIT,
-        relay_unit: int = RELAY_UNIT, **kwargs: Any,
-    ) -> None:  # fmt: skip
+        self,
+        name: str,
+        model: PduModel,
+        path: Path,
+        *,
+        meter_unit: int = METER_UNIT,
+        relay_unit: int = RELAY_UNIT,
+        **kwargs: Any,
+    ) -> None:
         kwargs.setdefault("baud", BAUD)
         super().__init__(name, model, path, **kwargs)
         self.meter_unit = meter_unit

@@ -72,9 +72,14 @@ class EnttecWidget(GearDevice):
     model: WidgetModel
 
     def __init__(
-        self, name: str, fixtures: list[DmxFixture], path: Path, *, serial: int = DEFAULT_SERIAL,
+        self,
+        name: str,
+        fixtures: list[DmxFixture],
+        path: Path,
+        *,
+        serial: int = DEFAULT_SERIAL,
         **kwargs: Any,
-    ) -> None:  # fmt: skip
+    ) -> None:
         kwargs.setdefault("baud", None)
         super().__init__(name, WidgetModel(fixtures), path, **kwargs)
         self.fixtures = fixtures

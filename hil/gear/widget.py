@@ -10,6 +10,7 @@ they would.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +88,7 @@ class EnttecWidget(GearDevice):
         self.deframer = enttec.Deframer()
         self.universe = bytes(enttec.DMX_SLOTS)
         self.dmx_frames = 0
+        self.dmx_seen = asyncio.Event()  # set at every DMX frame, for whoever waits on one
         self.rdm_requests = 0
         self.params = bytes([*FIRMWARE[::-1], 9, 1, 40])  # firmware lsb, msb, break, MAB, rate
 
@@ -134,6 +136,7 @@ class EnttecWidget(GearDevice):
         self.dmx_frames += 1
         for fixture in self.fixtures:
             fixture.dmx(self.universe)
+        self.dmx_seen.set()
 
     def _rdm(self, data: bytes, *, discovery: bool) -> None:
         self.rdm_requests += 1

@@ -50,15 +50,27 @@ protocol = "modbus-rtu"
 """
 PER_DEVICE: dict[str, dict[str, Any]] = {
     "deck": {"protocol": "sony9pin", "baud": 38400, "timeout_ms": 100},
-    "key": {"protocol": "enttec-dmx", "gear": {"dmx_address": 1}, "priority": 10,
-            "model": {"max_w": 60.0}},
-    "fill": {"protocol": "enttec-dmx", "priority": 20, "model": {"max_w": 60.0},
-             "gear": {"dmx_address": 3, "personality": "led-panel-4ch"}},
-    "practical": {"protocol": "enttec-dmx", "priority": 30, "model": {"max_w": 60.0},
-                  "gear": {"dmx_address": 11, "rdm_uid": "7a70:00000011"}},
+    "key": {
+        "protocol": "enttec-dmx",
+        "gear": {"dmx_address": 1},
+        "priority": 10,
+        "model": {"max_w": 60.0},
+    },
+    "fill": {
+        "protocol": "enttec-dmx",
+        "priority": 20,
+        "model": {"max_w": 60.0},
+        "gear": {"dmx_address": 3, "personality": "led-panel-4ch"},
+    },
+    "practical": {
+        "protocol": "enttec-dmx",
+        "priority": 30,
+        "model": {"max_w": 60.0},
+        "gear": {"dmx_address": 11, "rdm_uid": "7a70:00000011"},
+    },
     "meter": {"protocol": "modbus-rtu", "baud": 9600, "timeout_ms": 300},
     "cam-a": {"pdu_channel": 4},
-}  # fmt: skip
+}
 PER_DEVICE["deck"]["pdu_channel"] = 5
 for light, channel in (("key", 0), ("fill", 1), ("practical", 2)):
     PER_DEVICE[light]["pdu_channel"] = channel
@@ -109,8 +121,9 @@ async def test_mixed_rig_reports_syncs_and_meets_a_cap_cut_by_dmx(
         await s.ground.wait_for(lambda: total_w(s) <= 120.0, 10, "feed under 120 W")
         shed = s.events("power.shed", since=since)
         assert shed and {e["source"] for e in shed} <= {"key", "fill", "practical"}
-        assert all(s.sim.control.describe(c)["model"]["state"] == "STANDBY"
-                   for c in ("cam-a", "deck"))  # fmt: skip
+        assert all(
+            s.sim.control.describe(c)["model"]["state"] == "STANDBY" for c in ("cam-a", "deck")
+        )
 
 
 def total_w(s: Shoot) -> float:

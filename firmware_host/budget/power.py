@@ -169,7 +169,7 @@ class PowerManager:
                 agent.name, LightSetting(status.on, status.target_intensity_permille)
             )
             if agent.protocol != "native" and "draw" in agent.reports:  # an RDM power sensor
-                self.governor.measure(agent.name, status.draw_mw / 1000)
+                self.governor.measure(agent.name, status.draw_mw / 1000, agent.poll_started)
         elif agent.kind == "camera":
             load = recording_load(agent.camera_settings)
             self.governor.observe(agent.name, CameraSetting(status.state, load))

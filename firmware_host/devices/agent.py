@@ -115,6 +115,7 @@ class DeviceAgent:
         self.identity: Hello | None = None
         self.status: Any = None
         self.status_at = 0.0
+        self.poll_started: float | None = None  # monotonic: when the status being stored was asked
         self.offline_reason = "not connected yet"
         self.missed_polls = 0
         self.driver: Driver | None = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -159,6 +160,7 @@ class GearAgent(DeviceAgent):
         while True:
             self.beat()
             try:
+                self.poll_started = time.monotonic()
                 self._store_status(await driver.poll())
                 last_ok = loop.time()
             except LinkTimeout:

@@ -56,6 +56,15 @@ class NakReceived9Pin(LinkError):
         self.errors = errors
 
 
+ANSWERS = {  # what answers each request (besides a NAK)
+    s9.Cmd.DEVICE_TYPE_REQUEST: frozenset({s9.Cmd.DEVICE_TYPE}),
+    s9.Cmd.CURRENT_TIME_SENSE: frozenset(
+        {s9.Cmd.LTC_TIME_DATA, s9.Cmd.VITC_TIME_DATA, s9.Cmd.TIMER1_DATA}
+    ),
+    s9.Cmd.STATUS_SENSE: frozenset({s9.Cmd.STATUS_DATA}),
+}
+
+
 def wire_s(n_bytes: int) -> float:
     return n_bytes * s9.BITS_PER_BYTE / s9.BAUD
 
@@ -82,6 +91,7 @@ class Sony9PinLink:
         self.lock = asyncio.Lock()
         self.last_rx = 0.0
         self._waiter: asyncio.Future[s9.Block] | None = None
+        self._expected: frozenset[s9.Cmd] = frozenset()
 
     async def open(self, path: str, tap: Tap | None) -> None:
         self.port = await BytePort.open(
@@ -94,18 +104,25 @@ class Sony9PinLink:
             self.port.close()
 
     def _on_data(self, data: bytes) -> None:
+        # No inter-byte gap rule here: the host reads the port when it is scheduled, not as
+        # bytes arrive, so a gap it sees says nothing of the line. Each request starts afresh.
         loop = asyncio.get_running_loop()
-        for item in self.deframer.feed(data, loop.time()):
+        for item in self.deframer.feed(data):
             if isinstance(item, s9.Rejected):
                 self.stats.frames.rejected += 1
                 self.stats.frames.crc_errors += item.reason == "checksum"
                 continue
             self.stats.frames.frames += 1
             self.last_rx = loop.time()
-            if self._waiter is not None and not self._waiter.done():
-                self._waiter.set_result(item)
+            waiter, expected = self._waiter, self._expected
+            if (
+                waiter is not None
+                and not waiter.done()
+                and (item.command is s9.Cmd.NAK or item.command in expected)
+            ):
+                waiter.set_result(item)
             else:
-                self.stats.unmatched += 1
+                self.stats.unmatched += 1  # late (an earlier request's), or not an answer
 
     async def call(self, request: bytes, *, at: float | None = None) -> Stamped[s9.Block]:
         """Send one block (at wall instant `at` if given) and return its answer."""
@@ -116,11 +133,16 @@ class Sony9PinLink:
         port = self.port
         assert port is not None
         loop = asyncio.get_running_loop()
-        name = s9.parse_block(request).name()
+        sent = s9.parse_block(request)
+        name = sent.name()
+        self._expected = (
+            ANSWERS.get(sent.command, frozenset({s9.Cmd.ACK})) if sent.command else frozenset()
+        )
         self.stats.requests += 1
         for attempt in range(self.retries + 1):
             if at is not None and attempt == 0:
                 await asyncio.sleep(max(0.0, at - self.wall()))
+            self.deframer.reset()  # the line is the controller's: nothing partial stays valid
             self._waiter = loop.create_future()
             sent_at = self.wall()
             port.write(request)

@@ -17,6 +17,7 @@ A-17, B-2 (as OLA's RDMEnums.h lists them); see SPEC.md, "RDM".
 from __future__ import annotations
 
 import enum
+import struct
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -194,47 +195,43 @@ class Packet(NamedTuple):
         return f"{cc} {pid} {format_uid(self.source)}->{format_uid(self.destination)}"
 
 
+_HEADER = struct.Struct(">BBB6s6sBBBHBHB")  # PACKET's header, as declared above
+_CHECKSUM = struct.Struct(">H")
+
+
 def encode(packet: Packet) -> bytes:
-    """The packet from its start code to its checksum."""
+    """The packet from its start code to its checksum (PACKET's layout; the tests check this
+    path against construct's own build, byte for byte)."""
     if len(packet.data) > MAX_PDL:
         raise FramingError(f"{len(packet.data)} bytes of parameter data: at most {MAX_PDL}")
-    body = {
-        "length": HEADER_SIZE + len(packet.data),
-        "destination": uid_bytes(packet.destination),
-        "source": uid_bytes(packet.source),
-        "transaction": packet.transaction & 0xFF,
-        "port_or_response": packet.port_or_response,
-        "message_count": packet.message_count,
-        "sub_device": packet.sub_device,
-        "command_class": packet.command_class,
-        "pid": packet.pid,
-        "pdl": len(packet.data),
-        "data": packet.data,
-    }
-    built: bytes = PACKET.build({"body": {"value": body}, "checksum": None})
-    return built
+    try:
+        body = _HEADER.pack(
+            START_CODE, SUB_START_CODE, HEADER_SIZE + len(packet.data),
+            uid_bytes(packet.destination), uid_bytes(packet.source), packet.transaction & 0xFF,
+            packet.port_or_response, packet.message_count, packet.sub_device,
+            packet.command_class, packet.pid, len(packet.data),
+        ) + packet.data  # fmt: skip
+    except (struct.error, OverflowError) as exc:
+        raise FramingError(f"RDM field out of range: {exc}") from exc
+    return body + _CHECKSUM.pack(sum(body) & 0xFFFF)
 
 
 def decode(raw: bytes) -> Packet:
     """A packet starting at its start code; bytes after the checksum are ignored."""
-    try:
-        parsed = PACKET.parse(raw)
-    except ConstructError as exc:
-        raise FramingError(f"not an RDM packet: {exc}") from exc
-    body = parsed.body.value
-    if body.length != HEADER_SIZE + body.pdl:
-        raise FramingError(f"message length {body.length} disagrees with PDL {body.pdl}")
-    return Packet(
-        uid_of(body.destination),
-        uid_of(body.source),
-        body.transaction,
-        body.port_or_response,
-        body.message_count,
-        body.sub_device,
-        body.command_class,
-        body.pid,
-        bytes(body.data),
-    )
+    if len(raw) < HEADER_SIZE + 2:
+        raise FramingError(f"{len(raw)} bytes: an RDM packet has at least {HEADER_SIZE + 2}")
+    (start, sub, length, dest, src, transaction, port, count, sub_device, cc, pid,
+     pdl) = _HEADER.unpack_from(raw)  # fmt: skip
+    if start != START_CODE or sub != SUB_START_CODE:
+        raise FramingError(f"start codes {start:02x} {sub:02x}, not cc 01")
+    if length != HEADER_SIZE + pdl:
+        raise FramingError(f"message length {length} disagrees with PDL {pdl}")
+    if len(raw) < length + 2:
+        raise FramingError(f"{len(raw)} bytes for a packet of {length + 2}")
+    if sum(raw[:length]) & 0xFFFF != _CHECKSUM.unpack_from(raw, length)[0]:
+        raise FramingError("RDM checksum mismatch")
+    return Packet(uid_of(dest), uid_of(src), transaction, port, count, sub_device, cc, pid,
+                  bytes(raw[HEADER_SIZE:length]))  # fmt: skip
 
 
 def response_to(
@@ -444,25 +441,20 @@ class SensorValue:
     recorded: int = 0
 
 
+_SENSOR_VALUE = struct.Struct(">Bhhhh")  # SENSOR_VALUE's layout
+
+
 def encode_sensor_value(v: SensorValue) -> bytes:
-    built: bytes = SENSOR_VALUE.build(
-        {
-            "sensor": v.sensor,
-            "present": v.present,
-            "lowest": v.lowest,
-            "highest": v.highest,
-            "recorded": v.recorded,
-        }
-    )
-    return built
+    try:
+        return _SENSOR_VALUE.pack(v.sensor, v.present, v.lowest, v.highest, v.recorded)
+    except struct.error as exc:
+        raise MessageError(f"SENSOR_VALUE: {exc}") from exc
 
 
 def decode_sensor_value(data: bytes) -> SensorValue:
-    try:
-        p = SENSOR_VALUE.parse(data)
-    except ConstructError as exc:
-        raise MessageError(f"SENSOR_VALUE: {exc}") from exc
-    return SensorValue(p.sensor, p.present, p.lowest, p.highest, p.recorded)
+    if len(data) != _SENSOR_VALUE.size:
+        raise MessageError(f"SENSOR_VALUE data is {_SENSOR_VALUE.size} bytes, got {len(data)}")
+    return SensorValue(*_SENSOR_VALUE.unpack(data))
 
 
 @dataclass(frozen=True, slots=True)

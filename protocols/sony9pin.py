@@ -134,14 +134,14 @@ class Block(NamedTuple):
 
 
 def encode(group: int, cmd2: int, data: bytes = b"") -> bytes:
-    """The exact bytes of one block, checksum included."""
+    """The exact bytes of one block, checksum included (BLOCK's layout; the tests check this
+    path against construct's own build, byte for byte)."""
     if not 0 <= group <= 0xF or not 0 <= cmd2 <= 0xFF:
         raise FramingError(f"group {group} / CMD-2 {cmd2} out of range")
     if len(data) > MAX_DATA:
         raise FramingError(f"{len(data)} data bytes: a block carries at most {MAX_DATA}")
-    body = {"header": {"group": group, "count": len(data)}, "cmd2": cmd2, "data": data}
-    built: bytes = BLOCK.build({"body": {"value": body}, "checksum": None})
-    return built
+    body = bytes((group << 4 | len(data), cmd2)) + data
+    return body + bytes((sum(body) & 0xFF,))
 
 
 def command(cmd: Cmd, data: bytes = b"") -> bytes:
@@ -186,33 +186,31 @@ class TimeData:
 
 
 def encode_time(time: TimeData) -> bytes:
+    """TIME_DATA's layout (tests check it against construct's build)."""
     if not (time.hours < 24 and time.minutes < 60 and time.seconds < 60 and time.frames < 40):
         raise MessageError(f"time {time} is not a timecode")
-    built: bytes = TIME_DATA.build(
-        {
-            "frames": {
-                "cf": False,
-                "df": time.drop_frame,
-                "tens": time.frames // 10,
-                "units": time.frames % 10,
-            },
-            "seconds": {"field": False, "tens": time.seconds // 10, "units": time.seconds % 10},
-            "minutes": {"bgf": False, "tens": time.minutes // 10, "units": time.minutes % 10},
-            "hours": {"flags": 0, "tens": time.hours // 10, "units": time.hours % 10},
-        }
-    )
-    return built
+    return bytes((
+        (0x40 if time.drop_frame else 0) | time.frames // 10 << 4 | time.frames % 10,
+        time.seconds // 10 << 4 | time.seconds % 10,
+        time.minutes // 10 << 4 | time.minutes % 10,
+        time.hours // 10 << 4 | time.hours % 10,
+    ))  # fmt: skip
 
 
 def decode_time(data: bytes) -> TimeData:
+    """TIME_DATA's layout (tests check it against construct's parse)."""
     if len(data) < 4:
         raise MessageError(f"time data needs 4 bytes, got {len(data)}")
-    parsed = TIME_DATA.parse(data[:4])
-    digits = {k: parsed[k].tens * 10 + parsed[k].units for k in ("hours", "minutes", "seconds")}
-    frames = parsed.frames.tens * 10 + parsed.frames.units
-    if any(parsed[k].units > 9 for k in ("frames", "seconds", "minutes", "hours")):
+    f, s, m, h = data[0], data[1], data[2], data[3]
+    if (f & 0xF) > 9 or (s & 0xF) > 9 or (m & 0xF) > 9 or (h & 0xF) > 9:
         raise MessageError(f"time data {data[:4].hex(' ')} is not BCD")
-    return TimeData(drop_frame=parsed.frames.df, frames=frames, **digits)
+    return TimeData(
+        hours=(h >> 4 & 0x3) * 10 + (h & 0xF),
+        minutes=(m >> 4 & 0x7) * 10 + (m & 0xF),
+        seconds=(s >> 4 & 0x7) * 10 + (s & 0xF),
+        frames=(f >> 4 & 0x3) * 10 + (f & 0xF),
+        drop_frame=bool(f & 0x40),
+    )
 
 
 # -- status data (61 20 XY -> 7Y 20 + Y bytes from byte X) ------------------------------------
@@ -272,56 +270,28 @@ class Status:
     eot: bool = False  # media full
 
 
+# (byte, bit) of each Status field, as STATUS_DATA declares them
+_STATUS_BITS = {
+    "local": (0, 0), "hard_error": (0, 2), "cassette_out": (0, 5),
+    "play": (1, 0), "record": (1, 1), "stop": (1, 5), "standby": (1, 7),
+    "eot": (8, 4), "near_eot": (8, 5),
+}  # fmt: skip
+
+
 def encode_status(status: Status) -> bytes:
-    """The 10 status bytes; bits Cupola has no use for are zero."""
-    zero = dict.fromkeys(("_7", "_6", "_4", "_3", "_2", "_1"), False)
-    built: bytes = STATUS_DATA.build(
-        {
-            "b0": zero
-            | {
-                "cassette_out": status.cassette_out,
-                "hard_error": status.hard_error,
-                "local": status.local,
-            },
-            "b1": {
-                "standby": status.standby,
-                "_6": False,
-                "stop": status.stop,
-                "eject": False,
-                "rewind": False,
-                "fast_forward": False,
-                "record": status.record,
-                "play": status.play,
-            },
-            "b2_7": bytes(6),
-            "b8": zero
-            | {
-                "near_eot": status.near_eot,
-                "eot": status.eot,
-                "record_inhibit": False,
-            },
-            "b9": b"\x00",
-        }
-    )
-    return built
+    """The 10 status bytes (STATUS_DATA's layout); bits Cupola has no use for are zero."""
+    out = bytearray(STATUS_BYTES)
+    for name, (byte, bit) in _STATUS_BITS.items():
+        if getattr(status, name):
+            out[byte] |= 1 << bit
+    return bytes(out)
 
 
 def decode_status(data: bytes, first: int = 0) -> Status:
     """Status from a reply holding bytes `first`.. of the 10; missing bytes read as zero."""
     full = bytearray(STATUS_BYTES)
     full[first : first + len(data)] = data[: STATUS_BYTES - first]
-    parsed = STATUS_DATA.parse(bytes(full))
-    return Status(
-        play=parsed.b1.play,
-        record=parsed.b1.record,
-        stop=parsed.b1.stop,
-        standby=parsed.b1.standby,
-        local=parsed.b0.local,
-        cassette_out=parsed.b0.cassette_out,
-        hard_error=parsed.b0.hard_error,
-        near_eot=parsed.b8.near_eot,
-        eot=parsed.b8.eot,
-    )
+    return Status(**{n: bool(full[b] >> bit & 1) for n, (b, bit) in _STATUS_BITS.items()})
 
 
 def status_sense(first: int = 0, count: int = STATUS_BYTES) -> bytes:

@@ -136,3 +136,49 @@ def test_uid_text() -> None:
     for bad in ("4d41", "zz:1", "10000:1"):
         with pytest.raises(MessageError):
             rdm.parse_uid(bad)
+
+
+# -- the fast paths against the construct declarations they implement ----------------------
+
+
+@given(packets)
+def test_rdm_codec_is_the_declared_packet(packet: rdm.Packet) -> None:
+    body = {
+        "length": rdm.HEADER_SIZE + len(packet.data),
+        "destination": rdm.uid_bytes(packet.destination),
+        "source": rdm.uid_bytes(packet.source),
+        "transaction": packet.transaction,
+        "port_or_response": packet.port_or_response,
+        "message_count": packet.message_count,
+        "sub_device": packet.sub_device,
+        "command_class": packet.command_class,
+        "pid": packet.pid,
+        "pdl": len(packet.data),
+        "data": packet.data,
+    }
+    declared = rdm.PACKET.build({"body": {"value": body}, "checksum": None})
+    assert rdm.encode(packet) == declared
+    parsed = rdm.PACKET.parse(declared).body.value
+    assert rdm.decode(declared).data == parsed.data and rdm.decode(declared).pid == parsed.pid
+
+
+@given(st.binary(min_size=9, max_size=9))
+def test_sensor_value_is_the_declared_layout(raw: bytes) -> None:
+    parsed = rdm.SENSOR_VALUE.parse(raw)
+    value = rdm.decode_sensor_value(raw)
+    assert (value.sensor, value.present, value.lowest, value.highest, value.recorded) == (
+        parsed.sensor,
+        parsed.present,
+        parsed.lowest,
+        parsed.highest,
+        parsed.recorded,
+    )
+    assert rdm.encode_sensor_value(value) == raw
+
+
+@given(messages)
+def test_widget_encoder_is_the_declared_message(spec: tuple[int, bytes]) -> None:
+    label, data = spec
+    declared = enttec.MESSAGE.build({"label": label, "length": len(data), "data": data})
+    assert enttec.encode(label, data) == declared
+    assert enttec.parse(declared)[:2] == spec

@@ -47,3 +47,10 @@ def test_deframer_slides_past_noise_in_both_directions() -> None:
 @given(st.floats(width=32, allow_nan=False))
 def test_eastron_float_words(value: float) -> None:
     assert m.registers_float(*m.float_registers(value)) == value
+
+
+@given(st.integers(0, 247), st.integers(1, 127), st.binary(max_size=252))
+def test_encoder_is_the_declared_adu(unit: int, function: int, pdu: bytes) -> None:
+    value = {"unit": unit, "function": function, "pdu": pdu}
+    declared = m.ADU.build({"body": {"value": value}, "crc": None}, pdu_size=len(pdu))
+    assert m.encode(unit, function, pdu) == declared

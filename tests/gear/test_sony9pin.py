@@ -147,3 +147,51 @@ def test_encode_refuses_what_a_block_cannot_carry() -> None:
         s9.encode(2, 0, bytes(16))
     with pytest.raises(FramingError):
         s9.status_sense(0, 0)
+
+
+# -- the fast paths against the construct declarations they implement ----------------------
+
+
+@given(blocks)
+def test_encode_is_the_declared_block(spec: tuple[int, int, bytes]) -> None:
+    group, cmd2, data = spec
+    body = {"header": {"group": group, "count": len(data)}, "cmd2": cmd2, "data": data}
+    assert s9.encode(*spec) == s9.BLOCK.build({"body": {"value": body}, "checksum": None})
+
+
+@given(st.binary(min_size=4, max_size=4))
+def test_time_decoder_is_the_declared_layout(raw: bytes) -> None:
+    parsed = s9.TIME_DATA.parse(raw)
+    fields = ("frames", "seconds", "minutes", "hours")
+    if any(parsed[k].units > 9 for k in fields):
+        with pytest.raises(MessageError):
+            s9.decode_time(raw)
+        return
+    time = s9.decode_time(raw)
+    assert [getattr(time, k) for k in fields] == [parsed[k].tens * 10 + parsed[k].units
+                                                  for k in fields]  # fmt: skip
+    assert time.drop_frame == parsed.frames.df
+
+
+@given(times)
+def test_time_encoder_is_the_declared_layout(time: s9.TimeData) -> None:
+    def digits(value: int) -> dict[str, int]:
+        return {"tens": value // 10, "units": value % 10}
+
+    declared = s9.TIME_DATA.build({
+        "frames": {"cf": False, "df": time.drop_frame, **digits(time.frames)},
+        "seconds": {"field": False, **digits(time.seconds)},
+        "minutes": {"bgf": False, **digits(time.minutes)},
+        "hours": {"flags": 0, **digits(time.hours)},
+    })  # fmt: skip
+    assert s9.encode_time(time) == declared
+
+
+@given(st.binary(min_size=10, max_size=10))
+def test_status_decoder_is_the_declared_layout(raw: bytes) -> None:
+    parsed = s9.STATUS_DATA.parse(raw)
+    status = s9.decode_status(raw)
+    for byte in ("b0", "b1", "b8"):
+        for name, value in parsed[byte].items():
+            if not name.startswith("_") and hasattr(status, name):
+                assert getattr(status, name) == value, name

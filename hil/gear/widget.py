@@ -156,8 +156,10 @@ class EnttecWidget(GearDevice):
             ]
             if answers:
                 garbled = answers[0]
-                for other in answers[1:]:  # open line, several drivers: bits collide
-                    garbled = bytes(a & b for a, b in zip(garbled, other, strict=True))
+                if len(answers) > 1:  # several drivers on one line: what arrives is garbage
+                    for other in answers[1:]:
+                        garbled = bytes(a & b for a, b in zip(garbled, other, strict=True))
+                    garbled = garbled[:-1] + bytes((garbled[-1] ^ 0xFF,))  # never a valid UID
                 line_s += len(garbled) * DMX_SLOT_S
                 self.answer(enttec.encode(enttec.Label.RECEIVED_DMX, b"\x00" + garbled), line_s)
             self.answer(timeout, line_s)

@@ -214,7 +214,7 @@ class Daemon:
         self.ground.publish_local_result(body)
 
     def _device_updated(self, agent: DeviceAgent) -> None:
-        self.limits.check(agent.name, agent.kind, agent.status, agent.stats)
+        self.limits.check(agent.name, agent.kind, agent.status, agent.stats, agent.unmeasured)
         self.power.on_device_update(agent)
         self.data.on_device_update(agent)
         self.takes.on_device_update(agent)
@@ -270,7 +270,7 @@ class Daemon:
             entry: dict[str, Any] = {"online": agent.online}
             if status is not None:
                 for field in _SAMPLED_FIELDS:
-                    if hasattr(status, field):
+                    if hasattr(status, field) and field not in agent.unmeasured:
                         entry[field] = to_jsonable(getattr(status, field))
             if agent.kind == "camera":
                 entry.update(agent.clock_summary())

@@ -99,6 +99,7 @@ class DeviceAgent:
         self.kind = config.kind
         self.protocol = "native"
         self.reports = NATIVE[config.kind]  # capabilities: what it measures (firmware_host/gear)
+        self.unmeasured: frozenset[str] = frozenset()  # status fields it does not read at all
         self.bus = bus
         self.reference = reference
         self.on_update = on_update

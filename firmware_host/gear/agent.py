@@ -18,7 +18,7 @@ from firmware_host.config import DeviceConfig
 from firmware_host.devices.agent import DeviceAgent, DeviceSilent, Driver
 from firmware_host.drivers.camera import CameraDriver
 from firmware_host.events import EventBus
-from firmware_host.gear.capabilities import not_reported, reports
+from firmware_host.gear.capabilities import not_reported, reports, unmeasured
 from firmware_host.gear.enttec import DmxLight, WidgetRegistry
 from firmware_host.gear.modbus import ModbusPdu
 from firmware_host.gear.sony9pin import DeckMemory, Sony9PinCamera, Sony9PinLink, wire_s
@@ -51,6 +51,7 @@ class GearAgent(DeviceAgent):
         super().__init__(config, bus, reference, on_update, **kwargs)
         self.protocol = config.protocol
         self.reports = reports(self.kind, config.protocol, rdm=config.gear.rdm_uid is not None)
+        self.unmeasured = unmeasured(self.kind, self.reports)
         self.widgets = widgets
         self.deck = DeckMemory()  # a deck's clips and estimated media, across reconnects
         self._release: Callable[[], None] | None = None
@@ -222,16 +223,13 @@ class GearAgent(DeviceAgent):
         missing = not_reported(self.kind, self.reports)
         status = snapshot.get("status")
         if status is not None:
-            for field in missing:
-                if "." not in field and field in status and field not in ESTIMATED:
+            for field in self.unmeasured:  # no reading at all: null, never a zero
+                if field in status:
                     status[field] = None
         snapshot["protocol"] = self.protocol
         snapshot["reports"] = sorted(self.reports)
         snapshot["not_reported"] = missing
         return snapshot
-
-
-ESTIMATED = ("media_used_bytes", "media_free_bytes")  # a deck's: bitrate x recorded time
 
 
 def make_agents(

@@ -49,6 +49,10 @@ def not_reported(kind: str, reported: frozenset[str]) -> list[str]:
     return sorted(f for cap in missing for f in FIELDS[cap])
 
 
-def missing(kind: str, reported: frozenset[str]) -> list[str]:
-    """Capabilities a native device of `kind` has and this one lacks (for the crew)."""
-    return sorted(NATIVE[kind] - reported)
+ESTIMATED = frozenset({"media_used_bytes", "media_free_bytes"})  # a deck's: bitrate x time
+
+
+def unmeasured(kind: str, reported: frozenset[str]) -> frozenset[str]:
+    """Status fields that hold no reading at all (not even an estimate): no limit is judged
+    on them and telemetry leaves them out."""
+    return frozenset(not_reported(kind, reported)) - ESTIMATED

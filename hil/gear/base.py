@@ -37,13 +37,19 @@ class GearDevice:
         *,
         baud: int | None,
         bits_per_byte: int = BITS_PER_BYTE,
+        parity: bool = False,
         rng: random.Random | None = None,
     ) -> None:
         self.name = name
         self.model = model
         self.rng = rng or random.Random()
         self.link = EmulatedLink(
-            path, self._receive, baud=baud, rng=self.rng, bits_per_byte=bits_per_byte
+            path,
+            self._receive,
+            baud=baud,
+            rng=self.rng,
+            bits_per_byte=bits_per_byte,
+            parity=parity,
         )
         self.stuck = False  # fault: hears, never answers
         self.slow_ms = 0.0  # fault: extra time before every answer

@@ -34,7 +34,7 @@ class SonyDeck(GearDevice):
 
     def __init__(self, name: str, model: CameraModel, path: Path, **kwargs: Any) -> None:
         kwargs.setdefault("baud", s9.BAUD)
-        super().__init__(name, model, path, bits_per_byte=s9.BITS_PER_BYTE, **kwargs)
+        super().__init__(name, model, path, bits_per_byte=s9.BITS_PER_BYTE, parity=True, **kwargs)
         self.deframer = s9.Deframer()
         self.playing = False
         self.rec_refusals = 0  # REC acknowledged but not carried out (no media, too hot)
@@ -44,6 +44,11 @@ class SonyDeck(GearDevice):
         self.playing = False
 
     def handle(self, data: bytes) -> list[bytes]:
+        if self.link.parity_errors:  # the UART flagged a byte: the block is lost, say why
+            self.link.parity_errors = 0
+            self.deframer.reset()
+            self.errors_answered += 1
+            return [s9.command(s9.Cmd.NAK, bytes([s9.NakError.PARITY]))]
         replies = []
         for item in self.deframer.feed(data, asyncio.get_running_loop().time()):
             if isinstance(item, s9.Rejected):

@@ -200,3 +200,18 @@ async def test_widget_rdm_get_discovery_and_collision(tmp_path: Path) -> None:
             assert (await reader.next()).label == enttec.Label.RDM_TIMEOUT
         finally:
             raw.close()
+
+
+async def test_odd_parity_catches_odd_flips_and_the_deck_naks_them(tmp_path: Path) -> None:
+    """A byte with an odd number of flipped bits fails its parity; the deck drops the block
+    and answers NAK with the parity bit, as its UART would have it."""
+    async with deck(tmp_path) as (sim, _, _b):
+        sim.link.faults.ber = 0.125
+        received = sim.link._corrupt(bytes(256), sim.link._rx_cursor, parity=True)
+        odd = sum(bin(byte).count("1") % 2 for byte in received)  # zeros in: flips show
+        assert odd > 0 and sim.link.parity_errors == odd
+        answers = sim.handle(s9.command(s9.Cmd.PLAY))
+        assert answers == [s9.command(s9.Cmd.NAK, bytes([s9.NakError.PARITY]))]
+        assert sim.link.parity_errors == 0 and sim.handle(s9.command(s9.Cmd.PLAY)) == [
+            s9.command(s9.Cmd.ACK)
+        ]

@@ -85,6 +85,7 @@ class WidgetConnection:
         for waiter in self._waiters.values():
             if not waiter.done():
                 waiter.set_exception(LinkDown(f"{self.path} closed"))
+                waiter.exception()  # whoever awaits it gets it; nobody need
         self._waiters.clear()
 
     def _on_data(self, data: bytes) -> None:

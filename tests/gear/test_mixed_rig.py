@@ -134,6 +134,14 @@ async def test_mixed_rig_reports_syncs_and_meets_a_cap_cut_by_dmx(
             s.sim.control.describe(c)["model"]["state"] == "STANDBY" for c in ("cam-a", "deck")
         )
 
+        # The deck's and the widget's cables pulled: offline at once, back when plugged in.
+        since = s.ground.events[-1]["ts"]
+        for device in ("deck", "key", "meter"):  # "key": a fault on a fixture's line: its widget's
+            s.sim.control.fault(device, "unplug", duration=1.0)
+        for device in ("deck", "key", "fill", "practical", "meter"):
+            await s.wait_event("device.offline", device, since=since)
+            await s.wait_event("device.online", device, since=since, timeout=15)
+
 
 def total_w(s: Shoot) -> float:
     """The feed as the simulated meter's physics has it (ground truth)."""

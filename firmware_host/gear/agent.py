@@ -218,6 +218,11 @@ class GearAgent(DeviceAgent):
 
     # -- reporting ------------------------------------------------------------------------
 
+    def settings_record(self) -> dict[str, Any] | None:
+        """A deck's settings are what the crew configured, not a reading: the shot log says
+        nothing rather than something unmeasured."""
+        return super().settings_record() if "settings" in self.reports else None
+
     def snapshot(self) -> dict[str, Any]:
         snapshot = super().snapshot()
         missing = not_reported(self.kind, self.reports)
@@ -226,6 +231,11 @@ class GearAgent(DeviceAgent):
             for field in self.unmeasured:  # no reading at all: null, never a zero
                 if field in status:
                     status[field] = None
+                elif field.startswith("channels."):  # a feed meter's channels
+                    for channel in status.get("channels") or []:
+                        channel[field.split(".", 1)[1]] = None
+        if "settings" not in self.reports:
+            snapshot["camera_settings"] = None  # configured for the budgets, never read back
         snapshot["protocol"] = self.protocol
         snapshot["reports"] = sorted(self.reports)
         snapshot["not_reported"] = missing

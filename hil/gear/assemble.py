@@ -41,6 +41,27 @@ class GearError(Exception):
     pass
 
 
+LINE_BAUD = {"sony9pin": 38_400, "modbus-rtu": 9_600}
+
+
+def daemon_options(protocol: str, gear: dict[str, object]) -> dict[str, object]:
+    """What the daemon's [[device]] needs for a bench's real gear (tools/up.py): its protocol,
+    the line's baud, and the settings both ends must agree on."""
+    if protocol == "native":
+        return {}
+    spec = msgspec.convert({"protocol": protocol, **gear}, type=GearSpec)
+    if protocol == "enttec-dmx":
+        shared = {"dmx_address": spec.dmx_address, "personality": spec.personality}
+        return {
+            "protocol": protocol,
+            "gear": shared | ({"rdm_uid": spec.rdm_uid} if spec.rdm_uid else {}),
+        }
+    options: dict[str, object] = {"protocol": protocol, "baud": LINE_BAUD[protocol]}
+    if protocol == "modbus-rtu":
+        options["gear"] = {"meter_unit": spec.meter_unit, "relay_unit": spec.relay_unit}
+    return options
+
+
 class GearAssembly:
     def __init__(self, run_dir: Path, clock: PhysicsClock) -> None:
         self.run_dir = run_dir

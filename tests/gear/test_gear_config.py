@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from firmware_host.config import ConfigError, parse_config
+from hil.bench import load_bench
+from tools.up import Layout, daemon_config, resolve_bench
 
 GOOD = """
 [[device]]
@@ -63,3 +67,16 @@ def test_each_gear_mistake_is_named(change: tuple[str, str], problem: str) -> No
     with pytest.raises(ConfigError) as caught:
         parse_config(GOOD.replace(*change))
     assert any(problem in p for p in caught.value.problems), caught.value.problems
+
+
+def test_cupola_up_configures_a_shipped_gear_bench_the_daemon_accepts(tmp_path: Path) -> None:
+    spec = load_bench(resolve_bench("mixed-rig"))
+    ports = {d.name: f"/dev/fake/{d.name}" for d in spec.devices}
+    ports["fill"] = ports["key"]  # the lights share their widget's port, as the sim says
+    config = parse_config(daemon_config(Layout(tmp_path), spec, ports, "mqtt://127.0.0.1:1"))
+    by_name = {d.name: d for d in config.devices}
+    assert by_name["deck"].protocol == "sony9pin" and by_name["deck"].baud == 38400
+    assert by_name["fill"].gear.rdm_uid == "7a70:00000005"
+    assert by_name["fill"].gear.personality == "led-panel-4ch"
+    assert by_name["pdu"].protocol == "modbus-rtu" and by_name["pdu"].baud == 9600
+    assert by_name["cam-a"].protocol == "native"

@@ -58,3 +58,29 @@ def test_a_malformed_not_reported_list_is_refused_by_the_schema() -> None:
     odd = snapshot("odd", "light", {"on": False, "draw_mw": 1000}, not_reported=5)
     view.absorb(topic("state", "odd"), message("state", odd), T0)
     assert "odd" not in view.devices
+
+
+def test_a_feed_meters_channels_read_not_reported() -> None:
+    view = connected_view()
+    channels = [
+        {
+            "channel": i,
+            "on": True,
+            "tripped": False,
+            "voltage_mv": 28_000,
+            "current_ma": None,
+            "power_mw": None,
+        }
+        for i in range(2)
+    ]
+    meter = snapshot(
+        "pdu",
+        "pdu",
+        {"bus_voltage_mv": 28_000, "total_power_mw": 40_000, "channels": channels},
+        protocol="modbus-rtu",
+        not_reported=["channels.current_ma", "channels.power_mw"],
+    )
+    view.absorb(topic("state", "pdu"), message("state", meter), T0)
+    lines = [c.text for c in rows.pdu_lines(view)]
+    assert len(lines) == 2 and all(rows.NOT_REPORTED in line for line in lines)
+    assert "40.0 W" in [c.text for c in rows.device_row(view, "pdu", T0)]

@@ -93,6 +93,7 @@ async def test_mixed_rig_reports_syncs_and_meets_a_cap_cut_by_dmx(
         assert deck["protocol"] == "sony9pin"
         assert {"temperature_cdeg", "draw_mw"} <= set(deck["not_reported"])
         assert deck["status"]["temperature_cdeg"] is None
+        assert deck["camera_settings"] is None  # configured for the budgets, never read back
         assert status(s, "key")["not_reported"] and status(s, "key")["reports"] == []
         practical = status(s, "practical")
         assert "temperature" in practical["reports"] and "draw_mw" not in practical["not_reported"]

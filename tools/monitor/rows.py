@@ -252,7 +252,9 @@ def _channel_line(channel: dict[str, Any], wired: dict[object, list[str]]) -> Ce
         state, style = "on", ""
     else:
         state, style = "off", "dim"
-    watts = float(channel.get("power_mw", 0)) / 1000
+    if channel.get("power_mw") is None:  # a feed meter: no channel is measured on its own
+        return Cell(f"{number:>2} {names:<11} {state:<4}   {NOT_REPORTED}", style or "dim")
+    watts = float(channel["power_mw"]) / 1000
     return Cell(f"{number:>2} {names:<11} {state:<4} {watts:>6.1f} W", style)
 
 

@@ -21,7 +21,13 @@ from firmware_host.events import EventBus
 from firmware_host.gear.capabilities import not_reported, reports, unmeasured
 from firmware_host.gear.enttec import DmxLight, WidgetRegistry
 from firmware_host.gear.modbus import ModbusPdu
-from firmware_host.gear.sony9pin import DeckMemory, Sony9PinCamera, Sony9PinLink, wire_s
+from firmware_host.gear.sony9pin import (
+    DeckMemory,
+    Sony9PinCamera,
+    Sony9PinLink,
+    frame_bounded_offset,
+    wire_s,
+)
 from firmware_host.link.errors import LinkError, LinkTimeout
 from firmware_host.link.transport import Tap
 from firmware_host.workflow.timecode import (
@@ -187,13 +193,21 @@ class GearAgent(DeviceAgent):
         return await self._read_clock(driver)
 
     async def _read_clock(self, driver: CameraDriver) -> ClockReading:
+        """Readings spread over one frame, so one of them straddles a frame boundary: the
+        whole-frame readings bound the offset far tighter than a frame (frame_bounded_offset);
+        if they disagree, the least delayed one stands, good to half a frame."""
         if not isinstance(driver, Sony9PinCamera):
             return await super()._read_clock(driver)
-        readings: list[ClockReading] = []
-        half_frame = 0.5 / self.reference.rate.fps
-        for _ in range(CLOCK_SAMPLES):
+        spacing = self.reference.rate.frame_seconds / CLOCK_SAMPLES
+        bounds: list[tuple[int, float, float]] = []
+        singles: list[ClockReading] = []
+        for index in range(CLOCK_SAMPLES):
+            if index:
+                await asyncio.sleep(spacing)
             with contextlib.suppress(LinkTimeout):
                 stamped = await driver.timecode()
+                earliest, latest = stamped.sent_at + wire_s(4), stamped.received_at - wire_s(7)
+                bounds.append((stamped.reply.frames, earliest, max(earliest, latest)))
                 reading = clock_reading(
                     self.reference,
                     stamped.reply.frames,
@@ -203,17 +217,17 @@ class GearAgent(DeviceAgent):
                     request_wire_s=wire_s(4),
                     reply_wire_s=wire_s(7),
                 )
-                readings.append(
+                singles.append(
                     ClockReading(
                         reading.offset_s,
-                        reading.uncertainty_s + half_frame,
+                        reading.uncertainty_s + spacing * CLOCK_SAMPLES / 2,
                         reading.at,
                         reading.round_trip_s,
                     )
                 )
-        if not readings:
+        if not singles:
             raise LinkError(f"{self.name}: no time data from the deck")
-        self.clock = least_delayed(readings)
+        self.clock = frame_bounded_offset(self.reference, bounds) or least_delayed(singles)
         return self.clock
 
     # -- reporting ------------------------------------------------------------------------

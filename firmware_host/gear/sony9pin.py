@@ -164,6 +164,26 @@ class Sony9PinLink:
         raise LinkTimeout(self.name, name, self.retries + 1, self.timeout_s)
 
 
+def frame_bounded_offset(
+    reference: ReferenceClock, readings: list[tuple[int, float, float]]
+) -> ClockReading | None:
+    """A deck's clock offset from whole-frame readings (frame, earliest, latest instant it
+    can have been read): each says the deck was somewhere inside frame `frame` then, so the
+    offset lies in [frame - ref(latest), frame + 1 - ref(earliest)]; readings spread over a
+    frame straddle a boundary and their intersection is far narrower than one frame. None if
+    the bounds disagree (a reading delayed past its stamps)."""
+    fps = reference.rate.fps
+    low, high = -float("inf"), float("inf")
+    for frames, earliest, latest in readings:
+        low = max(low, reference.offset_s(frames, 0, latest))
+        high = min(high, reference.offset_s(frames, 0, earliest) + 1.0 / fps)
+    if not readings or low > high:
+        return None
+    at = sum(e + lt for _, e, lt in readings) / (2 * len(readings))
+    spans = [lt - e for _, e, lt in readings]
+    return ClockReading((low + high) / 2, (high - low) / 2, at, min(spans))
+
+
 @dataclass
 class Clip:
     clip_id: int

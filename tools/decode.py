@@ -269,7 +269,7 @@ def run(
     direction: str = "to-device",
 ) -> int:
     if tap is not None:
-        return _run_tap(tap, device, as_json=as_json)
+        return _run_tap(tap, device, as_json=as_json, protocol=protocol)
     if port is not None:
         chunks: Iterable[bytes] = _read_port(port, baud)
     elif hex_input:
@@ -296,17 +296,17 @@ def run(
     return tally.status()
 
 
-def _run_tap(path: Path, device: str | None, *, as_json: bool) -> int:
+def _run_tap(path: Path, device: str | None, *, as_json: bool, protocol: str = "native") -> int:
     from tools.tap_client import format_tap_line, read_tap, tap_entries  # noqa: PLC0415
 
     if not device:
         raise UsageError("--tap needs --device NAME: the device whose link to watch")
-    tally = Tally()
+    tally = Tally(delimited=protocol == "native")
     records = (r._replace(data=tally.count_input(r.data)) for r in read_tap(path, device))
     try:
-        for entry in tap_entries(records):
+        for entry in tap_entries(records, protocol):
             tally.count(entry)
-            _write(json.dumps(entry) if as_json else format_tap_line(entry))
+            _write(json.dumps(entry) if as_json else format_tap_line(entry, protocol))
     except KeyboardInterrupt:
         pass  # watched until Ctrl-C, or until the daemon stops: the summary still follows
     print(tally.summary(), file=sys.stderr)

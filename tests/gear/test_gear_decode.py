@@ -8,8 +8,10 @@ import pytest
 
 from protocols import enttec, rdm
 from protocols import sony9pin as s9
+from protocols.tap import Direction, TapRecord
 from tools.cli import main
 from tools.exits import EX_DATAERR
+from tools.tap_client import format_tap_line, tap_entries
 
 
 def decode(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, list[str]]:
@@ -59,3 +61,19 @@ def test_modbus_answers_and_noise(capsys: pytest.CaptureFixture[str], tmp_path: 
     assert code == 0 and "unit 1 READ_INPUT_REGISTERS" in lines[0]
     capture.write_text("de ad be ef\n")
     assert decode(capsys, "--hex", str(capture), "--protocol", "modbus-rtu")[0] == EX_DATAERR
+
+
+def test_a_tapped_deck_link_decodes_both_directions() -> None:
+    """What `cupola decode --tap ... --protocol sony9pin` does with the daemon's tap records."""
+    reply = s9.command(s9.Cmd.LTC_TIME_DATA, s9.encode_time(s9.TimeData(1, 2, 3, 4)))
+    records = [
+        TapRecord(
+            Direction.TO_DEVICE, 1_000_000_000, s9.command(s9.Cmd.CURRENT_TIME_SENSE, b"\x01")
+        ),
+        TapRecord(Direction.FROM_DEVICE, 1_002_000_000, reply[:3]),
+        TapRecord(Direction.FROM_DEVICE, 1_003_000_000, reply[3:]),
+    ]
+    lines = [format_tap_line(e, "sony9pin") for e in tap_entries(iter(records), "sony9pin")]
+    assert len(lines) == 2
+    assert "-> " in lines[0] and "CURRENT_TIME_SENSE" in lines[0]
+    assert "<- " in lines[1] and "timecode=01:02:03:04" in lines[1]

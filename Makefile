@@ -6,13 +6,13 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.cupola-installed
 
-.PHONY: demo test flake deps lint typecheck check soak bench clean
+.PHONY: demo test flake deps lint typecheck check soak qualify bench bench-quick clean
 
 demo: deps
 	$(BIN)/cupola demo
 
 test: deps
-	$(BIN)/python -m pytest -n 2 -q
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -q
 
 deps: $(STAMP)
 	@./scripts/ensure-mosquitto.sh
@@ -41,8 +41,14 @@ check: lint typecheck test
 soak: deps
 	$(BIN)/python -m pytest -m soak -q
 
+qualify: deps
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -m qualification -q
+
 bench: deps
 	$(BIN)/python -m bench.run
+
+bench-quick: deps
+	$(BIN)/python -m bench.run --quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

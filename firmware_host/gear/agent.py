@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
+
+import msgspec
 
 from firmware_host.config import DeviceConfig
 from firmware_host.devices.agent import DeviceAgent, DeviceSilent, Driver
@@ -29,14 +31,13 @@ from firmware_host.gear.sony9pin import (
     wire_s,
 )
 from firmware_host.link.errors import LinkError, LinkTimeout
-from firmware_host.link.transport import Tap
 from firmware_host.workflow.timecode import (
     ClockReading,
     ReferenceClock,
     clock_reading,
     least_delayed,
 )
-from protocols import rdm
+from protocols import ground, rdm
 from protocols.messages.common import PROTOCOL_VERSION, DeviceClass, Hello
 
 CLOCK_SAMPLES = 5
@@ -237,43 +238,36 @@ class GearAgent(DeviceAgent):
         nothing rather than something unmeasured."""
         return super().settings_record() if "settings" in self.reports else None
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> ground.DeviceSnapshot:
+        """The native snapshot, with what the device does not measure null (never a zero)
+        and its protocol, capabilities and unreported fields named."""
         snapshot = super().snapshot()
-        missing = not_reported(self.kind, self.reports)
-        status = snapshot.get("status")
+        status = snapshot.status
         if status is not None:
-            for field in self.unmeasured:  # no reading at all: null, never a zero
+            for field in self.unmeasured:
                 if field in status:
                     status[field] = None
                 elif field.startswith("channels."):  # a feed meter's channels
                     for channel in status.get("channels") or []:
                         channel[field.split(".", 1)[1]] = None
-        if "settings" not in self.reports:
-            snapshot["camera_settings"] = None  # configured for the budgets, never read back
-        snapshot["protocol"] = self.protocol
-        snapshot["reports"] = sorted(self.reports)
-        snapshot["not_reported"] = missing
-        return snapshot
+        return msgspec.structs.replace(
+            snapshot,
+            protocol=self.protocol,
+            reports=sorted(self.reports),
+            not_reported=not_reported(self.kind, self.reports),
+        )
 
 
-def make_agents(
-    configs: list[DeviceConfig],
+def make_agent(
+    config: DeviceConfig,
     bus: EventBus,
     reference: ReferenceClock,
     on_update: Callable[[DeviceAgent], None],
-    taps: Mapping[str, Tap],
+    widgets: WidgetRegistry,
     **kwargs: Any,
-) -> dict[str, DeviceAgent]:
-    """Every configured device's agent: native ones as before, real gear by its protocol."""
-    widgets = WidgetRegistry()
-    agents: dict[str, DeviceAgent] = {}
-    for config in configs:
-        if config.protocol == "native":
-            agents[config.name] = DeviceAgent(
-                config, bus, reference, on_update, tap=taps[config.name], **kwargs
-            )
-        else:
-            agents[config.name] = GearAgent(
-                config, bus, reference, on_update, widgets=widgets, tap=taps[config.name], **kwargs
-            )
-    return agents
+) -> DeviceAgent:
+    """A configured device's agent: native as before, real gear by its protocol (lights on
+    one widget share it through `widgets`, one registry per daemon)."""
+    if config.protocol == "native":
+        return DeviceAgent(config, bus, reference, on_update, **kwargs)
+    return GearAgent(config, bus, reference, on_update, widgets=widgets, **kwargs)

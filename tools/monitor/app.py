@@ -13,6 +13,7 @@ import json
 import shlex
 import time
 import uuid
+import weakref
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -25,6 +26,7 @@ from textual.binding import Binding, BindingType
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
+from textual.coordinate import Coordinate
 from textual.markup import escape
 from textual.notifications import SeverityLevel
 from textual.screen import ModalScreen
@@ -49,7 +51,7 @@ from tools.monitor import rows
 from tools.monitor.view import SEVERITIES, CommandLine, NodeView, utc_midnight
 
 SEVERITY_STYLES = {"critical": "bold red", "warning": "yellow", "info": "", "diagnostic": "dim"}
-EVENT_ROWS_SHOWN = 400
+EVENT_ROWS_SHOWN = 100  # the newest matching the filter; `/` searches them all
 EVENT_HISTORY = 400  # events asked of the node's log on joining: a screenful and more
 REDRAW_S = 0.5
 
@@ -71,9 +73,13 @@ def _row(*cells: str | Text) -> list[Text]:
 def _refill(table: DataTable[Any], rows: list[tuple[str, list[Text]]]) -> None:
     """Replace a table's rows; a reader's cursor stays on its row, the screen steady.
 
-    At the top the table follows what comes in; a flight controller who moved down to read
-    an event keeps reading it while newer ones arrive above.
+    Rows the table already shows are left alone (laying a table out again is most of what a
+    redraw costs). At the top the table follows what comes in; a flight controller who moved
+    down to read an event keeps reading it while newer ones arrive above.
     """
+    if _SHOWN.get(table) == rows:
+        return
+    _SHOWN[table] = rows
     reading: str | None = None
     if table.row_count and table.cursor_row > 0:
         reading = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
@@ -86,6 +92,12 @@ def _refill(table: DataTable[Any], rows: list[tuple[str, list[Text]]]) -> None:
     now_at = table.get_row_index(reading)
     table.move_cursor(row=now_at, animate=False, scroll=False)
     table.scroll_to(y=scrolled + now_at - was_at, animate=False, immediate=True)
+
+
+# What each table was last filled with (compared, not re-laid out, when nothing changed).
+_SHOWN: weakref.WeakKeyDictionary[DataTable[Any], list[tuple[str, list[Text]]]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _lines(cells: list[rows.Cell]) -> Text:
@@ -196,8 +208,12 @@ class MonitorApp(App[None]):
         subtitle: str = "",
         client_id: str | None = None,
         valid_for_s: float = DEFAULT_VALID_FOR_S,
+        redraw_every_s: float | None = REDRAW_S,
     ) -> None:
+        """`redraw_every_s` None: drawn once, for a replay at a stopped clock, where nothing on
+        the screen moves (and a screenshot of it is the same every time)."""
         super().__init__()
+        self.redraw_every_s = redraw_every_s
         self.valid_for_s = valid_for_s  # each command's not_after: the node refuses it later
         self.view = view
         self.url = url
@@ -214,6 +230,8 @@ class MonitorApp(App[None]):
         self._pending: set[str] = set()
         self._quiet: set[str] = set()  # sent by the monitor itself: results not announced
         self._drawn_revision = -1
+        self._device_widths: list[int] = []
+        self._panels: dict[str, Text] = {}  # what each panel says now
         self.redrawn = asyncio.Event()  # set after each redraw: what the screen shows is current
         self._caught_up = False
         self.sub_title = subtitle or (url or "replay")
@@ -264,7 +282,8 @@ class MonitorApp(App[None]):
             "sent", "sender", "command", "arguments", "status", "reason / result"
         )
         self.redraw()
-        self.main.set_interval(REDRAW_S, self.redraw)
+        if self.redraw_every_s is not None:
+            self.main.set_interval(self.redraw_every_s, self.redraw)
         if self.url is not None:
             self.start_link()
 
@@ -415,13 +434,16 @@ class MonitorApp(App[None]):
         """Ages and loss of signal move with the clock; the rest only when the view changed."""
         now = self.clock()
         view = self.view
-        self.main.query_one("#node", Static).update(_line(rows.node_line(view, now), "   "))
+        self._put("#node", _line(rows.node_line(view, now), "   "))
         self._devices(now)
-        self.main.query_one("#power-text", Static).update(_lines(rows.power_lines(view, now)))
-        self.main.query_one("#power-spark", Sparkline).data = [w for _, w in view.power_samples]
+        self._put("#power-text", _lines(rows.power_lines(view, now)))
+        samples = [w for _, w in view.power_samples]
+        spark = self.main.query_one("#power-spark", Sparkline)
+        if spark.data != samples:
+            spark.data = samples
         self._shown_if("#cameras", rows.camera_lines(view))
         self._shown_if("#pdu", rows.pdu_lines(view))
-        self.main.query_one("#data", Static).update(_lines(rows.data_lines(view)))
+        self._put("#data", _lines(rows.data_lines(view)))
         self._alarms()
         if view.revision != self._drawn_revision:
             self._drawn_revision = view.revision
@@ -433,18 +455,47 @@ class MonitorApp(App[None]):
     def _shown_if(self, selector: str, lines: list[rows.Cell]) -> None:
         """A part of the screen only the rigs that have it need: hidden while it is empty."""
         widget = self.main.query_one(selector, Static)
-        widget.display = bool(lines)
-        widget.update(_lines(lines))
+        if widget.display != bool(lines):
+            widget.display = bool(lines)
+        self._put(selector, _lines(lines))
+
+    def _put(self, selector: str, content: Text) -> None:
+        """A panel is updated only when what it says changed: each update lays out again."""
+        if self._panels.get(selector) != content:
+            self._panels[selector] = content
+            self.main.query_one(selector, Static).update(content)
 
     def _devices(self, now: float) -> None:
         table = self.main.query_one("#devices", DataTable)
+        lines = [
+            (name, [Text(c.text, style=c.style) for c in rows.device_row(self.view, name, now)])
+            for name in sorted(self.view.devices, key=_device_order(self.view))
+        ]
+        widths = [
+            max((cells[i].cell_len for _, cells in lines), default=0)
+            for i in range(len(rows.DEVICE_COLUMNS))
+        ]
+        shown = _SHOWN.get(table)
+        if (
+            shown is not None
+            and [k for k, _ in shown] == [k for k, _ in lines]
+            and (widths == self._device_widths)
+        ):
+            # Same devices, every column as wide as before: only the cells that changed.
+            for (key, cells), (_, before) in zip(lines, shown, strict=True):
+                for column, (cell, old) in enumerate(zip(cells, before, strict=True)):
+                    if cell != old:
+                        table.update_cell_at(Coordinate(table.get_row_index(key), column), cell)
+            _SHOWN[table] = lines
+            return
         # A column only ever widens as rows are added: laid out anew, each is as wide as
         # what it holds now, so a long text gone takes its width with it.
+        self._device_widths = widths
+        _SHOWN[table] = lines
         table.clear(columns=True)
         table.add_columns(*rows.DEVICE_COLUMNS)
-        for name in sorted(self.view.devices, key=_device_order(self.view)):
-            cells = rows.device_row(self.view, name, now)
-            table.add_row(*(Text(c.text, style=c.style) for c in cells), key=name)
+        for key, cells in lines:
+            table.add_row(*cells, key=key)
 
     def _alarms(self) -> None:
         alarms = sorted(
@@ -454,9 +505,7 @@ class MonitorApp(App[None]):
         if not alarms:
             held = self.view.held()
             blind = "" if held is None else f" as of {rows.clock(held['at'])}: stream held"
-            self.main.query_one("#alarms", Static).update(
-                Text(f"no alarms{blind}", style="bold yellow" if held else "dim")
-            )
+            self._put("#alarms", Text(f"no alarms{blind}", style="bold yellow" if held else "dim"))
             return
         text = Text()
         for alarm in alarms:
@@ -469,7 +518,7 @@ class MonitorApp(App[None]):
             text.append(f" {alarm.level.upper():<6} {mark} ", style=style)
             text.append(f" {rows.clock(alarm.raised_at)} {alarm.message}{state}\n")
         text.append("a: acknowledge all", style="dim")
-        self.main.query_one("#alarms", Static).update(text)
+        self._put("#alarms", text)
 
     def _events(self) -> None:
         table = self.main.query_one("#event-table", DataTable)

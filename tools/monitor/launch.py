@@ -53,5 +53,7 @@ def run_replay(path: Path, node: str | None, *, at: float | None, text: bool) ->
     if text:
         print(summary(view, now))
         return 0
-    MonitorApp(view, clock=lambda: now, subtitle=f"replay of {path.name}").run()
+    MonitorApp(
+        view, clock=lambda: now, subtitle=f"replay of {path.name}", redraw_every_s=None
+    ).run()
     return 0

@@ -188,7 +188,7 @@ def _rate(run: Callable[[], int], repeats: int) -> float:
     return statistics.median(rates)
 
 
-def measure(frames: int = 10_000, repeats: int = 3) -> list[dict[str, Any]]:
+def measure(frames: int = 30_000, repeats: int = 5) -> list[dict[str, Any]]:
     results = []
     for case, impl, frame, rx in CASES:
         # Modbus RTU: one read per frame, as the 3.5-character silence delivers them (both).

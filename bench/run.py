@@ -13,6 +13,7 @@ from collections.abc import Callable
 from bench import (
     codec,
     daemon_scale,
+    gear_codec,
     groundlink,
     jam,
     monitor,
@@ -24,6 +25,7 @@ from bench import (
 
 BENCHMARKS: dict[str, Callable[[list[str] | None], None]] = {
     "codec": codec.main,
+    "gear_codec": gear_codec.main,
     "rtt": rtt.main,
     "sim_scale": sim_scale.main,
     "daemon_scale": daemon_scale.main,

@@ -132,6 +132,16 @@ def widget_params(params: WidgetParams) -> bytes:
     return built
 
 
+def decode_widget_params(data: bytes) -> WidgetParams:
+    """GET_WIDGET_PARAMS reply: its first five bytes (user configuration may follow)."""
+    if len(data) < WIDGET_PARAMS.sizeof():
+        raise MessageError(f"widget parameters need 5 bytes, got {len(data)}")
+    parsed = WIDGET_PARAMS.parse(data)
+    return WidgetParams(
+        (parsed.firmware_msb, parsed.firmware_lsb), parsed.break_time, parsed.mab_time, parsed.rate
+    )
+
+
 class Rejected(NamedTuple):
     reason: str  # "start" (not a 0x7E), "length" (over 600), "end" (no 0xE7 where due)
     offset: int

@@ -36,10 +36,8 @@ from protocols.errors import FramingError, MessageError
 
 BAUD = 38_400
 BITS_PER_BYTE = 11  # start, 8 data, odd parity, stop
-REPLY_DEADLINE_S = 0.009  # the device answers within 9 ms
 INTER_BYTE_LIMIT_S = 0.010  # a longer gap inside a block voids it
 MAX_DATA = 15
-MAX_BLOCK = MAX_DATA + 3
 
 HEADER = BitStruct("group" / Nibble, "count" / Nibble)
 BLOCK = Struct(

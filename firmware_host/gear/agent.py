@@ -143,7 +143,8 @@ class GearAgent(DeviceAgent):
             model = f"DMX {driver.personality.name} @{self.config.gear.dmx_address}"
             serial = f"{uid} via widget {widget.serial}"
         else:
-            await self.driver.poll() if self.driver else None
+            assert isinstance(driver, ModbusPdu)
+            await driver.poll()  # the meter and the relays both answer, or this raises
             model, serial = (
                 f"Modbus {self.config.gear.register_map}",
                 f"unit {self.config.gear.meter_unit}",

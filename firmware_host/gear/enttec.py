@@ -69,7 +69,7 @@ class WidgetConnection:
         self.deframer.reset()
         try:
             params = await self.request(enttec.Label.GET_WIDGET_PARAMS, b"\x00\x00")
-            self.firmware = (params.data[1], params.data[0]) if len(params.data) >= 2 else (0, 0)
+            self.firmware = enttec.decode_widget_params(params.data).firmware
             serial = await self.request(enttec.Label.GET_SERIAL)
             self.serial = enttec.decode_serial(serial.data)
         except (LinkError, ProtocolError):

@@ -28,7 +28,6 @@ class GearConfig(msgspec.Struct, forbid_unknown_fields=True):
 
 
 KIND_OF = {"sony9pin": "camera", "enttec-dmx": "light", "modbus-rtu": "pdu"}
-SERIAL_BAUD = {"sony9pin": 38_400, "modbus-rtu": 9_600, "enttec-dmx": 115_200}
 
 
 class DeviceLike(Protocol):

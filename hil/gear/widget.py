@@ -90,7 +90,7 @@ class EnttecWidget(GearDevice):
         self.dmx_frames = 0
         self.dmx_seen = asyncio.Event()  # set at every DMX frame, for whoever waits on one
         self.rdm_requests = 0
-        self.params = bytes([*FIRMWARE[::-1], 9, 1, 40])  # firmware lsb, msb, break, MAB, rate
+        self.params = enttec.widget_params(enttec.WidgetParams(FIRMWARE, 9, 1, 40))
 
     def on_reboot(self) -> None:
         self.deframer.reset()

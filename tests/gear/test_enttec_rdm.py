@@ -182,3 +182,11 @@ def test_widget_encoder_is_the_declared_message(spec: tuple[int, bytes]) -> None
     declared = enttec.MESSAGE.build({"label": label, "length": len(data), "data": data})
     assert enttec.encode(label, data) == declared
     assert enttec.parse(declared)[:2] == spec
+
+
+def test_widget_parameters_round_trip() -> None:
+    """Firmware 2.4 (OLA enables RDM from it): LSB first on the wire."""
+    params = enttec.WidgetParams((2, 4), 9, 1, 40)
+    wire = enttec.widget_params(params)
+    assert wire == bytes([4, 2, 9, 1, 40])
+    assert enttec.decode_widget_params(wire + b"user") == params

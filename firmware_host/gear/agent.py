@@ -38,7 +38,7 @@ from firmware_host.workflow.timecode import (
     least_delayed,
 )
 from protocols import ground, rdm
-from protocols.messages.common import PROTOCOL_VERSION, DeviceClass, Hello
+from protocols.messages.common import PROTOCOL_VERSION, DeviceClass, Hello, Severity
 
 CLOCK_SAMPLES = 5
 _CLASS = {"camera": DeviceClass.CAMERA, "light": DeviceClass.LIGHT, "pdu": DeviceClass.PDU}
@@ -138,6 +138,13 @@ class GearAgent(DeviceAgent):
             device_type = await driver.identify()
             model, serial = f"9-pin deck {device_type.hex()}", ""
         elif isinstance(driver, DmxLight):
+            for problem in await driver.check_rdm():
+                self.bus.emit(
+                    "light.rdm_mismatch",
+                    Severity.WARNING,
+                    f"{self.name}: {problem}",
+                    source=self.name,
+                )
             widget = driver.widget
             uid = rdm.format_uid(driver.uid) if driver.uid is not None else "DMX only"
             model = f"DMX {driver.personality.name} @{self.config.gear.dmx_address}"

@@ -57,6 +57,8 @@ class WidgetConnection:
         self.last_rx = 0.0
         self._transaction = 0
         self._waiters: dict[int, asyncio.Future[enttec.Message]] = {}
+        self._dub: list[bytes] | None = None  # discovery answers while a DUB is out
+        self.discovered: list[int] | None = None  # UIDs found when the widget was opened
 
     @property
     def open(self) -> bool:
@@ -77,6 +79,7 @@ class WidgetConnection:
             raise
         self.controller_uid = ESTA_ENTTEC << 32 | self.serial
         self.send_universe()
+        self.discovered = await self.discover()
 
     def close(self) -> None:
         if self.port is not None:
@@ -96,9 +99,12 @@ class WidgetConnection:
                 continue
             self.stats.frames.frames += 1
             self.last_rx = asyncio.get_running_loop().time()
-            label = (
-                enttec.Label.RECEIVED_DMX if item.label == enttec.Label.RDM_TIMEOUT else item.label
-            )
+            if item.label == enttec.Label.RECEIVED_DMX and self._dub is not None:
+                self._dub.append(item.data)  # a discovery answer: the exchange ends with 12
+                continue
+            label = item.label
+            if label == enttec.Label.RDM_TIMEOUT and label not in self._waiters:
+                label = enttec.Label.RECEIVED_DMX  # a request nobody answered
             waiter = self._waiters.pop(label, None)
             if waiter is not None and not waiter.done():
                 waiter.set_result(item)
@@ -110,9 +116,12 @@ class WidgetConnection:
             raise LinkDown(f"{self.path} is not open")
         self.port.write(enttec.encode(label, data))
 
-    async def request(self, label: int, data: bytes = b"") -> enttec.Message:
-        """A message the widget answers with the same label (or, for RDM, 5 or 12)."""
-        wait_label = enttec.Label.RECEIVED_DMX if label in (7, 11) else label
+    async def request(
+        self, label: int, data: bytes = b"", *, until: int | None = None
+    ) -> enttec.Message:
+        """A message the widget answers with the same label (RDM: with 5, or 12 if nobody
+        answered; `until`: wait for that label instead)."""
+        wait_label = until or (enttec.Label.RECEIVED_DMX if label == 7 else label)
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[enttec.Message] = loop.create_future()
         self._waiters[wait_label] = waiter
@@ -137,22 +146,72 @@ class WidgetConnection:
         self.universe[address - 1 : address - 1 + len(levels)] = levels
         self.send_universe()
 
+    # -- discovery (E1.20 section 7: unique branch, mute, binary search on collisions) ------
+
+    def _packet(self, uid: int, cc: int, pid: rdm.Pid, data: bytes = b"") -> bytes:
+        self._transaction = (self._transaction + 1) & 0xFF
+        return rdm.encode(
+            rdm.Packet(uid, self.controller_uid, self._transaction, 1, 0, 0, cc, pid, data)
+        )
+
+    async def discover(self) -> list[int]:
+        """Every RDM responder on the line, as OLA's discovery agent finds them."""
+        async with self.rdm_lock:
+            discovery = rdm.CommandClass.DISCOVERY
+            await self.request(
+                enttec.Label.SEND_RDM, self._packet(rdm.BROADCAST, discovery, rdm.Pid.DISC_UN_MUTE)
+            )
+            found: list[int] = []
+            await self._branch(0, rdm.UID_MAX, found)
+            return sorted(found)
+
+    async def _branch(self, lower: int, upper: int, found: list[int]) -> None:
+        while True:
+            answers = await self._unique_branch(lower, upper)
+            if not answers:
+                return  # silence: nobody unmuted in this range
+            try:
+                uid = rdm.decode_dub_response(answers[0][1:]) if answers[0][:1] == b"\x00" else -1
+            except ProtocolError:
+                uid = -1  # a collision: several answered at once
+            if not lower <= uid <= upper or not await self._mute(uid):
+                break
+            found.append(uid)  # muted now: the same branch may hold others
+        if lower < upper:
+            middle = (lower + upper) // 2
+            await self._branch(lower, middle, found)
+            await self._branch(middle + 1, upper, found)
+
+    async def _unique_branch(self, lower: int, upper: int) -> list[bytes]:
+        bounds = rdm.uid_bytes(lower) + rdm.uid_bytes(upper)
+        packet = self._packet(
+            rdm.BROADCAST, rdm.CommandClass.DISCOVERY, rdm.Pid.DISC_UNIQUE_BRANCH, bounds
+        )
+        self._dub = []
+        try:
+            await self.request(
+                enttec.Label.SEND_RDM_DISCOVERY, packet, until=enttec.Label.RDM_TIMEOUT
+            )
+            return self._dub
+        finally:
+            self._dub = None
+
+    async def _mute(self, uid: int) -> bool:
+        packet = self._packet(uid, rdm.CommandClass.DISCOVERY, rdm.Pid.DISC_MUTE)
+        reply = await self.request(enttec.Label.SEND_RDM, packet)
+        if reply.label != enttec.Label.RECEIVED_DMX or reply.data[:1] != b"\x00":
+            return False
+        try:
+            answer = rdm.decode(reply.data[1:])
+        except ProtocolError:
+            return False
+        return answer.pid == rdm.Pid.DISC_MUTE and answer.source == uid
+
     async def rdm_get(self, uid: int, pid: rdm.Pid, data: bytes = b"") -> bytes:
         """GET a parameter from a fixture; its data, or LinkError when it does not answer."""
         async with self.rdm_lock:
-            self._transaction = (self._transaction + 1) & 0xFF
-            request = rdm.Packet(
-                uid,
-                self.controller_uid,
-                self._transaction,
-                1,
-                0,
-                0,
-                rdm.CommandClass.GET,
-                pid,
-                data,
-            )
-            reply = await self.request(enttec.Label.SEND_RDM, rdm.encode(request))
+            request = self._packet(uid, rdm.CommandClass.GET, pid, data)
+            reply = await self.request(enttec.Label.SEND_RDM, request)
             if reply.label == enttec.Label.RDM_TIMEOUT or len(reply.data) < 2:
                 raise LinkTimeout(rdm.format_uid(uid), f"RDM GET {pid.name}", 1, self.timeout_s)
             if reply.data[0] != 0:
@@ -250,6 +309,29 @@ class DmxLight(LightDriver):
             if self.fading:
                 self.apply()
             await asyncio.sleep(FADE_STEP_S)
+
+    async def check_rdm(self) -> list[str]:
+        """What the fixture itself says against the configuration: is it on the line (RDM
+        discovery), at the configured start address, with the personality's footprint?"""
+        if self.uid is None:
+            return []
+        uid = rdm.format_uid(self.uid)
+        found = self.widget.discovered
+        if found is not None and self.uid not in found:
+            seen = ", ".join(rdm.format_uid(u) for u in found) or "none"
+            return [f"RDM discovery did not find {uid} on the line (found: {seen})"]
+        info = rdm.decode_device_info(await self.widget.rdm_get(self.uid, rdm.Pid.DEVICE_INFO))
+        problems = []
+        if info.start_address != self.gear.dmx_address:
+            problems.append(
+                f"{uid} starts at DMX slot {info.start_address}, configured {self.gear.dmx_address}"
+            )
+        if info.footprint != self.personality.footprint:
+            problems.append(
+                f"{uid} reads {info.footprint} slots, personality "
+                f"{self.personality.name} has {self.personality.footprint}"
+            )
+        return problems
 
     # -- status ---------------------------------------------------------------------------
 

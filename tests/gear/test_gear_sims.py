@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from firmware_host.gear.enttec import DmxLight, WidgetConnection
+from firmware_host.gear.settings import GearConfig
+from firmware_host.link.stats import LinkStats
 from hil.bench import Bench, DeviceSpec
 from hil.gear.deck import SonyDeck
 from hil.gear.widget import EnttecWidget
@@ -215,3 +218,39 @@ async def test_odd_parity_catches_odd_flips_and_the_deck_naks_them(tmp_path: Pat
         assert sim.link.parity_errors == 0 and sim.handle(s9.command(s9.Cmd.PLAY)) == [
             s9.command(s9.Cmd.ACK)
         ]
+
+
+async def test_the_daemons_widget_discovers_the_rdm_fixtures_and_checks_their_patch(
+    tmp_path: Path,
+) -> None:
+    """Discovery by binary search through collisions (E1.20), then DEVICE_INFO against the
+    configuration: a wrong start address or personality is named, not silently driven."""
+    specs = [
+        *FIXTURES,
+        DeviceSpec(
+            name="c", kind="light", protocol="enttec-dmx", gear={"widget": "w", "dmx_address": 9}
+        ),
+    ]
+    async with bench(tmp_path, *specs) as b:
+        widget = WidgetConnection(str(b.devices["w"].path), LinkStats(), timeout_s=1.0)
+        await widget.connect(None)
+        try:
+            assert widget.discovered == [
+                rdm.parse_uid("7a70:00000001"),
+                rdm.parse_uid("7a70:00000002"),
+            ]
+            right = DmxLight("b", widget, GearConfig(dmx_address=5, rdm_uid="7a70:00000002"))
+            assert await right.check_rdm() == []
+            wrong = DmxLight(
+                "b",
+                widget,
+                GearConfig(dmx_address=6, rdm_uid="7a70:00000002", personality="led-panel-4ch"),
+            )
+            problems = await wrong.check_rdm()
+            assert "starts at DMX slot 5, configured 6" in problems[0]
+            assert "reads 2 slots" in problems[1]
+            absent = DmxLight("x", widget, GearConfig(rdm_uid="7a70:00000099"))
+            assert "did not find 7a70:00000099" in (await absent.check_rdm())[0]
+            assert await DmxLight("c", widget, GearConfig(dmx_address=9)).check_rdm() == []
+        finally:
+            widget.close()

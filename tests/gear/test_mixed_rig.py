@@ -97,6 +97,7 @@ async def test_mixed_rig_reports_syncs_and_meets_a_cap_cut_by_dmx(
         assert status(s, "key")["not_reported"] and status(s, "key")["reports"] == []
         practical = status(s, "practical")
         assert "temperature" in practical["reports"] and "draw_mw" not in practical["not_reported"]
+        assert not s.events("light.rdm_mismatch")  # discovery found it where configured
         meter = status(s, "meter")
         assert "channels.power_mw" in meter["not_reported"]
         assert meter["status"]["total_power_mw"] > 0

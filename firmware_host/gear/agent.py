@@ -107,6 +107,7 @@ class GearAgent(DeviceAgent):
                 self.stats,
                 timeout_s=timeout_s,
                 retries=config.retries,
+                baud=config.baud,  # the meter's setting (SDM120: 2400-9600); 9-pin is fixed
             )
             loop = asyncio.get_running_loop()
             self._release, self._last_rx = pdu.close, lambda: pdu.last_ok or loop.time()

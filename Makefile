@@ -19,6 +19,7 @@ deps: $(STAMP)
 	@./scripts/ensure-mosquitto.sh
 	@./scripts/ensure-postgresql.sh
 	@./scripts/ensure-chromium.sh
+	@./scripts/ensure-ola.sh
 
 # The flight daemon alone is `pip install .`; here everything: ground, bench and dev tools.
 $(STAMP): pyproject.toml

@@ -14,6 +14,7 @@ from bench import (
     archive,
     codec,
     daemon_scale,
+    gear_codec,
     groundlink,
     jam,
     monitor,
@@ -25,6 +26,7 @@ from bench import (
 
 BENCHMARKS: dict[str, Callable[[list[str] | None], None]] = {
     "codec": codec.main,
+    "gear_codec": gear_codec.main,
     "rtt": rtt.main,
     "sim_scale": sim_scale.main,
     "daemon_scale": daemon_scale.main,

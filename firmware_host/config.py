@@ -18,6 +18,8 @@ import msgspec
 
 from firmware_host.budget.models import CameraModel, LightModel, PduModel
 from firmware_host.config_check import problems_in, usable
+from firmware_host.gear.capabilities import Protocol
+from firmware_host.gear.settings import GearConfig, gear_problems
 from protocols.messages.light import CCT_MAX_K, CCT_MIN_K
 from protocols.timecode import FrameRate
 
@@ -206,6 +208,8 @@ class DeviceConfig(msgspec.Struct, forbid_unknown_fields=True):
     priority: Annotated[int, msgspec.Meta(ge=0, le=1000)] | None = None  # shed lowest first
     shed_floor_pct: Annotated[float, msgspec.Meta(ge=0, le=100)] = 0.0  # lights: dim no lower
     model: dict[str, float] = msgspec.field(default_factory=dict)  # draw model overrides
+    protocol: Protocol = "native"  # or sony9pin, enttec-dmx, modbus-rtu (real gear)
+    gear: GearConfig = msgspec.field(default_factory=GearConfig)  # that protocol's settings
 
 
 class Config(msgspec.Struct, forbid_unknown_fields=True):
@@ -407,7 +411,8 @@ def _device_problems(config: Config, at: _Indexes) -> list[str]:
             problems.append(f"{at('device', index)}.name {device.name!r} is used twice "
                             f"(first at {at('device', names[device.name])})")  # fmt: skip
         names.setdefault(device.name, index)
-        if device.port in ports:
+        shared = device.protocol == config.devices[ports.get(device.port, index)].protocol
+        if device.port in ports and not (shared and device.protocol == "enttec-dmx"):
             first = ports[device.port]
             problems.append(f"{at('device', index)}.port {device.port!r} is already "
                             f"{at('device', first)}'s ({config.devices[first].name}); "
@@ -418,7 +423,8 @@ def _device_problems(config: Config, at: _Indexes) -> list[str]:
                             f"(found {len(pdus)})")  # fmt: skip
         kind = {"light": LightModel, "camera": CameraModel, "pdu": PduModel}[device.kind]
         problems += problems_in(device.model, kind, f"{at('device', index)}.model")
-    return problems
+    where = [at("device", index) for index in range(len(config.devices))]
+    return problems + gear_problems(config.devices, where)
 
 
 def _timeline_problems(timeline: list[CapChange], at: _Indexes) -> list[str]:

@@ -30,6 +30,8 @@ from firmware_host.commands.dispatcher import CommandSpec, Dispatcher
 from firmware_host.config import Config
 from firmware_host.devices.agent import DeviceAgent
 from firmware_host.events import Event, EventBus
+from firmware_host.gear.agent import make_agent
+from firmware_host.gear.enttec import WidgetRegistry
 from firmware_host.groundlink.authority import CommandAuthority
 from firmware_host.groundlink.intake import CommandIntake
 from firmware_host.groundlink.mqtt import GroundLink
@@ -100,12 +102,14 @@ class Daemon:
         failsafe = config.failsafe
         self.taps = {d.name: LinkTap(d.name, d.baud, clock.wall) for d in config.devices}
         self.tap_server = TapServer(state_dir / config.node.tap_socket, self.taps)
+        widgets = WidgetRegistry()  # real gear: DMX lights on one Enttec widget share it
         self.devices: dict[str, DeviceAgent] = {
-            d.name: DeviceAgent(
+            d.name: make_agent(  # native, or real gear by its protocol (firmware_host/gear)
                 d,
                 self.bus,
                 self.reference,
                 self._device_updated,
+                widgets,
                 on_adopted=self._device_adopted,
                 on_device_event=self._device_event,
                 beat=self.supervisor.beater(f"device:{d.name}"),
@@ -247,7 +251,7 @@ class Daemon:
         self.takes.on_camera_event(agent, event)
 
     def _device_updated(self, agent: DeviceAgent) -> None:
-        self.limits.check(agent.name, agent.kind, agent.status, agent.stats)
+        self.limits.check(agent.name, agent.kind, agent.status, agent.stats, agent.unmeasured)
         self.power.on_device_update(agent)
         self.data.on_device_update(agent)
         self.takes.on_device_update(agent)
@@ -305,7 +309,8 @@ class Daemon:
             entry: dict[str, Any] = {"online": agent.online}
             if agent.status is not None:
                 for field in _SAMPLED_FIELDS[agent.kind]:
-                    entry[field] = to_jsonable(getattr(agent.status, field))
+                    if field not in agent.unmeasured:  # real gear: no reading, no sample
+                        entry[field] = to_jsonable(getattr(agent.status, field))
             if agent.kind == "camera":
                 entry.update(agent.clock_summary())
             devices[name] = entry

@@ -9,6 +9,7 @@ Bench file (TOML):
     [[device]]
     name = "cam-a"
     kind = "camera"      # camera | light | pdu
+    protocol = "native"  # or sony9pin (camera), enttec-dmx (light), modbus-rtu (pdu): hil/gear
     baud = 115200        # omit for an unpaced link
     pdu_channel = 0      # powered from this channel of the bench's PDU
     model = { drift_ppm = 60.0 }      # overrides of the model's parameters
@@ -42,6 +43,10 @@ from hil.devices.camera import CameraDevice
 from hil.devices.light import LightDevice
 from hil.devices.pdu import PduDevice
 from hil.fault_names import DEVICE_FAULTS, LINE_FAULTS
+from hil.gear.assemble import GearAssembly, GearError, GearSpec, Protocol
+from hil.gear.base import GearDevice
+from hil.gear.fixture import DmxFixture
+from hil.gear.meter import ModbusMeterPdu
 from hil.models.base import PhysicsClock
 from hil.models.camera import CameraModel, CameraParams
 from hil.models.light import LightModel, LightParams
@@ -64,6 +69,8 @@ class DeviceSpec(msgspec.Struct, forbid_unknown_fields=True):
     seed: int | None = None
     model: dict[str, Any] = msgspec.field(default_factory=dict)
     faults: dict[str, Any] = msgspec.field(default_factory=dict)
+    protocol: Protocol = "native"
+    gear: dict[str, Any] = msgspec.field(default_factory=dict)  # hil/gear/assemble.py GearSpec
 
 
 class ScheduledFault(msgspec.Struct, forbid_unknown_fields=True):
@@ -134,9 +141,10 @@ class Bench:
         self.spec = spec
         self.run_dir = run_dir
         self.clock = PhysicsClock(spec.bench.speed)
-        self.devices: dict[str, SimDevice] = {}
+        self.devices: dict[str, SimDevice | GearDevice] = {}
+        self.gear = GearAssembly(run_dir, self.clock)
         self.fault_log: list[FaultRecord] = []
-        self.pdu: PduDevice | None = None
+        self.pdu: PduDevice | ModbusMeterPdu | None = None
         self._undo_tasks: set[asyncio.Task[None]] = set()
         self._schedule_task: asyncio.Task[None] | None = None
         self._started_at = 0.0
@@ -149,7 +157,10 @@ class Bench:
             device_rng = random.Random(seed)
             where = f"device {spec.name!r}"
             path = self.run_dir / spec.name
-            device: SimDevice
+            device: SimDevice | GearDevice
+            if spec.protocol != "native":
+                self._build_gear(spec, device_rng)
+                continue
             if spec.kind == "camera":
                 params = _with_overrides(CameraParams(), spec.model, where)
                 device = CameraDevice(
@@ -170,6 +181,8 @@ class Bench:
                 )  # fmt: skip
                 self.pdu = device
             self.devices[spec.name] = device
+        for widget in self.gear.widgets(rng):
+            self.devices[widget.name] = widget
         for spec in self.spec.devices:
             if spec.pdu_channel is not None:
                 assert self.pdu is not None
@@ -177,7 +190,28 @@ class Bench:
                     raise BenchError(
                         f"device {spec.name!r}: pdu_channel {spec.pdu_channel} does not exist"
                     )
-                self.pdu.model.wire(spec.pdu_channel, self.devices[spec.name])
+                load = self.gear.fixtures.get(spec.name) or self.devices[spec.name]
+                self.pdu.model.wire(spec.pdu_channel, load)
+
+    def _build_gear(self, spec: DeviceSpec, rng: random.Random) -> None:
+        where = f"device {spec.name!r}"
+        base = {"camera": CameraParams, "light": LightParams, "pdu": PduParams}[spec.kind]()
+        try:
+            gear = msgspec.convert({"protocol": spec.protocol, **spec.gear}, type=GearSpec)
+            built = self.gear.build(
+                spec.name,
+                spec.kind,
+                gear,
+                params=_with_overrides(base, spec.model, where),
+                baud=spec.baud,
+                rng=rng,
+            )
+        except (msgspec.ValidationError, GearError) as exc:
+            raise BenchError(f"{where}: {exc}") from exc
+        if built is not None:
+            self.devices[spec.name] = built
+            if isinstance(built, ModbusMeterPdu):
+                self.pdu = built
 
     async def start(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -200,20 +234,29 @@ class Bench:
             await device.stop()
 
     def announce(self) -> list[dict[str, str]]:
-        """One line per device, as `cupola sim` prints them."""
-        return [
-            {
-                "device": d.name,
-                "kind": d.device_class.name.lower(),
-                "path": str(d.path),
-                "control": str(self.run_dir / "control.sock"),
-            }
-            for d in self.devices.values()
-        ]
+        """One line per device the daemon drives, as `cupola sim` prints them (a DMX fixture's
+        path is its widget's: the fixtures share the widget's port)."""
+        control = str(self.run_dir / "control.sock")
+        lines = []
+        for d in self.devices.values():
+            protocol = getattr(d, "protocol", "native")
+            fixtures = [n for n, w in self.gear.widget_of.items() if w == d.name]
+            for name in fixtures or [d.name]:
+                lines.append(
+                    {
+                        "device": name,
+                        "kind": d.device_class.name.lower(),
+                        "protocol": protocol,
+                        "path": str(d.path),
+                        "control": control,
+                    }
+                )
+        return lines
 
-    def device(self, name: str) -> SimDevice:
+    def device(self, name: str) -> SimDevice | GearDevice:
+        """A device by name; a DMX fixture's faults on the line land on its widget."""
         try:
-            return self.devices[name]
+            return self.devices[self.gear.widget_of.get(name, name)]
         except KeyError:
             raise BenchError(f"no device {name!r}; the bench has {sorted(self.devices)}") from None
 
@@ -221,8 +264,11 @@ class Bench:
         self, name: str, fault: str, value: Any = True, duration: float | None = None
     ) -> FaultRecord:
         """Switch a fault on (or off, with a false value); undo it after `duration` seconds."""
-        device = self.device(name)
-        undo = self._apply(device, fault, value)
+        fixture = self.gear.fixtures.get(name)
+        if fixture is not None and fault in ("power", "cooling"):
+            undo = self._apply_fixture(fixture, fault, value)
+        else:
+            undo = self._apply(self.device(name), fault, value)
         record = self._record(name, fault, value)
         if duration is not None and undo is not None:
             task = asyncio.create_task(self._undo_later(name, fault, undo, duration))
@@ -230,7 +276,17 @@ class Bench:
             task.add_done_callback(self._undo_tasks.discard)
         return record
 
-    def _apply(self, device: SimDevice, fault: str, value: Any) -> Any:
+    def _apply_fixture(self, fixture: DmxFixture, fault: str, value: Any) -> Any:
+        if fault == "power":
+            before = fixture.powered
+            self._set_power(fixture, bool(value))
+            return before
+        fixture.model.advance()
+        before_cooling = fixture.model.cooling_factor
+        fixture.model.cooling_factor = float(value)
+        return before_cooling
+
+    def _apply(self, device: SimDevice | GearDevice, fault: str, value: Any) -> Any:
         """Carry out one fault; returns the value that undoes it, None for one-shot faults."""
         if fault in LINE_FAULTS:
             before = getattr(device.link.faults, fault)
@@ -274,7 +330,7 @@ class Bench:
             f"device faults: {', '.join(DEVICE_FAULTS)}"
         )
 
-    def _set_power(self, device: SimDevice, on: bool) -> None:
+    def _set_power(self, device: SimDevice | GearDevice | DmxFixture, on: bool) -> None:
         for spec in self.spec.devices:
             if spec.name == device.name and spec.pdu_channel is not None and self.pdu:
                 self.pdu.model.set_channel(spec.pdu_channel, on)

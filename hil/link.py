@@ -65,9 +65,14 @@ class EmulatedLink:
         *,
         baud: int | None = None,
         rng: random.Random | None = None,
+        bits_per_byte: int = BITS_PER_BYTE,
+        parity: bool = False,
     ) -> None:
         self.port = PtyPort(path, self._from_host)
         self.baud = baud
+        self.bits_per_byte = bits_per_byte  # 11 for 8O1 (Sony 9-pin) and for 8N2 (DMX512)
+        self.parity = parity  # a parity bit per byte: an odd number of flips in one is seen
+        self.parity_errors = 0  # bytes from the host whose parity failed (device's UART)
         self.faults = LineFaults()
         self.counters = LinkCounters()
         self._on_receive = on_receive
@@ -89,7 +94,7 @@ class EmulatedLink:
 
     @property
     def byte_time(self) -> float:
-        return BITS_PER_BYTE / self.baud if self.baud else 0.0
+        return self.bits_per_byte / self.baud if self.baud else 0.0
 
     def plug(self) -> None:
         if not self.port.connected:
@@ -176,7 +181,7 @@ class EmulatedLink:
 
     def _from_host(self, data: bytes) -> None:
         self.counters.bytes_rx += len(data)
-        data = self._corrupt(data, self._rx_cursor)
+        data = self._corrupt(data, self._rx_cursor, parity=self.parity)
         latency = self.faults.latency_ms / 1000.0
         if not self.baud and not latency:
             if data:
@@ -193,7 +198,7 @@ class EmulatedLink:
 
     # -- line faults ---------------------------------------------------------------------
 
-    def _corrupt(self, data: bytes, cursor: _ErrorCursor) -> bytes:
+    def _corrupt(self, data: bytes, cursor: _ErrorCursor, *, parity: bool = False) -> bytes:
         ber, drop = self.faults.ber, self.faults.drop_rate
         if ber <= 0 and drop <= 0:
             return data
@@ -203,12 +208,16 @@ class EmulatedLink:
             if math.isinf(cursor.to_bit_error):
                 cursor.to_bit_error = self._gap(ber)
             pos = cursor.to_bit_error
+            odd: set[int] = set()  # bytes flipped an odd number of times: parity sees them
             while pos < bits:
                 index = int(pos)
                 buf[index >> 3] ^= 1 << (index & 7)
+                odd ^= {index >> 3}
                 self.counters.bits_flipped += 1
                 pos += 1 + self._gap(ber)
             cursor.to_bit_error = pos - bits
+            if parity:
+                self.parity_errors += len(odd)
         if drop > 0:
             if math.isinf(cursor.to_drop):
                 cursor.to_drop = self._gap(drop)

@@ -130,6 +130,9 @@ class DeviceSnapshot(msgspec.Struct, forbid_unknown_fields=True):
     timecode_measured_at: float | None = None  # unix time the camera's clock was read
     pdu_channel: int | None = None  # the PDU channel feeding it, when configured
     camera_settings: dict[str, Any] | None = None  # cameras: as read back (SPEC.md CameraSettings)
+    protocol: Literal["native", "sony9pin", "enttec-dmx", "modbus-rtu"] = "native"
+    reports: list[str] | None = None  # real gear: the capabilities it reports (SPEC.md 20)
+    not_reported: list[str] = msgspec.field(default_factory=list)  # fields modelled, not read
 
 
 class Argument(msgspec.Struct, forbid_unknown_fields=True):

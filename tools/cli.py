@@ -171,7 +171,8 @@ def _cmd_decode(args: argparse.Namespace) -> int:
     from tools.decode import run
 
     return run(args.file, hex_input=args.hex, port=args.port, baud=args.baud, as_json=args.json,
-               tap=args.tap, device=args.device)  # fmt: skip
+               tap=args.tap, device=args.device, protocol=args.protocol,
+               direction=args.direction)  # fmt: skip
 
 
 def _cmd_keys(args: argparse.Namespace) -> int:
@@ -295,6 +296,18 @@ def _onboard_commands(add: Adder) -> None:
     p.add_argument("--device", help="with --tap: the device whose link to watch")
     p.add_argument("--baud", type=_baud, default=115200)
     p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument(
+        "--protocol",
+        default="native",
+        choices=("native", "sony9pin", "enttec-dmx", "modbus-rtu"),
+        help="the bytes' protocol: Cupola's own, or real gear's (SPEC.md 20)",
+    )
+    p.add_argument(
+        "--direction",
+        default="to-device",
+        choices=("to-device", "from-device"),
+        help="modbus-rtu: requests (to-device) or answers (from-device)",
+    )
 
     p = add("bench", _cmd_bench, "Run a shoot-day scenario on the bench and judge it.")
     p.add_argument("op", choices=["run", "list"])

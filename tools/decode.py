@@ -172,10 +172,11 @@ class Tally:
     dropped_bytes: int = 0
     resyncs: int = 0
     lost_records: int = 0  # --tap: records the daemon could not send this reader
+    delimited: bool = True  # native frames: 0x00 delimiters; foreign protocols have none
 
     def count_input(self, chunk: bytes) -> bytes:
         self.bytes_in += len(chunk)
-        self.delimiters += chunk.count(0)
+        self.delimiters += chunk.count(0) if self.delimited else 0
         return chunk
 
     def count(self, entry: dict[str, Any]) -> None:
@@ -264,9 +265,11 @@ def run(
     as_json: bool,
     tap: Path | None = None,
     device: str | None = None,
+    protocol: str = "native",
+    direction: str = "to-device",
 ) -> int:
     if tap is not None:
-        return _run_tap(tap, device, as_json=as_json)
+        return _run_tap(tap, device, as_json=as_json, protocol=protocol)
     if port is not None:
         chunks: Iterable[bytes] = _read_port(port, baud)
     elif hex_input:
@@ -275,28 +278,35 @@ def run(
         chunks = _read_file(sys.stdin.buffer)
     else:
         chunks = _read_path(source)
-    tally = Tally()
+    tally = Tally(delimited=protocol == "native")
+    stream = (tally.count_input(chunk) for chunk in chunks)
+    entries, line = decode_stream(stream), format_line
+    if protocol != "native":  # real gear: its own framing (tools/gear_decode.py)
+        from tools.gear_decode import GearDecoder, format_gear_line  # noqa: PLC0415
+
+        gear = GearDecoder(protocol, "from-device" if direction == "from-device" else "to-device")
+        entries, line = (e for chunk in stream for e in gear.feed(chunk)), format_gear_line
     try:
-        for entry in decode_stream(tally.count_input(chunk) for chunk in chunks):
+        for entry in entries:
             tally.count(entry)
-            _write(json.dumps(entry) if as_json else format_line(entry))
+            _write(json.dumps(entry) if as_json else line(entry))
     except KeyboardInterrupt:
         pass  # a live port is watched until Ctrl-C: the summary still follows
     print(tally.summary(), file=sys.stderr)
     return tally.status()
 
 
-def _run_tap(path: Path, device: str | None, *, as_json: bool) -> int:
+def _run_tap(path: Path, device: str | None, *, as_json: bool, protocol: str = "native") -> int:
     from tools.tap_client import format_tap_line, read_tap, tap_entries  # noqa: PLC0415
 
     if not device:
         raise UsageError("--tap needs --device NAME: the device whose link to watch")
-    tally = Tally()
+    tally = Tally(delimited=protocol == "native")
     records = (r._replace(data=tally.count_input(r.data)) for r in read_tap(path, device))
     try:
-        for entry in tap_entries(records):
+        for entry in tap_entries(records, protocol):
             tally.count(entry)
-            _write(json.dumps(entry) if as_json else format_tap_line(entry))
+            _write(json.dumps(entry) if as_json else format_tap_line(entry, protocol))
     except KeyboardInterrupt:
         pass  # watched until Ctrl-C, or until the daemon stops: the summary still follows
     print(tally.summary(), file=sys.stderr)

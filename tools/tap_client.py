@@ -20,6 +20,7 @@ from firmware_host.link.tap import unix_address
 from protocols.tap import Direction, TapFormatError, TapReader, TapRecord
 from tools.decode import StreamDecoder, format_line
 from tools.exits import DataError, IoError, NoInputError, reason
+from tools.gear_decode import GearDecoder, format_gear_line
 
 ARROWS = {Direction.TO_DEVICE: "->", Direction.FROM_DEVICE: "<-"}
 NAMES = {Direction.TO_DEVICE: "to_device", Direction.FROM_DEVICE: "from_device"}
@@ -55,9 +56,17 @@ def read_tap(path: Path, device: str) -> Iterator[TapRecord]:
             raise IoError(f"link tap at {path}: {reason(exc)}") from None
 
 
-def tap_entries(records: Iterator[TapRecord]) -> Iterator[dict[str, Any]]:
-    """Decoded frames (and drops) of both directions, each marked with its direction and time."""
-    decoders = {direction: StreamDecoder() for direction in ARROWS}
+def tap_entries(records: Iterator[TapRecord], protocol: str = "native") -> Iterator[dict[str, Any]]:
+    """Decoded frames (and drops) of both directions, each marked with its direction and time
+    (real gear: each direction through its protocol's own decoder, tools/gear_decode.py)."""
+    decoders: dict[Direction, StreamDecoder | GearDecoder] = {
+        direction: StreamDecoder()
+        if protocol == "native"
+        else GearDecoder(
+            protocol, "to-device" if direction is Direction.TO_DEVICE else "from-device"
+        )
+        for direction in ARROWS
+    }
     for record in records:
         wall = record.wall_ns / 1e9
         if record.direction is Direction.LOST:
@@ -65,13 +74,18 @@ def tap_entries(records: Iterator[TapRecord]) -> Iterator[dict[str, Any]]:
             yield {"status": "lost", "records": lost, "wall": wall}
             continue
         for entry in decoders[record.direction].feed(record.data):
-            yield {**entry, "direction": NAMES[record.direction], "wall": wall,
-                   "bytes": len(record.data)}  # fmt: skip
+            yield {
+                **entry,
+                "direction": NAMES[record.direction],
+                "wall": wall,
+                "bytes": len(record.data),
+            }
 
 
-def format_tap_line(entry: dict[str, Any]) -> str:
+def format_tap_line(entry: dict[str, Any], protocol: str = "native") -> str:
     clock = datetime.datetime.fromtimestamp(entry["wall"], datetime.UTC).strftime("%H:%M:%S.%f")
     if entry["status"] == "lost":
         return f"{clock}     !! TAP LOST {entry['records']} records (this reader fell behind)"
     arrow = "->" if entry["direction"] == "to_device" else "<-"
-    return f"{clock} {arrow} {format_line(entry)}"
+    line = format_line(entry) if protocol == "native" else format_gear_line(entry)
+    return f"{clock} {arrow} {line}"

@@ -24,6 +24,7 @@ import tomli_w
 from firmware_host.config import ConfigError, load_config
 from hil.bench import BenchError, BenchSpec, load_bench
 from hil.broker import BrokerError, Mosquitto
+from hil.gear.assemble import daemon_options
 from hil.processes import ProcessGroup
 from protocols.ground import KeyFileError, Role, read_key
 from tools.ground_client import GroundSession
@@ -133,7 +134,8 @@ def daemon_config(layout: Layout, spec: BenchSpec, ports: dict[str, str], url: s
     devices = [
         {"name": d.name, "kind": d.kind, "port": ports[d.name],
          **({"baud": d.baud} if d.baud else {}),
-         **({"pdu_channel": d.pdu_channel} if d.pdu_channel is not None else {})}
+         **({"pdu_channel": d.pdu_channel} if d.pdu_channel is not None else {}),
+         **daemon_options(d.protocol, d.gear)}  # real gear: its protocol and settings
         for d in spec.devices
     ]  # fmt: skip
     cameras = [d.name for d in spec.devices if d.kind == "camera"]

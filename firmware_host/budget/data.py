@@ -96,7 +96,11 @@ class DataBudgets:
             return
         capacity = status.media_used_bytes + status.media_free_bytes
         self.media.observe(
-            agent.name, capacity, status.media_used_bytes, agent.camera_settings.bitrate_kbps
+            agent.name,
+            capacity,
+            status.media_used_bytes,
+            agent.camera_settings.bitrate_kbps,
+            estimated="media" not in agent.reports,  # a 9-pin deck: the daemon's estimate
         )
         day_start = self.media.day_start()
         if self.ledger is not None and day_start != self._saved_day_start:

@@ -25,6 +25,7 @@ class CardState:
     bitrate_kbps: int
     reserved: float = 0.0  # planned bytes of the take rolling now, not yet recorded
     used_at_day_start: float | None = None
+    estimated: bool = False  # the camera does not report its media: bitrate x recorded time
 
     @property
     def byte_rate(self) -> float:
@@ -79,10 +80,14 @@ class MediaBudget:
         elapsed = (self.today() - self.shoot_start).days
         return max(1, self.shoot_days - max(0, elapsed))
 
-    def observe(self, camera: str, capacity: float, used: float, bitrate_kbps: int) -> None:
+    def observe(
+        self, camera: str, capacity: float, used: float, bitrate_kbps: int, *,
+        estimated: bool = False,
+    ) -> None:  # fmt: skip
         card = self.cards.get(camera)
         if card is None:
             card = self.cards[camera] = CardState(capacity, used, bitrate_kbps)
+        card.estimated = estimated
         if self.today() != self._day:
             self._day = self.today()
             for state in self.cards.values():
@@ -159,5 +164,6 @@ class MediaBudget:
                 "daily_share_gb": round(self.daily_share(camera) / 1e9, 3),
                 "today_used_fraction": round(fraction, 4),
                 "today_level": level,
+                **({"estimated": "bitrate x recorded time"} if card.estimated else {}),
             }
         return {"cameras": out, "days_left": self.days_left()}

@@ -171,6 +171,9 @@ class PowerManager:
         if agent.kind == "light":
             setting = LightSetting(status.on, status.target_intensity_permille)
             matters = self.governor.observe(agent.name, setting)
+            if agent.protocol != "native" and "draw" in agent.reports:  # an RDM power sensor
+                moved = self.governor.measure(agent.name, status.draw_mw / 1000, agent.poll_started)
+                matters = matters or moved
         elif agent.kind == "camera":
             load = recording_load(agent.camera_settings)
             matters = self.governor.observe(agent.name, CameraSetting(status.state, load))
@@ -182,6 +185,12 @@ class PowerManager:
             self.pdu_at = self.clock()
             for channel in status.channels:
                 names = self.channels.get(channel.channel, [])
+                if "channel_draw" not in agent.reports:  # a feed meter: each load is modelled
+                    if not channel.on:
+                        for name in names:
+                            moved = self.governor.measure(name, 0.0, requested_at)
+                            matters = matters or moved
+                    continue
                 if len(names) == 1:  # a shared channel cannot say who drew what
                     moved = self.governor.measure(names[0], channel.power_mw / 1000, requested_at)
                     matters = matters or moved

@@ -21,6 +21,7 @@ from firmware_host.drivers.camera import CameraDriver
 from firmware_host.drivers.light import LightDriver
 from firmware_host.drivers.pdu import PduDriver
 from firmware_host.events import EventBus
+from firmware_host.gear.capabilities import NATIVE
 from firmware_host.link.connection import LinkConnection, open_link
 from firmware_host.link.errors import LinkError, LinkTimeout
 from firmware_host.link.session import RequestSession
@@ -103,6 +104,9 @@ class DeviceAgent:
         self.tap = tap
         self.name = config.name
         self.kind = config.kind
+        self.protocol = "native"
+        self.reports = NATIVE[config.kind]  # capabilities: what it measures (firmware_host/gear)
+        self.unmeasured: frozenset[str] = frozenset()  # status fields it does not read at all
         self.bus = bus
         self.reference = reference
         self.on_update = on_update
@@ -119,6 +123,7 @@ class DeviceAgent:
         self.identity: Hello | None = None
         self.status: Any = None
         self.status_at = 0.0
+        self.poll_started: float | None = None  # monotonic: when the status being stored was asked
         self.offline_reason = "not connected yet"
         self.missed_polls = 0
         self.driver: Driver | None = None

@@ -37,6 +37,7 @@ class Limit:
     unit: str
     reading: Callable[[Any, Any], float | None]  # (status record, link window) -> value
     low: bool = False  # True: lower is worse (media free)
+    field: str | None = None  # the status field read: a device that does not measure it is skipped
 
     def level(self, value: float, current: Level, hysteresis: float) -> Level:
         """The level for `value`, staying in `current` until past its threshold by a margin."""
@@ -59,9 +60,9 @@ def _media_free_pct(status: Any, _: Any) -> float | None:
 def default_limits(config: LimitsConfig) -> list[Limit]:
     return [
         Limit("camera.temperature", frozenset({"camera"}), config.camera_temperature_c, "C",
-              lambda s, _: s.temperature_cdeg / 100),
+              lambda s, _: s.temperature_cdeg / 100, field="temperature_cdeg"),
         Limit("light.temperature", frozenset({"light"}), config.light_temperature_c, "C",
-              lambda s, _: s.temperature_cdeg / 100),
+              lambda s, _: s.temperature_cdeg / 100, field="temperature_cdeg"),
         Limit("camera.media_free", frozenset({"camera"}), config.media_free_pct, "%",
               _media_free_pct, low=True),
         Limit("link.error_rate", frozenset({"camera", "light", "pdu"}), config.link_error_rate,
@@ -93,12 +94,15 @@ class LimitMonitor:
         seen = frames + rejected
         return rejected / seen if seen >= 20 else None
 
-    def check(self, device: str, kind: str, status: Any, stats: LinkStats) -> None:
+    def check(
+        self, device: str, kind: str, status: Any, stats: LinkStats,
+        unmeasured: frozenset[str] = frozenset(),
+    ) -> None:  # fmt: skip
         if status is None:
             return
         window = self.error_rate(device, stats)
         for limit in self.limits:
-            if kind not in limit.kinds:
+            if kind not in limit.kinds or limit.field in unmeasured:
                 continue
             value = limit.reading(status, window)
             if value is None:

@@ -12,6 +12,7 @@ from firmware_host.budget.ledger import BudgetLedger
 from firmware_host.config import DataConfig
 from firmware_host.devices.agent import DeviceAgent
 from firmware_host.events import EventBus
+from firmware_host.gear.capabilities import NATIVE
 from firmware_host.groundlink.pacing import Pacer
 
 DAY_ONE = datetime.datetime(2026, 11, 24, 9, 0, tzinfo=datetime.UTC).timestamp()
@@ -29,7 +30,8 @@ class Clock:
 def camera(used: int) -> DeviceAgent:
     status = SimpleNamespace(media_used_bytes=used, media_free_bytes=TB - used)
     settings = SimpleNamespace(bitrate_kbps=700_000)
-    agent = SimpleNamespace(name="cam-a", kind="camera", status=status, camera_settings=settings)
+    agent = SimpleNamespace(name="cam-a", kind="camera", status=status, camera_settings=settings,
+                            reports=NATIVE["camera"])  # fmt: skip
     return cast(DeviceAgent, agent)
 
 

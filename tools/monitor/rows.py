@@ -58,6 +58,9 @@ def clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+NOT_REPORTED = "not reported"  # real gear that does not measure it (snapshot `not_reported`)
+
+
 def device_row(view: NodeView, name: str, now: float) -> list[Cell]:
     """One device's row; a status not as SPEC.md has it says so rather than stop the screen."""
     try:
@@ -86,11 +89,20 @@ def _device_row(view: NodeView, name: str, now: float) -> list[Cell]:
     scene_take = f"{take.scene}/{take.take}" if take is not None else ""
     if take is not None and take.rolling:
         scene_take += " REC"
+    missing = _not_reported(snap)
     media, left = _media(view, name, status) if kind == "camera" else (Cell(""), Cell(""))
+    if media.text and "media_used_bytes" in missing:
+        media = Cell(f"~{media.text} est.", "dim")  # bitrate x recorded time
     temp = status.get("temperature_cdeg")
     draw = status.get("draw_mw")
     if kind == "pdu" and "total_power_mw" in status:
         draw = status["total_power_mw"]
+    temp_cell = Cell("" if temp is None else f"{temp / 100:.1f} °C")
+    draw_cell = Cell("" if draw is None else f"{draw / 1000:.1f} W")
+    if "temperature_cdeg" in missing:
+        temp_cell = Cell(NOT_REPORTED, "dim")
+    if "draw_mw" in missing and kind != "pdu":
+        draw_cell = Cell(NOT_REPORTED, "dim")
     return [
         Cell(clip(name, NAME_WIDTH), "bold"),
         Cell(kind),
@@ -99,11 +111,17 @@ def _device_row(view: NodeView, name: str, now: float) -> list[Cell]:
         Cell(scene_take, "bold red" if "REC" in scene_take else ""),
         media,
         left,
-        Cell("" if temp is None else f"{temp / 100:.1f} °C"),
-        Cell("" if draw is None else f"{draw / 1000:.1f} W"),
+        temp_cell,
+        draw_cell,
         _link(snap),
         age_cell,
     ]
+
+
+def _not_reported(snap: dict[str, Any]) -> set[str]:
+    """Status fields real gear does not measure (a node's `not_reported` list, if well formed)."""
+    listed = snap.get("not_reported")
+    return {f for f in listed if isinstance(f, str)} if isinstance(listed, list) else set()
 
 
 def _state(kind: str, status: dict[str, Any]) -> Cell:
@@ -234,7 +252,9 @@ def _channel_line(channel: dict[str, Any], wired: dict[object, list[str]]) -> Ce
         state, style = "on", ""
     else:
         state, style = "off", "dim"
-    watts = float(channel.get("power_mw", 0)) / 1000
+    if channel.get("power_mw") is None:  # a feed meter: no channel is measured on its own
+        return Cell(f"{number:>2} {names:<11} {state:<4}   {NOT_REPORTED}", style or "dim")
+    watts = float(channel["power_mw"]) / 1000
     return Cell(f"{number:>2} {names:<11} {state:<4} {watts:>6.1f} W", style)
 
 

@@ -146,6 +146,25 @@ def takes_in_sync(rec: Recording, expect: Expect) -> tuple[bool, str]:
     return True, f"{plural(len(rec.takes), 'take')}, cameras at most {worst} frames apart"
 
 
+def clips_in_sync(rec: Recording, expect: Expect) -> tuple[bool, str]:
+    """The simulators' own clips, not the daemon's log: the n-th clip of every camera began
+    on the same frame (a 9-pin deck cannot say where its clip began; its model knows)."""
+    clips = {n: s["clips"] for n, s in rec.sim.items() if isinstance(s.get("clips"), list)}
+    if len(clips) < 2 or not all(clips.values()):
+        return False, f"clips on {sorted(n for n, c in clips.items() if c)}: need two cameras"
+    count = min(len(c) for c in clips.values())
+    worst = max(
+        max(c[i]["timecode_in"] for c in clips.values())
+        - min(c[i]["timecode_in"] for c in clips.values())
+        for i in range(count)
+    )
+    ok = worst <= expect.frames
+    return (
+        ok,
+        f"{plural(count, 'clip')} on {', '.join(sorted(clips))}, at most {worst} frames apart",
+    )
+
+
 def commands_answered(rec: Recording, _: Expect) -> tuple[bool, str]:
     commands = [s for s in rec.steps if s["kind"] == "command"]
     bad = [s for s in commands if not s["answered"] or not s["as_expected"]]
@@ -256,6 +275,7 @@ CHECKS: dict[str, Callable[[Recording, Expect], tuple[bool, str]]] = {
     "no_telemetry_gap": no_telemetry_gap,
     "within_cap": within_cap,
     "takes_in_sync": takes_in_sync,
+    "clips_in_sync": clips_in_sync,
     "commands_answered": commands_answered,
     "event": event,
     "no_event": no_event,

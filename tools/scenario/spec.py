@@ -58,6 +58,7 @@ Check = Literal[
     "no_telemetry_gap",
     "within_cap",
     "takes_in_sync",
+    "clips_in_sync",
     "commands_answered",
     "event",
     "no_event",
@@ -114,7 +115,7 @@ class Expect(msgspec.Struct, forbid_unknown_fields=True):
     step_w: Annotated[float, msgspec.Meta(ge=0)] = 0.0  # draw_between: one shedding step
     within_s: Annotated[float, msgspec.Meta(gt=0)] | None = None  # event: this soon after
     deadline_s: Annotated[float, msgspec.Meta(gt=0)] = 2.0  # within_cap
-    frames: Annotated[float, msgspec.Meta(ge=0)] = 1.0  # takes_in_sync
+    frames: Annotated[float, msgspec.Meta(ge=0)] = 1.0  # takes_in_sync, clips_in_sync
     takes: Annotated[int, msgspec.Meta(ge=0)] | None = None  # shotlog: how many takes
     status: str | None = None  # shotlog: every take's status
     device: str | None = None  # sim
@@ -134,6 +135,7 @@ class Expect(msgspec.Struct, forbid_unknown_fields=True):
             "no_stale_alarm": f" {self.source} {self.name}",
             "within_cap": f" (deadline {self.deadline_s:g} s)",
             "takes_in_sync": f" (within {self.frames:g} frame)",
+            "clips_in_sync": f" (within {self.frames:g} frame, simulators' own clips)",
             "sim": f" {self.device}.{self.field}",
             "draw_between": f" {self.after:g}-{self.until or 'end':} s (step {self.step_w:g} W)",
             "device_draw": f" {self.device} {self.after:g}-{self.until or 'end':} s",

@@ -16,6 +16,7 @@ test: deps
 
 deps: $(STAMP)
 	@./scripts/ensure-mosquitto.sh
+	@./scripts/ensure-ffmpeg.sh
 
 # The flight daemon alone is `pip install .`; here everything: ground, bench and dev tools.
 $(STAMP): pyproject.toml

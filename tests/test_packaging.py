@@ -10,7 +10,16 @@ from pathlib import Path
 from tests.harness import Credentials
 
 ROOT = Path(__file__).resolve().parent.parent
-GROUND_AND_BENCH = ("textual", "matplotlib", "cryptography", "psutil", "tomli_w", "numpy")
+GROUND_AND_BENCH = (
+    "textual",
+    "matplotlib",
+    "cryptography",
+    "psutil",
+    "tomli_w",
+    "numpy",
+    "opentimelineio",
+    "pycmx",
+)
 
 # Run in a fresh interpreter in which the extras' packages cannot be imported, as on a flight
 # install: the daemon's whole import tree and its configuration check must still work.

@@ -28,6 +28,7 @@ from firmware_host.commands.camera_settings import CameraSettingsCommand
 from firmware_host.commands.devices import DeviceCommands, NoArgs
 from firmware_host.commands.dispatcher import CommandSpec, Dispatcher
 from firmware_host.config import Config
+from firmware_host.dailies.wiring import Dailies
 from firmware_host.devices.agent import DeviceAgent
 from firmware_host.events import Event, EventBus
 from firmware_host.groundlink.intake import CommandIntake
@@ -133,8 +134,13 @@ class Daemon:
         )
         self.dispatcher = Dispatcher()
         self.sequences = SequenceRunner(self.dispatcher, self.devices, self.bus)
+        device_commands = DeviceCommands(self.devices, self.power, config.presets)
+        self.dailies: Dailies | None = None
+        if config.dailies is not None:
+            self.dailies = Dailies(config.dailies, state_dir, self.bus)
+            device_commands.format_guard = self.dailies.offload.format_refusal
         for spec in [
-            *DeviceCommands(self.devices, self.power, config.presets).commands(),
+            *device_commands.commands(),
             *CameraSettingsCommand(self.devices, self.reference.rate).commands(),
             *self.takes.commands(),
             *self.sequences.commands(),
@@ -284,7 +290,7 @@ class Daemon:
             "ts": time.time(),
             "devices": devices,
             "power": budget,
-            "data": self.data.summary(),
+            "data": {**self.data.summary(), **(self.dailies.status() if self.dailies else {})},
             "backlog": self.outbox.backlog(),
             "limits": self.limits.active(),
         }
@@ -340,6 +346,8 @@ class Daemon:
         supervisor.add("data-budgets", self.data.run)
         supervisor.add("takes", self.takes.run)
         supervisor.add("sequencer", self.sequences.run)
+        if self.dailies is not None:
+            self.dailies.supervise(supervisor)
         supervisor.add(
             "commands",
             self._command_worker,
@@ -389,6 +397,8 @@ class Daemon:
         await self.ground.publish_death(self.stop_reason)
 
     def close(self) -> None:
+        if self.dailies is not None:
+            self.dailies.close()
         self.shotlog.close()
         self.intake.close()
         self.outbox.close()

@@ -30,6 +30,7 @@ from protocols.media import is_clip_file
 Report = Callable[[dict[str, Any]], None]
 Copier = Callable[[Path, Path, Callable[[int], None]], str]
 PROGRESS_EVERY_S = 0.5
+EXIT_ERROR = 2
 
 
 @dataclass
@@ -139,19 +140,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Offload, one JSON line per step on stdout; 0 all verified, 1 some failed."""
+    """Offload, one JSON line per step on stdout; 0 all verified, 1 some failed, 2 the
+    offload could not go on (an `error` line says why)."""
 
     def report(line: dict[str, Any]) -> None:
         sys.stdout.write(json.dumps(line) + "\n")
         sys.stdout.flush()
 
-    index = OffloadIndex(args.index)
     try:
-        result = offload_card(
-            args.card, args.camera, args.store, index, report=report, retries=args.retries
-        )
-    finally:
-        index.close()
+        index = OffloadIndex(args.index)
+        try:
+            result = offload_card(
+                args.card, args.camera, args.store, index, report=report, retries=args.retries
+            )
+        finally:
+            index.close()
+    except Exception as exc:  # a full disk, an unreadable card, a damaged history: say so
+        report({"kind": "error", "camera": args.camera, "why": f"{type(exc).__name__}: {exc}"})
+        return EXIT_ERROR
     rate = result.bytes / result.seconds if result.seconds > 0 else 0.0
     report({"kind": "done", "camera": args.camera, "verified": len(result.verified),
             "failed": result.failed, "mhl_failed": result.mhl_failed, "bytes": result.bytes,

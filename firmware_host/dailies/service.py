@@ -72,7 +72,8 @@ class DailiesService:
                     await self.offload(camera, card)
             self._wakeup.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), self.config.scan_s)
+                async with asyncio.timeout(self.config.scan_s):
+                    await self._wakeup.wait()
 
     async def offload(self, camera: str, card: Path) -> int:
         """One worker over one card; returns its exit status."""

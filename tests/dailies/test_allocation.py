@@ -39,6 +39,7 @@ def schedules(draw: st.DrawFn) -> list[ContactWindow]:
     crashes=st.lists(st.floats(0, 86_400), max_size=4),
 )
 def test_no_window_spends_beyond_its_grant(
+    *,
     windows: list[ContactWindow],
     allocation: float,
     link: float,
@@ -49,15 +50,14 @@ def test_no_window_spends_beyond_its_grant(
     now = [MIDNIGHT]
     saved: list[dict[str, Any]] = []
 
-    def build(proxies_today: float) -> tuple[DownlinkBudget, BulkAllocator]:
+    def build(proxies_today: float) -> BulkAllocator:
         budget = DownlinkBudget(bytes_per_day=allocation, windows=windows, link_bytes_per_s=link,
                                 proxy_kbps=1.0, clock=lambda: now[0])  # fmt: skip
         budget.proxies_today = proxies_today  # what the ledger last had (it may lag)
-        allocator = BulkAllocator(budget, clock=lambda: now[0], save=saved.append,
-                                  saved=saved[-1] if saved else None)  # fmt: skip
-        return budget, allocator
+        return BulkAllocator(budget, clock=lambda: now[0], save=saved.append,
+                             saved=saved[-1] if saved else None)  # fmt: skip
 
-    budget, allocator = build(0.0)
+    allocator = build(0.0)
     crash_at = sorted(MIDNIGHT + c for c in crashes)
     backlog = sum(files)
     by_window: dict[float, float] = defaultdict(float)
@@ -67,7 +67,7 @@ def test_no_window_spends_beyond_its_grant(
     while now[0] < end_of_day and backlog > 0:
         if crash_at and now[0] >= crash_at[0]:
             crash_at.pop(0)
-            budget, allocator = build(0.0)  # kill -9: the ledger lost today's figure
+            allocator = build(0.0)  # kill -9: the ledger lost today's figure
         size = min(chunk, backlog)
         if allocator.try_spend(size):
             grant = allocator.current

@@ -137,7 +137,10 @@ class Daemon:
         device_commands = DeviceCommands(self.devices, self.power, config.presets)
         self.dailies: Dailies | None = None
         if config.dailies is not None:
-            self.dailies = Dailies(config.dailies, state_dir, self.bus)
+            self.dailies = Dailies(
+                config.dailies, state_dir, self.bus, data=self.data, ledger=self.ledger,
+                ground=self.ground, shotlog=self.shotlog, proxy_kbps=config.data.proxy_kbps,
+            )  # fmt: skip
             device_commands.format_guard = self.dailies.offload.format_refusal
         for spec in [
             *device_commands.commands(),
@@ -145,6 +148,7 @@ class Daemon:
             *self.takes.commands(),
             *self.sequences.commands(),
             *self.power.commands(),
+            *(self.dailies.commands() if self.dailies else []),
             CommandSpec("budget.status", NoArgs, self.budget_status,
                         "Power draw against the cap, media and downlink budgets."),
             CommandSpec("health", NoArgs, self.health, "Limits, tasks, links, timecode."),

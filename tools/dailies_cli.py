@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from tools.exits import DataError, NoInputError, UsageError
+from tools.exits import DataError, NoInputError, UnavailableError, UsageError
 
 Adder = Callable[[str, Callable[[argparse.Namespace], int], str], argparse.ArgumentParser]
 EXIT_DIFFERENT = 1  # verify: the drive differs from the history; offload: a copy failed
@@ -77,6 +77,23 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_receive(args: argparse.Namespace) -> int:
+    import asyncio
+
+    import aiomqtt
+
+    from protocols.ground import KeyFileError
+    from tools.receive import receive
+
+    try:
+        asyncio.run(receive(args.broker, args.node, args.key, args.out, ca_file=args.ca))
+    except KeyFileError as exc:
+        raise NoInputError(str(exc)) from None
+    except aiomqtt.MqttError as exc:
+        raise UnavailableError(str(exc)) from None
+    return 0
+
+
 def dailies_commands(add: Adder) -> None:
     from firmware_host.dailies.offload import add_arguments
 
@@ -102,3 +119,12 @@ def dailies_commands(add: Adder) -> None:
     p.add_argument("--out", type=Path, help="write here (default: stdout)")
     p.add_argument("--store", type=Path,
                    help="with --out: copy this store's ASC MHL history beside it")  # fmt: skip
+
+    p = add("receive", _cmd_receive,
+            "Receive the node's proxies into a dailies folder, verified on arrival.")  # fmt: skip
+    p.add_argument("--broker", required=True, help="mqtt://user:pass@host:port or mqtts://...")
+    p.add_argument("--node", default="iss-film", help="the node")
+    p.add_argument("--key", required=True, type=Path, help="your key file (signs the acks)")
+    p.add_argument("--ca", type=Path, help="CA certificate for mqtts://")
+    p.add_argument("--out", type=Path, default=Path("dailies"),
+                   help="the dailies folder: DAY/CAMERA/FILE (default ./dailies)")  # fmt: skip

@@ -13,4 +13,7 @@ class DailiesConfig(msgspec.Struct, forbid_unknown_fields=True):
     retries: Annotated[int, msgspec.Meta(ge=0, le=10)] = 1  # copies again after a mismatch
     scan_s: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 10.0  # look for new clips
     proxies: bool = True  # circled takes get a proxy, sent to the ground
+    proxy_kbps: Annotated[float, msgspec.Meta(gt=0)] | None = None  # default: [data] proxy_kbps
+    proxy_height: Annotated[int, msgspec.Meta(ge=90, le=2160)] = 180
+    resend_after_s: Annotated[float, msgspec.Meta(gt=0, le=600)] = 5.0  # unacknowledged segment
     chunk_bytes: Annotated[int, msgspec.Meta(ge=1024, le=1_000_000)] = 16_384  # file downlink

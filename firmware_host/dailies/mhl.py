@@ -9,6 +9,7 @@ it again and found the same, `failed` when not (ascmhl decides, from the history
 from __future__ import annotations
 
 import datetime
+import fcntl
 import platform
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +38,16 @@ def record_generation(
     root: Path, files: list[HashedFile], *, comment: str, location: str = "ISS"
 ) -> list[Path]:
     """Add one generation for `files` (process `transfer`: they were copied here); returns
-    the files whose hash disagrees with the history (recorded as `failed`)."""
+    the files whose hash disagrees with the history (recorded as `failed`). One writer at a
+    time (offload workers and the proxy maker share the history): a lock file beside the
+    root (inside it, ascmhl would count it as footage)."""
+    root.mkdir(parents=True, exist_ok=True)
+    with (root.parent / f".{root.name}.mhl-lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _record(root, files, comment=comment, location=location)
+
+
+def _record(root: Path, files: list[HashedFile], *, comment: str, location: str) -> list[Path]:
     history = MHLHistory.load_from_path(str(root))
     session = MHLGenerationCreationSession(history)
     failed = []

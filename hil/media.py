@@ -70,13 +70,19 @@ class Card:
     def clip_closed(self, clip: Clip) -> None:
         if clip.frames <= 0 or clip.clip_id in self.rendering:
             return
+        # At once, before the camera answers the cut: the host sees a clip being written.
+        self._partial(clip).touch()
         task = asyncio.get_running_loop().create_task(self._render(clip))
         self.rendering[clip.clip_id] = task
         task.add_done_callback(lambda _: self.rendering.pop(clip.clip_id, None))
 
+    def _partial(self, clip: Clip) -> Path:
+        final = self.path(clip)
+        return final.with_name(final.name + PARTIAL_SUFFIX)
+
     async def _render(self, clip: Clip) -> None:
         final = self.path(clip)
-        partial = final.with_name(final.name + PARTIAL_SUFFIX)
+        partial = self._partial(clip)
         process = await asyncio.create_subprocess_exec(
             *render_args(clip, self.camera, partial, self.scale),
             stdin=asyncio.subprocess.DEVNULL,
@@ -102,6 +108,7 @@ class Card:
         if task is not None:
             task.cancel()
         self.path(clip).unlink(missing_ok=True)
+        self._partial(clip).unlink(missing_ok=True)
 
     def formatted(self) -> None:
         for task in self.rendering.values():

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiomqtt
 import msgspec
 
 from firmware_host.dailies.hashing import xxh64_file
@@ -165,6 +166,19 @@ class Receiver:
         self.need_meta.clear()
         return owed
 
+    def acknowledged(self, args: dict[str, Any], command_id: str) -> None:
+        """An acknowledgement reached the broker (QoS 1): the node has it, or will (its
+        result, on the stream, says when it did)."""
+        log.debug("acknowledged %s (command %s)", args, command_id)
+
+    def owe(self, args: dict[str, Any]) -> None:
+        """An acknowledgement that did not go: it is owed again."""
+        if args.get("need_meta"):
+            self.need_meta.add(args["file_id"])
+        elif args["file_id"] in self.files:
+            self.files[args["file_id"]].dirty = True
+            self.files[args["file_id"]].restart |= bool(args.get("restart"))
+
     def on_message(self, topic: str, payload: bytes, _: float = 0.0) -> None:
         parsed = ground.parse_topic(topic)
         if parsed is None or parsed[1] != ground.FILE:
@@ -178,22 +192,30 @@ class Receiver:
 async def receive(
     url: str, node: str, key_path: Path, out: Path, *, ca_file: Path | None = None,
     ack_every_s: float = 0.5, until: Callable[[Receiver], bool] = lambda _: False,
+    receiver: Receiver | None = None,
 ) -> Receiver:  # fmt: skip
-    """Receive into `out` until `until` says so (or forever), acknowledging as it goes."""
+    """Receive into `out` until `until` says so (or forever), acknowledging as it goes; an
+    acknowledgement that cannot be published (the link is down) is owed again."""
 
     def delivered(path: Path, meta: FileMeta) -> None:
         print(f"{path}: {meta.size} bytes, xxh64 {meta.xxh64} verified against the MHL",
               flush=True)  # fmt: skip
 
-    receiver = Receiver(out, on_file=delivered)
+    receiver = receiver or Receiver(out, on_file=delivered)
     key = ground.read_key(key_path)
     async with GroundSession(url, node, key=key, ca_file=ca_file, client_id=f"receive-{node}",
                              persistent=True) as session:  # fmt: skip
         session.on_message = receiver.on_message
-        while not until(receiver):
+        while True:
             for args in receiver.acks():
-                await session.publish_command(session.build_command("file.ack", args))
+                command = session.build_command("file.ack", args)
+                try:
+                    await session.publish_command(command)
+                except aiomqtt.MqttError as exc:
+                    log.warning("acknowledgement not sent (%s): owed again", exc)
+                    receiver.owe(args)
+                else:
+                    receiver.acknowledged(args, command["id"])
+            if until(receiver):
+                return receiver
             await asyncio.sleep(ack_every_s)
-        for args in receiver.acks():
-            await session.publish_command(session.build_command("file.ack", args))
-    return receiver

@@ -92,6 +92,21 @@ def offload_card(
     (store / camera).mkdir(parents=True, exist_ok=True)
     for source in files:
         target = store / camera / source.name
+        earlier = index.get(camera, source.name)
+        if earlier is not None and target.exists():
+            # Offloaded before, and the card's file changed since: never overwrite a verified
+            # copy. The same content again (touched, not changed) is simply current again.
+            stat = source.stat()
+            progress.total -= stat.st_size  # read once, not twice
+            if xxh64_file(source, progress.add) == earlier.xxh64:
+                index.record(Offloaded(camera, source.name, stat.st_size, stat.st_mtime_ns,
+                                       earlier.xxh64, earlier.copy, time.time()))  # fmt: skip
+                result.verified.append(source.name)
+                continue
+            why = "differs from its verified copy: the card's file changed; the copy is kept"
+            result.failed[source.name] = why
+            report({"kind": "failed", "camera": camera, "name": source.name, "why": why})
+            continue
         why = ""
         for attempt in range(retries + 1):
             stat = source.stat()

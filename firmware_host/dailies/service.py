@@ -32,6 +32,11 @@ from protocols.media import PARTIAL_SUFFIX, clip_file_name
 from protocols.messages.common import Severity
 
 log = logging.getLogger(__name__)
+WRITING_POLL_S = 0.5
+
+
+def _being_written(card: Path) -> bool:
+    return card.is_dir() and any(p.name.endswith(PARTIAL_SUFFIX) for p in card.iterdir())
 
 
 class DailiesService:
@@ -71,8 +76,10 @@ class DailiesService:
                 if pending(card, camera, self.index):
                     await self.offload(camera, card)
             self._wakeup.clear()
+            # A clip is written after its cut: while one is, look again soon.
+            writing = any(_being_written(card) for card in self.cards.values())
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.config.scan_s):
+                async with asyncio.timeout(WRITING_POLL_S if writing else self.config.scan_s):
                     await self._wakeup.wait()
 
     async def offload(self, camera: str, card: Path) -> int:

@@ -140,3 +140,21 @@ def test_verify_lists_every_missing_extra_or_changed_file(card: Path, tmp_path: 
                                 check=False)  # fmt: skip
     assert no_history.returncode == 66 and "no ASC MHL history" in no_history.stderr
     assert "Traceback" not in no_history.stderr
+
+
+def test_a_card_file_changed_after_its_offload_never_overwrites_the_copy(
+    card: Path, tmp_path: Path
+) -> None:
+    store = tmp_path / "store"
+    index = OffloadIndex(tmp_path / "offload.db")
+    offload_card(card, "cam-a", store, index)
+    copy = (store / "cam-a" / "A001C001.mov").read_bytes()
+    (card / "A001C001.mov").write_bytes(b"a different file under the same name")
+    result = offload_card(card, "cam-a", store, index)
+    assert "changed" in result.failed["A001C001.mov"]
+    assert (store / "cam-a" / "A001C001.mov").read_bytes() == copy
+    assert not index.is_current("cam-a", card / "A001C001.mov")
+    (card / "A001C001.mov").write_bytes(copy)  # the same content again: current, not copied
+    assert offload_card(card, "cam-a", store, index).verified == ["A001C001.mov"]
+    assert index.is_current("cam-a", card / "A001C001.mov")
+    assert len(list((store / "ascmhl").glob("*.mhl"))) == 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bench import codec, daemon_scale, groundlink, monitor, reaction, rtt, sim_scale
+from bench import codec, daemon_scale, dailies, groundlink, monitor, reaction, rtt, sim_scale
 
 
 def main() -> None:
@@ -24,6 +24,8 @@ def main() -> None:
     reaction.main()
     print()
     monitor.main()
+    print()
+    dailies.main()
 
 
 if __name__ == "__main__":

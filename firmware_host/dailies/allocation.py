@@ -74,16 +74,22 @@ class BulkAllocator:
         start = now - (now % DAY - window.start_s) % DAY
         return start, start + window.duration_s
 
+    def _link(self) -> float:
+        """What the link carries for files: all of it but the housekeeping allocation, so the
+        two classes together never ask more of it than it has."""
+        housekeeping = self.budget.housekeeping_bytes_per_s or 0.0
+        return max(0.0, self.budget.link_bytes_per_s - housekeeping)
+
     def _share(self, now: float, end: float) -> float:
         """This window's share of what is left today, from `now` to its `end`."""
         left = max(0.0, self.budget.bytes_per_day - self.budget.used_today())
         if not self.budget.windows:
-            return min(left, self.budget.link_bytes_per_s * (end - now))
+            return min(left, self._link() * (end - now))
         second = now % DAY
         later = sum(w.duration_s for w in self.budget.windows if w.start_s > second)
         remaining = end - now
         share = left * remaining / max(remaining + later, 1e-9)
-        return min(share, self.budget.link_bytes_per_s * remaining)
+        return min(share, self._link() * remaining)
 
     def grant(self) -> Grant | None:
         """The grant of the window open now (made now if it is new), or None."""

@@ -198,11 +198,12 @@ class FileSender:
 
     async def _wait(self, timeout: float | None) -> None:
         """Until woken (an ack, a new file) or `timeout`. asyncio.timeout, not wait_for: on
-        3.11 wait_for can swallow a cancellation that meets a wake-up."""
-        self._wakeup.clear()
+        3.11 wait_for can swallow a cancellation that meets a wake-up. Cleared after waking,
+        not before: a wake-up since the caller last looked is never lost."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
                 await self._wakeup.wait()
+        self._wakeup.clear()
 
     async def run(self) -> None:
         while True:

@@ -90,9 +90,9 @@ class ProxyMaker:
 
     async def run(self) -> None:
         while True:
+            self._wakeup.clear()  # before looking: a request while making one is not missed
             for take_id in list(self.waiting):
                 await self._make(take_id)
-            self._wakeup.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(30.0):
                     await self._wakeup.wait()

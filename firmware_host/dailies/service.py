@@ -72,10 +72,10 @@ class DailiesService:
 
     async def run(self) -> None:
         while True:
+            self._wakeup.clear()  # before looking: a cut during an offload is not missed
             for camera, card in self.cards.items():
                 if pending(card, camera, self.index):
                     await self.offload(camera, card)
-            self._wakeup.clear()
             # A clip is written after its cut: while one is, look again soon.
             writing = any(_being_written(card) for card in self.cards.values())
             with contextlib.suppress(TimeoutError):

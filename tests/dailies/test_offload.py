@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -158,3 +159,21 @@ def test_a_card_file_changed_after_its_offload_never_overwrites_the_copy(
     assert offload_card(card, "cam-a", store, index).verified == ["A001C001.mov"]
     assert index.is_current("cam-a", card / "A001C001.mov")
     assert len(list((store / "ascmhl").glob("*.mhl"))) == 1
+
+
+def test_cupola_offload_prints_its_steps_and_refuses_bad_input(card: Path, tmp_path: Path) -> None:
+    cli = [sys.executable, "-m", "tools.cli", "offload", "--camera", "cam-a",
+           "--index", str(tmp_path / "offload.db")]  # fmt: skip
+    run = subprocess.run([*cli, "--card", str(card), "--store", str(tmp_path / "store")],
+                         capture_output=True, text=True, check=False)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    lines = [json.loads(line) for line in run.stdout.splitlines()]
+    assert [x["name"] for x in lines if x["kind"] == "verified"] == ["A001C001.mov",
+                                                                     "A001C002.mov"]  # fmt: skip
+    assert lines[-1]["kind"] == "done" and lines[-1]["verified"] == 2
+    missing = subprocess.run([*cli, "--card", str(tmp_path / "nope"), "--store", str(tmp_path)],
+                             capture_output=True, text=True, check=False)  # fmt: skip
+    assert missing.returncode == 66 and "no such card folder" in missing.stderr
+    inside = subprocess.run([*cli, "--card", str(card), "--store", str(card / "x")],
+                            capture_output=True, text=True, check=False)  # fmt: skip
+    assert inside.returncode == 64 and "Traceback" not in inside.stderr

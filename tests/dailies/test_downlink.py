@@ -202,3 +202,18 @@ def test_the_receiver_refuses_what_is_not_a_whole_segment(tmp_path: Path) -> Non
     ]
     again = Receiver(tmp_path)  # a restarted receiver keeps what it acknowledged
     assert again.files[1].have == {0}
+
+
+def test_cupola_receive_refuses_a_key_it_cannot_read(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    junk = tmp_path / "junk.key"
+    junk.write_text("not a key")
+    bad = subprocess.run(
+        [sys.executable, "-m", "tools.cli", "receive", "--out", str(tmp_path / "d"),
+         "--broker", "mqtt://127.0.0.1:1", "--key", str(junk)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert bad.returncode == 66 and "key file unreadable" in bad.stderr
+    assert "Traceback" not in bad.stderr

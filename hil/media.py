@@ -83,12 +83,17 @@ class Card:
     async def _render(self, clip: Clip) -> None:
         final = self.path(clip)
         partial = self._partial(clip)
-        process = await asyncio.create_subprocess_exec(
-            *render_args(clip, self.camera, partial, self.scale),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-        )
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *render_args(clip, self.camera, partial, self.scale),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE,
+            )
+        except OSError as exc:  # no ffmpeg: the clip has no file (scripts/ensure-ffmpeg.sh)
+            log.error("%s: cannot render %s: %s", self.camera, final.name, exc)  # noqa: TRY400
+            partial.unlink(missing_ok=True)
+            return
         try:
             _, err = await process.communicate()
         except asyncio.CancelledError:

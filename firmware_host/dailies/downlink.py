@@ -6,8 +6,10 @@ never acknowledged. The sender takes the highest-priority file with a segment ne
 acknowledged nor recently sent, spends the window's allocation on it and publishes it (QoS 0).
 A segment is sent again when the ground's acknowledgement shows a gap before segments sent
 after it (lost on the way: MQTT keeps order), or when none came for `resend_after_s` (the
-link dropped). Once every segment is acknowledged the ground checks the whole file's xxh64
-against the MHL hash and says `verified` (done) or `restart` (all of it again).
+link dropped; doubled after each such resend, up to 16x, so a ground that is not listening
+does not cost the whole allocation). Once every segment is acknowledged the ground checks
+the whole file's xxh64 against the MHL hash and says `verified` (done) or `restart` (all of
+it again).
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ MIGRATIONS = [
 ]
 
 Publish = Callable[[str, bytes, int], Awaitable[bool]]  # leaf, payload, qos -> sent
+MAX_BACKOFF_DOUBLINGS = 4  # an unanswered segment waits at most 16 x resend_after_s
 
 
 @dataclass
@@ -149,6 +152,7 @@ class FileSender:
         self.resend_after_s = resend_after_s
         self.files = {f.file_id: f for f in queue.outgoing()}
         self.sent_at: dict[tuple[int, int], float] = {}  # in flight: not yet acknowledged
+        self.timeouts: dict[tuple[int, int], int] = {}  # resends for want of any answer
         self.meta_sent: set[int] = set()
         self.chunks_sent = 0  # segments published since start (resends included)
         self.bytes_sent = 0
@@ -187,14 +191,21 @@ class FileSender:
                 if item.has(index):
                     continue
                 sent = self.sent_at.get((item.file_id, index))
-                if sent is None or now - sent >= self.resend_after_s:
+                if sent is None or now - sent >= self._patience((item.file_id, index)):
                     return item, index
         return None
+
+    def _patience(self, key: tuple[int, int]) -> float:
+        """How long an unanswered segment waits before going again: doubling with each
+        resend that got no answer (nobody receiving: the allocation is not spent in vain)."""
+        doublings = min(self.timeouts.get(key, 0), MAX_BACKOFF_DOUBLINGS)
+        return self.resend_after_s * float(2**doublings)
 
     def _earliest_resend(self) -> float | None:
         if not self.sent_at:
             return None
-        return max(0.01, min(self.sent_at.values()) + self.resend_after_s - self.clock())
+        due = min(sent + self._patience(key) for key, sent in self.sent_at.items())
+        return max(0.01, due - self.clock())
 
     async def _wait(self, timeout: float | None) -> None:
         """Until woken (an ack, a new file) or `timeout`. asyncio.timeout, not wait_for: on
@@ -243,11 +254,13 @@ class FileSender:
             return
         payload = filelink.encode_chunk(Chunk(item.file_id, index, item.meta.chunks, data))
         key = (item.file_id, index)
-        resend = key in self.sent_at
+        resend = key in self.sent_at  # still there: its time ran out (a gap clears it)
         if await self._send(filelink.CHUNK, payload, 0):
             self.sent_at[key] = self.clock()
             self.chunks_sent += 1
             self.resent += resend
+            if resend:
+                self.timeouts[key] = self.timeouts.get(key, 0) + 1
 
     def _drop(self, item: Outgoing, why: str) -> None:
         self.files.pop(item.file_id, None)
@@ -273,6 +286,7 @@ class FileSender:
                 raise CommandRejected(f"range [{first}, {last}] is not within the file's "
                                       f"{item.meta.chunks} segments")  # fmt: skip
             for index in range(first, last + 1):
+                self.timeouts.pop((item.file_id, index), None)
                 sent = self.sent_at.pop((item.file_id, index), None)
                 newest_acked = max(newest_acked, sent or 0.0)
                 changed |= item.mark(index)

@@ -5,6 +5,7 @@ without sending an acknowledged segment again, the file verified against its MHL
 from __future__ import annotations
 
 import asyncio
+import itertools
 import datetime
 import random
 from pathlib import Path
@@ -217,3 +218,24 @@ def test_cupola_receive_refuses_a_key_it_cannot_read(tmp_path: Path) -> None:
     )  # fmt: skip
     assert bad.returncode == 66 and "key file unreadable" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_with_nobody_listening_resends_slow_down(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, 1000)  # one segment
+    rig.link.receiver = Receiver(tmp_path / "deaf")  # receives, never acknowledges
+
+    async def main() -> None:
+        rig.start()
+        rig.sender.resend_after_s = 2.0
+        rig.sender.enqueue(rig.file, name="x.mp4", folder="cam-a", xxh64="0" * 16,
+                           chunk_bytes=CHUNK)  # fmt: skip
+        sending = asyncio.create_task(rig.sender.run())
+        await asyncio.sleep(100)
+        sending.cancel()
+        await asyncio.gather(sending, return_exceptions=True)
+
+    run_virtual(main())
+    times = [when for when, _ in rig.link.sends]
+    gaps = [round(b - a) for a, b in itertools.pairwise(times)]
+    assert gaps[:5] == [2, 4, 8, 16, 32]  # doubling, then 16 x 2 s at most
+    assert len(times) <= 7

@@ -5,8 +5,8 @@ without sending an acknowledged segment again, the file verified against its MHL
 from __future__ import annotations
 
 import asyncio
-import itertools
 import datetime
+import itertools
 import random
 from pathlib import Path
 from typing import Any

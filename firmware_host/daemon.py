@@ -142,6 +142,7 @@ class Daemon:
                 ground=self.ground, shotlog=self.shotlog, proxy_kbps=config.data.proxy_kbps,
             )  # fmt: skip
             device_commands.format_guard = self.dailies.offload.format_refusal
+            device_commands.delete_guard = self.dailies.offload.delete_refusal
         for spec in [
             *device_commands.commands(),
             *CameraSettingsCommand(self.devices, self.reference.rate).commands(),

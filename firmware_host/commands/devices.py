@@ -73,8 +73,10 @@ class DeviceCommands:
         self.devices = devices
         self.power = power
         self.presets = {preset.name: preset for preset in presets}
-        # Why a camera's card may not be formatted now (its clips not safe elsewhere), or None.
+        # Why a camera's card may not be formatted now (its clips not safe elsewhere), or None;
+        # and why one of its clips may not be deleted.
         self.format_guard: Callable[[DeviceAgent], Awaitable[str | None]] | None = None
+        self.delete_guard: Callable[[DeviceAgent, int], Awaitable[str | None]] | None = None
 
     def _agent(self, name: str, kind: str) -> DeviceAgent:
         agent = self.devices.get(name)
@@ -217,6 +219,10 @@ class DeviceCommands:
     async def delete_clip(self, args: ClipArgs) -> dict[str, Any]:
         agent = self._agent(args.camera, "camera")
         try:
+            if self.delete_guard is not None:
+                refusal = await self.delete_guard(agent, args.clip_id)
+                if refusal is not None:
+                    raise CommandRejected(refusal)
             await agent.camera().delete_clip(args.clip_id)
         except DeviceUnavailable as exc:
             raise CommandRejected(str(exc)) from exc

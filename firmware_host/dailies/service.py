@@ -171,8 +171,25 @@ class DailiesService:
                 names.append(clip_file_name(info.roll, info.clip_id))
         return self.refusal_for(agent.name, card, names)
 
-    def refusal_for(self, camera: str, card: Path, names: list[str]) -> str | None:
-        """Why a card holding the clip files `names` may not be formatted, or None."""
+    async def delete_refusal(self, agent: DeviceAgent, clip_id: int) -> str | None:
+        """Why clip `clip_id` may not be deleted from `agent`'s card now, or None (a clip
+        the camera does not have is the camera's to refuse)."""
+        card = self.cards.get(agent.name)
+        driver = agent.driver
+        if card is None or not isinstance(driver, CameraDriver):
+            return None
+        if clip_id not in await driver.clip_ids():
+            return None
+        info = await driver.clip_info(clip_id)
+        if info.frames <= 0:
+            return None
+        return self.refusal_for(agent.name, card, [clip_file_name(info.roll, clip_id)], "deleted")
+
+    def refusal_for(
+        self, camera: str, card: Path, names: list[str], done: str = "formatted"
+    ) -> str | None:
+        """Why a card holding the clip files `names` may not be formatted (or the clips
+        `deleted`), or None."""
         unsafe = []
         for name in names:
             file = card / name
@@ -183,4 +200,4 @@ class DailiesService:
         if not unsafe:
             return None
         shown = ", ".join(unsafe[:5]) + (f" and {len(unsafe) - 5} more" if len(unsafe) > 5 else "")
-        return f"{camera}: not formatted: {len(unsafe)} clips have no verified copy: {shown}"
+        return f"{camera}: not {done}: {len(unsafe)} clips have no verified copy: {shown}"

@@ -132,6 +132,9 @@ async def test_a_circled_take_reaches_the_ground_verified(
         refused = await s.ground.command("confirm", {"arm_id": armed["result"]["arm_id"]})
         assert refused["status"] == "rejected"
         assert "A001C002.mov (not offloaded and verified)" in refused["reason"]
+        armed = await s.ground.command("clip.delete", {"camera": "cam-a", "clip_id": 2})
+        refused = await s.ground.command("confirm", {"arm_id": armed["result"]["arm_id"]})
+        assert refused["status"] == "rejected" and "not deleted" in refused["reason"]
 
         (take,) = (await s.ok("shotlog.query", {"take": 1}))["takes"]
         await s.ok("take.circle", {"take_id": take["take_id"]})

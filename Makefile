@@ -1,22 +1,25 @@
 # Two jobs for a new user: `make demo` (a simulated shoot) and `make test` (the test suite).
-# Each sets up what is missing first: the virtualenv, the Python packages, mosquitto.
+# Each sets up what is missing first: the virtualenv, the Python packages, mosquitto,
+# PostgreSQL (the archive's tests), chromium (the web monitor's test).
 
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.cupola-installed
 
-.PHONY: demo test flake deps lint typecheck check soak bench clean
+.PHONY: demo test flake deps lint typecheck check soak qualify bench bench-quick clean
 
 demo: deps
 	$(BIN)/cupola demo
 
 test: deps
-	$(BIN)/python -m pytest -n 2 -q
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -q
 
 deps: $(STAMP)
 	@./scripts/ensure-mosquitto.sh
 	@./scripts/ensure-ffmpeg.sh
+	@./scripts/ensure-postgresql.sh
+	@./scripts/ensure-chromium.sh
 
 # The flight daemon alone is `pip install .`; here everything: ground, bench and dev tools.
 $(STAMP): pyproject.toml
@@ -41,8 +44,14 @@ check: lint typecheck test
 soak: deps
 	$(BIN)/python -m pytest -m soak -q
 
+qualify: deps
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -m qualification -q
+
 bench: deps
 	$(BIN)/python -m bench.run
+
+bench-quick: deps
+	$(BIN)/python -m bench.run --quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -13,6 +13,7 @@ produces (PDU_STATUS with 16 channels, variable layout, 193 bytes).
 
 from __future__ import annotations
 
+import argparse
 import functools
 import statistics
 import struct
@@ -243,9 +244,12 @@ def report(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="2,000 frames, 2 repeats")
+    args = parser.parse_args(argv)
     print("Codec: whole receive path (deframe, COBS, CRC, header, body) and send path, one core")
-    print(report(measure()))
+    print(report(measure(2_000, 2) if args.quick else measure()))
 
 
 if __name__ == "__main__":

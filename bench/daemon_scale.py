@@ -1,27 +1,44 @@
-"""The daemon at scale: 1 to 64 devices polled at 20 Hz, and its memory and start-up time.
+"""The daemon at scale: devices polled at 20 Hz, its CPU per poll against the bare link layer's.
 
 The real daemon runs as its own process with its ground link up, against one `cupola sim`
-whose cables are paced at 115,200 baud; a ground session reads what it reports. For each
-size: start-up (daemon spawned until the ground has seen every device online), then a
-steady window in which the daemon's CPU time is read from the kernel, its missed polls and
-round-trip histogram from the device states it publishes, and its resident memory at the end.
+whose cables are paced at 115,200 baud; a ground session reads what it reports. The power cap
+is set to fit the bench (no device shed at start-up: a shed camera is not polled as in
+production); sheds are counted and reported. For each size, after every device is online and
+the adoption is over, a steady window in which:
+  - the daemon's CPU time is read from the kernel, and the polls it made from its own link
+    statistics (the `health` command at both ends): CPU per poll;
+  - poll lateness (how late each poll started against its schedule, the agent's histogram)
+    and whole missed periods (`missed_polls`) are the differences over the window;
+  - resident memory is read at the end.
+The headline run (64 devices, 60 s) has a CPU hog (`python -c 'while True: pass'`) pinned to
+the last core throughout, and is followed in the same run, with the same hog, by the bare
+link layer polling the same bench (`bench.sim_scale`'s poller, no daemon): the ratio of CPU
+per poll is the daemon's overhead over the link layer it drives.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import psutil
 
+from bench import sim_scale
 from bench.machine import describe
 from bench.rig import Rig, rig
 from firmware_host.link.stats import RTT_BUCKETS_MS
 from tools.ground_client import GroundSession
 
 BAUD = 115200
+POLL_HZ = 20
+CAP = "[power]\ncap_w = 5000\n"  # 64 devices draw about 1 kW: the cap fits the bench
 
 
 def kind_of(index: int, devices: int) -> str:
@@ -38,14 +55,29 @@ def bench_file(devices: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def totals(gs: GroundSession) -> tuple[int, list[int]]:
-    """Missed polls and the round-trip histogram, summed over every device's latest state."""
-    missed, histogram = 0, [0] * (len(RTT_BUCKETS_MS) + 1)
-    for state in gs.states.values():
-        missed += int(state.get("missed_polls", 0))
-        for index, count in enumerate(state["link"]["rtt_histogram"].values()):
-            histogram[index] += int(count)
-    return missed, histogram
+@contextlib.contextmanager
+def cpu_hog(enabled: bool) -> Iterator[None]:
+    """A busy loop pinned to the last core (when there are two or more) for the block."""
+    if not enabled:
+        yield
+        return
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        cores = sorted(os.sched_getaffinity(0))
+        if len(cores) > 1:
+            os.sched_setaffinity(hog.pid, {cores[-1]})
+        yield
+    finally:
+        hog.kill()
+        hog.wait()
+
+
+def _sum_histograms(links: dict[str, dict[str, Any]], key: str) -> list[int]:
+    total = [0] * (len(RTT_BUCKETS_MS) + 1)
+    for link in links.values():
+        for index, count in enumerate(link[key].values()):
+            total[index] += int(count)
+    return total
 
 
 def percentile_bound(histogram: list[int], fraction: float) -> str:
@@ -57,69 +89,149 @@ def percentile_bound(histogram: list[int], fraction: float) -> str:
     return "-"
 
 
+def _missed(gs: GroundSession) -> int:
+    return sum(int(state.get("missed_polls", 0)) for state in gs.states.values())
+
+
+async def _links(gs: GroundSession) -> dict[str, dict[str, Any]]:
+    answer = await gs.command("health")
+    links: dict[str, dict[str, Any]] = answer["result"]["links"]
+    return links
+
+
 async def run(r: Rig, devices: int, seconds: float) -> dict[str, Any]:
     names = list(r.paths)
     async with GroundSession(r.broker.url(), r.node, key=r.key) as gs:
         spawned = time.monotonic()
-        daemon = r.start_daemon({name: {"poll_hz": 20, "baud": BAUD} for name in names})
+        daemon = r.start_daemon({name: {"poll_hz": POLL_HZ, "baud": BAUD} for name in names}, CAP)
         await gs.wait_for(lambda: gs.online(*names), 60, "every device online")
         startup = time.monotonic() - spawned
-        await asyncio.sleep(2.0)  # adoption and first publications over
+        # adoption over: every device has published a state with a poll after it
+        await gs.wait_for(
+            lambda: all(s["link"]["requests"] > 10 for s in gs.states.values()), 30, "polling"
+        )
         process = psutil.Process(daemon.pid)
-        missed_before, hist_before = totals(gs)
+        missed_before = _missed(gs)
+        links_before = await _links(gs)
         cpu_before, wall_before = process.cpu_times(), time.monotonic()
-        read_before = wall_before
-        await asyncio.sleep(seconds)
+        await asyncio.sleep(seconds)  # the measured window: the daemon works, we only look
         cpu_after, wall = process.cpu_times(), time.monotonic() - wall_before
+        links_after = await _links(gs)
         await asyncio.sleep(1.0)  # the states carrying the window's last polls
-        missed_after, hist_after = totals(gs)
-        between_reads = time.monotonic() - read_before
+        missed_after = _missed(gs)
         rss = process.memory_info().rss
+        sheds = sum(1 for e in gs.events if e["name"] == "power.shed")
     used = cpu_after.user + cpu_after.system - cpu_before.user - cpu_before.system
-    window = [after - before for after, before in zip(hist_after, hist_before, strict=True)]
+    polls = sum(links_after[n]["replies"] - links_before[n]["replies"] for n in names)
+    rtt = [
+        a - b
+        for a, b in zip(
+            _sum_histograms(links_after, "rtt_histogram"),
+            _sum_histograms(links_before, "rtt_histogram"),
+            strict=True,
+        )
+    ]
+    late = [
+        a - b
+        for a, b in zip(
+            _sum_histograms(links_after, "poll_late_histogram"),
+            _sum_histograms(links_before, "poll_late_histogram"),
+            strict=True,
+        )
+    ]
     return {
         "devices": devices,
+        "seconds": seconds,
         "startup_s": startup,
         "cpu_pct": 100 * used / wall,
-        "polls_per_s": sum(window) / between_reads,
-        "rtt_p50": percentile_bound(window, 0.5),
-        "rtt_p99": percentile_bound(window, 0.99),
+        "polls_per_s": polls / wall,
+        "cpu_us_per_poll": 1e6 * used / polls if polls else float("nan"),
+        "rtt_p50": percentile_bound(rtt, 0.5),
+        "rtt_p99": percentile_bound(rtt, 0.99),
+        "late_p50": percentile_bound(late, 0.5),
+        "late_p99": percentile_bound(late, 0.99),
+        "late_max_ms": max(link["poll_late_max_ms"] for link in links_after.values()),
         "missed": missed_after - missed_before,
+        "sheds": sheds,
         "rss_mb": rss / 1e6,
     }
 
 
-def measure(sizes: list[int], seconds: float) -> list[dict[str, Any]]:
+def measure(sizes: list[int], seconds: float, hog: bool = False) -> list[dict[str, Any]]:
     rows = []
-    for devices in sizes:
-        with rig(bench_file(devices)) as r:
-            rows.append(asyncio.run(run(r, devices, seconds)))
+    with cpu_hog(hog):
+        for devices in sizes:
+            with rig(bench_file(devices)) as r:
+                rows.append(asyncio.run(run(r, devices, seconds)))
     return rows
 
 
-def report(rows: list[dict[str, Any]]) -> str:
+def versus_link_layer(devices: int, seconds: float) -> dict[str, Any]:
+    """The daemon and then the bare link layer on the same bench, both beside a CPU hog."""
+    with cpu_hog(True):
+        with rig(bench_file(devices)) as r:
+            daemon = asyncio.run(run(r, devices, seconds))
+        bare = asyncio.run(sim_scale.measure(devices, POLL_HZ, seconds, BAUD))
+    bare["cpu_us_per_poll"] = 1e4 * bare["poller_cpu_pct"] / bare["polls_per_s"]
+    return {"daemon": daemon, "bare": bare}
+
+
+def report(rows: list[dict[str, Any]], load: str) -> str:
     lines = [
         f"machine: {describe()}",
+        f"load: {load}; setting: {POLL_HZ} Hz polls, {BAUD:,} baud cables, power cap fits the "
+        "bench (sheds counted)",
         "",
-        "| devices at 20 Hz | daemon CPU (% of one core) | polls/s | poll RTT p50 | p99 "
-        "| missed polls | resident memory | start-up to all online |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| devices | window | daemon CPU (% of a core) | polls/s | CPU per poll | poll RTT p50 "
+        "| RTT p99 | poll lateness p50 | lateness p99 | lateness max (since start) "
+        "| missed polls | sheds | resident memory | start-up to all online |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+        "| ---: | ---: |",
     ]
     for r in rows:
         lines.append(
-            f"| {r['devices']} | {r['cpu_pct']:.1f} % | {r['polls_per_s']:.0f} | {r['rtt_p50']} | "
-            f"{r['rtt_p99']} | {r['missed']} | {r['rss_mb']:.0f} MB | {r['startup_s']:.2f} s |"
+            f"| {r['devices']} | {r['seconds']:g} s | {r['cpu_pct']:.1f} % | "
+            f"{r['polls_per_s']:.0f} | {r['cpu_us_per_poll']:.0f} us | {r['rtt_p50']} | "
+            f"{r['rtt_p99']} | {r['late_p50']} | {r['late_p99']} | {r['late_max_ms']:.1f} ms | "
+            f"{r['missed']} | {r['sheds']} | {r['rss_mb']:.0f} MB | {r['startup_s']:.2f} s |"
         )
     return "\n".join(lines)
 
 
-def main() -> None:
+def report_versus(result: dict[str, Any]) -> str:
+    daemon, bare = result["daemon"], result["bare"]
+    ratio = daemon["cpu_us_per_poll"] / bare["cpu_us_per_poll"]
+    return "\n".join([
+        report([daemon], "a CPU hog pinned to the other core throughout"),
+        "",
+        "| same bench, same hog | CPU (% of a core) | polls/s | CPU per poll | vs link layer |",
+        "| --- | ---: | ---: | ---: | ---: |",
+        f"| the daemon (link layer, states, budgets, telemetry, MQTT) | "
+        f"{daemon['cpu_pct']:.1f} % | {daemon['polls_per_s']:.0f} | "
+        f"{daemon['cpu_us_per_poll']:.0f} us | {ratio:.2f}x |",
+        f"| bare link layer (bench.sim_scale's poller) | {bare['poller_cpu_pct']:.1f} % | "
+        f"{bare['polls_per_s']:.0f} | {bare['cpu_us_per_poll']:.0f} us | 1.00x |",
+    ])  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--devices", type=int, nargs="+", default=[1, 8, 32, 64])
+    parser.add_argument("--quick", action="store_true", help="8 devices, 5 s windows")
+    parser.add_argument(
+        "--devices", type=int, nargs="*", default=[1, 8, 32], help="none: headline only"
+    )
     parser.add_argument("--seconds", type=float, default=10.0)
-    args = parser.parse_args()
-    print("The daemon polling every device at 20 Hz (cables at 115,200 baud)")
-    print(report(measure(args.devices, args.seconds)))
+    parser.add_argument("--headline", type=int, default=64, help="devices in the hog run")
+    parser.add_argument("--headline-seconds", type=float, default=60.0)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.devices, args.seconds, args.headline, args.headline_seconds = [], 5.0, 8, 5.0
+    if args.devices:
+        print(f"The daemon polling every device at {POLL_HZ} Hz, no CPU hog")
+        print(report(measure(args.devices, args.seconds), "no CPU hog of ours"))
+        print()
+    print(f"The daemon at {args.headline} devices beside a CPU hog, against its link layer")
+    print(report_versus(versus_link_layer(args.headline, args.headline_seconds)))
 
 
 if __name__ == "__main__":

@@ -1,17 +1,23 @@
-"""Command round trip: Cupola against the wire-time floor, and against pymodbus, in one run.
+"""Command round trip: Cupola's client against pymodbus's and against the wire, in one run.
 
-Cupola: the daemon's own link layer (`open_link`, a request session) sends PING to a light
-served by `cupola sim` on a pseudo-terminal, in its own process; one request in flight.
-Unpaced, the pty moves bytes as fast as the kernel does; paced, the simulator's emulated
-cable holds both directions to the baud rate (8N1), so the floor is the time the request's
-and the reply's bytes need on the wire. The peer: pymodbus's async RTU client reading two
-holding registers from pymodbus's own server (`bench.modbus_peer`, its own process, on the
-master end of a pty, as our simulator is): the same shape of exchange, 8 bytes out and 9
-back against Cupola's 16 and 16. A pty has no baud rate, so the peer is compared unpaced.
+Cupola: the daemon's own link layer (`open_link`, a request session) sends PING to lights
+served by one `cupola sim` process on pseudo-terminals: one light unpaced (the pty moves bytes
+as fast as the kernel does), one behind an emulated cable at 115,200 baud and one at 921,600
+(8N1 both ways; the simulator runs on 1 ns of timer slack, hil/timerslack.py). The peer:
+pymodbus's async RTU client reading two holding registers from pymodbus's own server
+(`bench.modbus_peer`, its own process on the master end of a pty, as our simulator is): the
+same shape of exchange, 8 bytes out and 9 back against Cupola's 16 and 16.
+
+The four clients are measured in interleaved rounds, one request in flight. Reported per
+client: wall time per round trip (p50, p99) and the client's own CPU per round trip (this
+thread's CPU time over the round divided by its round trips; the servers run in other
+processes and are not counted). Paced links are judged against the wire floor plus the
+unpaced p50 of the same run (the floor the client and the simulator can reach together).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import shutil
@@ -21,6 +27,7 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +39,24 @@ from firmware_host.link.connection import LinkConnection, open_link
 from firmware_host.link.stats import LinkStats
 from hil.link import BITS_PER_BYTE
 from hil.processes import ProcessGroup
+from hil.timerslack import timer_slack_ns
 from protocols.catalogue import HELLO, PING, encode_reply, encode_request
 from protocols.messages.common import HelloRequest, Ping
 from tools.simulator_process import start_simulator
 
 WARMUP = 200
+PACED = (115200, 921600)
+Call = Callable[[], Awaitable[object]]
+
+
+@dataclass
+class Client:
+    name: str
+    link: str
+    call: Call
+    floor_s: float | None = None
+    wall: list[float] = field(default_factory=list)
+    cpu_per_call: list[float] = field(default_factory=list)  # one figure per round
 
 
 def _p(values: list[float], q: float) -> float:
@@ -44,64 +64,13 @@ def _p(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-async def _time(call: Callable[[], Awaitable[object]], count: int) -> list[float]:
-    for _ in range(WARMUP):
-        await call()
-    times = []
+async def one_round(client: Client, count: int) -> None:
+    cpu_started = time.thread_time()
     for _ in range(count):
         start = time.perf_counter()
-        await call()
-        times.append(time.perf_counter() - start)
-    return times
-
-
-@contextlib.asynccontextmanager
-async def cupola_link(baud: int | None) -> AsyncIterator[LinkConnection]:
-    workdir = Path(tempfile.mkdtemp(prefix="cupola-rtt-"))
-    group = ProcessGroup()
-    try:
-        speed = f"baud = {baud}\n" if baud else ""
-        (workdir / "bench.toml").write_text(f'[[device]]\nname = "key"\nkind = "light"\n{speed}')
-        _, entries = start_simulator(group, workdir / "bench.toml", workdir / "ports", 1)
-        path = entries[0]["path"]
-        link = await open_link("key", path, baud or 115200, LinkStats(), timeout_s=1.0, retries=0)
-        await link.session.call(HELLO, HelloRequest(proto_min=1, proto_max=1, host_timeout_ms=0))
-        try:
-            yield link
-        finally:
-            link.close()
-    finally:
-        group.stop_all()
-        shutil.rmtree(workdir, ignore_errors=True)
-
-
-async def cupola_rtts(baud: int | None, count: int) -> list[float]:
-    async with cupola_link(baud) as link:
-        token = iter(range(1 << 30))
-        return await _time(lambda: link.session.call(PING, Ping(token=next(token))), count)
-
-
-async def pymodbus_rtts(count: int) -> list[float]:
-    group = ProcessGroup()
-    try:
-        peer = group.start(
-            "modbus-peer", [sys.executable, "-m", "bench.modbus_peer"], stdout=subprocess.PIPE
-        )
-        assert peer.stdout is not None
-        path = peer.stdout.readline().decode().strip()
-        client = AsyncModbusSerialClient(
-            port=path, framer=FramerType.RTU, baudrate=115200, timeout=1, retries=0
-        )
-        if not await client.connect():
-            raise RuntimeError(f"pymodbus could not open {path}")
-        try:
-            return await _time(
-                lambda: client.read_holding_registers(0, count=2, device_id=1), count
-            )
-        finally:
-            client.close()
-    finally:
-        group.stop_all()
+        await client.call()
+        client.wall.append(time.perf_counter() - start)
+    client.cpu_per_call.append((time.thread_time() - cpu_started) / count)
 
 
 def wire_floor_s(baud: int) -> float:
@@ -110,52 +79,134 @@ def wire_floor_s(baud: int) -> float:
     return size * BITS_PER_BYTE / baud
 
 
-def row(name: str, link: str, times: list[float], floor_s: float | None) -> dict[str, Any]:
-    p50, p99 = statistics.median(times), _p(times, 0.99)
-    return {
-        "who": name, "link": link, "count": len(times),
-        "p50_ms": 1000 * p50, "p99_ms": 1000 * p99,
-        "floor_ms": 1000 * floor_s if floor_s else None,
-        "ratio": p50 / floor_s if floor_s else None,
-    }  # fmt: skip
-
-
-async def measure(count: int = 5000, paced_count: int = 1000) -> list[dict[str, Any]]:
-    cupola = await cupola_rtts(None, count)
-    peer = await pymodbus_rtts(count)
-    rows = [
-        row("Cupola (PING)", "pty, unpaced", cupola, None),
-        row("pymodbus RTU (read 2 registers)", "pty, unpaced", peer, None),
-    ]
-    rows[0]["vs_peer"] = statistics.median(cupola) / statistics.median(peer)
-    for baud in (115200, 921600):
-        times = await cupola_rtts(baud, paced_count)
-        rows.append(row("Cupola (PING)", f"{baud} baud", times, wire_floor_s(baud)))
-    return rows
-
-
-def report(rows: list[dict[str, Any]]) -> str:
-    lines = [
-        f"machine: {describe()}",
-        "",
-        "| client | link | p50 | p99 | wire floor | p50 / floor | round trips |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for r in rows:
-        floor = f"{r['floor_ms']:.3f} ms" if r["floor_ms"] else "-"
-        ratio = f"{r['ratio']:.3f}x" if r["ratio"] else "-"
-        lines.append(
-            f"| {r['who']} | {r['link']} | {r['p50_ms']:.3f} ms | {r['p99_ms']:.3f} ms | "
-            f"{floor} | {ratio} | {r['count']} |"
-        )
-    vs = rows[0]["vs_peer"]
-    lines += ["", f"Cupola's unpaced p50 is {vs:.2f}x pymodbus's, measured in the same run."]
+def _bench_file() -> str:
+    lines = ['[[device]]\nname = "unpaced"\nkind = "light"\n']
+    lines += [f'[[device]]\nname = "b{baud}"\nkind = "light"\nbaud = {baud}\n' for baud in PACED]
     return "\n".join(lines)
 
 
-def main() -> None:
+@contextlib.asynccontextmanager
+async def cupola_links(group: ProcessGroup) -> AsyncIterator[tuple[dict[str, Any], int | None]]:
+    """({device: link}, the simulator's timer slack in ns) for the three lights."""
+    workdir = Path(tempfile.mkdtemp(prefix="cupola-rtt-"))
+    links: dict[str, LinkConnection] = {}
+    try:
+        (workdir / "bench.toml").write_text(_bench_file())
+        sim, entries = start_simulator(group, workdir / "bench.toml", workdir / "ports", 3)
+        for entry in entries:
+            name = entry["device"]
+            baud = int(name[1:]) if name != "unpaced" else 115200
+            link = await open_link(name, entry["path"], baud, LinkStats(), timeout_s=1.0, retries=0)
+            links[name] = link
+            await link.session.call(
+                HELLO, HelloRequest(proto_min=1, proto_max=1, host_timeout_ms=0)
+            )
+        yield links, timer_slack_ns(sim.pid)
+    finally:
+        for link in links.values():
+            link.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@contextlib.asynccontextmanager
+async def pymodbus_client(group: ProcessGroup) -> AsyncIterator[AsyncModbusSerialClient]:
+    peer = group.start(
+        "modbus-peer", [sys.executable, "-m", "bench.modbus_peer"], stdout=subprocess.PIPE
+    )
+    assert peer.stdout is not None
+    path = peer.stdout.readline().decode().strip()
+    client = AsyncModbusSerialClient(
+        port=path, framer=FramerType.RTU, baudrate=115200, timeout=1, retries=0
+    )
+    if not await client.connect():
+        raise RuntimeError(f"pymodbus could not open {path}")
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def _ping(link: LinkConnection) -> Call:
+    tokens = iter(range(1 << 30))
+    return lambda: link.session.call(PING, Ping(token=next(tokens)))
+
+
+async def measure(rounds: int, unpaced: int, paced: int) -> dict[str, Any]:
+    group = ProcessGroup()
+    try:
+        async with cupola_links(group) as (links, slack), pymodbus_client(group) as peer:
+            clients = [
+                Client("Cupola (PING)", "pty, unpaced", _ping(links["unpaced"])),
+                Client(
+                    "pymodbus RTU (read 2 registers)",
+                    "pty, unpaced",
+                    lambda: peer.read_holding_registers(0, count=2, device_id=1),
+                ),
+                *(
+                    Client(
+                        "Cupola (PING)",
+                        f"{baud} baud",
+                        _ping(links[f"b{baud}"]),
+                        wire_floor_s(baud),
+                    )
+                    for baud in PACED
+                ),
+            ]
+            for client in clients:  # warm-up, not counted
+                for _ in range(WARMUP):
+                    await client.call()
+                client.wall.clear()
+            for _ in range(rounds):
+                for client in clients:
+                    await one_round(client, paced if client.floor_s else unpaced)
+    finally:
+        group.stop_all()
+    return {"clients": clients, "slack_ns": slack, "rounds": rounds}
+
+
+def report(result: dict[str, Any]) -> str:
+    clients: list[Client] = result["clients"]
+    cupola, peer = clients[0], clients[1]
+    unpaced_p50 = statistics.median(cupola.wall)
+    lines = [
+        f"machine: {describe()}",
+        f"setting: one request in flight; {result['rounds']} interleaved rounds; simulator "
+        f"timer slack {result['slack_ns']} ns",
+        "",
+        "| client | link | wall p50 | wall p99 | client CPU per round trip | wire floor "
+        "| p50 / (floor + unpaced p50) | round trips |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for c in clients:
+        p50 = statistics.median(c.wall)
+        floor = f"{1000 * c.floor_s:.3f} ms" if c.floor_s else "-"
+        ratio = f"{p50 / (c.floor_s + unpaced_p50):.3f}x" if c.floor_s else "-"
+        lines.append(
+            f"| {c.name} | {c.link} | {1000 * p50:.3f} ms | {1000 * _p(c.wall, 0.99):.3f} ms | "
+            f"{1e6 * statistics.median(c.cpu_per_call):.1f} us | {floor} | {ratio} | "
+            f"{len(c.wall)} |"
+        )
+    cpu_ratio = statistics.median(cupola.cpu_per_call) / statistics.median(peer.cpu_per_call)
+    per_round = ", ".join(
+        f"{a / b:.2f}x" for a, b in zip(cupola.cpu_per_call, peer.cpu_per_call, strict=True)
+    )
+    wall_ratio = unpaced_p50 / statistics.median(peer.wall)
+    lines += [
+        "",
+        f"Cupola's client CPU per round trip is {cpu_ratio:.2f}x pymodbus's (per round: "
+        f"{per_round}); wall p50 {wall_ratio:.2f}x.",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="2 rounds of 300 / 100")
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args(argv)
+    rounds, unpaced, paced = (2, 300, 100) if args.quick else (args.rounds, 1000, 200)
     print("Command round trip over a pseudo-terminal")
-    print(report(asyncio.run(measure())))
+    print(report(asyncio.run(measure(rounds, unpaced, paced))))
 
 
 if __name__ == "__main__":

@@ -1,31 +1,57 @@
-"""`make bench`: every benchmark, one after the other, figures on stdout."""
+"""`make bench`: every benchmark, one after the other, figures on stdout as markdown.
+
+`python -m bench.run --quick` runs each in its short mode (a check that they all run, not
+figures to publish). Each is also runnable alone: `python -m bench.<name> [--quick]`.
+"""
 
 from __future__ import annotations
 
-import asyncio
+import argparse
+import time
+from collections.abc import Callable
 
-from bench import codec, daemon_scale, dailies, groundlink, monitor, reaction, rtt, sim_scale
+from bench import (
+    archive,
+    codec,
+    daemon_scale,
+    dailies,
+    groundlink,
+    jam,
+    monitor,
+    reaction,
+    rtt,
+    sim_scale,
+    startup,
+)
+
+BENCHMARKS: dict[str, Callable[[list[str] | None], None]] = {
+    "codec": codec.main,
+    "rtt": rtt.main,
+    "sim_scale": sim_scale.main,
+    "daemon_scale": daemon_scale.main,
+    "startup": startup.main,
+    "groundlink": groundlink.main,
+    "reaction": reaction.main,
+    "jam": jam.main,
+    "monitor": monitor.main,
+    "archive": archive.main,
+    "dailies": dailies.main,
+}
 
 
 def main() -> None:
-    codec.main()
-    print()
-    rtt.main()
-    print()
-    rows = [asyncio.run(sim_scale.measure(n, 20.0, 10.0, 115200)) for n in (1, 10, 40)]
-    print("Simulator scale: `cupola sim` CPU while every device is polled")
-    print(sim_scale.report(rows))
-    print()
-    print("The daemon polling every device at 20 Hz (cables at 115,200 baud)")
-    print(daemon_scale.report(daemon_scale.measure([1, 8, 32, 64], 10.0)))
-    print()
-    groundlink.main()
-    print()
-    reaction.main()
-    print()
-    monitor.main()
-    print()
-    dailies.main()
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="every benchmark's short mode")
+    parser.add_argument("only", nargs="*", help=f"these only, of: {', '.join(BENCHMARKS)}")
+    args = parser.parse_args()
+    unknown = [name for name in args.only if name not in BENCHMARKS]
+    if unknown:
+        parser.error(f"no benchmark named {', '.join(unknown)}")
+    for name in args.only or BENCHMARKS:
+        started = time.monotonic()
+        print(f"## bench.{name}\n", flush=True)
+        BENCHMARKS[name](["--quick"] if args.quick else [])
+        print(f"\n({time.monotonic() - started:.0f} s)\n", flush=True)
 
 
 if __name__ == "__main__":

@@ -127,13 +127,16 @@ def report(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--devices", type=int, nargs="+", default=[1, 10, 40])
     parser.add_argument("--hz", type=float, default=20.0)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--baud", type=int, default=115200)
-    args = parser.parse_args()
+    parser.add_argument("--quick", action="store_true", help="1 and 10 devices, 3 s")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.devices, args.seconds = [1, 10], 3.0
     rows = [asyncio.run(measure(n, args.hz, args.seconds, args.baud)) for n in args.devices]
     print("Simulator scale: `cupola sim` CPU while every device is polled")
     print(report(rows))

@@ -100,6 +100,9 @@ class MqttConfig(msgspec.Struct, forbid_unknown_fields=True):
     keepalive_s: Annotated[int, msgspec.Meta(ge=2, le=3600)] = 10
     reconnect_max_s: Positive = 5.0
     state_rate_hz: Positive = 2.0  # most frequent per-device state publication
+    # Stream messages in flight (published, not yet acknowledged by the broker): more drains
+    # a backlog faster after a loss of signal, at the cost of the broker's inflight memory.
+    publish_window: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 200
     # With an onboard broker bridged to the ground: the bridge's notification topic, so the
     # stream waits in the outbox while the bridge is down (GROUND.md, "Loss of signal").
     bridge_state_topic: str | None = None
@@ -173,6 +176,9 @@ class AuthConfig(msgspec.Struct, forbid_unknown_fields=True):
     two_person: dict[str, Literal["key", "role"]] = msgspec.field(default_factory=dict)
     # unauthenticated messages are not answered: one event sums them up at most this often
     refusal_summary_s: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 10.0
+    # who may command: "off" every key within its role; "node" the one console holding
+    # authority; "role" one per role (firmware_host/groundlink/authority.py)
+    authority: Literal["off", "node", "role"] = "off"
 
 
 class PresetLight(msgspec.Struct, forbid_unknown_fields=True):

@@ -12,7 +12,6 @@ import logging
 import os
 import signal
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -24,6 +23,7 @@ import msgspec
 from firmware_host.budget.data import DataBudgets
 from firmware_host.budget.ledger import BudgetLedger, conservative_cap
 from firmware_host.budget.power import PowerManager
+from firmware_host.clock import SYSTEM, Clock
 from firmware_host.commands.camera_settings import CameraSettingsCommand
 from firmware_host.commands.devices import DeviceCommands, NoArgs
 from firmware_host.commands.dispatcher import CommandSpec, Dispatcher
@@ -31,6 +31,7 @@ from firmware_host.config import Config
 from firmware_host.dailies.wiring import Dailies
 from firmware_host.devices.agent import DeviceAgent
 from firmware_host.events import Event, EventBus
+from firmware_host.groundlink.authority import CommandAuthority
 from firmware_host.groundlink.intake import CommandIntake
 from firmware_host.groundlink.mqtt import GroundLink
 from firmware_host.groundlink.outbox import EVENTS, ROUTINE, URGENT, Outbox
@@ -49,7 +50,7 @@ from firmware_host.workflow.takes import TakeController
 from firmware_host.workflow.timecode import ReferenceClock
 from protocols import ground
 from protocols.ground import read_keyring
-from protocols.messages.common import Severity
+from protocols.messages.common import DeviceEvent, Severity
 from protocols.records import to_jsonable
 from protocols.timecode import FrameRate
 
@@ -61,23 +62,29 @@ EXIT_STATE_UNUSABLE = 65  # EX_DATAERR: restarting cannot help (systemd RestartP
 
 
 class Daemon:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, clock: Clock = SYSTEM) -> None:
+        """`clock` is the one clock every component reads (a test's may run on virtual time)."""
         self.config = config
+        self.clock = clock
         self.node = config.node.name
-        self.started = time.time()
+        self.started = clock.wall()
         state_dir = Path(config.node.state_dir)
-        self.bus = EventBus()
-        self.supervisor = Supervisor(self.bus)
+        self.bus = EventBus(clock.wall)
+        self.notifier = Notifier()
+        self.supervisor = Supervisor(self.bus, on_healthy=self.notifier.watchdog)
         self.guard = StorageGuard(self.bus)
-        self.reference = ReferenceClock(FrameRate.from_fps(config.project.frame_rate))
+        self.reference = ReferenceClock(FrameRate.from_fps(config.project.frame_rate), clock.wall)
         self.outbox = Outbox(
             state_dir / "outbox.db",
             max_bytes=round(config.outbox.max_mb * 1e6),
             min_free_bytes=round(config.outbox.min_free_mb * 1e6),
             guard=self.guard,
+            clock=clock,
         )
-        self.pacer = Pacer()
-        self.stream = StreamPublisher(self.node, self.outbox, self.pacer)
+        self.pacer = Pacer(clock=clock.monotonic)
+        self.stream = StreamPublisher(
+            self.node, self.outbox, self.pacer, window=config.mqtt.publish_window
+        )
         self.bus.subscribe(self._event_to_ground)  # from here on: what the budgets restore
         self.ground = GroundLink(
             self.node,
@@ -89,9 +96,10 @@ class Daemon:
             on_priority_command=functools.partial(self._receive_command, priority=True),
             next_bd_seq=self.outbox.next_bd_seq,
             stream_id=self.outbox.stream_id,
+            clock=clock,
         )
         failsafe = config.failsafe
-        self.taps = {d.name: LinkTap(d.name, d.baud, time.time) for d in config.devices}
+        self.taps = {d.name: LinkTap(d.name, d.baud, clock.wall) for d in config.devices}
         self.tap_server = TapServer(state_dir / config.node.tap_socket, self.taps)
         self.devices: dict[str, DeviceAgent] = {
             d.name: DeviceAgent(
@@ -99,18 +107,25 @@ class Daemon:
                 self.bus,
                 self.reference,
                 self._device_updated,
+                on_adopted=self._device_adopted,
+                on_device_event=self._device_event,
+                beat=self.supervisor.beater(f"device:{d.name}"),
                 host_timeout_ms=round(failsafe.host_timeout_s * 1000),
                 light_failsafe_permille=round(failsafe.light_pct * 10),
                 tap=self.taps[d.name],
             )
             for d in config.devices
         }
-        self.shotlog = ShotLog(state_dir / "shotlog.db", self.guard)
+        self.shotlog = ShotLog(state_dir / "shotlog.db", self.guard, clock=clock)
         self.ledger = BudgetLedger(state_dir / "budget.db", self.guard)
-        self.power = PowerManager(config, self.devices, self.bus, ledger=self.ledger)
+        self.power = PowerManager(
+            config, self.devices, self.bus,
+            clock=clock.monotonic, wall=clock.wall, ledger=self.ledger,
+        )  # fmt: skip
         self.data = DataBudgets(
-            config.data, self.bus, self.pacer, ledger=self.ledger, on_hold=self.ground.set_hold
-        )
+            config.data, self.bus, self.pacer,
+            ledger=self.ledger, on_hold=self.ground.set_hold, clock=clock.wall,
+        )  # fmt: skip
         self.takes = TakeController(
             self.devices,
             self.reference,
@@ -122,7 +137,7 @@ class Daemon:
             lead_s=config.project.record_lead_ms / 1000,
         )
         self.limits = LimitMonitor(
-            self.bus, default_limits(config.limits), config.limits.hysteresis_fraction
+            self.bus, default_limits(config.limits), config.limits.hysteresis_fraction, clock=clock
         )
         self.drift = DriftMonitor(
             self.devices,
@@ -131,6 +146,7 @@ class Daemon:
             interval_s=config.project.drift_check_s,
             limit_frames=config.project.drift_limit_frames,
             auto_rejam=config.project.auto_rejam,
+            beat=self.supervisor.beater("timecode-drift"),
         )
         self.dispatcher = Dispatcher()
         self.sequences = SequenceRunner(self.dispatcher, self.devices, self.bus)
@@ -159,6 +175,11 @@ class Daemon:
         ]:  # fmt: skip
             self.dispatcher.register(spec)
         keyring_path = Path(config.auth.keyring)
+        self.authority = None
+        if config.auth.authority != "off":
+            self.authority = CommandAuthority(
+                config.auth.authority, state_dir / "authority.db", self.bus, clock.wall
+            )
         self.intake = CommandIntake(
             read_keyring(keyring_path),
             self.dispatcher,
@@ -172,14 +193,13 @@ class Daemon:
             refusal_summary_s=config.auth.refusal_summary_s,
             load_keyring=lambda: read_keyring(keyring_path),
             guard=self.guard,
+            gate=self.authority,
+            clock=clock.wall,
         )
         self._shutting_down = False
+        self._online_published: dict[str, bool] = {}  # a change is published at once
         self._taking_commands = asyncio.Event()  # the command worker consumes the intake
         self._report_recoveries()
-        for agent in self.devices.values():
-            agent.adopters.append(self.takes.adopt_camera)
-            agent.on_device_event = self.takes.on_camera_event
-            agent.adopters.append(self.power.adopt_pdu)
         self.stop_reason = "daemon shut down"  # the death certificate's reason
 
     def _report_recoveries(self) -> None:
@@ -193,6 +213,8 @@ class Daemon:
              "as a replay, not answered again)"),
             (self.ledger.recovery, "the cap and timeline the ground set, today's media and "
              "downlink use"),
+            (self.authority.recovery if self.authority else None, "who held command "
+             "authority: nobody does until a console claims it"),
         ]  # fmt: skip
         for recovery, lost in recovered:
             if recovery is not None:
@@ -226,27 +248,39 @@ class Daemon:
         self.stream.notify()
         self.ground.publish_local_result(body)
 
+    async def _device_adopted(self, agent: DeviceAgent) -> None:
+        """A device (back) online: the shot log reconciles a camera's clips, the power manager
+        learns a PDU's channels."""
+        await self.takes.adopt_camera(agent)
+        await self.power.adopt_pdu(agent)
+
+    def _device_event(self, agent: DeviceAgent, event: DeviceEvent) -> None:
+        self.takes.on_camera_event(agent, event)
+
     def _device_updated(self, agent: DeviceAgent) -> None:
         self.limits.check(agent.name, agent.kind, agent.status, agent.stats)
         self.power.on_device_update(agent)
         self.data.on_device_update(agent)
         self.takes.on_device_update(agent)
-        self.ground.update_state(agent.name, agent.snapshot())
+        came_or_went = self._online_published.get(agent.name) != agent.online
+        self._online_published[agent.name] = agent.online
+        self.ground.update_state(agent.name, agent.snapshot, at_once=came_or_went)
 
-    def birth(self) -> dict[str, Any]:
-        return {
-            "node": self.node,
-            "schema": ground.SCHEMA_VERSION,
-            "started": self.started,
-            "frame_rate": self.reference.rate.fps,
-            "devices": {name: agent.snapshot() for name, agent in self.devices.items()},
-            "groups": {g.name: g.cameras for g in self.config.groups},
-            "commands": {**self.dispatcher.signatures(), **self.intake.signatures()},
-            "limits": self.limits.active(),
-            "sequence": self.sequences.status_dict(),
-            "backlog": self.outbox.backlog(),
-            "budget": self.budget(),
-        }
+    def birth(self, session_started: float) -> ground.BirthBody:
+        return ground.BirthBody(
+            node=self.node,
+            schema=ground.SCHEMA_VERSION,
+            started=self.started,
+            session_started=session_started,
+            frame_rate=self.reference.rate.fps,
+            devices={name: agent.snapshot() for name, agent in self.devices.items()},
+            groups={g.name: g.cameras for g in self.config.groups},
+            commands={**self.dispatcher.signatures(), **self.intake.signatures()},
+            limits=self.limits.active(),
+            sequence=self.sequences.status_dict(),
+            backlog=self.outbox.backlog(),
+            budget=self.budget(),
+        )
 
     def budget(self) -> dict[str, Any]:
         return {"power": self.power.status(), **self.data.status()}
@@ -275,30 +309,28 @@ class Daemon:
     async def recent_events(self, args: RecentEventsArgs) -> dict[str, Any]:
         return {"events": self.outbox.recent_events(args.limit, args.min_severity)}
 
-    def sample(self) -> dict[str, Any]:
+    def sample(self) -> ground.TelemetryBody:
         """One routine telemetry sample: device readings, budgets, backlog, limits out of bounds."""
         devices = {}
         for name, agent in self.devices.items():
-            status = agent.status
             entry: dict[str, Any] = {"online": agent.online}
-            if status is not None:
-                for field in _SAMPLED_FIELDS:
-                    if hasattr(status, field):
-                        entry[field] = to_jsonable(getattr(status, field))
+            if agent.status is not None:
+                for field in _SAMPLED_FIELDS[agent.kind]:
+                    entry[field] = to_jsonable(getattr(agent.status, field))
             if agent.kind == "camera":
                 entry.update(agent.clock_summary())
             devices[name] = entry
         power = self.power.status()
         budget = {k: power[k] for k in ("cap_w", "draw_w", "free_w", "shedding", "reserve_w")}
         budget["next_change"] = self.power.next_change()
-        return {
-            "ts": time.time(),
-            "devices": devices,
-            "power": budget,
-            "data": {**self.data.summary(), **(self.dailies.status() if self.dailies else {})},
-            "backlog": self.outbox.backlog(),
-            "limits": self.limits.active(),
-        }
+        return ground.TelemetryBody(
+            ts=self.clock.wall(),
+            devices=devices,
+            power=budget,
+            data={**self.data.summary(), **(self.dailies.status() if self.dailies else {})},
+            backlog=self.outbox.backlog(),
+            limits=self.limits.active(),
+        )
 
     async def _sample_telemetry(self) -> None:
         beat = self.supervisor.beater("telemetry")
@@ -359,16 +391,13 @@ class Daemon:
             watchdog_s=self.dispatcher.timeout_s + 10,
             started=self._taking_commands,
         )
-        self.drift.beat = supervisor.beater("timecode-drift")
         supervisor.add(
             "timecode-drift", self.drift.run, watchdog_s=3 * self.config.project.drift_check_s + 30
         )
         for name, agent in self.devices.items():
-            task = f"device:{name}"
-            agent.beat = supervisor.beater(task)
-            supervisor.add(task, agent.run, watchdog_s=max(30.0, 5 * agent.config.offline_after_s))
-        notifier = Notifier()
-        supervisor.on_healthy = notifier.watchdog
+            watchdog_s = max(30.0, 5 * agent.config.offline_after_s)
+            supervisor.add(f"device:{name}", agent.run, watchdog_s=watchdog_s)
+        notifier = self.notifier
         tasks_stop = asyncio.Event()
         try:
             async with asyncio.TaskGroup() as group:
@@ -406,6 +435,8 @@ class Daemon:
             self.dailies.close()
         self.shotlog.close()
         self.intake.close()
+        if self.authority is not None:
+            self.authority.close()
         self.outbox.close()
         self.ledger.close()
 
@@ -415,10 +446,13 @@ class RecentEventsArgs(msgspec.Struct, forbid_unknown_fields=True):
     min_severity: Literal["diagnostic", "info", "warning", "critical"] | None = None
 
 
-_SAMPLED_FIELDS = (
-    "state", "timecode", "temperature_cdeg", "draw_mw", "media_used_bytes", "media_free_bytes",
-    "on", "intensity_permille", "cct_k", "faults", "total_power_mw", "bus_voltage_mv",
-)  # fmt: skip
+# What telemetry samples of each kind's status (SPEC.md's CameraStatus, LightStatus, PduStatus).
+_SAMPLED_FIELDS: dict[str, tuple[str, ...]] = {
+    "camera": ("state", "timecode", "temperature_cdeg", "draw_mw", "media_used_bytes",
+               "media_free_bytes"),
+    "light": ("on", "intensity_permille", "cct_k", "temperature_cdeg", "draw_mw", "faults"),
+    "pdu": ("total_power_mw", "bus_voltage_mv"),
+}  # fmt: skip
 
 
 def on_hangup(daemon: Daemon, shut_down: Callable[[str], None], *, in_terminal: bool) -> None:

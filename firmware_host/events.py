@@ -49,7 +49,9 @@ Subscriber = Callable[[Event], None]
 
 
 class EventBus:
-    def __init__(self) -> None:
+    def __init__(self, wall: Callable[[], float] = time.time) -> None:
+        """`wall` stamps every event (the daemon's clock)."""
+        self.wall = wall
         self._subscribers: list[Subscriber] = []
 
     def subscribe(self, subscriber: Subscriber) -> None:
@@ -64,7 +66,7 @@ class EventBus:
         source: str = "daemon",
         **data: Any,
     ) -> Event:
-        event = Event(name, severity, message, source, data)
+        event = Event(name, severity, message, source, data, self.wall())
         log.log(_LOG_LEVEL[severity], "%s [%s] %s", name, source, message, extra={"event": name})
         for subscriber in self._subscribers:
             try:

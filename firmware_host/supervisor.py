@@ -53,12 +53,15 @@ class Supervisor:
         min_backoff_s: float = 0.2,
         max_backoff_s: float = 30.0,
         random_source: Callable[[], float] = random.random,
+        on_healthy: Callable[[], None] = lambda: None,
     ) -> None:
+        """`on_healthy` is called every watchdog tick while every task is healthy (systemd's
+        WATCHDOG=1)."""
         self.bus = bus
         self._backoff_s = (min_backoff_s, max_backoff_s)
         self._random = random_source
         self.tasks: dict[str, TaskRecord] = {}
-        self.on_healthy: Callable[[], None] | None = None  # called every tick while healthy
+        self.on_healthy = on_healthy
         self._group: asyncio.TaskGroup | None = None
 
     def add(
@@ -141,7 +144,7 @@ class Supervisor:
     async def _watch(self) -> None:
         while True:
             await asyncio.sleep(WATCH_INTERVAL_S)
-            if self.on_healthy is not None and self.healthy():
+            if self.healthy():
                 self.on_healthy()
             now = _now()
             for record in self.tasks.values():

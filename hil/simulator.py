@@ -15,6 +15,7 @@ from pathlib import Path
 
 from hil.bench import Bench, BenchSpec, load_bench
 from hil.control import ControlServer
+from hil.timerslack import precise_timer_slack
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ def precise_timer_loop() -> asyncio.AbstractEventLoop:
 
 def run(config: Path, run_dir: Path | None) -> int:
     spec = load_bench(config)
+    precise_timer_slack()  # the cables' pacing timers wake on time (hil/timerslack.py)
     own_dir = run_dir is None
     directory = Path(tempfile.mkdtemp(prefix="cupola-bench-")) if own_dir else run_dir
     assert directory is not None

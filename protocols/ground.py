@@ -244,13 +244,15 @@ class Role(enum.StrEnum):
 
 _READ = frozenset(
     {"status", "health", "shotlog.query", "sequence.status", "rebirth", "budget.status",
-     "events.recent", "file.ack"}
+     "events.recent", "authority.status", "file.ack"}
 )  # fmt: skip
 _SHOOT = _READ | {
     "record", "cut", "light.set", "light.preset", "light.power", "camera.jam",
     "camera.clear_error", "camera.settings", "take.circle", "take.note",
     "sequence.load", "sequence.start", "sequence.pause", "sequence.resume", "sequence.abort",
     "confirm", "command.cancel",
+    # command authority, where the node enforces it (firmware_host/groundlink/authority.py)
+    "authority.claim", "authority.request", "authority.accept", "authority.release",
 }  # fmt: skip
 
 # What each role may send. The flight controller may send everything, hazardous commands

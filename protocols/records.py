@@ -15,6 +15,7 @@ on both build and parse, so a value outside the spec never leaves or enters the 
 from __future__ import annotations
 
 import enum
+import functools
 import struct
 import typing
 from collections.abc import Callable
@@ -117,7 +118,6 @@ class RecordCodec:
         self.name = cls.__name__
         self.fields = record_fields
         self.struct = Struct(*(f.name / f.subcon for f in record_fields))
-        self.compiled = self.struct.compile()
         self.fixed = fixed_layout(self.struct)
         self.fast = self.fixed or _TrailingArrayLayout.derive(record_fields)
         self._names = tuple(f.name for f in record_fields)
@@ -133,6 +133,13 @@ class RecordCodec:
             if not isinstance(record_fields[entry[0]].meta, ArrayOf)
         )
         self.min_size = _min_size(self.struct)
+
+    @functools.cached_property
+    def compiled(self) -> Construct:
+        """The compiled construct parser, built on first use: compiling every record at import
+        cost the daemon's and each tool's start-up a fifth of a second, and records with a
+        fixed layout never need it."""
+        return self.struct.compile()
 
     def to_values(self, obj: Any) -> dict[str, Any]:
         """The dict construct builds from, after checking every constrained field."""

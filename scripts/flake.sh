@@ -8,5 +8,5 @@ HOG=$!
 trap 'kill $HOG 2>/dev/null' EXIT INT TERM
 for run in 1 2 3 4 5; do
     echo "== flake run $run of 5 (CPU hog pid $HOG) =="
-    "$BIN/python" -m pytest -n 2 -q
+    "$BIN/python" -m pytest -n 2 --dist loadgroup -q
 done

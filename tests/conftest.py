@@ -31,6 +31,9 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 def broker(tmp_path: Path) -> Iterator[Mosquitto]:
     with Mosquitto(tmp_path / "broker") as instance:
         yield instance
+        # Daemons stop while their broker still answers: a broker gone first leaves each of
+        # them waiting out its shutdown flush (5 s) and death timeout for nobody.
+        stop_all()
 
 
 @pytest.fixture(autouse=True)

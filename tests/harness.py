@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -203,3 +205,15 @@ class DaemonProcess:
 
 def stop_all() -> None:
     _GROUP.stop_all()
+
+
+async def until(check: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
+    """Wait until `check()` holds, looking again every 10 ms, for at most `timeout` seconds:
+    for state that announces no event of its own (a counter, a file). Never a sleep as
+    synchronisation: it returns as soon as the condition holds, however busy the machine."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not check():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting until {what}")
+        await asyncio.sleep(0.01)

@@ -7,11 +7,17 @@ import functools
 import operator
 from typing import Any
 
+from hypothesis import settings
 from hypothesis import strategies as st
 
 from protocols.catalogue import COMMANDS, EVENTS
 from protocols.messages.common import Nack
 from protocols.records import ArrayOf, Text, Wire, codec_of
+
+# For a property parametrized over every record or command: a third of the profile's examples
+# for each of them (30 by default: some 3,000 per property across the catalogue; 600 each
+# under HYPOTHESIS_PROFILE=explore).
+per_case = settings(max_examples=max(10, settings.default.max_examples * 3 // 10))
 
 _FORMAT_BOUNDS = {
     "B": (0, 2**8 - 1),

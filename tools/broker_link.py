@@ -123,11 +123,13 @@ class BrokerLink:
             self.failed_messages += 1
             log.exception("handling a message on %s failed; the subscription goes on", topic)
 
-    async def publish(self, topic: str, payload: bytes, *, wait_s: float = 10.0) -> None:
+    async def publish(
+        self, topic: str, payload: bytes, *, wait_s: float = 10.0, retain: bool = False
+    ) -> None:
         """Publish at QoS 1, waiting up to `wait_s` for the broker to be reachable."""
         try:
             await asyncio.wait_for(self.connected.wait(), wait_s)
         except TimeoutError:
             raise aiomqtt.MqttError(f"not connected to {self.url} after {wait_s:g} s") from None
         assert self._client is not None
-        await self._client.publish(topic, payload, qos=1)
+        await self._client.publish(topic, payload, qos=1, retain=retain)

@@ -7,8 +7,6 @@ becomes one line on stderr and its exit status, so no bad input ends in a traceb
 from __future__ import annotations
 
 import argparse
-import datetime
-import logging
 import os
 import sys
 from collections.abc import Callable
@@ -33,10 +31,10 @@ from tools.exits import (
     reason,
 )
 
-log = logging.getLogger("cupola")
-
 
 def _setup_logging(level: str) -> None:
+    import logging  # here, not at the top: `cupola --help` starts without it
+
     logging.basicConfig(
         level=getattr(logging, level.upper()),
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
@@ -120,12 +118,22 @@ def _cmd_daemon(args: argparse.Namespace) -> int:
 
 
 def _cmd_monitor(args: argparse.Namespace) -> int:
+    if args.replay is not None and args.replay.startswith(("postgresql://", "postgres://")):
+        from tools.monitor.launch import run_archive_replay
+
+        return run_archive_replay(args.replay, args.node or "iss-film", since=args.since,
+                                  at=args.at, text=args.text)  # fmt: skip
     if args.replay is not None:
         from tools.monitor.launch import run_replay
 
-        return run_replay(args.replay, args.node, at=args.at, text=args.text)
+        return run_replay(Path(args.replay), args.node, at=args.at, text=args.text)
     if args.broker is None:
         raise UsageError("give --broker URL (or --replay CAPTURE)")
+    if args.web is not None:
+        from tools.monitor.web import address, run_web
+
+        address(args.web)  # a bad address is refused before anything starts
+        return run_web(args.web, _monitor_args(args), with_key=args.key is not None)
     if args.json:
         from tools.monitor.jsonlines import run_json_monitor
 
@@ -135,8 +143,18 @@ def _cmd_monitor(args: argparse.Namespace) -> int:
     return run_live(
         args.broker, args.node or "iss-film",
         ca_file=args.ca, key_path=args.key, los_after_s=args.los_after,
-        valid_for_s=args.valid_for,
+        valid_for_s=args.valid_for, archive_url=args.db,
     )  # fmt: skip
+
+
+def _monitor_args(args: argparse.Namespace) -> list[str]:
+    """The options a served monitor session runs with: the same as this command's."""
+    out = ["--broker", args.broker, "--node", args.node or "iss-film",
+           "--valid-for", str(args.valid_for), "--los-after", str(args.los_after)]  # fmt: skip
+    for flag, value in (("--ca", args.ca), ("--key", args.key), ("--db", args.db)):
+        if value is not None:
+            out += [flag, str(Path(value).resolve()) if flag != "--db" else value]
+    return out
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -224,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--log-level",
         choices=["debug", "info", "warning", "error"],
-        help="default: info for the daemon (one line per thing it does), warning otherwise",
+        help="default: info for the daemon and archive (a line per thing they do), else warning",
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -237,6 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _onboard_commands(add)
     _ground_commands(add)
+    _archive_commands(add)
     dailies_commands(add)
     return parser
 
@@ -331,6 +350,8 @@ def _instant(text: str) -> float:
         return float(text)
     except ValueError:
         pass
+    import datetime
+
     try:
         moment = datetime.datetime.fromisoformat(text)
     except ValueError:
@@ -379,7 +400,14 @@ def _ground_commands(add: Adder) -> None:
     p.add_argument("--los-after", type=_positive, default=15.0, metavar="S",
                    help="an online node silent this long is shown as loss of signal")  # fmt: skip
     p.add_argument("--json", action="store_true", help="one JSON line per message, for scripts")
-    p.add_argument("--replay", type=Path, metavar="CAPTURE", help="show a --json capture")
+    p.add_argument("--web", metavar="HOST:PORT", help="serve the monitor to browsers there "
+                   "(each session with these options, --key included)")  # fmt: skip
+    p.add_argument("--replay", metavar="CAPTURE", help="show a --json capture, or a time range "
+                   "of an archive (postgresql://...; from --since to --at)")  # fmt: skip
+    p.add_argument("--since", type=_instant, metavar="TIME",
+                   help="archive replay: from then (default: an hour before --at)")  # fmt: skip
+    p.add_argument("--db", metavar="postgresql://...",
+                   help="live: fill the screen from this archive, at start and gaps")  # fmt: skip
     p.add_argument("--at", type=_instant, metavar="TIME",
                    help="replay: the screen as it was then (ISO 8601, UTC if no zone)")  # fmt: skip
     p.add_argument("--text", action="store_true", help="replay: print a summary, no UI")
@@ -446,10 +474,71 @@ def _ground_commands(add: Adder) -> None:
     )  # fmt: skip
 
 
+def _archive_commands(add: Adder) -> None:
+    p = add("archive", _cmd_archive, "Keep every node message in PostgreSQL (ground service).")
+    p.add_argument("--broker", required=True, type=_broker_url, help="the ground broker's URL")
+    p.add_argument("--db", required=True, help="postgresql://user@host:port/dbname")
+    p.add_argument("--node", default="+", help="one node's messages only (default: every node)")
+    p.add_argument("--ca", type=_ca_file, help="CA certificate for mqtts://")
+    p.add_argument("--client-id", help="the broker session, kept across restarts (default: "
+                   "cupola-archive-HOSTNAME); one per archive process")  # fmt: skip
+
+    p = add("history", _cmd_history, "What the archive holds: events, telemetry, commands, shots.")
+    p.add_argument("what", choices=["events", "telemetry", "commands", "shotlog", "alarms"])
+    p.add_argument("--db", required=True, help="postgresql://user@host:port/dbname")
+    p.add_argument("--node", default="iss-film", help="the node")
+    p.add_argument("--since", type=_instant, metavar="T", help="default: a day before --until")
+    p.add_argument("--until", type=_instant, metavar="T", help="default: now")
+    p.add_argument("--device", help="one device's events, commands or telemetry readings")
+    p.add_argument("--field", action="append", default=[], metavar="F",
+                   help="telemetry: a field (power.draw_w; with --device one of its readings, "
+                   "temperature_cdeg); repeat for several")  # fmt: skip
+    form = p.add_mutually_exclusive_group()
+    form.add_argument("--csv", action="store_true", help="CSV with a header line")
+    form.add_argument("--json", action="store_true", help="one message per line, as sent")
+    form.add_argument("--plot", type=Path, metavar="FILE.png", help="telemetry: every field on "
+                      "one chart (.png, .svg or .pdf)")  # fmt: skip
+
+
+def _cmd_archive(args: argparse.Namespace) -> int:
+    import socket
+
+    from tools.archive.connect import check_url
+    from tools.archive.service import run_archive
+
+    client_id = args.client_id or f"cupola-archive-{socket.gethostname()}"
+    return run_archive(args.broker, check_url(args.db), client_id=client_id, node=args.node,
+                       ca_file=args.ca)  # fmt: skip
+
+
+def _cmd_history(args: argparse.Namespace) -> int:
+    import time
+
+    from tools.archive.history import Query, run
+    from tools.exits import check_writable
+
+    until = args.until if args.until is not None else time.time()
+    since = args.since if args.since is not None else until - 86400
+    if since >= until:
+        raise UsageError("--since must be before --until")
+    if args.plot is not None:
+        if args.what != "telemetry":
+            raise UsageError("--plot draws telemetry fields: `history telemetry --field F --plot`")
+        if args.plot.suffix.lower() not in (".png", ".svg", ".pdf"):
+            raise UsageError(f"--plot {args.plot}: a .png, .svg or .pdf file")
+        check_writable(args.plot)
+    query = Query(args.what, args.node, since, until, args.device, tuple(args.field))
+    form = "csv" if args.csv else "json" if args.json else "text"
+    return run(args.db, query, form, args.plot)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _setup_logging(args.log_level or ("info" if args.command == "daemon" else "warning"))
+    services = ("daemon", "archive")  # long-running: one line per thing they do
+    _setup_logging(args.log_level or ("info" if args.command in services else "warning"))
     prog = f"cupola {args.command}"
+    import logging  # loaded by _setup_logging already
+
     try:
         return int(args.handler(args))
     except KeyboardInterrupt:
@@ -465,7 +554,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{prog}: {where}{reason(exc)}", file=sys.stderr)
         return EX_IOERR
     except Exception as exc:  # the boundary: a bug still gets one line, not a traceback
-        log.debug("%s failed", prog, exc_info=True)
+        logging.getLogger("cupola").debug("%s failed", prog, exc_info=True)
         print(f"{prog}: internal error: {type(exc).__name__}: {exc} "
               "(`cupola --log-level debug ...` shows where)", file=sys.stderr)  # fmt: skip
         return EX_SOFTWARE

@@ -70,7 +70,9 @@ async def _play(
 
     async def close_when_done() -> None:
         """Screenshot (if asked), verdicts on screen, then quit: the app exits whatever fails
-        here, so a demo can never hang on its own screen."""
+        here, so a demo can never hang on its own screen. Headless (a screenshot run) nobody
+        reads the verdicts there: it quits at once."""
+        linger_s = 0.0 if screenshot is not None else CLOSE_AFTER_S
         try:
             if screenshot is not None:
                 await _screenshot_mid_take(view, app, screenshot)
@@ -79,7 +81,7 @@ async def _play(
                 verdict = "PASSED" if outcome.passed else "FAILED"
                 app.notify("\n".join(verdict_lines(outcome)[-12:]), title=f"scenario {verdict}",
                            timeout=CLOSE_AFTER_S)  # fmt: skip
-            await asyncio.sleep(CLOSE_AFTER_S)
+            await asyncio.sleep(linger_s)
         finally:
             app.exit()
 

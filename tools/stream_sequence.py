@@ -14,6 +14,7 @@ class StreamSequence:
     last_seq: int = 0
     gaps: list[tuple[int, int]] = field(default_factory=list)  # (first missing, last missing)
     duplicates: int = 0
+    filled: int = 0  # numbers that came late, into a gap (from the archive): a gap less
     stream: int | None = None  # the numbering these belong to, as births and deaths name it
 
     def follow(self, stream: int | None) -> bool:
@@ -23,13 +24,19 @@ class StreamSequence:
             return False
         restarted = self.stream is not None
         if restarted:
-            self.last_seq, self.gaps, self.duplicates = 0, [], 0
+            self.last_seq, self.gaps, self.duplicates, self.filled = 0, [], 0, 0
         self.stream = stream
         return restarted
 
     def accept(self, seq: int) -> bool:
         """False for a message already seen (re-sent after a broken connection)."""
         if seq <= self.last_seq:
+            for index, (first, last) in enumerate(self.gaps):
+                if first <= seq <= last:  # late, not twice: the gap shrinks
+                    pieces = [(a, b) for a, b in ((first, seq - 1), (seq + 1, last)) if a <= b]
+                    self.gaps[index : index + 1] = pieces
+                    self.filled += 1
+                    return True
             self.duplicates += 1
             return False
         if self.last_seq and seq > self.last_seq + 1:

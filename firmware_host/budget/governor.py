@@ -171,28 +171,34 @@ class PowerGovernor:
     def set_cap(self, cap_w: float) -> None:
         self.cap_w = cap_w
 
-    def observe(self, name: str, setting: Setting) -> None:
-        """The device reports this setting (status poll, or a command's reply)."""
+    def observe(self, name: str, setting: Setting) -> bool:
+        """The device reports this setting (status poll, or a command's reply); True if it
+        differs from the setting known so far."""
         load = self.loads[name]
-        if setting != load.setting:
-            load.setting = setting
-            load.changed_at = self.clock()
-            load.readings.clear()
+        if setting == load.setting:
+            return False
+        load.setting = setting
+        load.changed_at = self.clock()
+        load.readings.clear()
+        return True
 
-    def measure(self, name: str, watts: float, requested_at: float | None = None) -> None:
-        """A reading of one load, requested at `requested_at` (default: now).
+    def measure(self, name: str, watts: float, requested_at: float | None = None) -> bool:
+        """A reading of one load, requested at `requested_at` (default: now); True if it is
+        the load's first since it changed, or the draw moved.
 
         A reading requested before the load last changed may show it before or after the
         change: it is dropped, and the model stands in until a reading requested later."""
         load = self.loads[name]
         now = self.clock()
         if (now if requested_at is None else requested_at) < load.changed_at:
-            return
+            return False
         mean = load.measured_w
-        if mean is not None and abs(watts - mean) > max(MOVED_W, MOVED_FRACTION * mean):
+        moved = mean is None or abs(watts - mean) > max(MOVED_W, MOVED_FRACTION * mean)
+        if moved:
             load.readings.clear()  # the draw moved (an inrush over, a fade, a fold-back)
         load.readings.append(watts)
         load.measured_at = now
+        return moved
 
     def commanded(self, name: str) -> None:
         """The crew set this load themselves: their setting replaces anything shed."""

@@ -161,16 +161,19 @@ class PowerManager:
     # -- what the devices say --------------------------------------------------------------
 
     def on_device_update(self, agent: DeviceAgent) -> None:
+        """Take in a poll; wake the enforcer only for what could change its decision (a
+        setting, a measured draw that moved, a reading near or over the cap, a cut or a shed
+        in progress), not for every poll: the periodic check covers the rest."""
         status = agent.status
         if status is None or agent.name not in self.governor.loads:
             return
+        matters = False
         if agent.kind == "light":
-            self.governor.observe(
-                agent.name, LightSetting(status.on, status.target_intensity_permille)
-            )
+            setting = LightSetting(status.on, status.target_intensity_permille)
+            matters = self.governor.observe(agent.name, setting)
         elif agent.kind == "camera":
             load = recording_load(agent.camera_settings)
-            self.governor.observe(agent.name, CameraSetting(status.state, load))
+            matters = self.governor.observe(agent.name, CameraSetting(status.state, load))
         elif agent.kind == "pdu":
             # The PDU is polled one request at a time: this reading was requested after the
             # previous one arrived, and may predate anything that changed since.
@@ -180,11 +183,18 @@ class PowerManager:
             for channel in status.channels:
                 names = self.channels.get(channel.channel, [])
                 if len(names) == 1:  # a shared channel cannot say who drew what
-                    self.governor.measure(names[0], channel.power_mw / 1000, requested_at)
+                    moved = self.governor.measure(names[0], channel.power_mw / 1000, requested_at)
+                    matters = matters or moved
                 elif not channel.on:
                     for name in names:
-                        self.governor.measure(name, 0.0, requested_at)
-        self._wake.set()
+                        moved = self.governor.measure(name, 0.0, requested_at)
+                        matters = matters or moved
+            governor = self.governor
+            near_cap = self.pdu_total_w > governor.cap_w - governor.reserve_w
+            busy = self._cut_at is not None or self.over_since is not None or governor.wanted
+            matters = matters or near_cap or bool(busy)
+        if matters:
+            self._wake.set()
 
     # -- admission -------------------------------------------------------------------------
 
@@ -313,6 +323,7 @@ class PowerManager:
         if action is None:
             return
         self._next_restore = now + self.config.restore_interval_s
+        issued_at = self.wall()  # steps are paced by when they are sent, not answered
         error = await self._carry_out(action)
         if error is not None:
             self.governor.commanded(action.load)  # not retried: the crew decides
@@ -328,7 +339,7 @@ class PowerManager:
                 f"{action.reason}: draws about {-action.saving_w:.0f} W more "
                 f"(cap {self.governor.cap_w:.0f} W)",
                 source=action.load, cost_w=round(-action.saving_w, 1),
-                cap_w=self.governor.cap_w,
+                cap_w=self.governor.cap_w, issued_at=round(issued_at, 6),
             )  # fmt: skip
 
     def _settled(self) -> bool:

@@ -33,6 +33,7 @@ from firmware_host.workflow.timecode import (
     least_delayed,
     wire_seconds,
 )
+from protocols import ground
 from protocols.catalogue import HELLO, NackReceived, decode_event
 from protocols.errors import ProtocolError
 from protocols.framing import MIN_FRAME, Frame
@@ -87,11 +88,17 @@ class DeviceAgent:
         reference: ReferenceClock,
         on_update: Callable[[DeviceAgent], None],
         *,
+        on_adopted: Callable[[DeviceAgent], Awaitable[None]] | None = None,
+        on_device_event: Callable[[DeviceAgent, DeviceEvent], None] | None = None,
+        beat: Callable[[], None] = lambda: None,
         reconnect_max_s: float = 2.0,
         host_timeout_ms: int = 0,
         light_failsafe_permille: int = 0,
         tap: Tap | None = None,
     ) -> None:
+        """`on_adopted` runs each time the device comes (back) online, after the agent's own
+        adoption; `on_device_event` gets what the device says unasked; `beat` is the
+        supervisor's watchdog."""
         self.config = config
         self.tap = tap
         self.name = config.name
@@ -102,8 +109,8 @@ class DeviceAgent:
         self._backoff = Backoff(RECONNECT_FIRST_S, reconnect_max_s)
         self.host_timeout_ms = host_timeout_ms
         self.light_failsafe_permille = light_failsafe_permille
-        self.adopters: list[Callable[[DeviceAgent], Awaitable[None]]] = []
-        self.beat: Callable[[], None] = lambda: None  # the supervisor's watchdog
+        self.on_adopted = on_adopted
+        self.beat = beat
         self.camera_settings: CameraSettings | None = None
         self.look: str | None = None  # the look (LUT) the DP named: kept here, not in the camera
         self.clock: ClockReading | None = None  # cameras: the last measured clock offset
@@ -116,7 +123,7 @@ class DeviceAgent:
         self.missed_polls = 0
         self.driver: Driver | None = None
         self.session: RequestSession | None = None
-        self.on_device_event: Callable[[DeviceAgent, DeviceEvent], None] | None = None
+        self.on_device_event = on_device_event
         self._link: LinkConnection | None = None
         self._ever_online = False
         self.online_changed = asyncio.Event()
@@ -258,8 +265,8 @@ class DeviceAgent:
         elif isinstance(driver, LightDriver):
             await driver.set_failsafe(self.light_failsafe_permille)
         self._store_status(status)
-        for adopt in self.adopters:
-            await adopt(self)
+        if self.on_adopted is not None:
+            await self.on_adopted(self)
 
     async def jam(self) -> ClockReading:
         """Jam this camera's timecode to the reference; returns the offset it left."""
@@ -317,6 +324,7 @@ class DeviceAgent:
         next_poll = loop.time()
         while True:
             self.beat()
+            self.stats.record_poll_lateness(loop.time() - next_poll)
             try:
                 self._store_status(await self.driver.poll())
             except NackReceived as exc:
@@ -410,28 +418,33 @@ class DeviceAgent:
             record["look"] = self.look
         return record
 
-    def snapshot(self) -> dict[str, Any]:
-        """The device as the ground sees it."""
+    def snapshot(self) -> ground.DeviceSnapshot:
+        """The device as the ground sees it (built when it is published, not at every poll)."""
         identity = self.identity
         status = to_jsonable(self.status) if self.status is not None else None
         if status is not None and self.kind == "camera":
             status["timecode_label"] = format_timecode(self.status.timecode, self.status.rate)
-        snapshot = {
-            "device": self.name,
-            "kind": self.kind,
-            "online": self.online,
-            "offline_reason": None if self.online else self.offline_reason,
-            "identity": to_jsonable(identity) if identity else None,
-            "status": status,
-            "status_at": self.status_at or None,
-            "missed_polls": self.missed_polls,
-            "link": self.stats.as_dict(),
-            "pdu_channel": self.config.pdu_channel,
-            "camera_settings": self.settings_record(),
-        }
-        if self.kind == "camera":
-            snapshot.update(self.clock_summary())
-        return snapshot
+        clock = self.clock
+        offset = uncertainty = measured_at = None
+        if clock is not None and self.kind == "camera":
+            offset, uncertainty = (round(v, 4) for v in clock.in_frames(self.reference.rate))
+            measured_at = round(clock.at, 6)
+        return ground.DeviceSnapshot(
+            device=self.name,
+            kind=self.kind,
+            online=self.online,
+            offline_reason=None if self.online else self.offline_reason,
+            identity=to_jsonable(identity) if identity else None,
+            status=status,
+            status_at=self.status_at or None,
+            missed_polls=self.missed_polls,
+            link=self.stats.as_dict(),
+            timecode_offset_frames=offset,
+            timecode_uncertainty_frames=uncertainty,
+            timecode_measured_at=measured_at,
+            pdu_channel=self.config.pdu_channel,
+            camera_settings=self.settings_record(),
+        )
 
     def clock_summary(self) -> dict[str, float | None]:
         """The last measured clock offset, its uncertainty (frames) and when it was read."""

@@ -27,6 +27,7 @@ The worker then takes one command at a time and checks, each refusal a result wi
      a restart does not reopen a replay window);
   9. it is a command this node knows;
  10. its role may send it;
+     then, where configured, the gate's word: command authority (authority.py);
  11. a hazardous command is armed, not executed: `confirm` with its id, before the arm
      expires (the arm window, and never past the armed command's not_after), by a role
      allowed to send it (and, where the two-person rule applies, by another key or role),
@@ -48,7 +49,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 
 import msgspec
 
@@ -143,6 +144,16 @@ LATE_AFTER_S = 2.0
 LATE_SETTLE_S = 1.0
 
 
+class CommandGate(Protocol):
+    """A policy the worker consults after its own checks (command authority: authority.py):
+    it may refuse a command, and it runs the commands it adds."""
+
+    def signatures(self) -> dict[str, CommandSignature]: ...
+    def handles(self, name: str) -> bool: ...
+    def refusal(self, request: CommandRequest) -> str: ...
+    def execute(self, request: CommandRequest) -> Outcome: ...
+
+
 @dataclass(order=True)
 class Queued:
     lane: int
@@ -174,7 +185,9 @@ class CommandIntake:
         load_keyring: Callable[[], Keyring] | None = None,
         refusal_summary_s: float = 10.0,
         guard: StorageGuard | None = None,
+        gate: CommandGate | None = None,
     ) -> None:
+        self.gate = gate
         self.keyring = keyring
         self.dispatcher = dispatcher
         self.bus = bus
@@ -209,7 +222,7 @@ class CommandIntake:
 
     def signatures(self) -> dict[str, CommandSignature]:
         """The commands the intake handles itself (the dispatcher lists the rest)."""
-        return dict(INTAKE_COMMANDS)
+        return {**INTAKE_COMMANDS, **(self.gate.signatures() if self.gate else {})}
 
     # -- receipt: cheap, synchronous, never raises --------------------------------------------
 
@@ -360,6 +373,12 @@ class CommandIntake:
         refusal = self._admit(request)
         if refusal:
             return self._finish(request, Outcome(Status.REJECTED, refusal))
+        if self.gate is not None:
+            refusal = self.gate.refusal(request)
+            if refusal:
+                return self._finish(request, Outcome(Status.REJECTED, refusal))
+            if self.gate.handles(request.name):
+                return self._finish(request, self.gate.execute(request))
         if request.name == "confirm":
             return await self._confirm(request)
         if request.name == "command.cancel":
@@ -406,11 +425,11 @@ class CommandIntake:
                     (request.key_id, request.counter),
                 )
             self._latest[request.key_id] = request.counter
-        if request.name not in INTAKE_COMMANDS:
+        if request.name not in self.signatures():
             try:
                 self.dispatcher.spec(request.name)
             except CommandRejected:
-                known = ", ".join(sorted([*self.dispatcher.signatures(), *INTAKE_COMMANDS]))
+                known = ", ".join(sorted([*self.dispatcher.signatures(), *self.signatures()]))
                 return f"unknown command {request.name!r}; known: {known}"
         if not may_send(request.role, request.name):
             return f"role {request.role} may not send {request.name!r}"

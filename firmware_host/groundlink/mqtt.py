@@ -16,6 +16,7 @@ only the flight controllers' broker users write that topic.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 import time
@@ -23,9 +24,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiomqtt
+import msgspec
 
 from firmware_host.backoff import Backoff
 from firmware_host.budget.downlink import Hold
+from firmware_host.clock import SYSTEM, Clock
 from firmware_host.config import BrokerAddress, MqttConfig
 from firmware_host.events import EventBus
 from firmware_host.groundlink.stream import StreamPublisher
@@ -48,13 +51,15 @@ class GroundLink:
         stream: StreamPublisher,
         bus: EventBus,
         *,
-        birth: Callable[[], dict[str, Any]],
+        birth: Callable[[float], ground.BirthBody],
         on_command: CommandHandler,
         on_priority_command: CommandHandler,
         next_bd_seq: Callable[[], int],
         stream_id: int,
+        clock: Clock = SYSTEM,
     ) -> None:
         self.node = node
+        self.clock = clock
         self.config = config
         self.address = BrokerAddress.parse(config.url)
         self.stream = stream
@@ -64,10 +69,12 @@ class GroundLink:
         self._on_priority_command = on_priority_command
         self._next_bd_seq = next_bd_seq
         self.stream_id = stream_id
-        self._states: dict[str, dict[str, Any]] = {}
+        self._states: dict[str, Callable[[], ground.DeviceSnapshot]] = {}
         self._dirty: set[str] = set()
         self._ground_dirty: set[str] = set()  # states the ground has not had yet
         self._state_wakeup = asyncio.Event()
+        self._state_at_once = asyncio.Event()
+        self._at_once: set[str] = set()  # came online or went offline: published at once
         self._client: aiomqtt.Client | None = None
         self._session = TaskOwner("broker session")  # local publishes end with the session
         self.bd_seq = 0
@@ -81,11 +88,18 @@ class GroundLink:
 
     # -- what the daemon feeds in ----------------------------------------------------------
 
-    def update_state(self, device: str, snapshot: dict[str, Any]) -> None:
-        """Latest-wins retained state; published at most `state_rate_hz` per device."""
+    def update_state(
+        self, device: str, snapshot: Callable[[], ground.DeviceSnapshot], *, at_once: bool = False
+    ) -> None:
+        """Latest-wins retained state, published at most `state_rate_hz` per device; built
+        (`snapshot()`) only when it is published. `at_once`: a change the ground should see
+        without waiting out the rate (a device came online or went offline)."""
         self._states[device] = snapshot
         self._dirty.add(device)
         self._state_wakeup.set()
+        if at_once:
+            self._at_once.add(device)
+            self._state_at_once.set()
 
     def publish_local_result(self, body: dict[str, Any]) -> None:
         """A command result, at once, for commanders on this broker (the crew during LOS).
@@ -150,10 +164,13 @@ class GroundLink:
 
     # -- session ---------------------------------------------------------------------------
 
-    def _envelope(self, kind: str, body: dict[str, Any]) -> bytes:
+    def _envelope(self, kind: str, body: dict[str, Any] | msgspec.Struct) -> bytes:
+        """A body built as its typed Struct (births, states) travels as the same JSON object."""
+        if isinstance(body, msgspec.Struct):
+            body = dict(msgspec.to_builtins(body))
         return ground.encode(
             ground.Envelope(
-                v=ground.SCHEMA_VERSION, node=self.node, kind=kind, ts=time.time(), body=body,
+                v=ground.SCHEMA_VERSION, node=self.node, kind=kind, ts=self.clock.wall(), body=body,
                 bd_seq=self.bd_seq, stream=self.stream_id,
             )
         )  # fmt: skip
@@ -178,7 +195,9 @@ class GroundLink:
             keepalive=self.config.keepalive_s,
             tls_context=tls_context,
             clean_session=False,
-            max_inflight_messages=100,
+            # the whole window in flight (and the states and local copies beside it): paho
+            # queues what is over, and a window it cannot fly is a window in name only
+            max_inflight_messages=self.stream.window + 100,
             timeout=10,
         )
         # The stream pipelines a whole window of QoS 1 publishes: that is not a backlog.
@@ -219,7 +238,9 @@ class GroundLink:
                         await client.subscribe(bridge, qos=1)
                     self.connects += 1
                     self.connected.set()
-                    self.publish_local_limits(self._birth()["limits"])  # the crew's list now
+                    self.publish_local_limits(
+                        self._birth(self.session_started).limits
+                    )  # the crew's list now
                     backoff.reset()
                     if not bridge:
                         await self._ground_up(client)
@@ -256,7 +277,7 @@ class GroundLink:
 
     async def _start_flowing(self, client: aiomqtt.Client) -> None:
         """Birth (the state now), the link notice, then the states and the backlog."""
-        self.session_started = time.time()
+        self.session_started = self.clock.wall()
         await self._publish_birth(client)
         await self._publish_link(client)
         self._ground_dirty = set(self._states)
@@ -295,22 +316,21 @@ class GroundLink:
     async def _publish_link(self, client: aiomqtt.Client) -> None:
         """The retained link notice: held (why, until when) or flowing, with the backlog."""
         hold = self.hold
-        birth = self._birth()
+        birth = self._birth(self.session_started)
         body = {
             "state": "flowing" if hold is None else "held",
             "reason": "" if hold is None else hold.reason,
             "until": None if hold is None else hold.until,
-            "at": time.time(),
-            "backlog": birth["backlog"],
-            "limits": birth["limits"],
+            "at": self.clock.wall(),
+            "backlog": birth.backlog,
+            "limits": birth.limits,
         }
         payload = self._envelope(ground.LINK, body)
         self.stream.pacer.charge(len(payload))
         await client.publish(ground.topic(self.node, ground.LINK), payload, qos=1, retain=True)
 
     async def _publish_birth(self, client: aiomqtt.Client) -> None:
-        body = {**self._birth(), "session_started": self.session_started}
-        payload = self._envelope(ground.BIRTH, body)
+        payload = self._envelope(ground.BIRTH, self._birth(self.session_started))
         self.stream.pacer.charge(len(payload))
         await client.publish(ground.topic(self.node, ground.BIRTH), payload, qos=1, retain=True)
 
@@ -332,33 +352,54 @@ class GroundLink:
     async def _publish_states(self, client: aiomqtt.Client) -> None:
         """Retained latest state: always for the crew (local/), for the ground while flowing.
 
-        A held stream holds the states too: the ground must not see fresh-looking data from a
-        node whose events and alarms it cannot see. Release publishes every state again.
+        Every dirty state goes out once per interval (1 / state_rate_hz); a device that came
+        or went goes out at once as well (`update_state(..., at_once=True)`), without taking
+        the others along early. A held stream holds the states too: the ground must not see
+        fresh-looking data from a node whose events and alarms it cannot see. Release
+        publishes every state again.
         """
+        loop = asyncio.get_running_loop()
         interval = 1.0 / self.config.state_rate_hz
+        next_round = loop.time()
         while True:
             if not (self._ground_dirty and self.flowing.is_set()):
                 await self._state_wakeup.wait()
             self._state_wakeup.clear()
-            dirty, self._dirty = self._dirty, set()
-            for device in sorted(dirty):
-                payload = self._envelope(ground.STATE, self._states[device])
-                local = ground.topic(self.node, ground.LOCAL_STATE, device)
-                await client.publish(local, payload, qos=1, retain=True)
-            self._ground_dirty |= dirty
+            self._state_at_once.clear()
+            if loop.time() >= next_round:
+                due, self._dirty = self._dirty, set()
+                next_round = loop.time() + interval
+            else:
+                due = self._dirty & self._at_once
+                self._dirty -= due
+            self._at_once.clear()
+            built = {device: self._envelope(ground.STATE, self._states[device]()) for device in due}
+            await _publish_all(client, [
+                (ground.topic(self.node, ground.LOCAL_STATE, device), built[device])
+                for device in sorted(due)
+            ])  # fmt: skip
+            self._ground_dirty |= due
             if self.flowing.is_set():
-                await self._publish_ground_states(client)
-            await asyncio.sleep(interval)
+                await self._publish_ground_states(client, built)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._state_at_once.wait(), max(0.0, next_round - loop.time())
+                )
 
-    async def _publish_ground_states(self, client: aiomqtt.Client) -> None:
-        """Each state the housekeeping allocation has room for; the rest wait, latest wins."""
+    async def _publish_ground_states(self, client: aiomqtt.Client, built: dict[str, bytes]) -> None:
+        """Each state the housekeeping allocation has room for; the rest wait, latest wins.
+        `built`: this round's payloads, published to the crew already (built once)."""
+        sends: dict[str, bytes] = {}
         for device in sorted(self._ground_dirty):
-            payload = self._envelope(ground.STATE, self._states[device])
+            payload = built.get(device) or self._envelope(ground.STATE, self._states[device]())
             if not self.stream.pacer.try_spend(len(payload)):
-                return
-            self._ground_dirty.discard(device)
-            topic = ground.topic(self.node, ground.STATE, device)
-            await client.publish(topic, payload, qos=1, retain=True)
+                break
+            sends[device] = payload
+        self._ground_dirty.difference_update(sends)
+        await _publish_all(client, [
+            (ground.topic(self.node, ground.STATE, device), payload)
+            for device, payload in sends.items()
+        ])  # fmt: skip
 
     async def flush(self, timeout_s: float) -> bool:
         """Shutdown: give the backlog up to `timeout_s` to reach the ground; True if it did.
@@ -386,3 +427,11 @@ class GroundLink:
 
 def _hhmm(when: float) -> str:
     return time.strftime("%H:%M", time.gmtime(when))
+
+
+async def _publish_all(client: aiomqtt.Client, messages: list[tuple[str, bytes]]) -> None:
+    """Retained QoS 1 publishes sent together, each acknowledged on its own time: a round of
+    64 states costs one round trip to the broker, not 64 one after the other."""
+    await asyncio.gather(
+        *(client.publish(topic, payload, qos=1, retain=True) for topic, payload in messages)
+    )

@@ -27,7 +27,6 @@ import contextlib
 import json
 import logging
 import shutil
-import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +34,7 @@ from typing import Any
 
 import msgspec
 
+from firmware_host.clock import SYSTEM, Clock
 from firmware_host.events import EventBus
 from firmware_host.storage import open_or_recover
 from firmware_host.storage_guard import StorageFault, StorageGuard
@@ -109,8 +109,10 @@ class Outbox:
         min_free_bytes: int = 0,
         guard: StorageGuard | None = None,
         held_max: int = HELD_MAX,
+        clock: Clock = SYSTEM,
     ) -> None:
         self.path = path
+        self.clock = clock
         self.db, self.recovery = open_or_recover(path, MIGRATIONS)
         self.max_bytes = max_bytes
         self.min_free_bytes = min_free_bytes
@@ -138,13 +140,15 @@ class Outbox:
 
     # -- appending -------------------------------------------------------------------------
 
-    def append(self, kind: str, body: dict[str, Any], priority: int = EVENTS) -> int:
+    def append(
+        self, kind: str, body: dict[str, Any] | msgspec.Struct, priority: int = EVENTS
+    ) -> int:
         """Queue one message durably (or in memory while the disk refuses writes); returns
         how many routine samples were thinned for it."""
         data = encode_body(body)
-        now = time.time()
+        now = self.clock.wall()
         event = None
-        if kind == "event":
+        if kind == "event" and isinstance(body, dict):
             event = (body.get("ts", now), body.get("name", ""), body.get("severity", ""),
                      body.get("source", ""))  # fmt: skip
         held = Held(kind, priority, now, data, event)
@@ -234,7 +238,7 @@ class Outbox:
 
     def append_many(self, kind: str, bodies: list[dict[str, Any]], priority: int) -> None:
         """Queue a batch in one transaction (bulk loads, benchmarks)."""
-        now = time.time()
+        now = self.clock.wall()
         rows = [(kind, priority, now, encode_body(b)) for b in bodies]
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")
@@ -245,22 +249,22 @@ class Outbox:
 
     # -- draining --------------------------------------------------------------------------
 
-    def next_batch(self, limit: int) -> list[Pending]:
+    def next_batch(self, limit: int, *, after_seq: int = 0) -> list[Pending]:
         """Up to `limit` messages in sending order, numbering those sent for the first time;
-        none while the disk refuses the numbering (they wait, in order)."""
+        none while the disk refuses the numbering (they wait, in order). `after_seq`: skip
+        the numbered rows up to it (in flight on this connection, not yet acknowledged)."""
         try:
             with self.guard.using(self.path, self.db), self.db:
                 self.db.execute("BEGIN IMMEDIATE")
-                rows = self._number_batch(limit + len(self._acked_unsaved))
+                rows = self._number_batch(limit + len(self._acked_unsaved), after_seq)
         except StorageFault:
             return []
         return [row for row in rows if row.id not in self._acked_unsaved][:limit]
 
-    def _number_batch(self, limit: int) -> list[Pending]:
+    def _number_batch(self, limit: int, after_seq: int) -> list[Pending]:
         numbered = self.db.execute(
-            "SELECT id, kind, created, body, seq FROM outbox WHERE seq IS NOT NULL"
-            " ORDER BY seq LIMIT ?",
-            (limit,),
+            "SELECT id, kind, created, body, seq FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
+            (after_seq, limit),
         ).fetchall()
         room = limit - len(numbered)
         fresh: list[tuple[Any, ...]] = []

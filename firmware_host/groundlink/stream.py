@@ -1,9 +1,10 @@
 """Draining the outbox to the broker: in order, QoS 1, deleted only once acknowledged.
 
-Messages go out in windows: a batch is numbered (outbox), published back to back (paho keeps
-up to 100 in flight), and each row is deleted when its PUBACK arrives. If the connection
-breaks, the unacknowledged rows keep their numbers and go out first on the next connection,
-flagged historical if they were queued before that session began.
+Messages go out through a sliding window: up to `window` publishes in flight, the next one
+sent as soon as any is acknowledged (no waiting for a whole batch), and acknowledged rows
+deleted from the outbox together, a few at a time. If the connection breaks, the
+unacknowledged rows keep their numbers and go out first on the next connection, flagged
+historical if they were queued before that session began.
 """
 
 from __future__ import annotations
@@ -80,33 +81,57 @@ class StreamPublisher:
         reachable: asyncio.Event,
     ) -> None:
         """Publish while the ground is reachable; returns only by raising MqttError."""
-        while True:
-            await reachable.wait()
-            self._wakeup.clear()
-            batch = self.outbox.next_batch(self.window)
-            if not batch:
-                self._idle.set()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), 1.0)
-                continue
-            started = session_started()
-            sends = []
-            for row in batch:
-                payload = self.payload(row, started)
-                await self.pacer.spend(len(payload))
-                sends.append(
-                    asyncio.ensure_future(
-                        client.publish(ground.topic(self.node, row.kind), payload, qos=1)
-                    )
-                )
-            outcomes = await asyncio.gather(*sends, return_exceptions=True)
-            acked = [row for row, outcome in zip(batch, outcomes, strict=True) if outcome is None]
-            self.outbox.acknowledged([row.id for row in acked])
-            self.published += len(acked)
-            if acked:
-                self.last_seq = acked[-1].seq
-            failure = next((o for o in outcomes if isinstance(o, BaseException)), None)
-            if failure is not None:
-                if isinstance(failure, aiomqtt.MqttError):
-                    raise failure
-                raise aiomqtt.MqttError(f"publish failed: {failure!r}")
+        slots = asyncio.Semaphore(self.window)
+        acked: list[Pending] = []
+        in_flight = 0
+        last_sent = 0  # this connection's: what the broker has not answered yet is skipped
+        failures: list[BaseException] = []
+
+        async def publish(row: Pending, payload: bytes) -> None:
+            nonlocal in_flight
+            try:
+                await client.publish(ground.topic(self.node, row.kind), payload, qos=1)
+                acked.append(row)
+            except Exception as exc:
+                failures.append(exc)  # raised from the drain itself, below
+            finally:
+                in_flight -= 1
+                slots.release()
+                self._wakeup.set()  # a slot is free, an acknowledgement to settle
+
+        async with asyncio.TaskGroup() as group:
+            while True:
+                self._settle(acked)
+                if failures:
+                    failure = failures[0]
+                    if isinstance(failure, aiomqtt.MqttError):
+                        raise failure
+                    raise aiomqtt.MqttError(f"publish failed: {failure!r}")
+                await reachable.wait()
+                self._wakeup.clear()
+                room = self.window - in_flight
+                batch = self.outbox.next_batch(room, after_seq=last_sent) if room else []
+                if not batch:
+                    if in_flight == 0:
+                        self._idle.set()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wakeup.wait(), 1.0)
+                    continue
+                started = session_started()
+                for row in batch:
+                    payload = self.payload(row, started)
+                    await self.pacer.spend(len(payload))
+                    await slots.acquire()
+                    in_flight += 1
+                    last_sent = row.seq
+                    group.create_task(publish(row, payload))
+
+    def _settle(self, acked: list[Pending]) -> None:
+        """Delete what the broker acknowledged, in one transaction."""
+        if not acked:
+            return
+        rows = sorted(acked, key=lambda row: row.seq)
+        acked.clear()
+        self.outbox.acknowledged([row.id for row in rows])
+        self.published += len(rows)
+        self.last_seq = max(self.last_seq, rows[-1].seq)

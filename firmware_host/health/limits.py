@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import collections
 import enum
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from firmware_host.clock import SYSTEM, Clock
 from firmware_host.config import Band, LimitsConfig
 from firmware_host.events import EventBus
 from firmware_host.link.stats import LinkStats
@@ -70,8 +70,11 @@ def default_limits(config: LimitsConfig) -> list[Limit]:
 
 
 class LimitMonitor:
-    def __init__(self, bus: EventBus, limits: list[Limit], hysteresis: float) -> None:
+    def __init__(
+        self, bus: EventBus, limits: list[Limit], hysteresis: float, *, clock: Clock = SYSTEM
+    ) -> None:
         self.bus = bus
+        self.clock = clock
         self.limits = limits
         self.hysteresis = hysteresis
         self.levels: dict[tuple[str, str], Level] = {}
@@ -79,7 +82,7 @@ class LimitMonitor:
 
     def error_rate(self, device: str, stats: LinkStats) -> float | None:
         """Share of rejected chunks over the last ERROR_RATE_WINDOW_S seconds."""
-        now = time.monotonic()
+        now = self.clock.monotonic()
         history = self._link_history.setdefault(device, collections.deque())
         history.append((now, stats.frames.frames, stats.frames.rejected))
         while len(history) > 2 and history[1][0] < now - ERROR_RATE_WINDOW_S:

@@ -107,20 +107,27 @@ class RequestSession:
             if self._down is not None:
                 raise self._down
             seq = self._next_seq()
-            future: asyncio.Future[Frame] = loop.create_future()
-            self._waiting = (seq, command.code, future)
             stats = self.stats
             stats.requests += 1
             try:
                 for attempt in range(attempts):
                     if attempt:
                         stats.retries += 1
+                    # One future per attempt, expired by a plain timer: a late reply to the
+                    # previous attempt (same seq) still answers this one.
+                    future: asyncio.Future[Frame] = loop.create_future()
+                    self._waiting = (seq, command.code, future)
                     sent_at = self.wall()
                     self._write(encode_request(command, body_at(sent_at), seq, retry=attempt > 0))
                     sent = loop.time()
-                    done, _ = await asyncio.wait((future,), timeout=timeout)
-                    if done:
-                        frame = future.result()
+                    timer = loop.call_at(sent + timeout, _expire, future)
+                    try:
+                        frame = await future
+                    except _AttemptExpired:
+                        frame = None
+                    finally:
+                        timer.cancel()
+                    if frame is not None:
                         stats.replies += 1
                         stats.record_rtt(loop.time() - sent)
                         try:
@@ -170,3 +177,12 @@ class RequestSession:
         waiting = self._waiting
         if waiting is not None and not waiting[2].done():
             waiting[2].set_exception(self._down)
+
+
+class _AttemptExpired(Exception):
+    """An attempt's reply did not come within its timeout."""
+
+
+def _expire(future: asyncio.Future[Frame]) -> None:
+    if not future.done():
+        future.set_exception(_AttemptExpired())

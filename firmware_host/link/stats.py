@@ -27,6 +27,10 @@ class LinkStats:
     rtt_counts: list[int] = field(default_factory=lambda: [0] * (len(RTT_BUCKETS_MS) + 1))
     rtt_sum_ms: float = 0.0
     rtt_max_ms: float = 0.0
+    # How late each status poll started against its schedule (same bucket bounds): a poll
+    # a few ms late is invisible in missed_polls, which counts only whole skipped periods.
+    poll_late_counts: list[int] = field(default_factory=lambda: [0] * (len(RTT_BUCKETS_MS) + 1))
+    poll_late_max_ms: float = 0.0
     frames: DeframerStats = field(default_factory=DeframerStats)
 
     def record_rtt(self, seconds: float) -> None:
@@ -35,20 +39,18 @@ class LinkStats:
         self.rtt_sum_ms += ms
         self.rtt_max_ms = max(self.rtt_max_ms, ms)
 
+    def record_poll_lateness(self, seconds: float) -> None:
+        ms = max(0.0, seconds * 1000.0)
+        self.poll_late_counts[bisect.bisect_left(RTT_BUCKETS_MS, ms)] += 1
+        self.poll_late_max_ms = max(self.poll_late_max_ms, ms)
+
     def rtt_percentile_ms(self, fraction: float) -> float | None:
         """Upper bucket bound holding the given fraction of round trips (None without data)."""
-        total = sum(self.rtt_counts)
-        if not total:
-            return None
-        threshold = fraction * total
-        running = 0
-        for index, count in enumerate(self.rtt_counts):
-            running += count
-            if running >= threshold:
-                if index < len(RTT_BUCKETS_MS):
-                    return float(RTT_BUCKETS_MS[index])
-                return self.rtt_max_ms
-        return self.rtt_max_ms
+        return _percentile_ms(self.rtt_counts, self.rtt_max_ms, fraction)
+
+    def poll_late_percentile_ms(self, fraction: float) -> float | None:
+        """Upper bucket bound holding the given fraction of poll lateness (None without data)."""
+        return _percentile_ms(self.poll_late_counts, self.poll_late_max_ms, fraction)
 
     @property
     def error_rate(self) -> float:
@@ -78,7 +80,28 @@ class LinkStats:
             "rtt_p50_ms": self.rtt_percentile_ms(0.5),
             "rtt_p99_ms": self.rtt_percentile_ms(0.99),
             "rtt_max_ms": round(self.rtt_max_ms, 3),
-            "rtt_histogram": dict(
-                zip([*map(str, RTT_BUCKETS_MS), "inf"], self.rtt_counts, strict=True)
-            ),
+            "rtt_histogram": dict(zip(_BUCKET_NAMES, self.rtt_counts, strict=True)),
+            "poll_late_p50_ms": self.poll_late_percentile_ms(0.5),
+            "poll_late_p99_ms": self.poll_late_percentile_ms(0.99),
+            "poll_late_max_ms": round(self.poll_late_max_ms, 3),
+            "poll_late_histogram": dict(zip(_BUCKET_NAMES, self.poll_late_counts, strict=True)),
         }
+
+
+_BUCKET_NAMES = [*map(str, RTT_BUCKETS_MS), "inf"]
+
+
+def _percentile_ms(counts: list[int], maximum: float, fraction: float) -> float | None:
+    """Upper bound of the bucket holding the given fraction of counts (the max for the last)."""
+    total = sum(counts)
+    if not total:
+        return None
+    threshold = fraction * total
+    running = 0
+    for index, count in enumerate(counts):
+        running += count
+        if running >= threshold:
+            if index < len(RTT_BUCKETS_MS):
+                return float(RTT_BUCKETS_MS[index])
+            return maximum
+    return maximum

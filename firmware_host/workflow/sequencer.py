@@ -366,7 +366,7 @@ class SequenceRunner:
         """True when the condition holds, False on timeout, None if aborted."""
         waited = 0.0
         while True:
-            if condition.holds(self.devices[condition.device].snapshot()):
+            if condition.holds(msgspec.to_builtins(self.devices[condition.device].snapshot())):
                 return True
             if waited >= timeout_s:
                 return False
@@ -422,7 +422,9 @@ class SequenceRunner:
                     f"{step.timeout_s:g} s", step=self.step_index + 1,
                 )  # fmt: skip
                 return True
-        if step.when is not None and not step.when.holds(self.devices[step.when.device].snapshot()):
+        if step.when is not None and not step.when.holds(
+            msgspec.to_builtins(self.devices[step.when.device].snapshot())
+        ):
             self._emit(
                 "sequence.step_skipped", Severity.INFO,
                 f"{title} skipped: {step.when.describe()} does not hold",

@@ -19,11 +19,11 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from firmware_host.clock import SYSTEM, Clock
 from firmware_host.events import EventBus
 from firmware_host.storage import open_or_recover
 from firmware_host.storage_guard import StorageFault, StorageGuard
@@ -84,8 +84,11 @@ class ClipFacts:
 
 
 class ShotLog:
-    def __init__(self, path: Path, guard: StorageGuard | None = None) -> None:
+    def __init__(
+        self, path: Path, guard: StorageGuard | None = None, *, clock: Clock = SYSTEM
+    ) -> None:
         self.path = path
+        self.clock = clock
         self.db, self.recovery = open_or_recover(path, MIGRATIONS)
         self.db.row_factory = sqlite3.Row
         self.guard = guard if guard is not None else StorageGuard(EventBus())
@@ -110,7 +113,7 @@ class ShotLog:
         """Log a take that rolled (or add cameras to it); `timecodes_in` names cameras that
         started on another frame than `start_frame`. Returns its take id."""
         timecodes_in = timecodes_in or {}
-        now = time.time()
+        now = self.clock.wall()
         with self.guard.using(self.path, self.db), self.db:
             self.db.execute("BEGIN IMMEDIATE")
             take_id = self._find_take(scene, take, roll, start_frame)
@@ -165,7 +168,7 @@ class ShotLog:
             " c.take_id = takes.take_id AND c.state = 'recovered') THEN 'recovered' ELSE 'cut' END,"
             " ended_at = ? WHERE status = 'rolling' AND NOT EXISTS (SELECT 1 FROM clips c"
             " WHERE c.take_id = takes.take_id AND c.state = 'rolling')",
-            (time.time(),),
+            (self.clock.wall(),),
         )
 
     def rolling_take(self) -> dict[str, Any] | None:
@@ -199,7 +202,7 @@ class ShotLog:
 
     def _reconcile(self, camera: str, facts: list[ClipFacts], frame_rate: float) -> dict[str, int]:
         added = closed = 0
-        now = time.time()
+        now = self.clock.wall()
         with self.guard.using(self.path, self.db), self.db:
             self.db.execute("BEGIN IMMEDIATE")
             for fact in facts:

@@ -42,6 +42,18 @@ class Shoot:
         await self.ground.wait_for(lambda: bool(self.events(name, source, since)), timeout, name)
         return self.events(name, source, since)[0]
 
+    async def boot_inrush_over(self, *channels: int, below_w: float = 25.0) -> None:
+        """Wait until the PDU, as the ground last saw it, reads every given channel below
+        `below_w`: the daemon admits against that reading (or a newer one), so a test that
+        asks for power after this never races a camera's boot inrush (30 W for 1 s)."""
+
+        def settled() -> bool:
+            status = self.ground.states.get("pdu", {}).get("status") or {}
+            readings = {ch["channel"]: ch["power_mw"] / 1000 for ch in status.get("channels", [])}
+            return all(c in readings and readings[c] < below_w for c in channels)
+
+        await self.ground.wait_for(settled, 10, f"PDU channels {channels} below {below_w:g} W")
+
     async def roll(self, args: dict[str, Any], *, timeout: float = 10) -> dict[str, Any]:
         """`record`, then the take as the shot log has it once a camera confirmed it rolled
         (the data of its `take.started` event, with its take_id)."""

@@ -289,7 +289,7 @@ async def test_drift_past_half_a_frame_raises_one_event_and_is_rejammed(
 
 HOT = """
 [bench]
-speed = 40
+speed = 100
 [[device]]
 name = "cam-a"
 kind = "camera"

@@ -29,14 +29,17 @@ def test_a_camera_snapshot_carries_its_settings_and_its_pdu_channel() -> None:
         bitrate_kbps=700_000, shutter_decideg=1800, iso=800, white_balance_k=5600,
     )  # fmt: skip
     snapshot = camera.snapshot()
-    assert snapshot["pdu_channel"] == 2
-    assert snapshot["camera_settings"]["iso"] == 800
-    assert snapshot["camera_settings"]["codec"] == "prores_422_hq"
-    msgspec.convert(snapshot, ground.DeviceSnapshot)  # as GROUND.md documents it
+    assert snapshot.pdu_channel == 2
+    assert snapshot.camera_settings is not None
+    assert snapshot.camera_settings["iso"] == 800
+    assert snapshot.camera_settings["codec"] == "prores_422_hq"
+    # as GROUND.md documents it, once it has crossed the wire as JSON
+    wire = msgspec.json.decode(msgspec.json.encode(snapshot))
+    assert msgspec.convert(wire, ground.DeviceSnapshot) == snapshot
 
 
 def test_a_device_never_read_or_not_wired_says_so() -> None:
     light = agent(name="key", kind="light", port="/dev/null")
     snapshot = light.snapshot()
-    assert snapshot["pdu_channel"] is None and snapshot["camera_settings"] is None
-    msgspec.convert(snapshot, ground.DeviceSnapshot)
+    assert snapshot.pdu_channel is None and snapshot.camera_settings is None
+    assert snapshot.online is False and snapshot.offline_reason == "not connected yet"

@@ -12,7 +12,7 @@ import asyncio
 import json
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiomqtt
@@ -26,7 +26,7 @@ from hil.bench import Bench, BenchSpec, DeviceSpec, check_bench
 from hil.broker import Mosquitto
 from protocols import ground
 from protocols.messages.common import DeviceEvent, EventCode, Severity
-from tests.harness import Credentials, daemon_config
+from tests.harness import Credentials, daemon_config, until
 from tools.ground_client import sign_command
 
 UNREACHABLE_BROKER = "mqtt://127.0.0.1:1"
@@ -39,15 +39,6 @@ command = "budget.status"
 after = 3600
 command = "budget.status"
 """
-
-
-async def until(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    """Poll a condition with a bounded deadline (never a sleep as synchronisation)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        assert loop.time() < deadline, f"timed out waiting until {what}"
-        await asyncio.sleep(0.01)
 
 
 @pytest.fixture

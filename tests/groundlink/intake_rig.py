@@ -12,6 +12,7 @@ import msgspec
 from firmware_host.commands.devices import NoArgs
 from firmware_host.commands.dispatcher import CommandSpec, Dispatcher
 from firmware_host.events import Event, EventBus
+from firmware_host.groundlink.authority import CommandAuthority, Mode
 from firmware_host.groundlink.intake import CommandIntake, TwoPersonRule
 from protocols.ground import KeyFile, Keyring, Role, read_keyring
 from tools.ground_client import sign_command
@@ -97,6 +98,7 @@ def build(
     clock: Clock,
     *,
     two_person: dict[str, TwoPersonRule] | None = None,
+    authority: Mode = "off",
 ) -> Rig:
     dispatcher = Dispatcher()
     rig: Rig
@@ -127,6 +129,9 @@ def build(
         dispatcher.register(spec)
     bus = EventBus()
     results: list[dict[str, Any]] = []
+    gate = None
+    if authority != "off":
+        gate = CommandAuthority(authority, tmp_path / "authority.db", bus, clock)
     intake = CommandIntake(
         read_keyring(keyring_path),
         dispatcher,
@@ -136,6 +141,7 @@ def build(
         clock=clock,
         two_person=two_person,
         load_keyring=lambda: read_keyring(keyring_path),
+        gate=gate,
     )
     rig = Rig(intake, clock, keys, keyring_path, results=results)
     bus.subscribe(rig.events.append)

@@ -24,7 +24,7 @@ from protocols.errors import FieldValueError, MessageError
 from protocols.framing import Deframer, Frame
 from protocols.messages.common import NackCode
 from protocols.records import Wire, codec_of, encode_body
-from tests.strategies import all_bodies, record, wire_bounds
+from tests.strategies import all_bodies, per_case, record, wire_bounds
 
 BODIES = all_bodies()
 FIXED = [cls for cls in BODIES if codec_of(cls).fixed is not None]
@@ -43,6 +43,7 @@ def test_the_catalogue_has_every_kind_of_layout() -> None:
 
 
 @pytest.mark.parametrize("cls", BODIES, ids=lambda c: c.__name__)
+@per_case
 @given(data=st.data())
 def test_body_round_trip(cls: type[Any], data: st.DataObject) -> None:
     value = data.draw(record(cls))
@@ -50,6 +51,7 @@ def test_body_round_trip(cls: type[Any], data: st.DataObject) -> None:
 
 
 @pytest.mark.parametrize("cls", DERIVED, ids=lambda c: c.__name__)
+@per_case
 @given(data=st.data())
 def test_derived_struct_path_matches_construct(cls: type[Any], data: st.DataObject) -> None:
     codec = codec_of(cls)
@@ -61,6 +63,7 @@ def test_derived_struct_path_matches_construct(cls: type[Any], data: st.DataObje
 
 
 @pytest.mark.parametrize("code", sorted(COMMANDS), ids=lambda c: COMMANDS[c].code.name)
+@per_case
 @given(data=st.data(), seq=st.integers(0, 0xFFFF), retry=st.booleans())
 def test_request_and_reply_frames_round_trip(
     code: int, data: st.DataObject, seq: int, retry: bool
@@ -75,6 +78,7 @@ def test_request_and_reply_frames_round_trip(
 
 
 @pytest.mark.parametrize("code", sorted(EVENTS), ids=lambda c: EVENTS[c].code.name)
+@per_case
 @given(data=st.data(), seq=st.integers(0, 0xFFFF))
 def test_event_frames_round_trip(code: int, data: st.DataObject, seq: int) -> None:
     spec = EVENTS[code]
@@ -107,6 +111,7 @@ def _ranged_int_fields() -> list[tuple[type[Any], str, int, int]]:
 @pytest.mark.parametrize(
     "cls,name,lo,hi", _ranged_int_fields(), ids=lambda v: getattr(v, "__name__", str(v))
 )
+@per_case
 @given(data=st.data())
 def test_out_of_range_values_are_refused_both_ways(
     cls: type[Any], name: str, lo: int, hi: int, data: st.DataObject

@@ -8,7 +8,9 @@ import asyncio
 import json
 import random
 import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -30,6 +32,9 @@ from tools.exits import (
     EX_UNAVAILABLE,
     EX_USAGE,
 )
+
+# One worker runs the whole table (its command lines share one forking interpreter).
+pytestmark = pytest.mark.xdist_group("bad-input")
 
 PLAN = Path(__file__).parents[2] / "tools" / "plans" / "twelve-days.toml"
 CAPTURE = Path(__file__).parent / "captures" / "nominal.jsonl"
@@ -123,18 +128,31 @@ def _ids(case: tuple[list[str], int, str]) -> str:
     return " ".join(case[0])[:60]
 
 
-@pytest.mark.parametrize("case", TABLE, ids=[_ids(c) for c in TABLE])
+@pytest.fixture(scope="module")
+def answers(work: Path) -> list[dict[str, Any]]:
+    """Every command line of TABLE run as its own process (forked from one interpreter that
+    imported the CLI once: tests/tools/cli_runner.py), in the work folder."""
+    cases = [([w.replace("{d}", str(work)) for w in words], str(work)) for words, _, _ in TABLE]
+    runner = subprocess.run(
+        [sys.executable, "-m", "tests.tools.cli_runner"], input=json.dumps(cases),
+        capture_output=True, text=True, timeout=300, check=True,
+    )  # fmt: skip
+    results: list[dict[str, Any]] = json.loads(runner.stdout)
+    return results
+
+
+@pytest.mark.parametrize("index", range(len(TABLE)), ids=[_ids(c) for c in TABLE])
 def test_bad_input_gets_one_line_and_its_exit_status(
-    case: tuple[list[str], int, str], work: Path
+    index: int, answers: list[dict[str, Any]]
 ) -> None:
-    words, status, says = case
-    argv = cupola(*(w.replace("{d}", str(work)) for w in words))
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=work)
-    assert "Traceback" not in result.stderr + result.stdout, result.stderr
-    complaint = [line for line in result.stderr.splitlines() if line.startswith("cupola")]
-    assert len(complaint) == 1 or words[0] == "decode", result.stderr
-    assert says in result.stderr, result.stderr
-    assert result.returncode == status, result.stderr
+    words, status, says = TABLE[index]
+    answer = answers[index]
+    stderr = answer["stderr"]
+    assert "Traceback" not in stderr + answer["stdout"], stderr
+    complaint = [line for line in stderr.splitlines() if line.startswith("cupola")]
+    assert len(complaint) == 1 or words[0] == "decode", stderr
+    assert says in stderr, stderr
+    assert answer["status"] == status, stderr
 
 
 def _closed_early(argv: list[str]) -> subprocess.CompletedProcess[str]:

@@ -8,6 +8,8 @@ import pytest
 
 from tools.demo import run_demo
 
+SHORT_DAY = Path(__file__).parent / "scenarios" / "short-day.toml"
+
 
 def test_the_demo_plays_the_nominal_scenario_under_the_monitor(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -24,8 +26,9 @@ def test_the_demo_plays_the_nominal_scenario_under_the_monitor(
 def test_without_a_terminal_the_demo_prints_the_monitor_summary(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert run_demo("nominal", ui=False) == 0
+    assert run_demo(str(SHORT_DAY), ui=False) == 0
     out = capsys.readouterr().out
+    assert "3 passed, 0 failed" in out
     assert "The monitor as the scenario ended" in out
     assert "scene 12A take 1 (circled)" in out
     assert "ONLINE" in out.split("The monitor as the scenario ended", 1)[1]

@@ -27,7 +27,7 @@ SIZE = (160, 48)
 def replay(name: str) -> MonitorApp:
     view = NodeView(NODE)
     last = load_capture(CAPTURES / f"{name}.jsonl", view)
-    return MonitorApp(view, clock=lambda: last, subtitle=f"replay: {name}")
+    return MonitorApp(view, clock=lambda: last, subtitle=f"replay: {name}", redraw_every_s=None)
 
 
 @pytest.mark.parametrize("capture", ["nominal", "power-emergency", "port-unplug"])

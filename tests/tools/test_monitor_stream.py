@@ -6,25 +6,13 @@ import asyncio
 import contextlib
 import shutil
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from hil.broker import Mosquitto
 from protocols import ground
-from tests.harness import (
-    DaemonProcess,
-    camera_and_light_bench,
-)
+from tests.harness import DaemonProcess, camera_and_light_bench, until
 from tools.broker_link import BrokerLink
 from tools.monitor.view import NodeView
-
-
-async def until(check: Callable[[], bool], what: str, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for: {what}")
-        await asyncio.sleep(0.05)
 
 
 async def test_a_node_restarted_on_a_wiped_disk_is_followed(

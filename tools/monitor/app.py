@@ -13,6 +13,7 @@ import json
 import shlex
 import time
 import uuid
+import weakref
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -25,6 +26,7 @@ from textual.binding import Binding, BindingType
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
+from textual.coordinate import Coordinate
 from textual.markup import escape
 from textual.notifications import SeverityLevel
 from textual.screen import ModalScreen
@@ -40,18 +42,23 @@ from textual.widgets import (
     TabPane,
 )
 
-from protocols import ground
+from protocols import alarms, ground
 from protocols.ground import KeyFile
+from tools.archive.connect import connect
 from tools.broker_link import BrokerLink
 from tools.cmd import ArgumentError, parse_args, signatures_in
 from tools.ground_client import DEFAULT_VALID_FOR_S, sign_command
 from tools.monitor import rows
-from tools.monitor.view import SEVERITIES, CommandLine, NodeView, utc_midnight
+from tools.monitor.archive import FILL_S, Archived, messages, missing
+from tools.monitor.view import SEVERITIES, AlarmKey, CommandLine, NodeView, utc_midnight
 
 SEVERITY_STYLES = {"critical": "bold red", "warning": "yellow", "info": "", "diagnostic": "dim"}
-EVENT_ROWS_SHOWN = 400
+EVENT_ROWS_SHOWN = 100  # the newest matching the filter; `/` searches them all
 EVENT_HISTORY = 400  # events asked of the node's log on joining: a screenful and more
 REDRAW_S = 0.5
+# after a gap: ask the archive, then again as it catches up (after a broker restart it may
+# lag by a while)
+GAP_RETRIES_S = (0.5, 1.5, 3.0, 6.0, 12.0, 24.0)
 
 
 def _line(cells: list[rows.Cell], separator: str = "  ") -> Text:
@@ -71,9 +78,13 @@ def _row(*cells: str | Text) -> list[Text]:
 def _refill(table: DataTable[Any], rows: list[tuple[str, list[Text]]]) -> None:
     """Replace a table's rows; a reader's cursor stays on its row, the screen steady.
 
-    At the top the table follows what comes in; a flight controller who moved down to read
-    an event keeps reading it while newer ones arrive above.
+    Rows the table already shows are left alone (laying a table out again is most of what a
+    redraw costs). At the top the table follows what comes in; a flight controller who moved
+    down to read an event keeps reading it while newer ones arrive above.
     """
+    if _SHOWN.get(table) == rows:
+        return
+    _SHOWN[table] = rows
     reading: str | None = None
     if table.row_count and table.cursor_row > 0:
         reading = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
@@ -86,6 +97,12 @@ def _refill(table: DataTable[Any], rows: list[tuple[str, list[Text]]]) -> None:
     now_at = table.get_row_index(reading)
     table.move_cursor(row=now_at, animate=False, scroll=False)
     table.scroll_to(y=scrolled + now_at - was_at, animate=False, immediate=True)
+
+
+# What each table was last filled with (compared, not re-laid out, when nothing changed).
+_SHOWN: weakref.WeakKeyDictionary[DataTable[Any], list[tuple[str, list[Text]]]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _lines(cells: list[rows.Cell]) -> Text:
@@ -171,10 +188,48 @@ class NodeCommands(Provider):
             yield Hit(score, display, choose, text=shown, help=escape(help_text))
 
 
+SHELVE_MAX_MIN = 24 * 60
+
+
+class AlarmActions(Provider):
+    """The palette: `shelve MINUTES REASON` on an alarm; `unshelve` a shelved one."""
+
+    async def search(self, query: str) -> Hits:
+        app = self.app
+        assert isinstance(app, MonitorApp)
+        word, _, rest = query.strip().partition(" ")
+        now, view = app.clock(), app.view
+        if word and "shelve".startswith(word.lower()):
+            minutes_text, _, reason = rest.strip().partition(" ")
+            try:
+                minutes = float(minutes_text)
+            except ValueError:
+                minutes = 0.0
+            ready = 0 < minutes <= SHELVE_MAX_MIN and len(reason.strip()) >= 3
+            for alarm in sorted(view.alarms.values(), key=lambda a: a.key):
+                if not alarm.active or view.shelved(alarm.key, now) is not None:
+                    continue
+                name = f"{alarm.key[0]} {alarm.key[1]}"
+                if ready:
+                    shown = f"shelve {name} for {minutes:g} min: {reason.strip()}"
+                    shelve = partial(app.shelve, alarm.key, minutes * 60, reason.strip())
+                    yield Hit(1.0, Content(shown), shelve, text=shown,
+                              help="everyone sees it shelved, by you, with why")  # fmt: skip
+                else:
+                    shown = f"shelve {name}: type shelve MINUTES REASON"
+                    yield Hit(0.5, Content(shown), app.bell, text=shown,
+                              help=f"1 to {SHELVE_MAX_MIN} minutes, and why")  # fmt: skip
+        if word and "unshelve".startswith(word.lower()):
+            for key in sorted(view.shelves):
+                if view.shelved(key, now) is not None:
+                    shown = f"unshelve {key[0]} {key[1]}"
+                    yield Hit(1.0, Content(shown), partial(app.unshelve, key), text=shown)
+
+
 class MonitorApp(App[None]):
     CSS_PATH = "monitor.tcss"
     TITLE = "Cupola monitor"
-    COMMANDS = App.COMMANDS | {NodeCommands}
+    COMMANDS = App.COMMANDS | {NodeCommands, AlarmActions}
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("a", "acknowledge", "Ack alarms"),
         Binding("slash", "filter", "Filter events"),
@@ -196,8 +251,15 @@ class MonitorApp(App[None]):
         subtitle: str = "",
         client_id: str | None = None,
         valid_for_s: float = DEFAULT_VALID_FOR_S,
+        redraw_every_s: float | None = REDRAW_S,
+        archive_url: str | None = None,
     ) -> None:
+        """`redraw_every_s` None: drawn once, for a replay at a stopped clock, where nothing on
+        the screen moves (and a screenshot of it is the same every time)."""
         super().__init__()
+        self.redraw_every_s = redraw_every_s
+        self.archive_url = archive_url  # `cupola archive`'s database: history and gaps from it
+        self._gaps_asked = 0
         self.valid_for_s = valid_for_s  # each command's not_after: the node refuses it later
         self.view = view
         self.url = url
@@ -214,6 +276,8 @@ class MonitorApp(App[None]):
         self._pending: set[str] = set()
         self._quiet: set[str] = set()  # sent by the monitor itself: results not announced
         self._drawn_revision = -1
+        self._device_widths: list[int] = []
+        self._panels: dict[str, Text] = {}  # what each panel says now
         self.redrawn = asyncio.Event()  # set after each redraw: what the screen shows is current
         self._caught_up = False
         self.sub_title = subtitle or (url or "replay")
@@ -264,9 +328,53 @@ class MonitorApp(App[None]):
             "sent", "sender", "command", "arguments", "status", "reason / result"
         )
         self.redraw()
-        self.main.set_interval(REDRAW_S, self.redraw)
-        if self.url is not None:
+        if self.redraw_every_s is not None:
+            self.main.set_interval(self.redraw_every_s, self.redraw)
+        if self.url is not None and self.archive_url is not None:
+            self.run_worker(self._fill_then_link(), group="archive", exit_on_error=False)
+        elif self.url is not None:
             self.start_link()
+
+    async def _fill_then_link(self) -> None:
+        """The last hour from the archive first, then live (what overlaps counts once)."""
+        now = self.clock()
+        try:
+            found = await asyncio.to_thread(self._archived, now - FILL_S, now + 1)
+        except Exception as exc:  # the archive is a help, never a condition: go live anyway
+            self.notify(f"nothing from the archive: {exc}", title="archive", severity="warning",
+                        markup=False)  # fmt: skip
+        else:
+            for message in found:
+                self.view.absorb(message.topic, message.payload, message.received)
+            self.notify(f"{len(found)} messages from the archive", title="archive")
+            self._gaps_asked = len(self.view.sequence.gaps)
+        self.start_link()
+
+    def _archived(self, since: float, until: float) -> list[Archived]:
+        assert self.archive_url is not None
+        with connect(self.archive_url) as conn:
+            return messages(conn, self.view.node, since, until)
+
+    def _missing(self) -> list[Archived]:
+        assert self.archive_url is not None
+        with connect(self.archive_url) as conn:
+            return missing(conn, self.view.node, self.view.sequence.stream,
+                           list(self.view.sequence.gaps))  # fmt: skip
+
+    async def _fill_gaps(self) -> None:
+        """A gap in the stream: what the archive kept of it (it may lag a little: ask again)."""
+        for wait in GAP_RETRIES_S:
+            await asyncio.sleep(wait)
+            if not self.view.sequence.gaps:
+                return
+            try:
+                found = await asyncio.to_thread(self._missing)
+            except Exception as exc:
+                self.notify(f"the gap stays: {exc}", title="archive", severity="warning",
+                            markup=False)  # fmt: skip
+                return
+            for message in found:
+                self.view.absorb(message.topic, message.payload, self.clock())
 
     def start_link(self) -> None:
         """Subscribe to the node; the worker group "broker" runs the subscription."""
@@ -290,6 +398,12 @@ class MonitorApp(App[None]):
 
     async def _receive(self, topic: str, payload: bytes) -> None:
         self.view.absorb(topic, payload, self.clock())
+        gaps = len(self.view.sequence.gaps)
+        if self.archive_url is not None and gaps > self._gaps_asked:
+            self.run_worker(self._fill_gaps(), group="archive", exit_on_error=False)
+        self._gaps_asked = gaps
+        if self.view.acks_ended:
+            self._end_acks()
         for command_id in list(self._pending):
             command = self.view.commands.get(command_id)
             if command is None:  # aged out of the view unanswered
@@ -305,6 +419,8 @@ class MonitorApp(App[None]):
             await self.send_command(
                 "events.recent", {"limit": EVENT_HISTORY, "min_severity": "info"}, quiet=True
             )
+            if self.view.commands_authority():
+                await self.send_command("authority.status", {}, quiet=True)
 
     # -- commands ------------------------------------------------------------------------------
 
@@ -386,9 +502,60 @@ class MonitorApp(App[None]):
     # -- actions -------------------------------------------------------------------------------
 
     def action_acknowledge(self) -> None:
-        done = self.view.acknowledge()
+        """Acknowledge every alarm waiting; live, every other console sees who and when."""
+        waiting = self.view.unacknowledged()  # shelved ones too
+        if self.link is None:
+            done = self.view.acknowledge()
+        else:
+            for alarm in waiting:
+                self._share(alarm.key, "ack", raised_at=alarm.raised_at, level=alarm.level)
+            done = len(waiting)
         self.notify(f"{done} alarm(s) acknowledged" if done else "nothing to acknowledge")
         self.redraw()
+
+    @property
+    def operator(self) -> str:
+        """Who this console is to the others: its key id, else its broker client id."""
+        return self.key.key_id if self.key is not None else self.client_id
+
+    def shelve(self, key: AlarmKey, duration_s: float, reason: str) -> None:
+        """Shelve an alarm for a while, with a reason: not counted as waiting anywhere."""
+        now = self.clock()
+        alarm = self.view.alarms.get(key)
+        self._share(key, "shelve", raised_at=alarm.raised_at if alarm else now,
+                    until=now + duration_s, reason=reason)  # fmt: skip
+        self.notify(f"{key[0]} {key[1]} shelved for {duration_s / 60:g} min", title="alarm")
+
+    def unshelve(self, key: AlarmKey) -> None:
+        self._share(key, "unshelve", raised_at=self.clock())
+
+    def _share(self, key: AlarmKey, action: alarms.Action, **fields: Any) -> None:
+        """Apply an alarm action here at once and tell every console (retained)."""
+        message = alarms.AlarmAction(
+            v=1, node=self.view.node, source=key[0], what=key[1], action=action,
+            by=self.operator, at=self.clock(), role=self.key.role.value if self.key else "",
+            **fields,
+        )  # fmt: skip
+        self.view.alarm_action(message)
+        if self.link is not None:
+            topic = alarms.topic(self.view.node, key[0], key[1], action)
+            self.run_worker(self._publish_retained(topic, alarms.encode(message)))
+
+    async def _publish_retained(self, topic: str, payload: bytes) -> None:
+        assert self.link is not None
+        try:
+            await self.link.publish(topic, payload, retain=True)
+        except aiomqtt.MqttError as exc:
+            self.notify(f"not shared with the other consoles: {exc}", title="alarm",
+                        severity="error", markup=False)  # fmt: skip
+
+    def _end_acks(self) -> None:
+        """Alarms seen clearing while acknowledged: their retained ack goes, for everyone."""
+        for key in self.view.acks_ended:
+            if self.link is not None:
+                topic = alarms.topic(self.view.node, key[0], key[1], "ack")
+                self.run_worker(self._publish_retained(topic, b""))
+        self.view.acks_ended.clear()
 
     def action_filter(self) -> None:
         self.main.query_one(TabbedContent).active = "events"
@@ -415,13 +582,16 @@ class MonitorApp(App[None]):
         """Ages and loss of signal move with the clock; the rest only when the view changed."""
         now = self.clock()
         view = self.view
-        self.main.query_one("#node", Static).update(_line(rows.node_line(view, now), "   "))
+        self._put("#node", _line(rows.node_line(view, now), "   "))
         self._devices(now)
-        self.main.query_one("#power-text", Static).update(_lines(rows.power_lines(view, now)))
-        self.main.query_one("#power-spark", Sparkline).data = [w for _, w in view.power_samples]
+        self._put("#power-text", _lines(rows.power_lines(view, now)))
+        samples = [w for _, w in view.power_samples]
+        spark = self.main.query_one("#power-spark", Sparkline)
+        if spark.data != samples:
+            spark.data = samples
         self._shown_if("#cameras", rows.camera_lines(view))
         self._shown_if("#pdu", rows.pdu_lines(view))
-        self.main.query_one("#data", Static).update(_lines(rows.data_lines(view)))
+        self._put("#data", _lines(rows.data_lines(view)))
         self._alarms()
         if view.revision != self._drawn_revision:
             self._drawn_revision = view.revision
@@ -433,43 +603,83 @@ class MonitorApp(App[None]):
     def _shown_if(self, selector: str, lines: list[rows.Cell]) -> None:
         """A part of the screen only the rigs that have it need: hidden while it is empty."""
         widget = self.main.query_one(selector, Static)
-        widget.display = bool(lines)
-        widget.update(_lines(lines))
+        if widget.display != bool(lines):
+            widget.display = bool(lines)
+        self._put(selector, _lines(lines))
+
+    def _put(self, selector: str, content: Text) -> None:
+        """A panel is updated only when what it says changed: each update lays out again."""
+        if self._panels.get(selector) != content:
+            self._panels[selector] = content
+            self.main.query_one(selector, Static).update(content)
 
     def _devices(self, now: float) -> None:
         table = self.main.query_one("#devices", DataTable)
+        lines = [
+            (name, [Text(c.text, style=c.style) for c in rows.device_row(self.view, name, now)])
+            for name in sorted(self.view.devices, key=_device_order(self.view))
+        ]
+        widths = [
+            max((cells[i].cell_len for _, cells in lines), default=0)
+            for i in range(len(rows.DEVICE_COLUMNS))
+        ]
+        shown = _SHOWN.get(table)
+        if (
+            shown is not None
+            and [k for k, _ in shown] == [k for k, _ in lines]
+            and (widths == self._device_widths)
+        ):
+            # Same devices, every column as wide as before: only the cells that changed.
+            for (key, cells), (_, before) in zip(lines, shown, strict=True):
+                for column, (cell, old) in enumerate(zip(cells, before, strict=True)):
+                    if cell != old:
+                        table.update_cell_at(Coordinate(table.get_row_index(key), column), cell)
+            _SHOWN[table] = lines
+            return
         # A column only ever widens as rows are added: laid out anew, each is as wide as
         # what it holds now, so a long text gone takes its width with it.
+        self._device_widths = widths
+        _SHOWN[table] = lines
         table.clear(columns=True)
         table.add_columns(*rows.DEVICE_COLUMNS)
-        for name in sorted(self.view.devices, key=_device_order(self.view)):
-            cells = rows.device_row(self.view, name, now)
-            table.add_row(*(Text(c.text, style=c.style) for c in cells), key=name)
+        for key, cells in lines:
+            table.add_row(*cells, key=key)
 
     def _alarms(self) -> None:
         alarms = sorted(
             self.view.alarms.values(),
             key=lambda a: (a.acknowledged, a.level != "red", -a.raised_at),
         )
+        past = [f"history {rows.clock(e.ts)} {e.source} {e.name}" for e in self.view.past_alarms]
         if not alarms:
             held = self.view.held()
             blind = "" if held is None else f" as of {rows.clock(held['at'])}: stream held"
-            self.main.query_one("#alarms", Static).update(
-                Text(f"no alarms{blind}", style="bold yellow" if held else "dim")
-            )
+            text = Text(f"no alarms{blind}", style="bold yellow" if held else "dim")
+            for line in past[-3:]:  # raised and cleared while out of contact: history only
+                text.append(f"\n{line}", style="dim")
+            self._put("#alarms", text)
             return
         text = Text()
+        now = self.clock()
         for alarm in alarms:
-            if alarm.acknowledged:
+            shelve = self.view.shelved(alarm.key, now)
+            if alarm.acknowledged or shelve is not None:
                 style = "red" if alarm.level == "red" else "yellow"
             else:
                 style = "bold white on red" if alarm.level == "red" else "bold black on yellow"
             state = "" if alarm.active else " (cleared)"
-            mark = "ack" if alarm.acknowledged else "NEW"
+            mark = "SHELVED" if shelve else "ack" if alarm.acknowledged else "NEW"
             text.append(f" {alarm.level.upper():<6} {mark} ", style=style)
-            text.append(f" {rows.clock(alarm.raised_at)} {alarm.message}{state}\n")
+            text.append(f" {rows.clock(alarm.raised_at)} {alarm.message}{state}")
+            if shelve is not None:
+                text.append(f" shelved by {shelve.by} until {rows.clock(shelve.until or 0)}: "
+                            f"{shelve.reason}", style="dim")  # fmt: skip
+            if alarm.acked_by:
+                text.append(f" ack {alarm.acked_by} {rows.clock(alarm.acked_at or 0)}",
+                            style="dim")  # fmt: skip
+            text.append("\n")
         text.append("a: acknowledge all", style="dim")
-        self.main.query_one("#alarms", Static).update(text)
+        self._put("#alarms", text)
 
     def _events(self) -> None:
         table = self.main.query_one("#event-table", DataTable)

@@ -364,6 +364,19 @@ def node_line(view: NodeView, now: float) -> list[Cell]:
     if view.silences:
         longest = max(b - a for a, b in view.silences)
         cells.append(Cell(f"LOS {len(view.silences)}x, longest {duration(longest)}", "yellow"))
-    unack = len(view.unacknowledged())
+    unack = len(view.unacknowledged(now))
     cells.append(Cell(f"alarms {unack} unacknowledged", "bold red" if unack else ""))
+    if view.commands_authority():
+        cells.append(authority_cell(view))
     return cells
+
+
+def authority_cell(view: NodeView) -> Cell:
+    """Who commands the node: every console sees it."""
+    if not view.authority:
+        return Cell("authority: nobody (read-only)", "yellow")
+    held = ", ".join(
+        (f"{h['key_id']}" if scope == "node" else f"{scope}: {h['key_id']}")
+        for scope, h in sorted(view.authority.items())
+    )
+    return Cell(f"authority: {held}", "bold cyan")

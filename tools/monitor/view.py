@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from protocols import ground
+from protocols import alarms, ground
 from tools.stream_sequence import StreamSequence
 
 STALE_AFTER_S = 5.0  # a device reading older than this is marked stale
@@ -39,6 +39,9 @@ class Alarm:
     raised_at: float
     active: bool = True
     acknowledged: bool = False
+    acked_by: str = ""  # the console that acknowledged it (this one or another)
+    acked_at: float | None = None
+    seen_rising: bool = False  # raised by an event: raised_at is when it went up
 
 
 @dataclass
@@ -150,10 +153,21 @@ class NodeView:
         # events seen on local/ whose stream copy has not come yet (oldest first, bounded)
         self._local_only: dict[tuple[float, str, str], None] = {}
         self.alarms: dict[AlarmKey, Alarm] = {}
+        # shared between consoles (protocols/alarms.py): the latest ack and shelve per alarm
+        self._acks: dict[AlarmKey, alarms.AlarmAction] = {}
+        self.shelves: dict[AlarmKey, alarms.AlarmAction] = {}
+        self._alarm_keys: dict[str, AlarmKey] = {}  # topic id -> alarm
+        self.alarm_log: deque[alarms.AlarmAction] = deque(maxlen=EVENTS_KEPT)
+        self.acks_ended: set[AlarmKey] = set()  # cleared while acknowledged: retained ack to go
+        # alarm events that came as history (after a loss of signal): shown as such, not raised
+        self.past_alarms: deque[EventLine] = deque(maxlen=50)
         self._limit_keys: set[AlarmKey] = set()  # the node's lists of limits speak for these
         self._limits_at = 0.0  # node time of the newest such list applied
         self.takes: dict[int, Take] = {}
         self.commands: dict[str, CommandLine] = {}
+        # who holds command authority, by scope ("node", or a role): the node's word
+        self.authority: dict[str, dict[str, Any]] = {}
+        self._authority_at = 0.0  # node time of the newest change applied
         self.revision = 0  # bumped on every change: the screen redraws when it moves
 
     # -- input -----------------------------------------------------------------------------
@@ -174,6 +188,9 @@ class NodeView:
         if parsed is None or parsed[0] != self.node or parsed[1] in (ground.COMMAND, ground.FILE):
             return
         _, leaf, rest = parsed
+        if leaf == alarms.LEAF:
+            self._alarm_message(rest, payload)
+            return
         kind = ground.kind_of(leaf, rest)
         try:
             envelope = ground.decode_checked(payload, kind)
@@ -313,8 +330,11 @@ class NodeView:
             # A historical event is history: what is true now came first, in the birth's and
             # the link notice's lists; an alarm that has since cleared must not come back.
             self._alarm_from(line, body.get("data") or {})
+        elif _is_alarm_event(line):
+            self.past_alarms.append(line)
         self._power_from(line, body.get("data") or {})
         self._take_from(line, body.get("data") or {})
+        self._authority_from(line, body.get("data") or {})
 
     def _local_event(self, body: dict[str, Any]) -> None:
         """An event on the node's own broker: live, whatever the link; its stream copy later
@@ -327,6 +347,20 @@ class NodeView:
         self._alarm_from(line, body.get("data") or {})
         self._power_from(line, body.get("data") or {})
         self._take_from(line, body.get("data") or {})
+        self._authority_from(line, body.get("data") or {})
+
+    def _authority_from(self, line: EventLine, data: dict[str, Any]) -> None:
+        """A change of command authority; an older one (replayed after a gap) says nothing."""
+        if line.name != "authority.changed" or line.ts < self._authority_at:
+            return
+        self._authority_at = line.ts
+        scope = str(data.get("scope", "node"))
+        if data.get("holder"):
+            self.authority[scope] = {"key_id": data["holder"], "role": data.get("role"),
+                                     "since": line.ts, "by": data.get("by"),
+                                     "reason": data.get("how")}  # fmt: skip
+        else:
+            self.authority.pop(scope, None)
 
     def _alarm_from(self, line: EventLine, data: dict[str, Any]) -> None:
         family, _, outcome = line.name.rpartition(".")
@@ -337,10 +371,10 @@ class NodeView:
             if outcome == "cleared":
                 self._clear((line.source, what))
             else:
-                self._raise((line.source, what), outcome, line.message, line.ts)
+                self._raise((line.source, what), outcome, line.message, line.ts, rising=True)
         elif line.name in _RAISES:
             what, level = _RAISES[line.name]
-            self._raise((line.source, what), level, line.message, line.ts)
+            self._raise((line.source, what), level, line.message, line.ts, rising=True)
         elif line.name in _CLEARS:
             self._clear((line.source, _CLEARS[line.name]))
 
@@ -442,6 +476,8 @@ class NodeView:
             self.absorb_shot_log(list(command.result.get("takes", [])))
         elif command.name == "events.recent" and command.status == "ok":
             self.absorb_event_log(list(command.result.get("events", [])))
+        elif command.name == "authority.status" and command.status == "ok":
+            self.authority = dict(command.result.get("holders") or {})
 
     # -- alarms ------------------------------------------------------------------------------
 
@@ -464,24 +500,86 @@ class NodeView:
             if alarm is None or not alarm.active or alarm.level != level:
                 self._raise(key, level, f"{key[0]} {key[1]} {level} ({source})", at)
 
-    def _raise(self, key: AlarmKey, level: str, message: str, at: float) -> None:
+    def _raise(
+        self, key: AlarmKey, level: str, message: str, at: float, *, rising: bool = False
+    ) -> None:
+        """`rising`: seen going up (an event), so `at` is when; from a list, only since when."""
         alarm = self.alarms.get(key)
         if alarm is None:
-            self.alarms[key] = Alarm(key, level, message, at)
+            self.alarms[key] = Alarm(key, level, message, at, seen_rising=rising)
+            self._apply_ack(key)
             return
         worse = level == "red" and alarm.level != "red"
         if worse or not alarm.active:
             alarm.acknowledged = False
             alarm.raised_at = at
+            alarm.seen_rising = rising
         alarm.level, alarm.message, alarm.active = level, message, True
+        self._apply_ack(key)
 
     def _clear(self, key: AlarmKey) -> None:
+        if self._acks.pop(key, None) is not None:
+            self.acks_ended.add(key)  # its episode is over: the next raising is new
         alarm = self.alarms.get(key)
         if alarm is None:
             return
         alarm.active = False
         if alarm.acknowledged:
             del self.alarms[key]
+
+    # -- alarms shared between consoles (protocols/alarms.py) ----------------------------------
+
+    def _alarm_message(self, rest: tuple[str, ...], payload: bytes) -> None:
+        """Another console's (or our own) ack or shelve; an empty one removes it."""
+        if len(rest) != 3 or rest[0] != alarms.ALARM:
+            self.malformed += 1
+            return
+        if not payload:
+            key = self._alarm_keys.get(rest[1])
+            if key is not None:
+                (self._acks if rest[2] == "ack" else self.shelves).pop(key, None)
+                self.revision += 1
+            return
+        try:
+            action = alarms.decode(payload)
+        except (msgspec.DecodeError, msgspec.ValidationError, ValueError):
+            self.malformed += 1
+            return
+        if action.node == self.node:
+            self.alarm_action(action)
+
+    def alarm_action(self, action: alarms.AlarmAction) -> None:
+        key = (action.source, action.what)
+        self._alarm_keys[alarms.alarm_id(*key)] = key
+        if any(a.at == action.at and a.by == action.by for a in self.alarm_log):
+            return  # ours, echoed by the broker, or a retained one seen again
+        self.alarm_log.append(action)
+        if action.action == "ack":
+            self._acks[key] = action
+            self._apply_ack(key)
+        elif action.action == "shelve":
+            self.shelves[key] = action
+        else:
+            self.shelves.pop(key, None)
+        self.revision += 1
+
+    def _apply_ack(self, key: AlarmKey) -> None:
+        """An acknowledgement covers the alarm while it is no worse than the level acked."""
+        alarm, ack = self.alarms.get(key), self._acks.get(key)
+        if alarm is None or ack is None or alarm.acknowledged:
+            return
+        if _LEVELS.get(alarm.level, 2) > _LEVELS.get(ack.level, 0):
+            return
+        if alarm.seen_rising and alarm.raised_at > ack.raised_at:
+            return  # it went up again after that ack (whose clear nobody removed it for)
+        alarm.acknowledged, alarm.acked_by, alarm.acked_at = True, ack.by, ack.at
+        if not alarm.active:
+            del self.alarms[key]
+
+    def shelved(self, key: AlarmKey, now: float) -> alarms.AlarmAction | None:
+        """The shelve in force on this alarm now, if any."""
+        shelve = self.shelves.get(key)
+        return shelve if shelve is not None and (shelve.until or 0.0) > now else None
 
     def acknowledge(self, key: AlarmKey | None = None) -> int:
         """Acknowledge one alarm, or all of them; cleared ones then leave the screen."""
@@ -498,8 +596,10 @@ class NodeView:
         self.revision += 1
         return done
 
-    def unacknowledged(self) -> list[Alarm]:
-        return [a for a in self.alarms.values() if not a.acknowledged]
+    def unacknowledged(self, now: float | None = None) -> list[Alarm]:
+        """Alarms waiting for a person; given `now`, those shelved then are not."""
+        waiting = [a for a in self.alarms.values() if not a.acknowledged]
+        return [a for a in waiting if now is None or self.shelved(a.key, now) is None]
 
     # -- commands ----------------------------------------------------------------------------
 
@@ -521,6 +621,10 @@ class NodeView:
         self.revision += 1
 
     # -- questions -----------------------------------------------------------------------------
+
+    def commands_authority(self) -> bool:
+        """Whether the node enforces command authority (its birth lists the commands)."""
+        return "authority.claim" in ((self.birth or {}).get("commands") or {})
 
     @property
     def online(self) -> bool:
@@ -595,6 +699,15 @@ class NodeView:
             if SEVERITIES.index(e.severity) >= floor
             and (not needle or needle in f"{e.name} {e.source} {e.message}".lower())
         ]
+
+
+_LEVELS = {"yellow": 1, "red": 2}
+
+
+def _is_alarm_event(line: EventLine) -> bool:
+    family, _, outcome = line.name.rpartition(".")
+    limit = family.startswith(("limit.", "budget.")) and outcome in ("red", "yellow", "cleared")
+    return limit or line.name in _RAISES or line.name in _CLEARS
 
 
 def _at(snapshot: dict[str, Any]) -> float:

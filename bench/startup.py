@@ -1,0 +1,137 @@
+"""Start-up: from spawning the daemon to every device online, onboard and on the ground.
+
+The real daemon as its own process against one `cupola sim` (64 devices at 115,200 baud by
+default, the power cap fitting the bench, every other setting the product's). Timed from the
+moment the daemon is spawned (wall clock, the same machine):
+  - onboard: each device's `device.online` event as the daemon stamped it (its own clock,
+    the instant the agent declared the device online); the last of them is "all online";
+  - ground: when a ground session first received each device's state saying online; the
+    delay is that receipt minus the device's own onboard moment (p50, max).
+Then `cupola --help` against a bare `python -c pass`, hyperfine-like: warm-up, then both
+commands run alternately, wall time per run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.daemon_scale import BAUD, CAP, bench_file
+from bench.machine import describe
+from bench.rig import Rig, rig
+from protocols import ground
+from tools.ground_client import GroundSession
+from tools.simulator_process import cupola_argv
+
+
+async def _start(r: Rig) -> dict[str, Any]:
+    names = list(r.paths)
+    seen: dict[str, float] = {}  # device -> when the ground first had it online
+
+    def on_message(topic: str, payload: bytes, received: float) -> None:
+        parsed = ground.parse_topic(topic)
+        if parsed is None or parsed[1] != ground.STATE or not parsed[2]:
+            return
+        device = parsed[2][-1]
+        if device not in seen and json.loads(payload)["body"].get("online"):
+            seen[device] = received
+
+    async with GroundSession(r.broker.url(), r.node, key=r.key) as gs:
+        gs.on_message = on_message
+        spawned = time.time()
+        r.start_daemon({name: {"baud": BAUD} for name in names}, CAP)
+
+        def onboard() -> dict[str, float]:
+            return {e["source"]: e["ts"] for e in gs.events if e["name"] == "device.online"}
+
+        await gs.wait_for(lambda: len(onboard()) == len(names), 60, "every device.online")
+        await gs.wait_for(lambda: len(seen) == len(names), 30, "every device online on ground")
+        online_at = onboard()
+    delays = [seen[name] - online_at[name] for name in names]
+    return {
+        "devices": len(names),
+        "all_online_s": max(online_at.values()) - spawned,
+        "first_online_s": min(online_at.values()) - spawned,
+        "ground_all_s": max(seen.values()) - spawned,
+        "ground_delay_p50_s": statistics.median(delays),
+        "ground_delay_max_s": max(delays),
+    }
+
+
+def start_runs(devices: int, runs: int) -> list[dict[str, Any]]:
+    rows = []
+    for _ in range(runs):
+        with rig(bench_file(devices)) as r:
+            rows.append(asyncio.run(_start(r)))
+    return rows
+
+
+def _cupola_help() -> list[str]:
+    script = Path(sys.executable).parent / "cupola"
+    return [str(script), "--help"] if script.exists() else cupola_argv("--help")
+
+
+def command_times(runs: int, warmup: int = 3) -> dict[str, list[float]]:
+    """Wall seconds per run of each command, the two alternating run by run."""
+    commands = {"cupola --help": _cupola_help(), "python -c pass": [sys.executable, "-c", "pass"]}
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for index in range(warmup + runs):
+        for name, argv in commands.items():
+            started = time.perf_counter()
+            subprocess.run(argv, stdout=subprocess.DEVNULL, check=True)
+            if index >= warmup:
+                times[name].append(time.perf_counter() - started)
+    return times
+
+
+def report(rows: list[dict[str, Any]], times: dict[str, list[float]]) -> str:
+    lines = [
+        f"machine: {describe()}",
+        f"setting: {rows[0]['devices']} devices at {BAUD:,} baud, default poll and state rates",
+        "",
+        "| run | first device online | all online, onboard | all online, ground "
+        "| ground after onboard, p50 | max |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for n, r in enumerate(rows, 1):
+        lines.append(
+            f"| {n} | {r['first_online_s']:.3f} s | {r['all_online_s']:.3f} s | "
+            f"{r['ground_all_s']:.3f} s | {1000 * r['ground_delay_p50_s']:.0f} ms | "
+            f"{1000 * r['ground_delay_max_s']:.0f} ms |"
+        )
+    bare = statistics.median(times["python -c pass"])
+    lines += [
+        "",
+        "| command (alternating runs) | median | min | max | vs python -c pass | runs |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, values in times.items():
+        median = statistics.median(values)
+        lines.append(
+            f"| `{name}` | {1000 * median:.0f} ms | {1000 * min(values):.0f} ms | "
+            f"{1000 * max(values):.0f} ms | {median / bare:.2f}x | {len(values)} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="8 devices, 1 start, 5 runs")
+    parser.add_argument("--devices", type=int, default=64)
+    parser.add_argument("--starts", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=20)
+    args = parser.parse_args(argv)
+    devices, starts, runs = (8, 1, 5) if args.quick else (args.devices, args.starts, args.runs)
+    print("Start-up: spawn to every device online, onboard and on the ground; `cupola --help`")
+    print(report(start_runs(devices, starts), command_times(runs)))
+
+
+if __name__ == "__main__":
+    main()

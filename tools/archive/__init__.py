@@ -1,0 +1,1 @@
+"""The ground archive: every node message in PostgreSQL, shared by every console (GROUND.md)."""

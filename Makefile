@@ -48,9 +48,11 @@ qualify: deps
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -m qualification -q
 
 bench: deps
+	@./scripts/ensure-xxhsum.sh
 	$(BIN)/python -m bench.run
 
 bench-quick: deps
+	@./scripts/ensure-xxhsum.sh
 	$(BIN)/python -m bench.run --quick
 
 clean:

@@ -17,6 +17,7 @@ test: deps
 
 deps: $(STAMP)
 	@./scripts/ensure-mosquitto.sh
+	@./scripts/ensure-ffmpeg.sh
 	@./scripts/ensure-postgresql.sh
 	@./scripts/ensure-chromium.sh
 	@./scripts/ensure-ola.sh
@@ -48,9 +49,11 @@ qualify: deps
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -m qualification -q
 
 bench: deps
+	@./scripts/ensure-xxhsum.sh
 	$(BIN)/python -m bench.run
 
 bench-quick: deps
+	@./scripts/ensure-xxhsum.sh
 	$(BIN)/python -m bench.run --quick
 
 clean:

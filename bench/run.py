@@ -14,6 +14,7 @@ from bench import (
     archive,
     codec,
     daemon_scale,
+    dailies,
     gear_codec,
     groundlink,
     jam,
@@ -36,6 +37,7 @@ BENCHMARKS: dict[str, Callable[[list[str] | None], None]] = {
     "jam": jam.main,
     "monitor": monitor.main,
     "archive": archive.main,
+    "dailies": dailies.main,
 }
 
 

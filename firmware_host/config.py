@@ -18,6 +18,7 @@ import msgspec
 
 from firmware_host.budget.models import CameraModel, LightModel, PduModel
 from firmware_host.config_check import problems_in, usable
+from firmware_host.dailies.config import DailiesConfig
 from firmware_host.gear.capabilities import Protocol
 from firmware_host.gear.settings import GearConfig, gear_problems
 from protocols.messages.light import CCT_MAX_K, CCT_MIN_K
@@ -226,6 +227,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
     devices: list[DeviceConfig] = msgspec.field(name="device", default_factory=list)
     groups: list[GroupConfig] = msgspec.field(name="group", default_factory=list)
     presets: list[PresetConfig] = msgspec.field(name="preset", default_factory=list)
+    dailies: DailiesConfig | None = None  # clip files offloaded, proxies sent (dailies/)
 
     def device(self, name: str) -> DeviceConfig:
         for device in self.devices:
@@ -286,6 +288,9 @@ def load_config(path: Path) -> Config:
         problems.insert(0, NO_DEVICES)
     config.node.state_dir = str(_resolve(path, config.node.state_dir))
     config.auth.keyring = str(_resolve(path, config.auth.keyring))
+    if config.dailies is not None:
+        config.dailies.store = str(_resolve(path, config.dailies.store))
+        config.dailies.cards = {c: str(_resolve(path, f)) for c, f in config.dailies.cards.items()}
     if config.mqtt.ca_file is not None:
         config.mqtt.ca_file = str(_resolve(path, config.mqtt.ca_file))
         if not Path(config.mqtt.ca_file).is_file():

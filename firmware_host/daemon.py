@@ -28,6 +28,7 @@ from firmware_host.commands.camera_settings import CameraSettingsCommand
 from firmware_host.commands.devices import DeviceCommands, NoArgs
 from firmware_host.commands.dispatcher import CommandSpec, Dispatcher
 from firmware_host.config import Config
+from firmware_host.dailies.wiring import Dailies
 from firmware_host.devices.agent import DeviceAgent
 from firmware_host.events import Event, EventBus
 from firmware_host.gear.agent import make_agent
@@ -153,12 +154,22 @@ class Daemon:
         )
         self.dispatcher = Dispatcher()
         self.sequences = SequenceRunner(self.dispatcher, self.devices, self.bus)
+        device_commands = DeviceCommands(self.devices, self.power, config.presets)
+        self.dailies: Dailies | None = None
+        if config.dailies is not None:
+            self.dailies = Dailies(
+                config.dailies, state_dir, self.bus, data=self.data, ledger=self.ledger,
+                ground=self.ground, shotlog=self.shotlog, proxy_kbps=config.data.proxy_kbps,
+            )  # fmt: skip
+            device_commands.format_guard = self.dailies.offload.format_refusal
+            device_commands.delete_guard = self.dailies.offload.delete_refusal
         for spec in [
-            *DeviceCommands(self.devices, self.power, config.presets).commands(),
+            *device_commands.commands(),
             *CameraSettingsCommand(self.devices, self.reference.rate).commands(),
             *self.takes.commands(),
             *self.sequences.commands(),
             *self.power.commands(),
+            *(self.dailies.commands() if self.dailies else []),
             CommandSpec("budget.status", NoArgs, self.budget_status,
                         "Power draw against the cap, media and downlink budgets."),
             CommandSpec("health", NoArgs, self.health, "Limits, tasks, links, timecode."),
@@ -321,7 +332,7 @@ class Daemon:
             ts=self.clock.wall(),
             devices=devices,
             power=budget,
-            data=self.data.summary(),
+            data={**self.data.summary(), **(self.dailies.status() if self.dailies else {})},
             backlog=self.outbox.backlog(),
             limits=self.limits.active(),
         )
@@ -377,6 +388,8 @@ class Daemon:
         supervisor.add("data-budgets", self.data.run)
         supervisor.add("takes", self.takes.run)
         supervisor.add("sequencer", self.sequences.run)
+        if self.dailies is not None:
+            self.dailies.supervise(supervisor)
         supervisor.add(
             "commands",
             self._command_worker,
@@ -423,6 +436,8 @@ class Daemon:
         await self.ground.publish_death(self.stop_reason)
 
     def close(self) -> None:
+        if self.dailies is not None:
+            self.dailies.close()
         self.shotlog.close()
         self.intake.close()
         if self.authority is not None:

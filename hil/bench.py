@@ -5,6 +5,9 @@ Bench file (TOML):
     [bench]
     speed = 1.0          # physics time scale (timecode and link timing stay real)
     seed = 7
+    media_dir = "cards"  # optional: each camera's clips as real files in media_dir/<name>
+                         # (relative: to the run directory; hil/media.py)
+    media_scale = 1e-4   # their bitrate: the nominal one times this
 
     [[device]]
     name = "cam-a"
@@ -47,6 +50,7 @@ from hil.gear.assemble import GearAssembly, GearError, GearSpec, Protocol
 from hil.gear.base import GearDevice
 from hil.gear.fixture import DmxFixture
 from hil.gear.meter import ModbusMeterPdu
+from hil.media import DEFAULT_SCALE, Card
 from hil.models.base import PhysicsClock
 from hil.models.camera import CameraModel, CameraParams
 from hil.models.light import LightModel, LightParams
@@ -84,6 +88,8 @@ class ScheduledFault(msgspec.Struct, forbid_unknown_fields=True):
 class BenchSettings(msgspec.Struct, forbid_unknown_fields=True):
     speed: Annotated[float, msgspec.Meta(gt=0, le=1000)] = 1.0
     seed: int = 1
+    media_dir: str | None = None  # cameras write clip files here, a folder per camera
+    media_scale: Annotated[float, msgspec.Meta(gt=0, le=1)] = DEFAULT_SCALE
 
 
 class BenchSpec(msgspec.Struct, forbid_unknown_fields=True):
@@ -163,10 +169,13 @@ class Bench:
                 continue
             if spec.kind == "camera":
                 params = _with_overrides(CameraParams(), spec.model, where)
+                camera = CameraModel(params, self.clock)
                 device = CameraDevice(
-                    spec.name, CameraModel(params, self.clock), path,
-                    baud=spec.baud, rng=device_rng
+                    spec.name, camera, path, baud=spec.baud, rng=device_rng
                 )  # fmt: skip
+                if self.spec.bench.media_dir is not None:
+                    folder = self.run_dir / self.spec.bench.media_dir / spec.name
+                    camera.card = Card(folder, spec.name, self.spec.bench.media_scale)
             elif spec.kind == "light":
                 lparams = _with_overrides(LightParams(), spec.model, where)
                 device = LightDevice(
@@ -225,7 +234,16 @@ class Bench:
         if self.spec.faults:
             self._schedule_task = asyncio.create_task(self._run_schedule())
 
+    def cards(self) -> list[Card]:
+        return [
+            d.model.card
+            for d in self.devices.values()
+            if isinstance(d, CameraDevice) and isinstance(d.model.card, Card)
+        ]
+
     async def stop(self) -> None:
+        for card in self.cards():
+            await card.settle()
         tasks = [t for t in (self._schedule_task, *self._undo_tasks) if t is not None]
         for task in tasks:
             task.cancel()

@@ -33,6 +33,7 @@ COMMAND = "cmd"  # ground -> node: signed command requests
 # so that a flood on cmd cannot delay them (GROUND.md, "Priority commands")
 PRIORITY_COMMAND = "cmd/priority"
 LINK = "link"  # retained: whether the stream flows or is held, why and until when
+FILE = "file"  # file/meta, file/chunk: the file downlink (protocols/filelink.py), no envelope
 # On the node's own broker only (never bridged, never budgeted): what the crew sees at once.
 LOCAL = "local"
 LOCAL_RESULT = "local/result"  # every command result
@@ -246,7 +247,7 @@ class Role(enum.StrEnum):
 
 _READ = frozenset(
     {"status", "health", "shotlog.query", "sequence.status", "rebirth", "budget.status",
-     "events.recent", "authority.status"}
+     "events.recent", "authority.status", "file.ack"}
 )  # fmt: skip
 _SHOOT = _READ | {
     "record", "cut", "light.set", "light.preset", "light.power", "camera.jam",

@@ -11,7 +11,8 @@ from tests.harness import Credentials
 
 ROOT = Path(__file__).resolve().parent.parent
 GROUND_AND_BENCH = ("textual", "matplotlib", "cryptography", "psutil", "tomli_w", "numpy",
-                    "psycopg", "textual_serve", "playwright")  # fmt: skip
+                    "psycopg", "textual_serve", "playwright", "opentimelineio",
+                    "pycmx")  # fmt: skip
 
 # Run in a fresh interpreter in which the extras' packages cannot be imported, as on a flight
 # install: the daemon's whole import tree and its configuration check must still work.

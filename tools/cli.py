@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from hil.fault_names import DEVICE_FAULTS, LINE_FAULTS
+from tools.dailies_cli import dailies_commands
 from tools.exits import (
     EX_INTERRUPTED,
     EX_IOERR,
@@ -256,6 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     _onboard_commands(add)
     _ground_commands(add)
     _archive_commands(add)
+    dailies_commands(add)
     return parser
 
 

@@ -129,6 +129,8 @@ class GroundSession:
         if self.on_message is not None:
             self.on_message(topic, payload, time.time())
         parsed = ground.parse_topic(topic)
+        if parsed is not None and parsed[1] == ground.FILE:
+            return  # the file downlink's own messages (`cupola receive`)
         kind = ground.kind_of(parsed[1], parsed[2]) if parsed is not None else ""
         try:
             envelope = ground.decode_checked(payload, kind)

@@ -146,6 +146,10 @@ def daemon_config(layout: Layout, spec: BenchSpec, ports: dict[str, str], url: s
         "device": devices,
         **({"group": [{"name": "main", "cameras": cameras}]} if cameras else {}),
     }
+    if spec.bench.media_dir is not None and cameras:  # the cameras write clip files: offload them
+        cards = layout.root / "ports" / spec.bench.media_dir
+        config["dailies"] = {"store": str(layout.root / "dailies"),
+                             "cards": {c: str(cards / c) for c in cameras}}  # fmt: skip
     return tomli_w.dumps(config)
 
 

@@ -49,6 +49,7 @@ class DataBudgets:
         on_hold: Callable[[Hold | None], None] = lambda _: None,
     ) -> None:
         self.ledger = ledger
+        self.proxy_sink: Callable[[int, float], None] | None = None
         start = config.shoot_start or self._first_day(clock)
         self.bus = bus
         self.pacer = pacer
@@ -133,6 +134,11 @@ class DataBudgets:
         )  # fmt: skip
 
     def queue_proxy(self, take_id: int, duration_s: float) -> None:
+        """A circled take's proxy: made and sent for real by the dailies when configured
+        (`proxy_sink`), else modelled from its duration."""
+        if self.proxy_sink is not None:
+            self.proxy_sink(take_id, duration_s)
+            return
         self.downlink.queue_proxy(take_id, duration_s)
         self._save_downlink()
 

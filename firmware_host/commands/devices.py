@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Annotated, Any
 
 import msgspec
@@ -73,6 +73,10 @@ class DeviceCommands:
         self.devices = devices
         self.power = power
         self.presets = {preset.name: preset for preset in presets}
+        # Why a camera's card may not be formatted now (its clips not safe elsewhere), or None;
+        # and why one of its clips may not be deleted.
+        self.format_guard: Callable[[DeviceAgent], Awaitable[str | None]] | None = None
+        self.delete_guard: Callable[[DeviceAgent, int], Awaitable[str | None]] | None = None
 
     def _agent(self, name: str, kind: str) -> DeviceAgent:
         agent = self.devices.get(name)
@@ -201,6 +205,10 @@ class DeviceCommands:
     async def format_media(self, args: CameraArgs) -> dict[str, Any]:
         agent = self._agent(args.camera, "camera")
         try:
+            if self.format_guard is not None:
+                refusal = await self.format_guard(agent)
+                if refusal is not None:
+                    raise CommandRejected(refusal)
             await agent.camera().format_media()
         except DeviceUnavailable as exc:
             raise CommandRejected(str(exc)) from exc
@@ -211,6 +219,10 @@ class DeviceCommands:
     async def delete_clip(self, args: ClipArgs) -> dict[str, Any]:
         agent = self._agent(args.camera, "camera")
         try:
+            if self.delete_guard is not None:
+                refusal = await self.delete_guard(agent, args.clip_id)
+                if refusal is not None:
+                    raise CommandRejected(refusal)
             await agent.camera().delete_clip(args.clip_id)
         except DeviceUnavailable as exc:
             raise CommandRejected(str(exc)) from exc

@@ -135,6 +135,19 @@ class GroundLink:
         except aiomqtt.MqttError as exc:
             log.debug("local copy not published: %s", exc)
 
+    async def publish_file(self, leaf: str, payload: bytes, qos: int) -> bool:
+        """Bulk traffic (the file downlink, its own allocation): only while the ground is
+        reachable; False when it did not go. Never through the outbox or its pacer."""
+        client = self._client
+        if client is None or not self.reachable.is_set():
+            return False
+        try:
+            await client.publish(ground.topic(self.node, leaf), payload, qos=qos)
+        except aiomqtt.MqttError as exc:
+            log.debug("file segment not published: %s", exc)
+            return False
+        return True
+
     def set_hold(self, hold: Hold | None) -> None:
         """The budget says whether the stream may send; a change is announced, then applied."""
         if hold == self.hold:

@@ -508,7 +508,9 @@ class TakeController:
             raise CommandRejected("text: a note needs some text")
         if not self.shotlog.annotate(take_id, circled=None, note=args.text):
             raise CommandRejected(f"no take {take_id} in the shot log")
-        return {"take_id": take_id}
+        self.bus.emit("take.noted", Severity.INFO, f"take {take_id}: {args.text}",
+                      take_id=take_id, text=args.text)  # fmt: skip
+        return {"take_id": take_id, "text": args.text}
 
     def commands(self) -> list[CommandSpec[Any]]:
         return [

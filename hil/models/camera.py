@@ -37,6 +37,16 @@ class Clock(Protocol):
     def now(self) -> float: ...
 
 
+class MediaObserver(Protocol):
+    """Keeps something (hil/media.py's card folder) in step with the clips on the media."""
+
+    def clip_closed(self, clip: Clip) -> None: ...
+
+    def clip_deleted(self, clip: Clip) -> None: ...
+
+    def formatted(self) -> None: ...
+
+
 @dataclass
 class CameraParams:
     """Defaults from ../shared/reference/gear.md and iss-budgets.md (see hil/MODELS.md)."""
@@ -117,6 +127,7 @@ class CameraModel:
         self.current: Clip | None = None
         self.cooling_factor = 1.0  # fault: >1 means blocked vents
         self.events: list[ModelEvent] = []
+        self.card: MediaObserver | None = None  # the clips as files, when the bench has them
         self._next_clip_id = 1
         self._last_t = clock.now()
         self._inrush_until = self._last_t + params.inrush_s
@@ -332,6 +343,8 @@ class CameraModel:
         self.clips.clear()
         self.current = None
         self.media_used = 0.0
+        if self.card is not None:
+            self.card.formatted()
         if self.error is CameraError.MEDIA_FULL:
             self._set_error(CameraError.NONE, "")
 
@@ -342,6 +355,8 @@ class CameraModel:
             raise Refusal(NackCode.BAD_STATE, f"clip {clip_id} is still recording")
         self.clips.remove(clip)
         self.media_used = max(0.0, self.media_used - clip.bytes)
+        if self.card is not None:
+            self.card.clip_deleted(clip)
         return clip
 
     def set_awake(self, awake: bool) -> None:
@@ -468,6 +483,8 @@ class CameraModel:
         clip.frames = (frames_now - clip.timecode_in) % clip.rate.frames_per_day
         clip.closed = True
         self.current = None
+        if self.card is not None:
+            self.card.clip_closed(clip)
 
     def _set_error(self, error: CameraError, detail: str, t: float | None = None) -> None:
         self.error = error

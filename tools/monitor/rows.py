@@ -289,6 +289,27 @@ def power_lines(view: NodeView, now: float) -> list[Cell]:
     return lines
 
 
+def dailies_lines(dailies: dict[str, Any]) -> list[Cell]:
+    """Each card's offload (progress, rate, ETA) and the files queued for the ground."""
+    lines = []
+    for camera, card in sorted((dailies.get("offload") or {}).items()):
+        if card.get("state") == "copying" and card.get("total"):
+            rate = (card.get("rate_bytes_per_s") or 0) / 1e6
+            done = card.get("done", 0) / card["total"]
+            lines.append(Cell(f"{camera} offload {done:.0%} at {rate:.0f} MB/s, "
+                              f"{duration(card.get('eta_s'))} left"))  # fmt: skip
+        else:
+            waiting = card.get("waiting", 0)
+            lines.append(Cell(f"{camera}: {card.get('offloaded', 0)} clips offloaded, "
+                              f"{waiting} waiting", "yellow" if waiting else "dim"))  # fmt: skip
+    queue = (dailies.get("downlink") or {}).get("queue") or []
+    if queue:
+        first = queue[0]
+        lines.append(Cell(f"to ground: {first['name']} {first['acked_fraction']:.0%}, "
+                          f"{duration(first.get('eta_s'))} left; {len(queue)} queued"))  # fmt: skip
+    return lines
+
+
 def data_lines(view: NodeView) -> list[Cell]:
     data = view.telemetry.get("data") or {}
     lines = []
@@ -312,6 +333,7 @@ def data_lines(view: NodeView) -> list[Cell]:
         style = "bold red" if used >= 1 else "yellow" if used >= 0.8 else ""
         lines.append(Cell(f"downlink today {used:.1%} of {allocation:g} GB", style))
         lines.append(Cell(contact, "" if downlink.get("in_contact") else "yellow"))
+    lines += dailies_lines(data.get("dailies") or {})
     backlog, at = view.backlog()
     if backlog:
         held = view.held() is not None

@@ -185,7 +185,7 @@ class NodeView:
     def absorb(self, topic: str, payload: bytes, now: float) -> None:
         """One message as received; one that breaks the schema is counted and dropped."""
         parsed = ground.parse_topic(topic)
-        if parsed is None or parsed[0] != self.node or parsed[1] == ground.COMMAND:
+        if parsed is None or parsed[0] != self.node or parsed[1] in (ground.COMMAND, ground.FILE):
             return
         _, leaf, rest = parsed
         if leaf == alarms.LEAF:

@@ -1,0 +1,69 @@
+"""The daemon's side of offload: a worker process per card, its lines turned into status and
+events, and the format guard that keeps a card until every clip on it has a verified copy."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from pathlib import Path
+
+import pytest
+
+from firmware_host.dailies.config import DailiesConfig
+from firmware_host.dailies.service import DailiesService
+from firmware_host.events import Event, EventBus
+from tests.dailies.cards import clip, render_card
+
+pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")
+
+
+def _service(tmp_path: Path, store: Path | None = None) -> tuple[DailiesService, list[Event]]:
+    bus = EventBus()
+    events: list[Event] = []
+    bus.subscribe(events.append)
+    config = DailiesConfig(store=str(store or tmp_path / "store"),
+                           cards={"cam-a": str(tmp_path / "cards" / "cam-a")})  # fmt: skip
+    return DailiesService(config, tmp_path / "state", bus), events
+
+
+def test_a_worker_offloads_the_card_and_the_guard_then_lets_it_be_formatted(
+    tmp_path: Path,
+) -> None:
+    card = tmp_path / "cards" / "cam-a"
+    render_card(card, "cam-a", [clip(1), clip(2, take=2)])
+    service, events = _service(tmp_path)
+    names = ["A001C001.mov", "A001C002.mov"]
+    refusal = service.refusal_for("cam-a", card, names)
+    assert refusal is not None and "2 clips have no verified copy" in refusal
+    assert "A001C001.mov (not offloaded and verified)" in refusal
+    assert service.status()["cam-a"]["waiting"] == 2
+    assert asyncio.run(service.offload("cam-a", card)) == 0
+    done = [e for e in events if e.name == "offload.done"]
+    assert len(done) == 1 and done[0].data["verified"] == 2
+    status = service.status()["cam-a"]
+    assert status["offloaded"] == 2 and status["waiting"] == 0 and status["done"] == status["total"]
+    assert status["rate_bytes_per_s"] > 0
+    assert service.refusal_for("cam-a", card, names) is None
+    # A clip the camera holds whose file is still being written, or changed since its copy:
+    (card / "A001C003.mov.partial").write_bytes(b"half")
+    (card / "A001C002.mov").write_bytes(b"rewritten")
+    refusal = service.refusal_for("cam-a", card, [*names, "A001C003.mov"])
+    assert refusal is not None and "2 clips" in refusal
+    assert "A001C003.mov (still being written)" in refusal
+    assert "A001C002.mov (not offloaded and verified)" in refusal
+    service.close()
+
+
+def test_a_worker_that_cannot_go_on_raises_a_critical_event(tmp_path: Path) -> None:
+    card = tmp_path / "cards" / "cam-a"
+    render_card(card, "cam-a", [clip(1)])
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the store should be")
+    service, events = _service(tmp_path, store=blocked)
+    assert asyncio.run(service.offload("cam-a", card)) == 2
+    (failed,) = [e for e in events if e.name == "offload.failed"]
+    assert failed.severity.name == "CRITICAL"
+    assert "FileExistsError" in failed.message or "NotADirectoryError" in failed.message
+    assert "the card keeps the only copy" in failed.message
+    assert service.refusal_for("cam-a", card, ["A001C001.mov"]) is not None
+    service.close()

@@ -95,7 +95,7 @@ def _cmd_receive(args: argparse.Namespace) -> int:
 
 
 def dailies_commands(add: Adder) -> None:
-    from firmware_host.dailies.offload import add_arguments
+    from firmware_host.dailies.offload_args import add_arguments
 
     p = add("offload", _cmd_offload,
             "Copy a camera card onboard: hashed, verified, into the ASC MHL.")  # fmt: skip

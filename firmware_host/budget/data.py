@@ -96,19 +96,21 @@ class DataBudgets:
         if agent.kind != "camera" or status is None or agent.camera_settings is None:
             return
         capacity = status.media_used_bytes + status.media_free_bytes
-        self.media.observe(
+        day_start_moved = self.media.observe(
             agent.name,
             capacity,
             status.media_used_bytes,
             agent.camera_settings.bitrate_kbps,
             estimated="media" not in agent.reports,  # a 9-pin deck: the daemon's estimate
         )
-        day_start = self.media.day_start()
-        if self.ledger is not None and day_start != self._saved_day_start:
-            self._saved_day_start = day_start
-            self.ledger.put(
-                "data.media_day_start", {"day": self.media.today().isoformat(), "used": day_start}
-            )
+        if day_start_moved and self.ledger is not None:
+            day_start = self.media.day_start()
+            if day_start != self._saved_day_start:
+                self._saved_day_start = day_start
+                self.ledger.put(
+                    "data.media_day_start",
+                    {"day": self.media.today().isoformat(), "used": day_start},
+                )
         level, fraction = self.media.daily_level(agent.name)
         self._level(f"media:{agent.name}", level, fraction, f"{agent.name} media today", agent.name)
 

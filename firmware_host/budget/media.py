@@ -83,13 +83,16 @@ class MediaBudget:
     def observe(
         self, camera: str, capacity: float, used: float, bitrate_kbps: int, *,
         estimated: bool = False,
-    ) -> None:  # fmt: skip
+    ) -> bool:  # fmt: skip
+        """Take in a card's reading; True if what a card held when the day began changed
+        (a new card, a new day): worth saving, where a poll that changed nothing is not."""
         card = self.cards.get(camera)
         if card is None:
             card = self.cards[camera] = CardState(capacity, used, bitrate_kbps)
         card.estimated = estimated
-        if self.today() != self._day:
-            self._day = self.today()
+        today = self.today()
+        if today != self._day:
+            self._day = today
             for state in self.cards.values():
                 state.used_at_day_start = None
             self.daily_levels.clear()
@@ -99,6 +102,8 @@ class MediaBudget:
         card.capacity, card.used, card.bitrate_kbps = capacity, used, bitrate_kbps
         if card.used_at_day_start is None:
             card.used_at_day_start = self._known_day_start.get(camera, used)
+            return True
+        return False
 
     def seconds_left(self, camera: str) -> float:
         card = self.cards[camera]

@@ -25,6 +25,7 @@ from typing import Any
 from firmware_host.dailies.hashing import copy_hashed, xxh64_file
 from firmware_host.dailies.index import Offloaded, OffloadIndex
 from firmware_host.dailies.mhl import HashedFile, record_generation
+from firmware_host.dailies.offload_args import add_arguments
 from protocols.media import is_clip_file
 
 Report = Callable[[dict[str, Any]], None]
@@ -144,14 +145,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cupola offload", description=__doc__)
     add_arguments(parser)
     return run(parser.parse_args(argv))
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--card", type=Path, required=True, help="the camera card's folder")
-    parser.add_argument("--camera", required=True, help="the camera's name")
-    parser.add_argument("--store", type=Path, required=True, help="onboard storage (MHL root)")
-    parser.add_argument("--index", type=Path, required=True, help="the offload index (SQLite)")
-    parser.add_argument("--retries", type=int, default=1, help="copies again after a mismatch")
 
 
 def run(args: argparse.Namespace) -> int:

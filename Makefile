@@ -16,11 +16,7 @@ test: deps
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -q
 
 deps: $(STAMP)
-	@./scripts/ensure-mosquitto.sh
-	@./scripts/ensure-ffmpeg.sh
-	@./scripts/ensure-postgresql.sh
-	@./scripts/ensure-chromium.sh
-	@./scripts/ensure-ola.sh
+	@./scripts/ensure-system-packages.sh
 
 # The flight daemon alone is `pip install .`; here everything: ground, bench and dev tools.
 $(STAMP): pyproject.toml
@@ -49,11 +45,11 @@ qualify: deps
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -m qualification -q
 
 bench: deps
-	@./scripts/ensure-xxhsum.sh
+	@./scripts/ensure-system-packages.sh bench
 	$(BIN)/python -m bench.run
 
 bench-quick: deps
-	@./scripts/ensure-xxhsum.sh
+	@./scripts/ensure-system-packages.sh bench
 	$(BIN)/python -m bench.run --quick
 
 clean:

@@ -98,7 +98,7 @@ OLAD = shutil.which("olad")
 
 @pytest.mark.skipif(
     OLAD is None or os.geteuid() != 0,
-    reason="needs OLA (scripts/ensure-ola.sh) and root for runuser/unshare",
+    reason="needs OLA (scripts/ensure-system-packages.sh) and root for runuser/unshare",
 )
 async def test_ola_discovers_the_fixtures_and_reads_device_info_and_sensors(
     tmp_path: Path,

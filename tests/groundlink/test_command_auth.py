@@ -168,8 +168,7 @@ async def test_malformed_commands_are_refused_and_the_daemon_carries_on(
 async def test_hazardous_commands_need_arm_then_confirm(tmp_path: Path, broker: Mosquitto) -> None:
     async with shoot(tmp_path, broker, BENCH, auth_options={"arm_window_s": 1.5}) as s:
         fc = s.credentials.flight
-        await s.ok("record", {"scene": "1", "take": 1})
-        await asyncio.sleep(0.5)
+        await s.roll({"scene": "1", "take": 1})  # rolled: a cut now logs the take
         await s.ok("cut")
         clips = lambda: s.sim.control.describe("cam-a")["model"]["clips"]  # noqa: E731
         armed = await result_of(s, sign_command(fc, "camera.format", {"camera": "cam-a"}))

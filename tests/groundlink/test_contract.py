@@ -37,8 +37,7 @@ def test_the_schema_file_is_current() -> None:
 async def test_every_message_matches_its_documented_body(tmp_path: Path, broker: Mosquitto) -> None:
     extra = "[telemetry]\ninterval_s = 0.2\n"
     async with shoot(tmp_path, broker, BENCH, extra=extra) as s:
-        await s.ok("record", {"scene": "2", "take": 1})
-        await asyncio.sleep(0.5)
+        await s.roll({"scene": "2", "take": 1})  # rolled: a cut now logs the take
         await s.ok("cut")
         monitor = s.credentials.keys[Role.MONITOR]
         await s.ground.publish_command(sign_command(monitor, "cut", {}))  # a refusal

@@ -83,7 +83,10 @@ async def test_cupola_cmd_records_scene_7_and_refuses_a_missing_scene(
     DaemonProcess(tmp_path, config).start()
     async with GroundSession(broker.url(), "test-node") as gs:
         await gs.wait_for(lambda: gs.online("cam-a"), 20, "cam-a online")
+        await _cmd_flow(broker, key_path, gs)
 
+
+async def _cmd_flow(broker: Mosquitto, key_path: Path, gs: GroundSession) -> None:
     async def cmd(*words: str) -> subprocess.CompletedProcess[str]:
         argv = cupola("cmd", "--broker", broker.url(), "--node", "test-node",
                       "--key", str(key_path), *words)  # fmt: skip
@@ -93,6 +96,8 @@ async def test_cupola_cmd_records_scene_7_and_refuses_a_missing_scene(
     assert refused.returncode == 64 and "missing scene" in refused.stderr, refused
     rolled = await cmd("record", "scene=7", "take=1")
     assert rolled.returncode == 0, rolled
+    # a cut inside the record lead cancels the take (nothing logged): cut once it rolled
+    await gs.wait_for(lambda: "take.started" in gs.event_names(), 10, "the take rolling")
     await cmd("cut")
     takes = await cmd("--json", "shotlog.query")
     assert [t["scene"] for t in json.loads(takes.stdout)["result"]["takes"]] == ["7"]

@@ -90,7 +90,7 @@ class Card:
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.PIPE,
             )
-        except OSError as exc:  # no ffmpeg: the clip has no file (scripts/ensure-system-packages.sh)
+        except OSError as exc:  # no ffmpeg (scripts/ensure-system-packages.sh): no clip file
             log.error("%s: cannot render %s: %s", self.camera, final.name, exc)  # noqa: TRY400
             partial.unlink(missing_ok=True)
             return

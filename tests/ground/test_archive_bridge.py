@@ -8,8 +8,8 @@ from pathlib import Path
 
 from hil.broker import Mosquitto
 from protocols import ground
-from tests.ground.node_messages import NODE
-from tests.ground.test_archive_service import DEADLINE_S, archived, publish, running
+from tests.ground.node_messages import NODE, T0, birth, stream_message
+from tests.ground.test_archive_service import DEADLINE_S, archived, running
 from tests.groundlink.brokers import ROOT, ground_broker
 from tools.archive.service import Archive
 from tools.broker_link import broker_client
@@ -42,13 +42,21 @@ async def test_archives_on_two_bridged_brokers_share_one_database(db: str, tmp_p
             at_fc = Archive(flight_control.url("ground-archive"), db, client_id="archive-fc")
             at_office = Archive(office.url(), db, client_id="archive-office")
             async with running(at_fc), running(at_office):
-                async with broker_client(office.url(), None, "office-probe") as probe:
-                    await probe.subscribe("$SYS/broker/connection/office-bridge/state", qos=1)
-                    async with asyncio.timeout(DEADLINE_S):  # the bridge is up
-                        async for message in probe.messages:
-                            if message.payload == b"1":
-                                break
-                await publish(flight_control.url("iss-film"), range(1, 401))
+                async with (
+                    broker_client(office.url(), None, "office-probe") as probe,
+                    broker_client(flight_control.url("iss-film"), None, "node") as node,
+                ):
+                    await probe.subscribe(ground.topic(NODE, "birth"), qos=1)
+                    await node.publish(ground.topic(NODE, "birth"), birth(42, 1, T0), qos=1,
+                                       retain=True)  # fmt: skip
+                    # The birth came over: the bridge is up *and* subscribed at flight control
+                    # (it says "connected" before its subscriptions are in place, and a stream
+                    # message sent in between would never reach the office).
+                    async with asyncio.timeout(DEADLINE_S):
+                        async for _ in probe.messages:
+                            break
+                    for seq in range(1, 401):
+                        await node.publish(*stream_message(seq, T0 + seq), qos=1)
                 assert await archived(db, 400) == list(range(1, 401))
                 seen: list[int] = []
                 try:

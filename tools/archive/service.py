@@ -124,21 +124,31 @@ class Archive:
             mids: list[int] = []  # of every message in the batch (0: QoS 0, no PUBACK due)
             first_at = 0.0
             messages = aiter(client.messages)
-            while True:
-                wait = None
-                if mids:
-                    wait = max(0.0, min(IDLE_S, first_at + MAX_AGE_S - time.monotonic()))
-                try:
-                    message = await asyncio.wait_for(anext(messages), wait)
-                except TimeoutError:
-                    await self._flush(paho, batch, mids)
-                    continue
-                if not mids:
-                    first_at = time.monotonic()
-                mids.append(message.mid if message.qos else 0)
-                self._add(batch, str(message.topic), message.payload)
-                if len(mids) >= BATCH:
-                    await self._flush(paho, batch, mids)
+            # The next message is awaited by one task that is never cancelled by a timeout:
+            # cancelling a receive that had just taken its message would drop that message
+            # (unacknowledged, the broker would only send it again after a reconnection).
+            receiving: asyncio.Future[aiomqtt.Message] | None = None
+            try:
+                while True:
+                    wait = None
+                    if mids:
+                        wait = max(0.0, min(IDLE_S, first_at + MAX_AGE_S - time.monotonic()))
+                    if receiving is None:
+                        receiving = asyncio.ensure_future(anext(messages))
+                    done, _ = await asyncio.wait((receiving,), timeout=wait)
+                    if not done:
+                        await self._flush(paho, batch, mids)
+                        continue
+                    message, receiving = receiving.result(), None
+                    if not mids:
+                        first_at = time.monotonic()
+                    mids.append(message.mid if message.qos else 0)
+                    self._add(batch, str(message.topic), message.payload)
+                    if len(mids) >= BATCH:
+                        await self._flush(paho, batch, mids)
+            finally:
+                if receiving is not None:
+                    receiving.cancel()
 
     async def _flush(self, paho: mqtt.Client, batch: list[Row], mids: list[int]) -> None:
         """Commit, then acknowledge: the broker keeps each message until it is stored."""

@@ -10,6 +10,7 @@ from typing import Any
 
 from hil.broker import Mosquitto
 from tests.daemon.conftest import Shoot, shoot
+from tests.harness import until
 
 BENCH = """
 [bench]
@@ -104,6 +105,12 @@ async def test_mixed_rig_reports_syncs_and_meets_a_cap_cut_by_dmx(
 
         # One take on a native camera and a 9-pin deck: both start on the same frame.
         await s.roll({"scene": "mix", "take": 1, "group": "main"})
+
+        def both_rolling() -> bool:  # the first to confirm starts the take; cut once both do
+            return all(s.sim.control.describe(n)["model"]["state"] == "RECORDING"
+                       for n in ("cam-a", "deck"))  # fmt: skip
+
+        await until(both_rolling, "cam-a and the deck recording", 10)
         await s.ok("cut", {"group": "main"})
         cam_clip = s.sim.control.describe("cam-a")["model"]["clips"][-1]
         deck_clip = s.sim.control.describe("deck")["model"]["clips"][-1]

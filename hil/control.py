@@ -130,3 +130,20 @@ class ControlClient:
         self, device: str, fault: str, value: Any = True, duration: float | None = None
     ) -> Any:
         return self.call("fault", device=device, fault=fault, value=value, duration=duration)
+
+
+class LocalControl(ControlClient):
+    """The same calls on a bench running in this process (a test's in-process shoot): answered
+    by the server's own handler, as JSON, without a socket a blocking client would wait on while
+    the bench's loop waits for it."""
+
+    def __init__(self, server: ControlServer) -> None:
+        super().__init__(server.path)
+        self.server = server
+
+    def call(self, op: str, **fields: Any) -> Any:
+        try:
+            result = self.server.handle(json.loads(json.dumps({"op": op, **fields})))
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise BenchError(str(exc)) from exc
+        return json.loads(json.dumps(result, default=str))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass, field
 
+import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
@@ -25,6 +26,8 @@ from firmware_host.budget.media import MediaBudget
 from firmware_host.budget.models import CameraModel, LightModel, PduModel
 from hil.models.base import ManualClock
 from protocols.messages.camera import CameraState
+
+pytestmark = pytest.mark.long
 
 DEADLINE_S = 1.0
 LATENCY_S = 0.05  # a device applies a command this long after it is sent

@@ -136,7 +136,7 @@ async def test_a_cut_cap_and_planned_changes_survive_a_daemon_crash(
     tmp_path: Path, broker: Mosquitto
 ) -> None:
     async with shoot(tmp_path, broker, rig(), per_device=wiring(),
-                     extra="[power]\ncap_w = 300\n") as s:  # fmt: skip
+                     extra="[power]\ncap_w = 300\n", processes=True) as s:  # fmt: skip
         await s.ok("power.cap.set", {"cap_w": 120, "reason": "station power-down"})
         at = time.time() + 3600
         await s.ok("power.timeline.add", {"at": at, "cap_w": 90, "reason": "docking"})

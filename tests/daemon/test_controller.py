@@ -139,7 +139,7 @@ async def test_kill_9_mid_take_loses_nothing_and_duplicates_nothing(
     tmp_path: Path, broker: Mosquitto
 ) -> None:
     bench = THREE_CAMERAS.split('[[device]]\nname = "cam-c"', maxsplit=1)[0]
-    async with shoot(tmp_path, broker, bench) as s:
+    async with shoot(tmp_path, broker, bench, processes=True) as s:
         first = await s.roll({"scene": "9", "take": 1})
         await asyncio.sleep(1.0)
         await s.ok("cut")
@@ -245,7 +245,7 @@ async def test_when_the_daemon_dies_lights_fall_back_and_cameras_keep_rolling(
     tmp_path: Path, broker: Mosquitto
 ) -> None:
     failsafe = "[failsafe]\nhost_timeout_s = 1.0\nlight_pct = 10\n"
-    async with shoot(tmp_path, broker, CAMERA_AND_LIGHT, extra=failsafe) as s:
+    async with shoot(tmp_path, broker, CAMERA_AND_LIGHT, extra=failsafe, processes=True) as s:
         await s.ok("light.set", {"device": "key", "intensity_pct": 80})
         await s.ok("record", {"scene": "5", "take": 1})
         s.daemon.kill()

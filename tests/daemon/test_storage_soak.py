@@ -82,7 +82,7 @@ async def test_a_full_state_disk_mid_take(
     tmp_path: Path, broker: Mosquitto, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with small_tmpfs(tmp_path / "state", TMPFS_MB):
-        async with shoot(tmp_path, broker, BENCH) as s:
+        async with shoot(tmp_path, broker, BENCH, processes=True) as s:
             await s.ok("record", {"scene": "9", "take": 1})
             await s.ok("light.set", LIGHT)
             filler = fill(tmp_path / "state")
@@ -136,7 +136,7 @@ async def _shoot_a_little(s: Shoot) -> None:
 async def test_a_damaged_database_between_two_runs(
     tmp_path: Path, broker: Mosquitto, capsys: pytest.CaptureFixture[str], name: str
 ) -> None:
-    async with shoot(tmp_path, broker, BENCH) as s:
+    async with shoot(tmp_path, broker, BENCH, processes=True) as s:
         await _shoot_a_little(s)
         s.daemon.stop()
         path = tmp_path / "state" / name
@@ -169,7 +169,7 @@ async def test_a_damaged_database_between_two_runs(
 async def test_unreadable_replay_counters_stop_the_daemon_in_one_line(
     tmp_path: Path, broker: Mosquitto, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    async with shoot(tmp_path, broker, BENCH) as s:
+    async with shoot(tmp_path, broker, BENCH, processes=True) as s:
         await _shoot_a_little(s)
         s.daemon.stop()
         path = tmp_path / "state" / "commands.db"
@@ -194,7 +194,7 @@ async def test_a_restart_on_a_full_state_disk(
     tmp_path: Path, broker: Mosquitto, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with small_tmpfs(tmp_path / "state", TMPFS_MB):
-        async with shoot(tmp_path, broker, BENCH) as s:
+        async with shoot(tmp_path, broker, BENCH, processes=True) as s:
             await s.ok("light.set", LIGHT)
             s.daemon.stop()
             filler = fill(tmp_path / "state")

@@ -171,7 +171,7 @@ async def test_a_take_that_rolled_is_logged_once(tmp_path: Path, broker: Mosquit
 async def test_a_take_armed_when_the_daemon_died_is_logged_after_the_restart(
     tmp_path: Path, broker: Mosquitto
 ) -> None:
-    async with shoot(tmp_path, broker, TWO_CAMERAS, extra=LONG_LEAD) as s:
+    async with shoot(tmp_path, broker, TWO_CAMERAS, extra=LONG_LEAD, processes=True) as s:
         armed = await s.ok("record", {"scene": "8", "take": 1})
         s.daemon.kill()  # before any camera rolled: nothing of this take is in the log yet
         s.restart_daemon()

@@ -24,7 +24,10 @@ from tests.daemon.conftest import shoot
 from tools.export import export
 from tools.receive import Receiver, receive
 
-pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")
+pytestmark = [
+    pytest.mark.long,
+    pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg"),
+]
 
 BENCH = """
 [bench]
@@ -101,7 +104,7 @@ class Watched(Receiver):
 async def test_a_circled_take_reaches_the_ground_verified(
     tmp_path: Path, broker: Mosquitto
 ) -> None:
-    async with shoot(tmp_path, broker, BENCH, extra=_dailies(tmp_path)) as s:
+    async with shoot(tmp_path, broker, BENCH, extra=_dailies(tmp_path), processes=True) as s:
         key = tmp_path / "receiver.key"
         key.write_bytes(msgspec.json.encode(s.credentials.keys[Role.MONITOR]))
         receiver = Watched(tmp_path / "ground")

@@ -31,6 +31,8 @@ from tools.ground_client import GroundSession
 from tools.monitor.app import MonitorApp
 from tools.monitor.view import NodeView
 
+pytestmark = pytest.mark.long
+
 
 def archived(db: str) -> tuple[int, int, int, int]:
     """(rows, distinct seqs, lowest, highest) of the node's stream in the archive."""

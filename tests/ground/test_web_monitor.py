@@ -19,6 +19,8 @@ from tests.harness import _GROUP, DaemonProcess, camera_and_light_bench, cupola
 from tools.ground_client import GroundSession
 from tools.monitor.web import address, exposed
 
+pytestmark = pytest.mark.long
+
 CHROMIUM = Path("/usr/bin/chromium")
 ANSI = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
 

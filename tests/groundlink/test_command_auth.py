@@ -81,7 +81,7 @@ async def test_forged_unknown_and_mismatched_keys_are_refused_unanswered(
 async def test_replays_run_once_and_counters_survive_a_restart(
     tmp_path: Path, broker: Mosquitto
 ) -> None:
-    async with shoot(tmp_path, broker, BENCH) as s:
+    async with shoot(tmp_path, broker, BENCH, processes=True) as s:
         fc = s.credentials.flight
         first = sign_command(fc, "light.set", SET)
         old = sign_command(fc, "light.set", {"device": "key", "intensity_pct": 7})
@@ -193,7 +193,7 @@ async def test_hazardous_commands_need_arm_then_confirm(tmp_path: Path, broker: 
 async def test_sighup_rereads_the_keyring_and_keys_revoke_acts_at_once(
     tmp_path: Path, broker: Mosquitto
 ) -> None:
-    async with shoot(tmp_path, broker, BENCH, auth_options=SUMMARY_OFTEN) as s:
+    async with shoot(tmp_path, broker, BENCH, auth_options=SUMMARY_OFTEN, processes=True) as s:
         crew, director = s.credentials.keys[Role.CREW], s.credentials.keys[Role.DIRECTOR]
         assert (await result_of(s, sign_command(crew, "status", {})))["status"] == "ok"
         revoke(s.credentials.keyring, crew.key_id)

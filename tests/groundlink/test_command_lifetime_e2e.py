@@ -10,11 +10,14 @@ import time
 from pathlib import Path
 
 import msgspec
+import pytest
 
 from hil.broker import Mosquitto
 from protocols.ground import Role
 from tests.daemon.conftest import shoot
 from tests.harness import CAMERA_AND_LIGHT_UNPACED, cupola
+
+pytestmark = pytest.mark.long
 
 BENCH = CAMERA_AND_LIGHT_UNPACED
 NO_RESULT = re.compile(r"light\.set ([0-9a-f]{32}): no result after")
@@ -23,7 +26,7 @@ NO_RESULT = re.compile(r"light\.set ([0-9a-f]{32}): no result after")
 async def test_a_command_sent_to_a_dead_daemon_never_runs_late_nor_once_cancelled(
     tmp_path: Path, broker: Mosquitto
 ) -> None:
-    async with shoot(tmp_path, broker, BENCH) as s:
+    async with shoot(tmp_path, broker, BENCH, processes=True) as s:
         key_path = tmp_path / "director.key"
         key_path.write_bytes(msgspec.json.encode(s.credentials.keys[Role.DIRECTOR]))
 

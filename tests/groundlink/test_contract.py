@@ -36,7 +36,7 @@ def test_the_schema_file_is_current() -> None:
 
 async def test_every_message_matches_its_documented_body(tmp_path: Path, broker: Mosquitto) -> None:
     extra = "[telemetry]\ninterval_s = 0.2\n"
-    async with shoot(tmp_path, broker, BENCH, extra=extra) as s:
+    async with shoot(tmp_path, broker, BENCH, extra=extra, processes=True) as s:
         await s.roll({"scene": "2", "take": 1})  # rolled: a cut now logs the take
         await s.ok("cut")
         monitor = s.credentials.keys[Role.MONITOR]

@@ -12,12 +12,15 @@ import time
 from pathlib import Path
 
 import aiomqtt
+import pytest
 
 from hil.broker import Mosquitto
 from protocols import ground
 from tests.harness import Credentials, DaemonProcess, SimProcess, daemon_config
 from tools.monitor import rows
 from tools.monitor.view import NodeView
+
+pytestmark = pytest.mark.long
 
 NODE = "test-node"
 BENCH = """

@@ -256,7 +256,7 @@ class Campaign:
 async def test_hostile_payloads_against_the_running_daemon(
     tmp_path: Path, broker: Mosquitto, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    async with shoot(tmp_path, broker, BENCH, auth_options=SUMMARY_OFTEN) as s:
+    async with shoot(tmp_path, broker, BENCH, auth_options=SUMMARY_OFTEN, processes=True) as s:
         watch, runner = await watching(broker.url())
         keys = {
             "monitor": s.credentials.keys[Role.MONITOR],
@@ -333,7 +333,7 @@ def read_span(s: Shoot, since: float) -> float:
 async def test_a_cap_cut_is_answered_within_a_second_of_a_forged_flood(
     tmp_path: Path, broker: Mosquitto, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    async with shoot(tmp_path, broker, BENCH, auth_options=SUMMARY_OFTEN) as s:
+    async with shoot(tmp_path, broker, BENCH, auth_options=SUMMARY_OFTEN, processes=True) as s:
         watch, runner = await watching(broker.url())
         fc = s.credentials.flight
         rounds: list[dict[str, Any]] = []

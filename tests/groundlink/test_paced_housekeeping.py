@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import aiomqtt
+import pytest
 
 from hil.broker import Mosquitto
 from protocols import ground
@@ -18,6 +19,8 @@ from tests.harness import (
     SimProcess,
     daemon_config,
 )
+
+pytestmark = pytest.mark.long
 
 NODE = "test-node"
 BENCH = CAMERA_AND_LIGHT_UNPACED

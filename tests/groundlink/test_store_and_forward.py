@@ -10,11 +10,15 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from hil.broker import Mosquitto
 from protocols.ground import LIMITS, Envelope, Role
 from tests.groundlink.brokers import BRIDGE_STATE, NODE, ground_broker, onboard_broker
 from tests.harness import Credentials, DaemonProcess, SimProcess, daemon_config
 from tools.ground_client import GroundSession
+
+pytestmark = pytest.mark.long
 
 BENCH = """
 [[device]]

@@ -30,6 +30,8 @@ from protocols.timecode import START_NOW
 from tests.harness import until
 from tests.hil.host import bench, connected, one_device
 
+pytestmark = pytest.mark.long
+
 PING_BODY = Ping(token=0xFEEDBEEF)
 
 

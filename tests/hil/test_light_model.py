@@ -12,6 +12,8 @@ from hil.models.light import LightModel, LightParams, draw_curve, permille_for_d
 from protocols.messages.common import EventCode
 from protocols.messages.light import LightFault
 
+pytestmark = pytest.mark.long
+
 PARAMS = LightParams()
 
 

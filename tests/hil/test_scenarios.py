@@ -13,6 +13,8 @@ from tools.scenario.report import verdict_lines, write_report
 from tools.scenario.runner import run_file
 from tools.scenario.spec import ScenarioError, load_scenario
 
+pytestmark = pytest.mark.long
+
 SCENARIOS = sorted(path.stem for path in LIBRARY.glob("*.toml"))
 # Every `make test` plays these: the power budget (and, below, a daemon that fails it) and the
 # nominal day (tests/tools/test_demo.py, under the monitor). The whole library, minutes of wall

@@ -8,6 +8,8 @@ import pytest
 
 from tools.demo import run_demo
 
+pytestmark = pytest.mark.long
+
 SHORT_DAY = Path(__file__).parent / "scenarios" / "short-day.toml"
 
 

@@ -8,11 +8,15 @@ import shutil
 import time
 from pathlib import Path
 
+import pytest
+
 from hil.broker import Mosquitto
 from protocols import ground
 from tests.harness import DaemonProcess, camera_and_light_bench, until
 from tools.broker_link import BrokerLink
 from tools.monitor.view import NodeView
+
+pytestmark = pytest.mark.long
 
 
 async def test_a_node_restarted_on_a_wiped_disk_is_followed(

@@ -154,15 +154,19 @@ class Daemon:
         )
         self.dispatcher = Dispatcher()
         self.sequences = SequenceRunner(self.dispatcher, self.devices, self.bus)
-        device_commands = DeviceCommands(self.devices, self.power, config.presets)
         self.dailies: Dailies | None = None
         if config.dailies is not None:
             self.dailies = Dailies(
                 config.dailies, state_dir, self.bus, data=self.data, ledger=self.ledger,
                 ground=self.ground, shotlog=self.shotlog, proxy_kbps=config.data.proxy_kbps,
+                clock=clock,
             )  # fmt: skip
-            device_commands.format_guard = self.dailies.offload.format_refusal
-            device_commands.delete_guard = self.dailies.offload.delete_refusal
+        offload = self.dailies.offload if self.dailies else None
+        device_commands = DeviceCommands(
+            self.devices, self.power, config.presets,
+            format_guard=offload.format_refusal if offload else None,
+            delete_guard=offload.delete_refusal if offload else None,
+        )  # fmt: skip
         for spec in [
             *device_commands.commands(),
             *CameraSettingsCommand(self.devices, self.reference.rate).commands(),

@@ -69,14 +69,17 @@ class DeviceCommands:
         devices: Mapping[str, DeviceAgent],
         power: PowerManager,
         presets: Sequence[PresetConfig] = (),
+        *,
+        format_guard: Callable[[DeviceAgent], Awaitable[str | None]] | None = None,
+        delete_guard: Callable[[DeviceAgent, int], Awaitable[str | None]] | None = None,
     ) -> None:
+        """`format_guard` says why a camera's card may not be formatted now (its clips not
+        safe elsewhere), or None; `delete_guard` why one of its clips may not be deleted."""
         self.devices = devices
         self.power = power
         self.presets = {preset.name: preset for preset in presets}
-        # Why a camera's card may not be formatted now (its clips not safe elsewhere), or None;
-        # and why one of its clips may not be deleted.
-        self.format_guard: Callable[[DeviceAgent], Awaitable[str | None]] | None = None
-        self.delete_guard: Callable[[DeviceAgent, int], Awaitable[str | None]] | None = None
+        self.format_guard = format_guard
+        self.delete_guard = delete_guard
 
     def _agent(self, name: str, kind: str) -> DeviceAgent:
         agent = self.devices.get(name)

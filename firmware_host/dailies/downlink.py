@@ -86,14 +86,14 @@ class FileQueue:
     def close(self) -> None:
         self.db.close()
 
-    def add(self, path: Path, meta: FileMeta, priority: int) -> int:
+    def add(self, path: Path, meta: FileMeta, priority: int, queued_at: float) -> int:
         """Queue `path` (its meta's file_id is assigned here); returns the file id."""
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")
             cursor = self.db.execute(
                 "INSERT INTO files (path, meta, priority, queued_at, acked, state)"
                 " VALUES (?, '', ?, ?, ?, 'queued')",
-                (str(path), priority, time.time(), bytes((meta.chunks + 7) // 8)),
+                (str(path), priority, queued_at, bytes((meta.chunks + 7) // 8)),
             )
             file_id = int(cursor.lastrowid or 0)
             meta.file_id = file_id
@@ -141,14 +141,18 @@ class FileSender:
         bus: EventBus,
         *,
         clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
         resend_after_s: float = 5.0,
     ) -> None:
+        """`clock` times resends and pacing; `wall` stamps when a file was queued, and its
+        day."""
         self.queue = queue
         self.allocator = allocator
         self.publish = publish
         self.link_up = link_up
         self.bus = bus
         self.clock = clock
+        self.wall = wall
         self.resend_after_s = resend_after_s
         self.files = {f.file_id: f for f in queue.outgoing()}
         self.sent_at: dict[tuple[int, int], float] = {}  # in flight: not yet acknowledged
@@ -167,13 +171,14 @@ class FileSender:
         day: datetime.date | None = None,
     ) -> int:  # fmt: skip
         size = path.stat().st_size
+        queued_at = self.wall()
+        day = day or datetime.datetime.fromtimestamp(queued_at, datetime.UTC).date()
         meta = FileMeta(
-            file_id=1, name=name, folder=folder,
-            day=(day or datetime.datetime.now(datetime.UTC).date()).isoformat(),
+            file_id=1, name=name, folder=folder, day=day.isoformat(),
             size=size, chunk_bytes=chunk_bytes, chunks=-(-size // chunk_bytes), xxh64=xxh64,
             kind=kind, take_id=take_id,
         )  # fmt: skip
-        file_id = self.queue.add(path, meta, priority)
+        file_id = self.queue.add(path, meta, priority, queued_at)
         self.files[file_id] = Outgoing(file_id, path, meta, priority,
                                        bytearray((meta.chunks + 7) // 8))  # fmt: skip
         self.bus.emit("downlink.queued", Severity.INFO,

@@ -83,6 +83,7 @@ def offload_card(
     retries: int = 1,
     copier: Copier = copy_hashed,
     clock: Callable[[], float] = time.monotonic,
+    wall: Callable[[], float] = time.time,
 ) -> OffloadResult:
     files = pending(card, camera, index)
     result = OffloadResult()
@@ -101,7 +102,7 @@ def offload_card(
             progress.total -= stat.st_size  # read once, not twice
             if xxh64_file(source, progress.add) == earlier.xxh64:
                 index.record(Offloaded(camera, source.name, stat.st_size, stat.st_mtime_ns,
-                                       earlier.xxh64, earlier.copy, time.time()))  # fmt: skip
+                                       earlier.xxh64, earlier.copy, wall()))  # fmt: skip
                 result.verified.append(source.name)
                 continue
             why = "differs from its verified copy: the card's file changed; the copy is kept"
@@ -128,7 +129,7 @@ def offload_card(
         hashed.append(HashedFile(target, copy_stat.st_size, copy_stat.st_mtime, copy_hash))
         index.record(
             Offloaded(camera, source.name, stat.st_size, stat.st_mtime_ns, copy_hash,
-                      f"{camera}/{source.name}", time.time())
+                      f"{camera}/{source.name}", wall())
         )  # fmt: skip
         result.verified.append(source.name)
         result.bytes += stat.st_size

@@ -3,12 +3,12 @@ circled takes, and the file downlink inside the bulk allocation, with their stat
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
 from firmware_host.budget.data import DataBudgets
 from firmware_host.budget.ledger import BudgetLedger
+from firmware_host.clock import Clock
 from firmware_host.commands.dispatcher import CommandSpec
 from firmware_host.dailies.allocation import BulkAllocator
 from firmware_host.dailies.config import DailiesConfig
@@ -35,9 +35,10 @@ class Dailies:
         ground: GroundLink,
         shotlog: ShotLog,
         proxy_kbps: float,
+        clock: Clock,
     ) -> None:
         self.config = config
-        self.offload = DailiesService(config, state_dir, bus)
+        self.offload = DailiesService(config, state_dir, bus, clock=clock.wall)
         self.allocator = BulkAllocator(
             data.downlink, clock=data.downlink.clock,
             save=lambda saved: ledger.put(ALLOCATION_KEY, saved), saved=ledger.get(ALLOCATION_KEY),
@@ -45,7 +46,7 @@ class Dailies:
         self.queue = FileQueue(state_dir / "downlink.db")
         self.sender = FileSender(
             self.queue, self.allocator, ground.publish_file, ground.reachable.is_set, bus,
-            clock=time.monotonic, resend_after_s=config.resend_after_s,
+            clock=clock.monotonic, wall=clock.wall, resend_after_s=config.resend_after_s,
         )  # fmt: skip
         self.proxies = ProxyMaker(
             store=self.offload.store, index=self.offload.index, shotlog=shotlog,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -177,7 +176,7 @@ class GearAgent(DeviceAgent):
         while True:
             self.beat()
             try:
-                self.poll_started = time.monotonic()
+                self.poll_started = loop.time()  # the clock every agent and the governor share
                 self._store_status(await driver.poll())
                 last_ok = loop.time()
             except LinkTimeout:

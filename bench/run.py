@@ -24,6 +24,7 @@ from bench import (
     sim_scale,
     startup,
 )
+from bench.machine import as_installed
 
 BENCHMARKS: dict[str, Callable[[list[str] | None], None]] = {
     "codec": codec.main,
@@ -49,6 +50,7 @@ def main() -> None:
     unknown = [name for name in args.only if name not in BENCHMARKS]
     if unknown:
         parser.error(f"no benchmark named {', '.join(unknown)}")
+    as_installed()
     for name in args.only or BENCHMARKS:
         started = time.monotonic()
         print(f"## bench.{name}\n", flush=True)

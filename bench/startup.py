@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.daemon_scale import BAUD, CAP, bench_file
-from bench.machine import describe
+from bench.machine import as_installed, describe
 from bench.rig import Rig, rig
 from protocols import ground
 from tools.ground_client import GroundSession
@@ -129,6 +129,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=20)
     args = parser.parse_args(argv)
     devices, starts, runs = (8, 1, 5) if args.quick else (args.devices, args.starts, args.runs)
+    as_installed()
     print("Start-up: spawn to every device online, onboard and on the ground; `cupola --help`")
     print(report(start_runs(devices, starts), command_times(runs)))
 

@@ -84,8 +84,11 @@ class Supervisor:
             record.task = self._group.create_task(self._keep(record), name=name)
 
     def beat(self, name: str) -> None:
-        """A sign of life from task `name` (tasks with a watchdog call this in their loop)."""
-        self.tasks[name].last_beat = _now()
+        """A sign of life from task `name` (tasks with a watchdog call this in their loop); one
+        being stopped may still beat as it winds down."""
+        record = self.tasks.get(name)
+        if record is not None:
+            record.last_beat = _now()
 
     def beater(self, name: str) -> Callable[[], None]:
         return lambda: self.beat(name)
@@ -164,6 +167,10 @@ class Supervisor:
                 record.last_error = "returned"
                 message = f"task {record.name} returned unexpectedly"
             except Exception as exc:
+                if _being_cancelled():
+                    # Stopped while failing: a TaskGroup inside turned the cancel into its
+                    # children's errors (a port closed under a pending request). The stop wins.
+                    raise asyncio.CancelledError from exc
                 if isinstance(exc, TimeoutError) and scope.expired():
                     record.last_error = "hung"
                     message = (
@@ -189,3 +196,8 @@ class Supervisor:
                 reason=record.last_error,
             )
             await asyncio.sleep(delay)
+
+
+def _being_cancelled() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0

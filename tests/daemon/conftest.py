@@ -19,6 +19,8 @@ from hil.control import ControlServer, LocalControl
 from tests.harness import Credentials, DaemonProcess, SimProcess, daemon_config
 from tools.ground_client import GroundSession
 
+STOP_WITHIN_S = 20.0  # the shutdown flush (5 s) with room to spare
+
 
 @dataclass
 class Shoot:
@@ -110,9 +112,16 @@ class InProcessDaemon:
         return self.task is not None and not self.task.done()
 
     async def stop(self) -> None:
+        """A clean shutdown, which must end: a daemon that hangs as it stops fails the test."""
         self._stop.set()
         if self.task is not None:
-            await self.task
+            try:
+                async with asyncio.timeout(STOP_WITHIN_S):
+                    await self.task
+            except TimeoutError:
+                raise AssertionError(
+                    f"the daemon did not stop within {STOP_WITHIN_S:g} s"
+                ) from None
 
 
 @contextlib.asynccontextmanager

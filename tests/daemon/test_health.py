@@ -177,6 +177,45 @@ def test_run_returns_only_when_every_task_has_ended() -> None:
     run_virtual(main())
 
 
+def test_a_task_that_fails_as_it_is_stopped_is_stopped_not_restarted() -> None:
+    """A device task stopped while its link is failing: its own TaskGroup turns the cancel
+    into the link's error (a port closed under a pending request), which looks like a crash.
+    The stop wins: no restart, no beat from a task already let go, and stop() returns (found
+    in-process: the daemon's shutdown waited forever on a Modbus meter being restarted)."""
+    supervisor, events = _supervised(min_backoff_s=0.01)
+    beat = supervisor.beater("meter")
+    runs: list[float] = []
+
+    async def meter() -> None:
+        runs.append(asyncio.get_running_loop().time())
+        beat()
+
+        async def request() -> None:
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                raise ConnectionError("port closed under a pending request") from None
+
+        async with asyncio.TaskGroup() as group:
+            group.create_task(request())
+
+    supervisor.add("meter", meter, watchdog_s=5)
+    supervisor.add("other", lambda: asyncio.Event().wait())
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        running = asyncio.create_task(supervisor.run(stop))
+        await asyncio.sleep(1)
+        async with asyncio.timeout(10):
+            await supervisor.stop(["meter"])
+        stop.set()
+        await running
+
+    run_virtual(main())
+    assert runs == [0.0]
+    assert not events  # stopped, never reported as a crash and restarted
+
+
 def test_all_started_waits_for_the_task_that_says_when_it_is_up() -> None:
     supervisor, _ = _supervised()
     bound = asyncio.Event()

@@ -14,7 +14,7 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 import aiomqtt
@@ -28,11 +28,9 @@ from firmware_host.commands.camera_settings import CameraSettingsCommand
 from firmware_host.commands.devices import DeviceCommands, NoArgs
 from firmware_host.commands.dispatcher import CommandSpec, Dispatcher
 from firmware_host.config import Config
-from firmware_host.dailies.wiring import Dailies
 from firmware_host.devices.agent import DeviceAgent
 from firmware_host.events import Event, EventBus
-from firmware_host.gear.agent import make_agent
-from firmware_host.gear.enttec import WidgetRegistry
+from firmware_host.gear.factory import AgentFactory
 from firmware_host.groundlink.authority import CommandAuthority
 from firmware_host.groundlink.intake import CommandIntake
 from firmware_host.groundlink.mqtt import GroundLink
@@ -55,6 +53,9 @@ from protocols.ground import read_keyring
 from protocols.messages.common import DeviceEvent, Severity
 from protocols.records import to_jsonable
 from protocols.timecode import FrameRate
+
+if TYPE_CHECKING:
+    from firmware_host.dailies.wiring import Dailies
 
 log = logging.getLogger(__name__)
 
@@ -103,14 +104,13 @@ class Daemon:
         failsafe = config.failsafe
         self.taps = {d.name: LinkTap(d.name, d.baud, clock.wall) for d in config.devices}
         self.tap_server = TapServer(state_dir / config.node.tap_socket, self.taps)
-        widgets = WidgetRegistry()  # real gear: DMX lights on one Enttec widget share it
+        agents = AgentFactory()  # native, or real gear by its protocol (firmware_host/gear)
         self.devices: dict[str, DeviceAgent] = {
-            d.name: make_agent(  # native, or real gear by its protocol (firmware_host/gear)
+            d.name: agents.make(
                 d,
                 self.bus,
                 self.reference,
                 self._device_updated,
-                widgets,
                 on_adopted=self._device_adopted,
                 on_device_event=self._device_event,
                 beat=self.supervisor.beater(f"device:{d.name}"),
@@ -156,6 +156,10 @@ class Daemon:
         self.sequences = SequenceRunner(self.dispatcher, self.devices, self.bus)
         self.dailies: Dailies | None = None
         if config.dailies is not None:
+            # ffmpeg's proxies, ASC MHL and their libraries: imported for a node that offloads
+            # cards, not by every daemon (a quarter of its import).
+            from firmware_host.dailies.wiring import Dailies
+
             self.dailies = Dailies(
                 config.dailies, state_dir, self.bus, data=self.data, ledger=self.ledger,
                 ground=self.ground, shotlog=self.shotlog, proxy_kbps=config.data.proxy_kbps,

@@ -264,18 +264,3 @@ class GearAgent(DeviceAgent):
             reports=sorted(self.reports),
             not_reported=not_reported(self.kind, self.reports),
         )
-
-
-def make_agent(
-    config: DeviceConfig,
-    bus: EventBus,
-    reference: ReferenceClock,
-    on_update: Callable[[DeviceAgent], None],
-    widgets: WidgetRegistry,
-    **kwargs: Any,
-) -> DeviceAgent:
-    """A configured device's agent: native as before, real gear by its protocol (lights on
-    one widget share it through `widgets`, one registry per daemon)."""
-    if config.protocol == "native":
-        return DeviceAgent(config, bus, reference, on_update, **kwargs)
-    return GearAgent(config, bus, reference, on_update, widgets=widgets, **kwargs)

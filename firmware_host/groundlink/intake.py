@@ -40,7 +40,6 @@ import asyncio
 import contextlib
 import heapq
 import itertools
-import json
 import logging
 import math
 import sqlite3
@@ -684,7 +683,7 @@ class CommandIntake:
                 self.db.execute("BEGIN IMMEDIATE")
                 self.db.execute(
                     "INSERT OR REPLACE INTO results (id, ts, body) VALUES (?, ?, ?)",
-                    (request.id, self.clock(), json.dumps(body)),
+                    (request.id, self.clock(), msgspec.json.encode(body).decode()),  # typed too
                 )
         finally:
             self.publish(body)  # answered even when the state disk refuses to store it
@@ -693,7 +692,7 @@ class CommandIntake:
 
     def _earlier_result(self, command_id: str) -> dict[str, Any] | None:
         row = self.db.execute("SELECT body FROM results WHERE id = ?", (command_id,)).fetchone()
-        return json.loads(row[0]) if row else None
+        return msgspec.json.decode(row[0]) if row else None
 
     def _prune(self) -> None:
         now = self.clock()

@@ -37,6 +37,10 @@ class FormatArgs(msgspec.Struct, forbid_unknown_fields=True):
     camera: str
 
 
+class Reading(msgspec.Struct):
+    level: int
+
+
 @dataclass
 class Rig:
     intake: CommandIntake
@@ -105,7 +109,7 @@ def build(
 
     async def status(_: NoArgs) -> dict[str, Any]:
         rig.executed.append(("status", {}))
-        return {}
+        return {"devices": {"key": Reading(level=3)}}  # typed, as the daemon's snapshots are
 
     async def light_set(args: SetArgs) -> dict[str, Any]:
         rig.executed.append(("light.set", {"level": args.level}))

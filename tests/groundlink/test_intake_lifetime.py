@@ -218,3 +218,20 @@ async def test_a_cancel_right_behind_a_late_command_overtakes_it(tmp_path: Path)
     assert rig.result(held["id"])["reason"] == "cancelled by 'director-1' before it ran"  # type: ignore[index]
     assert rig.result(kept["id"])["status"] == "ok"  # type: ignore[index]
     assert rig.executed == [("light.set", {"level": 4})]
+
+
+async def test_a_result_holding_typed_values_is_kept_and_a_replay_gets_it_again(
+    tmp_path: Path,
+) -> None:
+    """`status` answers with the devices' typed snapshots: the result is stored as sent, so a
+    replay gets the same answer, and nothing fails (storing it raised for every `status`, a
+    critical command.error each time; found by `make soak`)."""
+    rig = rig_at(tmp_path)
+    command = rig.sign("monitor-1", "status")
+    first = await rig.send(command)
+    again = await rig.send(command)
+    assert first is not None and first["status"] == "ok"
+    assert again is not None and again.pop("duplicate") is True
+    assert again == msgspec.json.decode(msgspec.json.encode(first))
+    assert rig.executed == [("status", {})]
+    assert "command.error" not in rig.event_names()

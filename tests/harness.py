@@ -217,3 +217,23 @@ async def until(check: Callable[[], bool], what: str, timeout: float = 20.0) -> 
         if loop.time() > deadline:
             raise AssertionError(f"timed out after {timeout:g} s waiting until {what}")
         await asyncio.sleep(0.01)
+
+
+def interrupt(process: subprocess.Popen[Any], within_s: float = 10.0) -> int:
+    """Ctrl-C, as a user ends a live watch; its exit status. One still running `within_s`
+    later fails the test saying what it was doing: its signal masks and where it waits."""
+    process.send_signal(signal.SIGINT)
+    try:
+        return process.wait(within_s)
+    except subprocess.TimeoutExpired:
+        proc = Path(f"/proc/{process.pid}")
+        status = [
+            line for line in (proc / "status").read_text().splitlines()
+            if line.startswith(("State", "SigBlk", "SigIgn", "SigCgt"))
+        ]  # fmt: skip
+        waiting = (proc / "wchan").read_text()
+        process.kill()
+        process.wait()
+        raise AssertionError(
+            f"still running {within_s:g} s after Ctrl-C: {status}; waiting in {waiting!r}"
+        ) from None

@@ -120,8 +120,19 @@ class InProcessDaemon:
                     await self.task
             except TimeoutError:
                 raise AssertionError(
-                    f"the daemon did not stop within {STOP_WITHIN_S:g} s"
+                    f"the daemon did not stop within {STOP_WITHIN_S:g} s; still running:\n"
+                    + _task_stacks()
                 ) from None
+
+
+def _task_stacks() -> str:
+    """Where each task of this loop waits: what a hung shutdown is stuck on."""
+    lines = []
+    for task in asyncio.all_tasks():
+        frames = task.get_stack(limit=8)
+        where = " <- ".join(f"{f.f_code.co_name}:{f.f_lineno}" for f in reversed(frames))
+        lines.append(f"  {task.get_name()}: {where}")
+    return "\n".join(sorted(lines))
 
 
 @contextlib.asynccontextmanager

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import subprocess
 import time
 import tty
@@ -15,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from protocols.spec_tables import vectors
-from tests.harness import cupola
+from tests.harness import cupola, interrupt
 from tools.decode import decode_stream, format_line, parse_hex
 
 WIRES = [v.wire for v in vectors()]
@@ -92,8 +91,7 @@ def test_cli_decodes_a_live_port() -> None:
         second = json.loads(process.stdout.readline())
         assert (first["type"], second["type"]) == ("LIGHT_STATUS", "HEARTBEAT")
     finally:
-        process.send_signal(signal.SIGINT)
-        process.wait(10)
+        interrupt(process)
         os.close(master)
         os.close(slave)
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 from pathlib import Path
 from typing import Any
 
 from hil.broker import Mosquitto
-from tests.harness import DaemonProcess, camera_and_light_bench, cupola
+from tests.harness import DaemonProcess, camera_and_light_bench, cupola, interrupt
 from tests.tools.test_up import Lines
 from tools.ground_client import GroundSession
 
@@ -37,8 +36,7 @@ async def test_both_directions_are_decoded_live_while_the_daemon_keeps_the_port(
                 seen += [json.loads(line) for line in lines.until('"direction"', timeout=20)]
             result = await ground.command("status")  # the daemon still drives the camera
         finally:
-            watch.send_signal(signal.SIGINT)
-            watch.wait(10)
+            interrupt(watch)
     assert result["status"] == "ok"
     directions = {entry["direction"] for entry in seen}
     assert directions == {"to_device", "from_device"}

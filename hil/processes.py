@@ -10,18 +10,25 @@ import subprocess
 from typing import Any
 
 _PR_SET_PDEATHSIG = 1
+_SIG_DFL = 0
 
 
 def child_preexec() -> None:
-    """Run in a child before exec: die with the parent, own process group for clean kills.
+    """Run in a child before exec: die with the parent, own process group for clean kills,
+    Ctrl-C (SIGINT) and SIGQUIT at their defaults.
 
-    The death signal follows the thread that forked, so start children from the main
-    thread (or another that lives as long as they should).
+    A parent may ignore SIGINT and SIGQUIT for a moment (glibc's system() does, for the whole
+    process, while its command runs), and an ignored signal stays ignored across exec: a child
+    started in that moment would never see its Ctrl-C. The death signal follows the thread
+    that forked, so start children from the main thread (or another that lives as long as
+    they should).
     """
     os.setpgid(0, 0)
     libc_name = ctypes.util.find_library("c")
     if libc_name:
         libc = ctypes.CDLL(libc_name, use_errno=True)
+        for sig in (signal.SIGINT, signal.SIGQUIT):  # libc's: Python's needs the main thread
+            libc.signal(sig, _SIG_DFL)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
+from hil.processes import child_preexec
 from protocols.spec_tables import vectors
 from tests.harness import cupola, interrupt
 from tools.decode import decode_stream, format_line, parse_hex
@@ -82,6 +83,7 @@ def test_cli_decodes_a_live_port() -> None:
         [*cupola("decode", "--port", os.ttyname(slave), "--json")],
         stdout=subprocess.PIPE,
         text=True,
+        preexec_fn=child_preexec,  # noqa: PLW1509 - so its Ctrl-C reaches it
     )
     try:
         _wait_until_open(process.pid, os.ttyname(slave))

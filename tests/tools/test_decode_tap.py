@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from hil.broker import Mosquitto
+from hil.processes import child_preexec
 from tests.harness import DaemonProcess, camera_and_light_bench, cupola, interrupt
 from tests.tools.test_up import Lines
 from tools.ground_client import GroundSession
@@ -17,6 +18,7 @@ def _watch(tap: Path, device: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         cupola("decode", "--tap", str(tap), "--device", device, "--json"),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=child_preexec,  # noqa: PLW1509 - so its Ctrl-C reaches it
     )  # fmt: skip
 
 

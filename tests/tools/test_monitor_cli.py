@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 from hil.broker import Mosquitto
+from hil.processes import child_preexec
 from tests.harness import cupola
 from tools.broker_link import broker_client
 
@@ -49,7 +50,9 @@ async def test_json_mode_prints_one_line_per_message_and_stops_on_sigint(
     broker: Mosquitto,
 ) -> None:
     argv = cupola("monitor", "--broker", broker.url(), "--node", "n1", "--json")
-    process = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE)
+    process = await asyncio.create_subprocess_exec(
+        *argv, stdout=asyncio.subprocess.PIPE, preexec_fn=child_preexec
+    )  # its Ctrl-C reaches it, whatever this worker ignores
     assert process.stdout is not None
     try:
         first = await asyncio.wait_for(process.stdout.readline(), 20)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from hil.processes import child_preexec
 from tests.harness import cupola
 from tools.up import UpError, generated_bench, resolve_bench, shipped_benches
 
@@ -53,6 +54,7 @@ def test_up_then_the_printed_monitor_and_cmd_work_and_ctrl_c_stops_all(tmp_path:
     up = subprocess.Popen(
         cupola("up", "--bench", "minimal", "--dir", str(tmp_path / "rig")),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=child_preexec,  # noqa: PLW1509 - so its Ctrl-C reaches it
     )  # fmt: skip
     up_lines = Lines(up)
     try:
@@ -67,7 +69,8 @@ def test_up_then_the_printed_monitor_and_cmd_work_and_ctrl_c_stops_all(tmp_path:
 
         # The monitor line as printed, in its line-per-message mode (no terminal here).
         monitor = subprocess.Popen([*_as_run_here(printed["monitor"]), "--json"],
-                                   stdout=subprocess.PIPE, text=True)  # fmt: skip
+                                   stdout=subprocess.PIPE, text=True,
+                                   preexec_fn=child_preexec)  # fmt: skip  # noqa: PLW1509
         try:
             seen = Lines(monitor).until("/birth", timeout=30)
             birth = json.loads(seen[-1])

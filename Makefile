@@ -26,12 +26,14 @@ test: deps
 deps: $(STAMP)
 	@./scripts/ensure-system-packages.sh
 
-# The flight daemon alone is `pip install .`; here everything: ground, bench and dev tools.
+# The flight daemon alone is `pip install .`; here everything: ground, bench and dev tools,
+# then Cupola's own modules compiled, as pip compiles an installed package's.
 $(STAMP): pyproject.toml
 	@echo "setting up $(VENV): the Python packages (about a minute the first time)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m compileall -q -j 0 firmware_host protocols hil tools bench tests
 	@touch $(STAMP)
 
 flake: deps

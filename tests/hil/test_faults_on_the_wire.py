@@ -100,19 +100,18 @@ async def test_bytes_from_the_host_reach_the_device_at_line_rate(tmp_path: Path)
 
 
 async def test_latency_delays_both_directions(tmp_path: Path) -> None:
+    """60 ms each way: no round trip can be quicker than 120 ms (one direction alone would
+    allow 60). Only that lower bound is asserted: how much slower a busy machine makes the
+    round trip is a benchmark's business, and an upper bound here failed by chance."""
     async with bench(tmp_path, DeviceSpec(name="key", kind="light")) as b:
         light = b.devices["key"]
         async with connected(light.path) as host:
             await host.hello()
-            start = time.monotonic()
-            await host.call(PING, PING_BODY)
-            plain = time.monotonic() - start
             b.apply_fault("key", "latency_ms", 60)
             start = time.monotonic()
             await host.call(PING, PING_BODY, timeout_s=1.0)
             delayed = time.monotonic() - start
-    assert plain < 0.02
-    assert 0.12 <= delayed < 0.2
+    assert delayed >= 0.12
 
 
 async def test_bit_errors_are_caught_by_the_crc_and_counted(tmp_path: Path) -> None:

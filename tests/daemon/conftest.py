@@ -115,23 +115,32 @@ class InProcessDaemon:
         """A clean shutdown, which must end: a daemon that hangs as it stops fails the test."""
         self._stop.set()
         if self.task is not None:
-            try:
-                async with asyncio.timeout(STOP_WITHIN_S):
-                    await self.task
-            except TimeoutError:
+            # Waited for, not awaited: a timeout would cancel the daemon before we could see
+            # where its tasks wait.
+            done, _ = await asyncio.wait({self.task}, timeout=STOP_WITHIN_S)
+            if not done:
+                stacks = _task_stacks()
+                self.task.cancel()
                 raise AssertionError(
-                    f"the daemon did not stop within {STOP_WITHIN_S:g} s; still running:\n"
-                    + _task_stacks()
-                ) from None
+                    f"the daemon did not stop within {STOP_WITHIN_S:g} s; still running:\n" + stacks
+                )
+            self.task.result()  # its own failure, if it failed
 
 
 def _task_stacks() -> str:
-    """Where each task of this loop waits: what a hung shutdown is stuck on."""
+    """Where each task of this loop waits, down its chain of awaits: what a hung shutdown is
+    stuck on."""
     lines = []
     for task in asyncio.all_tasks():
-        frames = task.get_stack(limit=8)
-        where = " <- ".join(f"{f.f_code.co_name}:{f.f_lineno}" for f in reversed(frames))
-        lines.append(f"  {task.get_name()}: {where}")
+        chain, awaited = [], task.get_coro()
+        while awaited is not None:
+            frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None)
+            if frame is None:
+                chain.append(repr(awaited)[:80])  # a future, or a finished coroutine
+                break
+            chain.append(f"{frame.f_code.co_name}:{frame.f_lineno}")
+            awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
+        lines.append(f"  {task.get_name()}: {' -> '.join(chain)}")
     return "\n".join(sorted(lines))
 
 

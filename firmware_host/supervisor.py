@@ -19,6 +19,7 @@ from typing import Any
 
 from firmware_host.backoff import Backoff
 from firmware_host.events import EventBus
+from firmware_host.tasks import being_cancelled
 from protocols.messages.common import Severity
 
 log = logging.getLogger(__name__)
@@ -167,7 +168,7 @@ class Supervisor:
                 record.last_error = "returned"
                 message = f"task {record.name} returned unexpectedly"
             except Exception as exc:
-                if _being_cancelled():
+                if being_cancelled():
                     # Stopped while failing: a TaskGroup inside turned the cancel into its
                     # children's errors (a port closed under a pending request). The stop wins.
                     raise asyncio.CancelledError from exc
@@ -196,8 +197,3 @@ class Supervisor:
                 reason=record.last_error,
             )
             await asyncio.sleep(delay)
-
-
-def _being_cancelled() -> bool:
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0

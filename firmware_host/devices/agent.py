@@ -27,6 +27,7 @@ from firmware_host.link.errors import LinkError, LinkTimeout
 from firmware_host.link.session import RequestSession
 from firmware_host.link.stats import LinkStats
 from firmware_host.link.transport import Tap
+from firmware_host.tasks import stop_if_cancelled
 from firmware_host.workflow.timecode import (
     ClockReading,
     ReferenceClock,
@@ -170,6 +171,7 @@ class DeviceAgent:
     async def run(self) -> None:
         """Keep the device connected for as long as the daemon runs."""
         while True:
+            stop_if_cancelled()
             self.beat()
             try:
                 await self._connect()
@@ -328,6 +330,7 @@ class DeviceAgent:
         period = 1.0 / self.config.poll_hz
         next_poll = loop.time()
         while True:
+            stop_if_cancelled()
             self.beat()
             self.stats.record_poll_lateness(loop.time() - next_poll)
             try:

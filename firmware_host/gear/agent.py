@@ -30,6 +30,7 @@ from firmware_host.gear.sony9pin import (
     wire_s,
 )
 from firmware_host.link.errors import LinkError, LinkTimeout
+from firmware_host.tasks import stop_if_cancelled
 from firmware_host.workflow.timecode import (
     ClockReading,
     ReferenceClock,
@@ -174,6 +175,7 @@ class GearAgent(DeviceAgent):
         next_poll = loop.time()
         last_ok = loop.time()
         while True:
+            stop_if_cancelled()
             self.beat()
             try:
                 self.poll_started = loop.time()  # the clock every agent and the governor share

@@ -17,7 +17,7 @@ demo: deps
 	$(BIN)/cupola demo
 
 # Four workers on two cores: most tests spend their time waiting on real time (physics, a
-# broker, timeouts), so two workers left the cores half idle (CPU 52 %, 4 min 17 s; 4: 2.5 min).
+# broker, timeouts), so two workers left the cores half idle (CPU 52 %, 4 min 17 s; four: 2 min 20 s).
 TEST_ARGS := -n 4 --dist loadgroup -q
 
 test: deps

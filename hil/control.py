@@ -50,17 +50,20 @@ class ControlServer:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while line := await reader.readline():
-                try:
-                    result = self.handle(json.loads(line))
-                    answer: dict[str, Any] = {"ok": True, "result": result}
-                except (BenchError, ValueError, TypeError, KeyError, AttributeError) as exc:
-                    answer = {"ok": False, "error": str(exc)}
-                writer.write(json.dumps(answer, default=str).encode() + b"\n")
+                writer.write(self.answer(line) + b"\n")
                 await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
             writer.close()
+
+    def answer(self, line: bytes) -> bytes:
+        """One request line's answer line (no newline): the result, or why there is none."""
+        try:
+            answer: dict[str, Any] = {"ok": True, "result": self.handle(json.loads(line))}
+        except (BenchError, ValueError, TypeError, KeyError, AttributeError) as exc:
+            answer = {"ok": False, "error": str(exc)}
+        return json.dumps(answer, default=str).encode()
 
     def handle(self, request: dict[str, Any]) -> Any:
         op = request.get("op")
@@ -101,10 +104,17 @@ class ControlClient:
         self.timeout = timeout
 
     def call(self, op: str, **fields: Any) -> Any:
+        answer = json.loads(self._ask(json.dumps({"op": op, **fields}).encode()))
+        if not answer["ok"]:
+            raise BenchError(answer["error"])
+        return answer["result"]
+
+    def _ask(self, line: bytes) -> bytes:
+        """Send one request line, return its answer line."""
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(self.timeout)
             sock.connect(self.path)
-            sock.sendall(json.dumps({"op": op, **fields}).encode() + b"\n")
+            sock.sendall(line + b"\n")
             data = b""
             while not data.endswith(b"\n"):
                 chunk = sock.recv(65536)
@@ -113,10 +123,7 @@ class ControlClient:
                 data += chunk
                 if len(data) > _LIMIT:
                     raise BenchError("control answer too large")
-        answer = json.loads(data)
-        if not answer["ok"]:
-            raise BenchError(answer["error"])
-        return answer["result"]
+        return data
 
     def describe(self, device: str) -> dict[str, Any]:
         result: dict[str, Any] = self.call("describe", device=device)
@@ -133,17 +140,13 @@ class ControlClient:
 
 
 class LocalControl(ControlClient):
-    """The same calls on a bench running in this process (a test's in-process shoot): answered
-    by the server's own handler, as JSON, without a socket a blocking client would wait on while
+    """The same calls on a bench running in this process (a test's in-process shoot): the same
+    lines, answered by the server itself, without a socket a blocking client would wait on while
     the bench's loop waits for it."""
 
     def __init__(self, server: ControlServer) -> None:
         super().__init__(server.path)
         self.server = server
 
-    def call(self, op: str, **fields: Any) -> Any:
-        try:
-            result = self.server.handle(json.loads(json.dumps({"op": op, **fields})))
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
-            raise BenchError(str(exc)) from exc
-        return json.loads(json.dumps(result, default=str))
+    def _ask(self, line: bytes) -> bytes:
+        return self.server.answer(line)

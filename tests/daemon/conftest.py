@@ -87,7 +87,6 @@ class InProcessSim:
     `cupola sim`, without a process to start (about a second of CPU per test, saved)."""
 
     def __init__(self, bench: Bench, control: ControlServer) -> None:
-        self.bench = bench
         self.paths = {line["device"]: line["path"] for line in bench.announce()}
         self.kinds = {line["device"]: line["kind"] for line in bench.announce()}
         self.control = LocalControl(control)

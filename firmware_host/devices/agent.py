@@ -17,6 +17,7 @@ from typing import Any
 from firmware_host.backoff import Backoff
 from firmware_host.config import DeviceConfig
 from firmware_host.devices.offline_reasons import humanise
+from firmware_host.devices.schedule import poll_after
 from firmware_host.drivers.camera import CameraDriver
 from firmware_host.drivers.light import LightDriver
 from firmware_host.drivers.pdu import PduDriver
@@ -344,12 +345,10 @@ class DeviceAgent:
             silent_for = loop.time() - self.session.last_rx
             if silent_for > self.config.offline_after_s:
                 raise DeviceSilent(f"{self.name}: nothing heard for {silent_for:.1f} s")
-            next_poll += period
             now = loop.time()
-            if next_poll < now:
-                self.missed_polls += int((now - next_poll) / period) + 1
-                next_poll = now + period
-            await asyncio.sleep(next_poll - now)
+            next_poll, skipped = poll_after(next_poll, now, period)
+            self.missed_polls += skipped
+            await asyncio.sleep(max(0.0, next_poll - now))
 
     def _store_status(self, status: Any) -> None:
         self.status = status

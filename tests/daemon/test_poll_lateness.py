@@ -1,4 +1,5 @@
-"""Poll lateness: a poll that starts late but inside its period is counted, not invisible.
+"""Poll lateness: a poll that starts late but inside its period is counted, not invisible;
+a late poll runs late, and only whole periods behind are skipped (the grid is kept).
 
 Whole skipped periods are `missed_polls`; a poll held up by a busy event loop for less than a
 period used to leave no trace. The agent now records how late each poll started against its
@@ -13,9 +14,12 @@ from types import SimpleNamespace
 from typing import Any
 
 import msgspec
+from hypothesis import given
+from hypothesis import strategies as st
 
 from firmware_host.config import DeviceConfig
 from firmware_host.devices.agent import DeviceAgent
+from firmware_host.devices.schedule import poll_after
 from firmware_host.events import EventBus
 from firmware_host.link.stats import LinkStats
 from firmware_host.workflow.timecode import ReferenceClock
@@ -41,8 +45,9 @@ def _agent() -> DeviceAgent:
     agent = DeviceAgent(
         config, EventBus(), ReferenceClock(FrameRate.FPS_25, wall=lambda: 0.0), lambda _: None
     )
-    agent.session = SimpleNamespace(last_rx=0.0)  # type: ignore[assignment]
-    agent.driver = _Light(agent.session)  # type: ignore[assignment]
+    session = SimpleNamespace(last_rx=0.0)
+    agent.session = session  # type: ignore[assignment]
+    agent.driver = _Light(session)  # type: ignore[assignment]
     return agent
 
 
@@ -93,3 +98,64 @@ def test_lateness_percentiles_come_from_the_histogram() -> None:
     assert stats.poll_late_percentile_ms(1.0) == 2500.0
     stats.record_poll_lateness(-0.001)  # a timer that fired early counts as on time
     assert stats.poll_late_counts[0] == 99
+
+
+@given(
+    due=st.floats(0, 1e6),
+    period=st.floats(0.001, 10),
+    behind=st.floats(0, 100),  # how long after `due` the poll ended, in periods
+)
+def test_the_next_poll_stays_on_the_grid_and_never_a_period_late(
+    due: float, period: float, behind: float
+) -> None:
+    now = due + behind * period
+    after, skipped = poll_after(due, now, period)
+    steps = (after - due) / period
+    assert abs(steps - round(steps)) < 1e-6 and round(steps) == skipped + 1
+    assert now - after < period * (1 + 1e-9)  # runs at once at worst, less than a period late
+    if behind <= 2 - 1e-9:
+        assert skipped == 0  # its successor was due, not yet the one after: none skipped
+
+
+class _SlowLight:
+    """A driver whose n-th poll takes `delays[n]` seconds (0 after the list)."""
+
+    def __init__(self, session: SimpleNamespace, delays: list[float]) -> None:
+        self.session = session
+        self.delays = delays
+        self.started: list[float] = []
+
+    async def poll(self) -> Any:
+        loop = asyncio.get_running_loop()
+        self.started.append(loop.time())
+        if self.delays:
+            await asyncio.sleep(self.delays.pop(0))
+        self.session.last_rx = loop.time()
+        return None
+
+
+async def _run(delays: list[float], seconds: float) -> tuple[DeviceAgent, _SlowLight]:
+    agent = _agent()
+    driver = _SlowLight(agent.session, delays)  # type: ignore[arg-type]
+    agent.driver = driver  # type: ignore[assignment]
+    polling = asyncio.create_task(agent._poll_loop())
+    await asyncio.sleep(seconds)
+    polling.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await polling
+    return agent, driver
+
+
+def test_a_reply_slower_than_the_period_delays_the_next_poll_not_skips_it() -> None:
+    agent, driver = run_virtual(_run([0.055], 0.5))
+    assert agent.missed_polls == 0
+    assert round(driver.started[1], 6) == 0.055  # at once, 5 ms late, not at 105 ms
+    assert round(driver.started[2], 6) == 0.100  # and the grid is kept
+    assert round(agent.stats.poll_late_max_ms, 6) == 5.0
+
+
+def test_a_poll_a_whole_period_behind_skips_that_period_and_keeps_the_grid() -> None:
+    agent, driver = run_virtual(_run([0.120], 0.5))
+    assert agent.missed_polls == 1  # the poll due at 50 ms never ran
+    assert round(driver.started[1], 6) == 0.120  # the one due at 100 ms, 20 ms late
+    assert round(driver.started[2], 6) == 0.150

@@ -1,21 +1,25 @@
-"""The dailies subcommands: `offload` (onboard), `verify`, `export` and `receive` (ground)."""
+"""The dailies subcommands: `offload` (onboard), `verify`, `export` and `receive` (ground).
+
+Their handlers and arguments; tools.cli lists them. Imported by every `cupola` start, so what
+they need is imported inside them.
+"""
 
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 from tools.exits import DataError, NoInputError, UnavailableError, UsageError
 
-Adder = Callable[[str, Callable[[argparse.Namespace], int], str], argparse.ArgumentParser]
+TYPE_CHECKING = False  # typing's, without importing typing (see tools.cli)
+if TYPE_CHECKING:
+    import datetime
+
 EXIT_DIFFERENT = 1  # verify: the drive differs from the history; offload: a copy failed
 
 
-def _cmd_offload(args: argparse.Namespace) -> int:
+def cmd_offload(args: argparse.Namespace) -> int:
     from firmware_host.dailies.offload import run
 
     if not args.card.is_dir():
@@ -27,7 +31,9 @@ def _cmd_offload(args: argparse.Namespace) -> int:
     return run(args)
 
 
-def _cmd_verify(args: argparse.Namespace) -> int:
+def cmd_verify(args: argparse.Namespace) -> int:
+    import json
+
     from firmware_host.dailies.mhl import has_history, verify_drive
 
     drive: Path = args.drive
@@ -56,13 +62,15 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _day(text: str) -> datetime.date:
+    import datetime
+
     try:
         return datetime.date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a day (YYYY-MM-DD)") from None
 
 
-def _cmd_export(args: argparse.Namespace) -> int:
+def cmd_export(args: argparse.Namespace) -> int:
     from tools.export import ExportError, export
 
     try:
@@ -77,7 +85,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_receive(args: argparse.Namespace) -> int:
+def cmd_receive(args: argparse.Namespace) -> int:
     import asyncio
 
     import aiomqtt
@@ -94,24 +102,20 @@ def _cmd_receive(args: argparse.Namespace) -> int:
     return 0
 
 
-def dailies_commands(add: Adder) -> None:
+def offload_arguments(p: argparse.ArgumentParser) -> None:
     from firmware_host.dailies.offload_args import add_arguments
 
-    p = add("offload", _cmd_offload,
-            "Copy a camera card onboard: hashed, verified, into the ASC MHL.")  # fmt: skip
     add_arguments(p)
 
-    p = add(
-        "verify",
-        _cmd_verify,
-        "Check a returned drive against the ASC MHL history (missing, extra, changed).",
-    )
+
+def verify_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("drive", type=Path, help="the drive's folder (as the onboard store)")
     p.add_argument("--history", type=Path, help="the folder holding the ascmhl history "
                    "(default: the drive's own)")  # fmt: skip
     p.add_argument("--json", action="store_true", help="one JSON object")
 
-    p = add("export", _cmd_export, "A day of the shot log as ALE, EDL, OTIO or CSV.")
+
+def export_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--day", type=_day, required=True, help="YYYY-MM-DD (UTC)")
     p.add_argument("--format", choices=["ale", "edl", "otio", "csv"], required=True)
     p.add_argument("--shotlog", type=Path, default=Path("state/shotlog.db"),
@@ -120,8 +124,8 @@ def dailies_commands(add: Adder) -> None:
     p.add_argument("--store", type=Path,
                    help="with --out: copy this store's ASC MHL history beside it")  # fmt: skip
 
-    p = add("receive", _cmd_receive,
-            "Receive the node's proxies into a dailies folder, verified on arrival.")  # fmt: skip
+
+def receive_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--broker", required=True, help="mqtt://user:pass@host:port or mqtts://...")
     p.add_argument("--node", default="iss-film", help="the node")
     p.add_argument("--key", required=True, type=Path, help="your key file (signs the acks)")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import ssl
 import time
 from collections.abc import Awaitable, Callable
@@ -39,6 +40,8 @@ from protocols.messages.common import Severity
 log = logging.getLogger(__name__)
 
 RECONNECT_FIRST_S = 0.1
+STATES_IN_FLIGHT = 16  # state publishes awaiting their PUBACK at once
+STATE_ROUND_TIMEOUT_S = 10.0  # a round of states unacknowledged this long: the link is down
 
 CommandHandler = Callable[[bytes], Awaitable[None]]
 
@@ -429,8 +432,20 @@ def _hhmm(when: float) -> str:
 
 
 async def _publish_all(client: aiomqtt.Client, messages: list[tuple[str, bytes]]) -> None:
-    """Retained QoS 1 publishes sent together, each acknowledged on its own time: a round of
-    64 states costs one round trip to the broker, not 64 one after the other."""
-    await asyncio.gather(
-        *(client.publish(topic, payload, qos=1, retain=True) for topic, payload in messages)
-    )
+    """Retained QoS 1 publishes, STATES_IN_FLIGHT at a time, under one deadline for the
+    round: a round of 64 states costs a few round trips to the broker, not 64.
+
+    Bounded because aiomqtt looks through every pending call on each publish (a round sent
+    all at once cost the square of its size), and one deadline rather than aiomqtt's own per
+    publish (a task and a timer each)."""
+    try:
+        async with asyncio.timeout(STATE_ROUND_TIMEOUT_S):
+            for start in range(0, len(messages), STATES_IN_FLIGHT):
+                await asyncio.gather(*(
+                    client.publish(topic, payload, qos=1, retain=True, timeout=math.inf)
+                    for topic, payload in messages[start : start + STATES_IN_FLIGHT]
+                ))  # fmt: skip
+    except TimeoutError:
+        raise aiomqtt.MqttError(
+            f"{len(messages)} states not acknowledged within {STATE_ROUND_TIMEOUT_S:g} s"
+        ) from None

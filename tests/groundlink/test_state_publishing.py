@@ -7,11 +7,17 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import aiomqtt
 import pytest
 
 from firmware_host.config import MqttConfig
 from firmware_host.events import EventBus
-from firmware_host.groundlink.mqtt import GroundLink
+from firmware_host.groundlink.mqtt import (
+    STATE_ROUND_TIMEOUT_S,
+    STATES_IN_FLIGHT,
+    GroundLink,
+    _publish_all,
+)
 from firmware_host.groundlink.outbox import Outbox
 from firmware_host.groundlink.pacing import Pacer
 from firmware_host.groundlink.stream import StreamPublisher
@@ -84,3 +90,51 @@ def test_polls_between_publications_build_nothing_and_an_arrival_goes_out_at_onc
     assert builds.count("key") == len(key_out) // 2 < 10
     gaps = [b - a for a, b in zip(key_out[::2], key_out[2::2], strict=False)]
     assert all(gap >= 0.5 - 1e-9 for gap in gaps), key_out  # the rate is kept otherwise
+
+
+class SlowBroker:
+    """Stands in for aiomqtt.Client: each PUBACK comes `ack_s` after its publish (None:
+    never); notes how many publishes awaited their PUBACK at once."""
+
+    def __init__(self, ack_s: float | None) -> None:
+        self.ack_s = ack_s
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.acked: list[str] = []
+
+    async def publish(self, topic: str, payload: bytes, **_: Any) -> None:
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            await (asyncio.sleep(self.ack_s) if self.ack_s is not None else asyncio.Event().wait())
+            self.acked.append(topic)
+        finally:
+            self.in_flight -= 1
+
+
+def test_a_round_of_states_is_bounded_in_flight_and_sent_whole() -> None:
+    broker = SlowBroker(ack_s=0.001)
+    messages = [(f"state/dev{i:02d}", b"{}") for i in range(64)]
+
+    async def publish_round() -> float:
+        start = asyncio.get_running_loop().time()
+        await _publish_all(broker, messages)  # type: ignore[arg-type]
+        return asyncio.get_running_loop().time() - start
+
+    took = run_virtual(publish_round())
+    assert sorted(broker.acked) == sorted(topic for topic, _ in messages)
+    assert broker.most_in_flight == STATES_IN_FLIGHT
+    assert took == pytest.approx(0.001 * 64 / STATES_IN_FLIGHT)  # a round trip per chunk
+
+
+def test_a_round_of_states_never_acknowledged_ends_the_session_as_a_broken_link() -> None:
+    broker = SlowBroker(ack_s=None)
+
+    async def publish_round() -> float:
+        start = asyncio.get_running_loop().time()
+        with pytest.raises(aiomqtt.MqttError, match="not acknowledged within"):
+            await _publish_all(broker, [("state/a", b"{}"), ("state/b", b"{}")])  # type: ignore[arg-type]
+        return asyncio.get_running_loop().time() - start
+
+    assert run_virtual(publish_round()) == pytest.approx(STATE_ROUND_TIMEOUT_S)
+    assert broker.in_flight == 0  # the publishes were cancelled, none left waiting

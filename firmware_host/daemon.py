@@ -250,13 +250,11 @@ class Daemon:
         if event.name.startswith("limit."):
             self.ground.publish_local_limits(self.limits.active())
         alarm = event.severity >= Severity.WARNING
-        thinned = self.outbox.append(ground.EVENT, body, URGENT if alarm else EVENTS)
+        self.outbox.append_soon(ground.EVENT, body, URGENT if alarm else EVENTS)
         self.stream.notify()
-        if thinned:
-            log.warning("outbox over its limit: %d routine samples thinned", thinned)
 
     def _publish_result(self, body: dict[str, Any]) -> None:
-        self.outbox.append(ground.RESULT, body, URGENT)
+        self.outbox.append_soon(ground.RESULT, body, URGENT)
         self.stream.notify()
         self.ground.publish_local_result(body)
 

@@ -23,6 +23,7 @@ not be written are kept the same way.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -125,10 +126,12 @@ class Outbox:
         self._acked_unsaved: set[int] = set()  # acknowledged, delete refused by the disk
         self._bd_seq_unsaved: int | None = None  # handed out, not yet written
         self._appends = 0
+        self._soon: list[Held] = []  # append_soon's, written at the end of the loop's turn
         self._bytes = self._stored_bytes()
 
     def close(self) -> None:
         """Close, writing what is held in memory first if the disk takes it by now."""
+        self.write_queued()
         with contextlib.suppress(StorageFault):
             self.flush_held()
         if self._held:
@@ -145,26 +148,59 @@ class Outbox:
     ) -> int:
         """Queue one message durably (or in memory while the disk refuses writes); returns
         how many routine samples were thinned for it."""
+        self.write_queued()  # what was queued before it goes first
+        return self._write([self._message(kind, body, priority)])
+
+    def append_soon(
+        self, kind: str, body: dict[str, Any] | msgspec.Struct, priority: int = EVENTS
+    ) -> None:
+        """Queue one message durably at the end of this turn of the event loop, in one
+        transaction with everything else queued in it: 64 devices coming online together,
+        or a shed's events, cost one synced write rather than one each. Whatever reads the
+        outbox writes them first. Outside an event loop (set-up), written at once."""
+        self._soon.append(self._message(kind, body, priority))
+        if len(self._soon) > 1:
+            return
+        try:
+            asyncio.get_running_loop().call_soon(self.write_queued)
+        except RuntimeError:
+            self.write_queued()
+
+    def write_queued(self) -> None:
+        """Write what `append_soon` queued (no-op if nothing is)."""
+        if not self._soon:
+            return
+        queued, self._soon = self._soon, []
+        thinned = self._write(queued)
+        if thinned:
+            log.warning("outbox over its limit: %d routine samples thinned", thinned)
+
+    def _message(self, kind: str, body: dict[str, Any] | msgspec.Struct, priority: int) -> Held:
         data = encode_body(body)
         now = self.clock.wall()
         event = None
         if kind == "event" and isinstance(body, dict):
             event = (body.get("ts", now), body.get("name", ""), body.get("severity", ""),
                      body.get("source", ""))  # fmt: skip
-        held = Held(kind, priority, now, data, event)
+        return Held(kind, priority, now, data, event)
+
+    def _write(self, messages: list[Held]) -> int:
+        """One transaction for `messages`, or all of them held while the disk refuses."""
         if self._held:  # behind messages already waiting: keep the order
-            self._hold(held)
+            for message in messages:
+                self._hold(message)
             return 0
         try:
             with self.guard.using(self.path, self.db), self.db:
                 self.db.execute("BEGIN IMMEDIATE")
-                self._insert([held])
+                self._insert(messages)
         except StorageFault:
-            self._hold(held)
+            for message in messages:
+                self._hold(message)
             return 0
-        self._bytes += len(data)
-        self._appends += 1
-        if self._appends % 1000 == 0:
+        self._bytes += sum(len(m.body) for m in messages)
+        before, self._appends = self._appends, self._appends + len(messages)
+        if before // 1000 != self._appends // 1000:
             self._trim_event_log()
         return self._thin_if_needed()
 
@@ -191,6 +227,7 @@ class Outbox:
         Always writes something, so a probe with nothing held still proves the disk takes
         writes. Raises StorageFault while it does not.
         """
+        self.write_queued()  # joins the held ones if the disk still refuses
         held = list(self._held)
         acked = sorted(self._acked_unsaved)
         with self.guard.using(self.path, self.db), self.db:
@@ -226,6 +263,7 @@ class Outbox:
 
     def recent_events(self, limit: int, min_severity: str | None = None) -> list[dict[str, Any]]:
         """The onboard event log, newest first (it outlives the outbox rows)."""
+        self.write_queued()
         severities = ("diagnostic", "info", "warning", "critical")
         wanted = severities[severities.index(min_severity) :] if min_severity else severities
         held = [m.body for m in reversed(self._held) if m.event and m.event[2] in wanted]
@@ -238,6 +276,7 @@ class Outbox:
 
     def append_many(self, kind: str, bodies: list[dict[str, Any]], priority: int) -> None:
         """Queue a batch in one transaction (bulk loads, benchmarks)."""
+        self.write_queued()
         now = self.clock.wall()
         rows = [(kind, priority, now, encode_body(b)) for b in bodies]
         with self.db:
@@ -253,6 +292,7 @@ class Outbox:
         """Up to `limit` messages in sending order, numbering those sent for the first time;
         none while the disk refuses the numbering (they wait, in order). `after_seq`: skip
         the numbered rows up to it (in flight on this connection, not yet acknowledged)."""
+        self.write_queued()
         try:
             with self.guard.using(self.path, self.db), self.db:
                 self.db.execute("BEGIN IMMEDIATE")
@@ -320,6 +360,7 @@ class Outbox:
         return int(freed)
 
     def backlog(self) -> dict[str, int]:
+        self.write_queued()
         rows = self.db.execute(
             "SELECT priority, COUNT(*), COALESCE(SUM(LENGTH(body)), 0) FROM outbox"
             " GROUP BY priority"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from hypothesis import given, settings
@@ -175,3 +176,93 @@ def test_a_disk_refusing_writes_at_any_moment_loses_and_repeats_no_event(
     assert sorted(_number(b) for _, kind, b in delivered if kind == "event") == sorted(events)
     seqs = sorted(seq for seq, _, _ in delivered)
     assert seqs == list(range(1, len(seqs) + 1))  # contiguous, none given twice
+
+
+def _transactions(outbox: Outbox) -> list[str]:
+    """Every transaction the outbox opens from now on."""
+    begun: list[str] = []
+    outbox.db.set_trace_callback(lambda sql: begun.append(sql) if sql.startswith("BEGIN") else None)
+    return begun
+
+
+def test_messages_queued_in_one_turn_of_the_loop_are_written_in_one_transaction(
+    tmp_path: Path,
+) -> None:
+    outbox = Outbox(tmp_path / "outbox.db", max_bytes=10**9)
+    begun = _transactions(outbox)
+
+    async def one_turn() -> list[Pending]:
+        for n in range(64):  # 64 devices online in the same turn
+            outbox.append_soon("event", {"n": n}, EVENTS)
+        assert begun == []  # nothing written yet: the turn is not over
+        await asyncio.sleep(0)
+        assert len(begun) == 1
+        return outbox.next_batch(100)
+
+    batch = asyncio.run(one_turn())
+    assert [_number(row.body) for row in batch] == list(range(64))
+
+
+def test_what_reads_the_outbox_sees_what_was_queued_before_it(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "outbox.db", max_bytes=10**9)
+
+    async def same_turn() -> None:
+        outbox.append_soon("event", {"n": 1}, EVENTS)
+        outbox.append("telemetry", {"n": 2}, EVENTS)  # written at once, after the queued one
+        assert outbox.backlog()["messages"] == 2
+        assert [_number(row.body) for row in outbox.next_batch(10)] == [1, 2]
+
+    asyncio.run(same_turn())
+
+
+@settings(max_examples=60)
+@given(
+    ops=st.lists(
+        st.one_of(
+            st.tuples(st.just("event"), st.integers(0, 10**6)),
+            st.tuples(st.just("turn"), st.just(0)),
+            st.tuples(st.just("send"), st.integers(1, 12)),
+            st.tuples(st.just("ack"), st.integers(0, 12)),
+            st.tuples(st.just("disk"), st.booleans().map(int)),
+            st.tuples(st.just("probe"), st.just(0)),
+        ),
+        max_size=120,
+    )
+)
+def test_queued_messages_survive_a_disk_refusing_writes_in_order_and_once(
+    tmp_path_factory: object, ops: list[tuple[str, int]]
+) -> None:
+    path = tmp_path_factory.mktemp("outbox") / "outbox.db"  # type: ignore[attr-defined]
+    guard = StorageGuard(EventBus())
+    outbox = Outbox(path, max_bytes=10**9, guard=guard)
+    events: list[int] = []
+    delivered: list[tuple[int, str, bytes]] = []
+
+    async def run() -> None:
+        in_flight: list[Pending] = []
+        nonlocal delivered
+        for op, value in ops:
+            if op == "event":
+                outbox.append_soon("event", {"n": value}, EVENTS)
+                events.append(value)
+            elif op == "turn":
+                await asyncio.sleep(0)
+            elif op == "send":
+                in_flight = outbox.next_batch(value)
+            elif op == "ack":
+                acked, in_flight = in_flight[:value], in_flight[value:]
+                outbox.acknowledged([row.id for row in acked])
+                delivered += [(row.seq, row.kind, row.body) for row in acked]
+            elif op == "disk":
+                outbox.db.execute(f"PRAGMA query_only = {0 if value else 1}")
+            else:
+                guard.probe()
+        outbox.db.execute("PRAGMA query_only = 0")
+
+    asyncio.run(run())
+    assert guard.probe()
+    assert outbox.backlog()["held"] == 0
+    outbox.close()
+    reopened = Outbox(path, max_bytes=10**9)  # as after a restart
+    delivered += drain(reopened)
+    assert [_number(b) for _, _, b in sorted(delivered)] == events  # in order, each once

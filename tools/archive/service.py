@@ -128,11 +128,12 @@ class Archive:
             # cancelling a receive that had just taken its message would drop that message
             # (unacknowledged, the broker would only send it again after a reconnection).
             receiving: asyncio.Future[aiomqtt.Message] | None = None
+            loop = asyncio.get_running_loop()  # a batch's age on the loop's clock
             try:
                 while True:
                     wait = None
                     if mids:
-                        wait = max(0.0, min(IDLE_S, first_at + MAX_AGE_S - time.monotonic()))
+                        wait = max(0.0, min(IDLE_S, first_at + MAX_AGE_S - loop.time()))
                     if receiving is None:
                         receiving = asyncio.ensure_future(anext(messages))
                     done, _ = await asyncio.wait((receiving,), timeout=wait)
@@ -141,7 +142,7 @@ class Archive:
                         continue
                     message, receiving = receiving.result(), None
                     if not mids:
-                        first_at = time.monotonic()
+                        first_at = loop.time()
                     mids.append(message.mid if message.qos else 0)
                     self._add(batch, str(message.topic), message.payload)
                     if len(mids) >= BATCH:

@@ -9,6 +9,12 @@ broker acknowledged it (QoS 1 PUBACK).
 Drain order: messages already numbered (in number order), then alarms and command results,
 then other events, then routine samples, each oldest first.
 
+Events and command results are queued with `append_soon`: written, all of them in one synced
+transaction, at the end of the event loop's turn in which they were queued (and before anything
+reads the outbox). A crash can lose only what the turn it interrupted queued, as it would lose
+a message queued an instant later; a burst (every device coming online, a shed's events)
+costs one write to the platter instead of one each.
+
 Thinning (when the outbox exceeds its size, or the disk runs short of space): the oldest half
 of the routine samples not yet sent loses every other sample, halving its time resolution,
 repeated until under the low-water mark. Events and command results are never thinned.

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import ssl
 import time
 from collections.abc import Awaitable, Callable
@@ -32,6 +31,7 @@ from firmware_host.budget.downlink import Hold
 from firmware_host.clock import SYSTEM, Clock
 from firmware_host.config import BrokerAddress, MqttConfig
 from firmware_host.events import EventBus
+from firmware_host.groundlink.latest import LatestStates
 from firmware_host.groundlink.stream import StreamPublisher
 from firmware_host.tasks import TaskOwner
 from protocols import ground
@@ -40,8 +40,6 @@ from protocols.messages.common import Severity
 log = logging.getLogger(__name__)
 
 RECONNECT_FIRST_S = 0.1
-STATES_IN_FLIGHT = 16  # state publishes awaiting their PUBACK at once
-STATE_ROUND_TIMEOUT_S = 10.0  # a round of states unacknowledged this long: the link is down
 
 CommandHandler = Callable[[bytes], Awaitable[None]]
 
@@ -249,7 +247,7 @@ class GroundLink:
                         await self._ground_up(client)
                     async with asyncio.TaskGroup() as group:
                         group.create_task(self._listen(client))
-                        group.create_task(self._publish_states(client))
+                        group.create_task(self._publish_states(LatestStates.of(client)))
                         group.create_task(self._follow_hold(client))
                         group.create_task(
                             self.stream.drain(client, lambda: self.session_started, self.flowing)
@@ -352,14 +350,15 @@ class GroundLink:
                 continue
             await self._on_command(bytes(payload))
 
-    async def _publish_states(self, client: aiomqtt.Client) -> None:
+    async def _publish_states(self, states: LatestStates) -> None:
         """Retained latest state: always for the crew (local/), for the ground while flowing.
 
         Every dirty state goes out once per interval (1 / state_rate_hz); a device that came
         or went goes out at once as well (`update_state(..., at_once=True)`), without taking
         the others along early. A held stream holds the states too: the ground must not see
         fresh-looking data from a node whose events and alarms it cannot see. Release
-        publishes every state again.
+        publishes every state again. A state whose previous one is not acknowledged yet
+        waits for the next round, and goes out then as it is by then.
         """
         loop = asyncio.get_running_loop()
         interval = 1.0 / self.config.state_rate_hz
@@ -377,31 +376,32 @@ class GroundLink:
                 self._dirty -= due
             self._at_once.clear()
             built = {device: self._envelope(ground.STATE, self._states[device]()) for device in due}
-            await _publish_all(client, [
-                (ground.topic(self.node, ground.LOCAL_STATE, device), built[device])
-                for device in sorted(due)
-            ])  # fmt: skip
+            for device in sorted(due):
+                topic = ground.topic(self.node, ground.LOCAL_STATE, device)
+                if states.ready(topic):
+                    states.publish(topic, built[device])
+                else:
+                    self._dirty.add(device)
+                    self._state_wakeup.set()  # looked at again next round, not forgotten
             self._ground_dirty |= due
             if self.flowing.is_set():
-                await self._publish_ground_states(client, built)
+                self._publish_ground_states(states, built)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(max(0.0, next_round - loop.time())):
                     await self._state_at_once.wait()
 
-    async def _publish_ground_states(self, client: aiomqtt.Client, built: dict[str, bytes]) -> None:
+    def _publish_ground_states(self, states: LatestStates, built: dict[str, bytes]) -> None:
         """Each state the housekeeping allocation has room for; the rest wait, latest wins.
         `built`: this round's payloads, published to the crew already (built once)."""
-        sends: dict[str, bytes] = {}
         for device in sorted(self._ground_dirty):
+            topic = ground.topic(self.node, ground.STATE, device)
+            if not states.ready(topic):
+                continue
             payload = built.get(device) or self._envelope(ground.STATE, self._states[device]())
             if not self.stream.pacer.try_spend(len(payload)):
                 break
-            sends[device] = payload
-        self._ground_dirty.difference_update(sends)
-        await _publish_all(client, [
-            (ground.topic(self.node, ground.STATE, device), payload)
-            for device, payload in sends.items()
-        ])  # fmt: skip
+            states.publish(topic, payload)
+            self._ground_dirty.discard(device)
 
     async def flush(self, timeout_s: float) -> bool:
         """Shutdown: give the backlog up to `timeout_s` to reach the ground; True if it did.
@@ -429,23 +429,3 @@ class GroundLink:
 
 def _hhmm(when: float) -> str:
     return time.strftime("%H:%M", time.gmtime(when))
-
-
-async def _publish_all(client: aiomqtt.Client, messages: list[tuple[str, bytes]]) -> None:
-    """Retained QoS 1 publishes, STATES_IN_FLIGHT at a time, under one deadline for the
-    round: a round of 64 states costs a few round trips to the broker, not 64.
-
-    Bounded because aiomqtt looks through every pending call on each publish (a round sent
-    all at once cost the square of its size), and one deadline rather than aiomqtt's own per
-    publish (a task and a timer each)."""
-    try:
-        async with asyncio.timeout(STATE_ROUND_TIMEOUT_S):
-            for start in range(0, len(messages), STATES_IN_FLIGHT):
-                await asyncio.gather(*(
-                    client.publish(topic, payload, qos=1, retain=True, timeout=math.inf)
-                    for topic, payload in messages[start : start + STATES_IN_FLIGHT]
-                ))  # fmt: skip
-    except TimeoutError:
-        raise aiomqtt.MqttError(
-            f"{len(messages)} states not acknowledged within {STATE_ROUND_TIMEOUT_S:g} s"
-        ) from None

@@ -12,12 +12,8 @@ import pytest
 
 from firmware_host.config import MqttConfig
 from firmware_host.events import EventBus
-from firmware_host.groundlink.mqtt import (
-    STATE_ROUND_TIMEOUT_S,
-    STATES_IN_FLIGHT,
-    GroundLink,
-    _publish_all,
-)
+from firmware_host.groundlink.latest import LatestStates
+from firmware_host.groundlink.mqtt import GroundLink
 from firmware_host.groundlink.outbox import Outbox
 from firmware_host.groundlink.pacing import Pacer
 from firmware_host.groundlink.stream import StreamPublisher
@@ -25,14 +21,35 @@ from protocols import ground
 from tests.virtual_time import run_virtual
 
 
+class Sent:
+    """Stands in for paho's MQTTMessageInfo."""
+
+    def __init__(self, rc: int = 0) -> None:
+        self.rc = rc
+        self.acknowledged = False
+
+    def is_published(self) -> bool:
+        return self.acknowledged
+
+
 class RecordingClient:
-    """Stands in for aiomqtt.Client: notes what was published, and when (loop time)."""
+    """Stands in for the session's paho client: notes what was published, and when (loop
+    time); `acks`: whether the broker acknowledges at once."""
 
-    def __init__(self) -> None:
-        self.published: list[tuple[float, str]] = []
+    def __init__(self, *, acks: bool = True, rc: int = 0) -> None:
+        self.published: list[tuple[float, str, bytes]] = []
+        self.sent: list[Sent] = []
+        self.acks = acks
+        self.rc = rc
 
-    async def publish(self, topic: str, payload: bytes, **_: Any) -> None:
-        self.published.append((asyncio.get_running_loop().time(), topic))
+    def publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> Sent:
+        assert qos == 1 and retain
+        sent = Sent(self.rc)
+        sent.acknowledged = self.acks
+        self.sent.append(sent)
+        if self.rc == 0:
+            self.published.append((asyncio.get_running_loop().time(), topic, payload))
+        return sent
 
 
 def snapshot_of(device: str, builds: list[str]) -> Any:
@@ -69,7 +86,7 @@ def test_polls_between_publications_build_nothing_and_an_arrival_goes_out_at_onc
 
     async def main() -> None:
         ground_link.flowing.set()
-        publisher = asyncio.create_task(ground_link._publish_states(client))  # type: ignore[arg-type]
+        publisher = asyncio.create_task(ground_link._publish_states(LatestStates(client)))
         ground_link.update_state("key", snapshot_of("key", builds), at_once=True)
         await asyncio.sleep(0.01)
         for _ in range(9):  # nine more polls of the key light inside one interval (20 Hz)
@@ -77,13 +94,13 @@ def test_polls_between_publications_build_nothing_and_an_arrival_goes_out_at_onc
             await asyncio.sleep(0.05)
         ground_link.update_state("fill", snapshot_of("fill", builds), at_once=True)  # online
         await asyncio.sleep(0.001)
-        fill_out = [at for at, topic in client.published if topic.endswith("/state/fill")]
+        fill_out = [at for at, topic, _ in client.published if topic.endswith("/state/fill")]
         assert fill_out and fill_out[0] < 0.46  # not held until the key's interval is over
         await asyncio.sleep(1.0)
         publisher.cancel()
 
     run_virtual(main())
-    key_out = [at for at, topic in client.published if topic.endswith("/state/key")]
+    key_out = [at for at, topic, _ in client.published if topic.endswith("/state/key")]
     assert key_out[0] == 0.0  # the first state of a device that came online: at once
     # one snapshot per publication (the crew's local/ copy and the ground's share it), not
     # one per poll
@@ -92,49 +109,37 @@ def test_polls_between_publications_build_nothing_and_an_arrival_goes_out_at_onc
     assert all(gap >= 0.5 - 1e-9 for gap in gaps), key_out  # the rate is kept otherwise
 
 
-class SlowBroker:
-    """Stands in for aiomqtt.Client: each PUBACK comes `ack_s` after its publish (None:
-    never); notes how many publishes awaited their PUBACK at once."""
+def test_a_state_waits_while_its_previous_one_is_unacknowledged_and_then_goes_out_latest(
+    tmp_path: Path,
+) -> None:
+    ground_link = link(tmp_path)
+    client = RecordingClient(acks=False)  # the broker sits on its PUBACKs
+    builds: list[str] = []
 
-    def __init__(self, ack_s: float | None) -> None:
-        self.ack_s = ack_s
-        self.in_flight = 0
-        self.most_in_flight = 0
-        self.acked: list[str] = []
+    async def main() -> None:
+        ground_link.flowing.set()
+        publisher = asyncio.create_task(ground_link._publish_states(LatestStates(client)))
+        for _ in range(40):  # 2 s of polls at 20 Hz: four state rounds
+            ground_link.update_state("key", snapshot_of("key", builds))
+            await asyncio.sleep(0.05)
+        held = len(client.published)
+        for sent in client.sent:
+            sent.acknowledged = True  # the PUBACKs come at last
+        await asyncio.sleep(0.6)
+        publisher.cancel()
+        assert held == 2  # one local, one ground copy: the others waited, none queued up
+        assert len(client.published) == 4  # then the latest of each went out
 
-    async def publish(self, topic: str, payload: bytes, **_: Any) -> None:
-        self.in_flight += 1
-        self.most_in_flight = max(self.most_in_flight, self.in_flight)
-        try:
-            await (asyncio.sleep(self.ack_s) if self.ack_s is not None else asyncio.Event().wait())
-            self.acked.append(topic)
-        finally:
-            self.in_flight -= 1
-
-
-def test_a_round_of_states_is_bounded_in_flight_and_sent_whole() -> None:
-    broker = SlowBroker(ack_s=0.001)
-    messages = [(f"state/dev{i:02d}", b"{}") for i in range(64)]
-
-    async def publish_round() -> float:
-        start = asyncio.get_running_loop().time()
-        await _publish_all(broker, messages)  # type: ignore[arg-type]
-        return asyncio.get_running_loop().time() - start
-
-    took = run_virtual(publish_round())
-    assert sorted(broker.acked) == sorted(topic for topic, _ in messages)
-    assert broker.most_in_flight == STATES_IN_FLIGHT
-    assert took == pytest.approx(0.001 * 64 / STATES_IN_FLIGHT)  # a round trip per chunk
+    run_virtual(main())
 
 
-def test_a_round_of_states_never_acknowledged_ends_the_session_as_a_broken_link() -> None:
-    broker = SlowBroker(ack_s=None)
+def test_a_state_paho_cannot_queue_ends_the_session_as_a_broken_link(tmp_path: Path) -> None:
+    ground_link = link(tmp_path)
+    client = RecordingClient(rc=4)  # MQTT_ERR_NO_CONN
 
-    async def publish_round() -> float:
-        start = asyncio.get_running_loop().time()
-        with pytest.raises(aiomqtt.MqttError, match="not acknowledged within"):
-            await _publish_all(broker, [("state/a", b"{}"), ("state/b", b"{}")])  # type: ignore[arg-type]
-        return asyncio.get_running_loop().time() - start
+    async def main() -> None:
+        ground_link.update_state("key", snapshot_of("key", []), at_once=True)
+        with pytest.raises(aiomqtt.MqttError, match="state not published"):
+            await ground_link._publish_states(LatestStates(client))
 
-    assert run_virtual(publish_round()) == pytest.approx(STATE_ROUND_TIMEOUT_S)
-    assert broker.in_flight == 0  # the publishes were cancelled, none left waiting
+    run_virtual(main())

@@ -11,7 +11,7 @@ import pytest
 from rich.text import Text
 from textual.command import CommandInput, CommandPalette
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Static
+from textual.widgets import DataTable, Input, Static
 from textual.widgets.data_table import RowDoesNotExist
 
 from hil.broker import Mosquitto
@@ -294,3 +294,47 @@ async def test_a_long_offline_reason_keeps_every_column_on_screen_and_goes_with_
         app.redraw()
         await pilot.pause()
         assert column_widths(app) == before  # the layout recovers with the device
+
+
+def answer(view: NodeView, at: float, command_id: str, status: str) -> None:
+    body = {"id": command_id, "name": "status", "status": status, "reason": "", "result": {}}
+    envelope = {"v": 1, "node": view.node, "kind": "result", "ts": at,
+                "seq": view.sequence.last_seq + 1, "body": body}  # fmt: skip
+    view.absorb(f"cupola/v1/{view.node}/result", json.dumps(envelope).encode(), at)
+
+
+def tables(app: MonitorApp) -> dict[str, list[list[object]]]:
+    return {
+        table.id or "": [table.get_row_at(row) for row in range(table.row_count)]
+        for table in app.query(DataTable)
+    }
+
+
+async def test_a_screen_kept_up_to_date_shows_what_one_drawn_anew_shows() -> None:
+    """Each redraw touches only the rows and cells that changed: what it comes to is what
+    a monitor started on the same view draws."""
+    view = NodeView("bench-node")
+    last = load_capture(Path(__file__).parent / "captures" / "nominal.jsonl", view)
+    add_events(view, last, *[f"earlier {n:03d}" for n in range(120)])  # more than shown
+    view.command_sent("c-1", "status", {}, last, sender="fc-1")
+    now = [last]
+    app = MonitorApp(view, clock=lambda: now[0], redraw_every_s=None)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        app.query_one("#filter", Input).value = "earlier 01"  # another filter, then none again
+        await pilot.pause()
+        app.query_one("#filter", Input).value = ""
+        await pilot.pause()
+        now[0] += 0.5  # every age moves
+        set_device(view, now[0], "cam-a", status={**view.devices["cam-a"]["status"],
+                                                  "temperature_cdeg": 2350})  # fmt: skip
+        add_events(view, now[0], "newer 000", "newer 001")  # two come, two go
+        answer(view, now[0], "c-1", "ok")
+        app.redraw()
+        await pilot.pause()
+        kept, kept_tables = app.export_screenshot(), tables(app)
+    anew = MonitorApp(view, clock=lambda: now[0], redraw_every_s=None)
+    async with anew.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        assert tables(anew) == kept_tables
+        assert anew.export_screenshot() == kept

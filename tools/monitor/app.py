@@ -15,6 +15,7 @@ import time
 import uuid
 import weakref
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
@@ -26,10 +27,10 @@ from textual.binding import Binding, BindingType
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
-from textual.coordinate import Coordinate
 from textual.markup import escape
 from textual.notifications import SeverityLevel
 from textual.screen import ModalScreen
+from textual.widget import Widget
 from textual.widgets import (
     DataTable,
     Footer,
@@ -41,6 +42,7 @@ from textual.widgets import (
     TabbedContent,
     TabPane,
 )
+from textual.widgets.data_table import ColumnKey
 
 from protocols import alarms, ground
 from protocols.ground import KeyFile
@@ -50,7 +52,15 @@ from tools.cmd import ArgumentError, parse_args, signatures_in
 from tools.ground_client import DEFAULT_VALID_FOR_S, sign_command
 from tools.monitor import rows
 from tools.monitor.archive import FILL_S, Archived, messages, missing
-from tools.monitor.view import SEVERITIES, AlarmKey, CommandLine, NodeView, utc_midnight
+from tools.monitor.table import SteadyTable
+from tools.monitor.view import (
+    SEVERITIES,
+    AlarmKey,
+    CommandLine,
+    EventLine,
+    NodeView,
+    utc_midnight,
+)
 
 SEVERITY_STYLES = {"critical": "bold red", "warning": "yellow", "info": "", "diagnostic": "dim"}
 EVENT_ROWS_SHOWN = 100  # the newest matching the filter; `/` searches them all
@@ -75,34 +85,62 @@ def _row(*cells: str | Text) -> list[Text]:
     return [cell if isinstance(cell, Text) else Text(cell) for cell in cells]
 
 
-def _refill(table: DataTable[Any], rows: list[tuple[str, list[Text]]]) -> None:
-    """Replace a table's rows; a reader's cursor stays on its row, the screen steady.
+Rows = list[tuple[str, list[Text]]]  # a table's rows: key and cells, top to bottom
 
-    Rows the table already shows are left alone (laying a table out again is most of what a
-    redraw costs). At the top the table follows what comes in; a flight controller who moved
-    down to read an event keeps reading it while newer ones arrive above.
+
+def _refill(table: DataTable[Any], rows: Rows) -> None:
+    """Make a table show `rows`; a reader's cursor stays on its row, the screen steady.
+
+    Only the rows that came, went or changed are touched: filling a table anew measures every
+    cell again, and a new event every half second would cost that each time. At the top the
+    table follows what comes in; a flight controller who moved down to read an event keeps
+    reading it while newer ones arrive above.
     """
-    if _SHOWN.get(table) == rows:
+    shown = _SHOWN.get(table, [])
+    if shown == rows:
         return
-    _SHOWN[table] = rows
     reading: str | None = None
     if table.row_count and table.cursor_row > 0:
         reading = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
     was_at, scrolled = table.cursor_row, table.scroll_y
-    table.clear()
-    for key, cells in rows:
-        table.add_row(*cells, key=key)
-    if reading is None or not any(key == reading for key, _ in rows):
+    _SHOWN[table] = _patch(table, shown, rows)
+    if reading is None or reading not in table.rows:
+        table.move_cursor(row=0, animate=False, scroll=False)
+        if table.scroll_x or table.scroll_y:
+            table.scroll_to(x=0, y=0, animate=False, immediate=True)
         return
     now_at = table.get_row_index(reading)
     table.move_cursor(row=now_at, animate=False, scroll=False)
     table.scroll_to(y=scrolled + now_at - was_at, animate=False, immediate=True)
 
 
+def _patch(table: DataTable[Any], shown: Rows, rows: Rows) -> Rows:
+    """Turn `shown` into `rows`: rows gone or changed removed, new or changed ones added (so
+    measured, a column only ever widening, as when filled anew), then put in order. Returns
+    what the table holds: a row that did not change keeps its cells."""
+    before = dict(shown)
+    kept = [(key, before[key] if before.get(key) == cells else cells) for key, cells in rows]
+    if 2 * sum(cells is before.get(key) for key, cells in kept) <= len(kept):
+        table.clear()  # mostly new (another filter): one pass over them
+        for key, cells in kept:
+            table.add_row(*cells, key=key)
+        return kept
+    now = dict(kept)
+    for key, cells in shown:
+        if now.get(key) is not cells:
+            table.remove_row(key)
+    for key, cells in kept:
+        if key not in table.rows:
+            table.add_row(*cells, key=key)
+    if [row.key.value for row in table.ordered_rows] != list(now):
+        # The table holds each row's own cell objects: the first one says where it goes.
+        position = {id(cells[0]): n for n, (_, cells) in enumerate(kept)}
+        table.sort(key=lambda values: position[id(values[0])])
+    return kept
+
+
 # What each table was last filled with (compared, not re-laid out, when nothing changed).
-_SHOWN: weakref.WeakKeyDictionary[DataTable[Any], list[tuple[str, list[Text]]]] = (
-    weakref.WeakKeyDictionary()
-)
+_SHOWN: weakref.WeakKeyDictionary[DataTable[Any], Rows] = weakref.WeakKeyDictionary()
 
 
 def _lines(cells: list[rows.Cell]) -> Text:
@@ -277,7 +315,10 @@ class MonitorApp(App[None]):
         self._quiet: set[str] = set()  # sent by the monitor itself: results not announced
         self._drawn_revision = -1
         self._device_widths: list[int] = []
+        self._device_columns: list[ColumnKey] = []
+        self._device_rows: dict[str, _DeviceRow] = {}
         self._panels: dict[str, Text] = {}  # what each panel says now
+        self._event_rows: dict[str, tuple[EventLine, list[Text]]] = {}  # cells made once
         self.redrawn = asyncio.Event()  # set after each redraw: what the screen shows is current
         self._caught_up = False
         self.sub_title = subtitle or (url or "replay")
@@ -291,7 +332,7 @@ class MonitorApp(App[None]):
     def compose(self) -> ComposeResult:
         yield Header(icon="◉")
         yield Static(id="node")
-        yield DataTable(id="devices", cursor_type="none", zebra_stripes=True)
+        yield SteadyTable(id="devices", cursor_type="none", zebra_stripes=True)
         yield Static(id="cameras")
         with Horizontal(id="panels"):
             with Vertical(id="power", classes="panel"):
@@ -303,11 +344,11 @@ class MonitorApp(App[None]):
         with TabbedContent(id="tabs", initial="events"):
             with TabPane("Events", id="events"):
                 yield Input(placeholder="filter events (text)", id="filter")
-                yield DataTable(id="event-table", cursor_type="row")
+                yield SteadyTable(id="event-table", cursor_type="row")
             with TabPane("Shot log", id="shots"):
-                yield DataTable(id="shot-table", cursor_type="row")
+                yield SteadyTable(id="shot-table", cursor_type="row")
             with TabPane("Commands", id="commands"):
-                yield DataTable(id="command-table", cursor_type="row")
+                yield SteadyTable(id="command-table", cursor_type="row")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -608,42 +649,38 @@ class MonitorApp(App[None]):
         self._put(selector, _lines(lines))
 
     def _put(self, selector: str, content: Text) -> None:
-        """A panel is updated only when what it says changed: each update lays out again."""
+        """A panel is updated only when what it says changed, and the screen laid out again
+        only if what it says can change the panel's size."""
         if self._panels.get(selector) != content:
             self._panels[selector] = content
-            self.main.query_one(selector, Static).update(content)
+            panel = self.main.query_one(selector, Static)
+            panel.update(content, layout=not _sized_by_css(panel))
 
     def _devices(self, now: float) -> None:
         table = self.main.query_one("#devices", DataTable)
-        lines = [
-            (name, [Text(c.text, style=c.style) for c in rows.device_row(self.view, name, now)])
+        before = self._device_rows
+        drawn = {
+            name: _DeviceRow.of(rows.device_row(self.view, name, now), before.get(name))
             for name in sorted(self.view.devices, key=_device_order(self.view))
-        ]
-        widths = [
-            max((cells[i].cell_len for _, cells in lines), default=0)
-            for i in range(len(rows.DEVICE_COLUMNS))
-        ]
-        shown = _SHOWN.get(table)
-        if (
-            shown is not None
-            and [k for k, _ in shown] == [k for k, _ in lines]
-            and (widths == self._device_widths)
-        ):
+        }
+        self._device_rows = drawn
+        zero = [0] * len(rows.DEVICE_COLUMNS)  # every column, with no device yet
+        widths = [max(c) for c in zip(zero, *(r.widths for r in drawn.values()), strict=True)]
+        if list(drawn) == list(before) and widths == self._device_widths:
             # Same devices, every column as wide as before: only the cells that changed.
-            for (key, cells), (_, before) in zip(lines, shown, strict=True):
-                for column, (cell, old) in enumerate(zip(cells, before, strict=True)):
-                    if cell != old:
-                        table.update_cell_at(Coordinate(table.get_row_index(key), column), cell)
-            _SHOWN[table] = lines
+            for name, row in drawn.items():
+                was = before[name].texts
+                for column, text, old in zip(self._device_columns, row.texts, was, strict=True):
+                    if text is not old:
+                        table.update_cell(name, column, text)
             return
         # A column only ever widens as rows are added: laid out anew, each is as wide as
         # what it holds now, so a long text gone takes its width with it.
         self._device_widths = widths
-        _SHOWN[table] = lines
         table.clear(columns=True)
-        table.add_columns(*rows.DEVICE_COLUMNS)
-        for key, cells in lines:
-            table.add_row(*cells, key=key)
+        self._device_columns = table.add_columns(*rows.DEVICE_COLUMNS)
+        for name, row in drawn.items():
+            table.add_row(*row.texts, key=name)
 
     def _alarms(self) -> None:
         alarms = sorted(
@@ -684,17 +721,14 @@ class MonitorApp(App[None]):
     def _events(self) -> None:
         table = self.main.query_one("#event-table", DataTable)
         shown = self.view.events_matching(self.filter_text, self.min_severity)
-        lines = []
+        drawn, lines = {}, []
         for event in reversed(shown[-EVENT_ROWS_SHOWN:]):
-            style = SEVERITY_STYLES.get(event.severity, "")
-            cells = _row(
-                rows.clock(event.ts) + (" H" if event.historical else ""),
-                Text(event.severity, style=style),
-                Text(event.name, style=style),
-                event.source,
-                event.message,
-            )
-            lines.append((str(event.seq) if event.seq is not None else repr(event.identity), cells))
+            key = str(event.seq) if event.seq is not None else repr(event.identity)
+            known = self._event_rows.get(key)
+            cells = known[1] if known is not None and known[0] == event else _event_cells(event)
+            drawn[key] = (event, cells)
+            lines.append((key, cells))
+        self._event_rows = drawn
         _refill(table, lines)
         pane = self.main.query_one("#filter", Input)
         pane.placeholder = f"filter events (text); showing {self.min_severity} and worse (v)"
@@ -736,6 +770,52 @@ class MonitorApp(App[None]):
             )
             lines.append((command.id, cells))
         _refill(self.main.query_one("#command-table", DataTable), lines)
+
+
+@dataclass(frozen=True)
+class _DeviceRow:
+    """A device's row as drawn: its cells, the text made of each and how wide it is."""
+
+    cells: list[rows.Cell]
+    texts: list[Text]
+    widths: list[int]
+
+    @classmethod
+    def of(cls, cells: list[rows.Cell], before: _DeviceRow | None) -> _DeviceRow:
+        """A cell the same as before keeps its text (the table leaves it alone)."""
+        texts, widths = [], []
+        for n, cell in enumerate(cells):
+            if before is not None and before.cells[n] == cell:
+                texts.append(before.texts[n])
+                widths.append(before.widths[n])
+            else:
+                text = Text(cell.text, style=cell.style)
+                texts.append(text)
+                widths.append(text.cell_len)
+        return cls(cells, texts, widths)
+
+
+def _event_cells(event: EventLine) -> list[Text]:
+    style = SEVERITY_STYLES.get(event.severity, "")
+    return _row(
+        rows.clock(event.ts) + (" H" if event.historical else ""),
+        Text(event.severity, style=style),
+        Text(event.name, style=style),
+        event.source,
+        event.message,
+    )
+
+
+def _sized_by_css(widget: Widget) -> bool:
+    """A box the CSS sets (its height and width, nothing to scroll): what it holds moves
+    nothing on the screen."""
+    width, height = widget.styles.width, widget.styles.height
+    return (
+        height is not None
+        and not height.is_auto
+        and (width is None or not width.is_auto)
+        and widget.styles.overflow_y == "hidden"
+    )
 
 
 def _device_order(view: NodeView) -> Callable[[str], tuple[int, str]]:

@@ -75,6 +75,16 @@ def columns(table: DataTable[Any]) -> None:
         table.add_column(name, key=name)
 
 
+def several(table: DataTable[Any]) -> None:
+    """Cells updated one by one in the stock table, together in the steady one."""
+    changed = [("4", "draw", Text("0.1 W")), ("6", "bar", Text("xxxx", style="green"))]
+    if isinstance(table, SteadyTable):
+        table.update_cells(changed)
+    else:
+        for row, column, value in changed:
+            table.update_cell(row, column, value)
+
+
 def cells(n: int) -> list[Text]:
     return [Text(f"row {n}", style="bold"), Text(f"{n * 1.5:.1f} W"), Text("x" * (n % 4))]
 
@@ -102,6 +112,7 @@ async def test_it_draws_what_a_datatable_draws_through_every_kind_of_change() ->
         await same(pilot, app, columns)
         await same(pilot, app, lambda t: [t.add_row(*cells(n), key=str(n)) for n in range(10)])
         await same(pilot, app, lambda t: t.update_cell("2", "draw", Text("9.9 W", style="red")))
+        await same(pilot, app, several)
         await same(pilot, app, lambda t: t.remove_row("1"))  # the rows below move up
         await same(pilot, app, lambda t: t.add_row(*cells(10), key="10"))
         await same(pilot, app, lambda t: t.sort(key=lambda row: -len(row[2]), reverse=True))

@@ -441,6 +441,26 @@ TestNodeSession = NodeSessionMachine.TestCase
 TestNodeSession.settings = settings(max_examples=100, stateful_step_count=30, deadline=None)
 
 
+@given(
+    st.lists(st.tuples(st.sampled_from(["info", "warning", "critical"]),
+                       st.sampled_from(["power.shed", "take.cut", "device.offline"])),
+             max_size=40),
+    st.sampled_from(["", "power", "cut", "nothing like it"]),
+    st.sampled_from(["info", "warning", "critical"]),
+    st.integers(0, 45),
+)  # fmt: skip
+def test_the_newest_matching_events_are_the_tail_of_all_that_match(
+    sent: list[tuple[str, str]], text: str, severity: str, newest: int
+) -> None:
+    view = connected_view()
+    for seq, (level, name) in enumerate(sent, start=1):
+        view.absorb(topic("event"), event(name, seq, severity=level, ts=T0 + seq), T0 + seq)
+    matching = view.events_matching(text, severity)
+    assert (
+        view.events_matching(text, severity, newest) == matching[max(0, len(matching) - newest) :]
+    )
+
+
 # -- takes -------------------------------------------------------------------------------------
 
 

@@ -657,7 +657,7 @@ class MonitorApp(App[None]):
             panel.update(content, layout=not _sized_by_css(panel))
 
     def _devices(self, now: float) -> None:
-        table = self.main.query_one("#devices", DataTable)
+        table = self.main.query_one("#devices", SteadyTable)
         before = self._device_rows
         drawn = {
             name: _DeviceRow.of(rows.device_row(self.view, name, now), before.get(name))
@@ -668,11 +668,14 @@ class MonitorApp(App[None]):
         widths = [max(c) for c in zip(zero, *(r.widths for r in drawn.values()), strict=True)]
         if list(drawn) == list(before) and widths == self._device_widths:
             # Same devices, every column as wide as before: only the cells that changed.
-            for name, row in drawn.items():
-                was = before[name].texts
-                for column, text, old in zip(self._device_columns, row.texts, was, strict=True):
-                    if text is not old:
-                        table.update_cell(name, column, text)
+            table.update_cells(
+                (name, column, text)
+                for name, row in drawn.items()
+                for column, text, old in zip(
+                    self._device_columns, row.texts, before[name].texts, strict=True
+                )
+                if text is not old
+            )
             return
         # A column only ever widens as rows are added: laid out anew, each is as wide as
         # what it holds now, so a long text gone takes its width with it.
@@ -720,9 +723,9 @@ class MonitorApp(App[None]):
 
     def _events(self) -> None:
         table = self.main.query_one("#event-table", DataTable)
-        shown = self.view.events_matching(self.filter_text, self.min_severity)
+        shown = self.view.events_matching(self.filter_text, self.min_severity, EVENT_ROWS_SHOWN)
         drawn, lines = {}, []
-        for event in reversed(shown[-EVENT_ROWS_SHOWN:]):
+        for event in reversed(shown):
             key = str(event.seq) if event.seq is not None else repr(event.identity)
             known = self._event_rows.get(key)
             cells = known[1] if known is not None and known[0] == event else _event_cells(event)

@@ -7,8 +7,7 @@ in the same words. Every function takes `now` and returns plain strings with a s
 from __future__ import annotations
 
 import datetime
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from protocols.timecode import FrameRate
 from tools.monitor.view import NodeView
@@ -24,8 +23,7 @@ NAME_WIDTH = 16
 UNREADABLE = (TypeError, ValueError, AttributeError, KeyError)  # a body not as SPEC.md has it
 
 
-@dataclass(frozen=True)
-class Cell:
+class Cell(NamedTuple):  # a tuple: made and compared hundreds of times a redraw
     text: str
     style: str = ""  # a Rich style: "", "bold red", "yellow", "dim", ...
 

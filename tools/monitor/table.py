@@ -12,6 +12,7 @@ what it says changes, and never changes one in place.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -21,7 +22,7 @@ from textual.coordinate import Coordinate
 from textual.geometry import Region
 from textual.strip import Strip
 from textual.widgets import DataTable
-from textual.widgets.data_table import CellType, RowKey
+from textual.widgets.data_table import CellType, ColumnKey, RowKey
 
 Lines = list[list[Segment]]
 
@@ -44,6 +45,7 @@ class _Line:
 
 class SteadyTable(DataTable[CellType]):
     _removing = False  # inside remove_row: it asks for no layout of the screen
+    _updating = False  # inside update_cells: one refresh at the end
     _drawing = False  # inside render_lines: what draws all alike is the same throughout
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -160,10 +162,22 @@ class SteadyTable(DataTable[CellType]):
         self._cells.pop(key, None)
         self._lines.pop(key, None)
 
+    def update_cells(self, cells: Iterable[tuple[RowKey | str, ColumnKey | str, CellType]]) -> None:
+        """Several cells, refreshed once (each update_cell refreshes the whole table)."""
+        self._updating = True
+        try:
+            for row_key, column_key, value in cells:
+                self.update_cell(row_key, column_key, value)
+        finally:
+            self._updating = False
+        self.refresh()
+
     def refresh(
         self, *regions: Region, repaint: bool = True, layout: bool = False,
         recompose: bool = False,
     ) -> Self:  # fmt: skip
+        if self._updating:
+            return self
         layout = layout and not self._removing
         return super().refresh(*regions, repaint=repaint, layout=layout, recompose=recompose)
 

@@ -690,15 +690,23 @@ class NodeView:
             key=lambda t: (t.scene, t.take, t.take_id),
         )
 
-    def events_matching(self, text: str, min_severity: str = "diagnostic") -> list[EventLine]:
+    def events_matching(
+        self, text: str, min_severity: str = "diagnostic", newest: int | None = None
+    ) -> list[EventLine]:
+        """The events at `min_severity` or worse whose name, source or message holds `text`,
+        oldest first; only the `newest` so many, if given (looked for from the end)."""
         floor = SEVERITIES.index(min_severity)
         needle = text.lower()
-        return [
-            e
-            for e in self.events
-            if SEVERITIES.index(e.severity) >= floor
-            and (not needle or needle in f"{e.name} {e.source} {e.message}".lower())
-        ]
+        found: list[EventLine] = []
+        for e in reversed(self.events):
+            if len(found) == newest:
+                break
+            if SEVERITIES.index(e.severity) >= floor and (
+                not needle or needle in f"{e.name} {e.source} {e.message}".lower()
+            ):
+                found.append(e)
+        found.reverse()
+        return found
 
 
 _LEVELS = {"yellow": 1, "red": 2}

@@ -73,6 +73,7 @@ class GroundLink:
         self._states: dict[str, Callable[[], ground.DeviceSnapshot]] = {}
         self._dirty: set[str] = set()
         self._ground_dirty: set[str] = set()  # states the ground has not had yet
+        self._ground_at_once: set[str] = set()  # of those, devices that came or went
         self._state_wakeup = asyncio.Event()
         self._state_at_once = asyncio.Event()
         self._at_once: set[str] = set()  # came online or went offline: published at once
@@ -374,16 +375,17 @@ class GroundLink:
             else:
                 due = self._dirty & self._at_once
                 self._dirty -= due
-            self._at_once.clear()
+            came_or_went, self._at_once = self._at_once & due, self._at_once - due
             built = {device: self._envelope(ground.STATE, self._states[device]()) for device in due}
             for device in sorted(due):
                 topic = ground.topic(self.node, ground.LOCAL_STATE, device)
-                if states.ready(topic):
+                if device in came_or_went or states.ready(topic):
                     states.publish(topic, built[device])
                 else:
                     self._dirty.add(device)
                     self._state_wakeup.set()  # looked at again next round, not forgotten
             self._ground_dirty |= due
+            self._ground_at_once |= came_or_went
             if self.flowing.is_set():
                 self._publish_ground_states(states, built)
             with contextlib.suppress(TimeoutError):
@@ -395,13 +397,14 @@ class GroundLink:
         `built`: this round's payloads, published to the crew already (built once)."""
         for device in sorted(self._ground_dirty):
             topic = ground.topic(self.node, ground.STATE, device)
-            if not states.ready(topic):
+            if device not in self._ground_at_once and not states.ready(topic):
                 continue
             payload = built.get(device) or self._envelope(ground.STATE, self._states[device]())
             if not self.stream.pacer.try_spend(len(payload)):
                 break
             states.publish(topic, payload)
             self._ground_dirty.discard(device)
+            self._ground_at_once.discard(device)
 
     async def flush(self, timeout_s: float) -> bool:
         """Shutdown: give the backlog up to `timeout_s` to reach the ground; True if it did.

@@ -143,3 +143,23 @@ def test_a_state_paho_cannot_queue_ends_the_session_as_a_broken_link(tmp_path: P
             await ground_link._publish_states(LatestStates(client))
 
     run_virtual(main())
+
+
+def test_a_device_that_comes_online_goes_out_at_once_even_behind_an_unacknowledged_state(
+    tmp_path: Path,
+) -> None:
+    ground_link = link(tmp_path)
+    client = RecordingClient(acks=False)
+
+    async def main() -> None:
+        ground_link.flowing.set()
+        publisher = asyncio.create_task(ground_link._publish_states(LatestStates(client)))
+        ground_link.update_state("key", snapshot_of("key", []), at_once=True)  # not yet online
+        await asyncio.sleep(0.1)
+        ground_link.update_state("key", snapshot_of("key", []), at_once=True)  # online now
+        await asyncio.sleep(0.001)
+        publisher.cancel()
+
+    run_virtual(main())
+    times = [at for at, topic, _ in client.published if topic.endswith("/state/key")]
+    assert times == [0.0, 0.0, 0.1, 0.1]  # local and ground copies, each time at once

@@ -315,9 +315,11 @@ class Outbox:
         room = limit - len(numbered)
         fresh: list[tuple[Any, ...]] = []
         if room > 0:
+            # INDEXED BY: left to itself the planner looks the NULLs up in seq's own index and
+            # sorts every unsent row for each batch (10 ms a batch at 30,000 queued, growing).
             fresh = self.db.execute(
-                "SELECT id, kind, created, body FROM outbox WHERE seq IS NULL"
-                " ORDER BY priority, id LIMIT ?",
+                "SELECT id, kind, created, body FROM outbox INDEXED BY outbox_unsent"
+                " WHERE seq IS NULL ORDER BY priority, id LIMIT ?",
                 (room,),
             ).fetchall()
             if fresh:
@@ -432,7 +434,9 @@ class Outbox:
         ids = [
             row[0]
             for row in self.db.execute(
-                "SELECT id FROM outbox WHERE priority = ? AND seq IS NULL ORDER BY id", (ROUTINE,)
+                "SELECT id FROM outbox INDEXED BY outbox_unsent"
+                " WHERE priority = ? AND seq IS NULL ORDER BY id",
+                (ROUTINE,),
             )
             if row[0] not in self._acked_unsaved
         ]

@@ -345,10 +345,16 @@ class DeviceAgent:
             silent_for = loop.time() - self.session.last_rx
             if silent_for > self.config.offline_after_s:
                 raise DeviceSilent(f"{self.name}: nothing heard for {silent_for:.1f} s")
-            now = loop.time()
-            next_poll, skipped = poll_after(next_poll, now, period)
-            self.missed_polls += skipped
-            await asyncio.sleep(max(0.0, next_poll - now))
+            next_poll = await self._wait_for_next_poll(next_poll, period)
+
+    async def _wait_for_next_poll(self, due: float, period: float) -> float:
+        """Sleep until the poll after the one `due`, on its grid (`poll_after`), counting the
+        whole periods skipped; returns when that poll is due."""
+        now = asyncio.get_running_loop().time()
+        due, skipped = poll_after(due, now, period)
+        self.missed_polls += skipped
+        await asyncio.sleep(max(0.0, due - now))
+        return due
 
     def _store_status(self, status: Any) -> None:
         self.status = status

@@ -17,7 +17,6 @@ import msgspec
 
 from firmware_host.config import DeviceConfig
 from firmware_host.devices.agent import DeviceAgent, DeviceSilent, Driver
-from firmware_host.devices.schedule import poll_after
 from firmware_host.drivers.camera import CameraDriver
 from firmware_host.events import EventBus
 from firmware_host.gear.capabilities import not_reported, reports, unmeasured
@@ -187,10 +186,7 @@ class GearAgent(DeviceAgent):
             silent_for = loop.time() - max(self._last_rx(), last_ok)
             if silent_for > self.config.offline_after_s:
                 raise DeviceSilent(f"{self.name}: nothing heard for {silent_for:.1f} s")
-            now = loop.time()
-            next_poll, skipped = poll_after(next_poll, now, period)
-            self.missed_polls += skipped
-            await asyncio.sleep(max(0.0, next_poll - now))
+            next_poll = await self._wait_for_next_poll(next_poll, period)
 
     # -- a deck's clock: whole frames only ------------------------------------------------
 

@@ -8,7 +8,11 @@
   PUBACK, delete the batch (a fully synced transaction, as the outbox then did), repeat
   (the whole window idles while the slowest PUBACK is out);
 - bare: the same number of QoS 1 publishes of the same size from a plain aiomqtt loop with the
-  same sliding window and no outbox: what MQTT costs alone;
+  same sliding window and no outbox: what MQTT costs through aiomqtt's publish (the target's
+  reference);
+- paho: the same again handed to paho directly, the window kept by counting PUBACKs in
+  paho's on_publish (as the product now does): what MQTT costs with no outbox at all, the
+  floor;
 - latency: events queued at 200/s while the stream runs, timed from queueing to a ground
   subscriber's receipt (p50, p99).
 
@@ -33,6 +37,7 @@ from bench.machine import describe
 from firmware_host.config import MqttConfig
 from firmware_host.groundlink.outbox import ROUTINE, Outbox
 from firmware_host.groundlink.pacing import Pacer
+from firmware_host.groundlink.sender import PahoSender
 from firmware_host.groundlink.stream import StreamPublisher
 from hil.broker import Mosquitto
 from protocols import ground
@@ -74,7 +79,7 @@ async def sliding(client: aiomqtt.Client, outbox: Outbox, window: int) -> None:
     publisher = StreamPublisher(NODE, outbox, Pacer(), window=window)
     reachable = asyncio.Event()
     reachable.set()
-    drain = asyncio.create_task(publisher.drain(client, lambda: 0.0, reachable))
+    drain = asyncio.create_task(publisher.drain(PahoSender.of(client), lambda: 0.0, reachable))
     try:
         if not await publisher.flush(600.0):
             raise RuntimeError("the stream did not drain in 10 minutes")
@@ -138,6 +143,38 @@ async def bare_rate(port: int, count: int, window: int) -> float:
     return count / (done - start)
 
 
+async def paho_rate(port: int, count: int, window: int) -> float:
+    """Paho's own publish, `window` in flight, the next as soon as one is acked."""
+    payload = b"x" * (BODY_BYTES + 120)
+    ready = asyncio.Event()
+    counter = asyncio.create_task(_received(port, "paho/#", count, ready))
+    await ready.wait()
+    room = asyncio.Event()
+    in_flight = 0
+
+    def on_ack(mid: int, refused: bool) -> None:
+        nonlocal in_flight
+        in_flight -= 1
+        room.set()
+
+    async with _client(port, "paho", window) as client:
+        sender = PahoSender.of(client)
+        sender.listen(on_ack)
+        start = time.monotonic()
+        for _ in range(count):
+            while in_flight >= window:
+                room.clear()
+                await room.wait()
+            sender.publish("paho/t", payload)
+            in_flight += 1
+        while in_flight:
+            room.clear()
+            await room.wait()
+    done = time.monotonic()
+    await asyncio.wait_for(counter, 60)
+    return count / (done - start)
+
+
 async def latency(port: int, workdir: Path, rate_hz: float, seconds: float) -> dict[str, float]:
     outbox = Outbox(workdir / "latency.db", max_bytes=10**9)
     publisher = StreamPublisher(NODE, outbox, Pacer(), window=WINDOW)
@@ -161,7 +198,7 @@ async def latency(port: int, workdir: Path, rate_hz: float, seconds: float) -> d
     watcher = asyncio.create_task(watch(ready))
     await ready.wait()
     async with _client(port, "node-latency", WINDOW) as client:
-        drain = asyncio.create_task(publisher.drain(client, lambda: 0.0, reachable))
+        drain = asyncio.create_task(publisher.drain(PahoSender.of(client), lambda: 0.0, reachable))
         for _ in range(expected):
             outbox.append(ground.EVENT, {"name": "bench", "severity": "info", "ts": time.time()})
             publisher.notify()
@@ -178,7 +215,7 @@ async def latency(port: int, workdir: Path, rate_hz: float, seconds: float) -> d
 
 
 async def measure(count: int, rounds: int, latency_s: float) -> dict[str, Any]:
-    rates: dict[str, list[float]] = {"sliding": [], "batch": [], "bare": []}
+    rates: dict[str, list[float]] = {"sliding": [], "batch": [], "bare": [], "paho": []}
     with tempfile.TemporaryDirectory(prefix="cupola-bench-gl-") as tmp:
         workdir = Path(tmp)
         with Mosquitto(workdir / "broker") as broker:
@@ -190,6 +227,7 @@ async def measure(count: int, rounds: int, latency_s: float) -> dict[str, Any]:
                     await drain_rate(broker.port, workdir, count, batch_at_a_time, f"batch{n}")
                 )
                 rates["bare"].append(await bare_rate(broker.port, count, WINDOW))
+                rates["paho"].append(await paho_rate(broker.port, count, WINDOW))
             lat = await latency(broker.port, workdir, 200.0, latency_s)
     return {"count": count, "rounds": rounds, "rates": rates, "latency": lat}
 
@@ -214,9 +252,12 @@ def report(result: dict[str, Any]) -> str:
         f"{median['batch'] / median['bare']:.2f}x |",
         f"| bare aiomqtt loop, sliding window {WINDOW}, no outbox | {median['bare']:,.0f} | "
         "1.00x |",
+        f"| bare paho loop, sliding window {WINDOW}, no outbox (the floor) | "
+        f"{median['paho']:,.0f} | {median['paho'] / median['bare']:.2f}x |",
         "",
         f"sliding / batch-at-a-time: {median['sliding'] / median['batch']:.2f}x "
-        f"(per round: {per_round})",
+        f"(per round: {per_round}); sliding / bare paho: "
+        f"{median['sliding'] / median['paho']:.2f}x",
         "",
         "| end-to-end latency, event queued -> ground subscriber | p50 | p99 | events |",
         "| --- | ---: | ---: | ---: |",

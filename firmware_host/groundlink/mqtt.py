@@ -32,6 +32,7 @@ from firmware_host.clock import SYSTEM, Clock
 from firmware_host.config import BrokerAddress, MqttConfig
 from firmware_host.events import EventBus
 from firmware_host.groundlink.latest import LatestStates
+from firmware_host.groundlink.sender import PahoSender
 from firmware_host.groundlink.stream import StreamPublisher
 from firmware_host.tasks import TaskOwner
 from protocols import ground
@@ -251,7 +252,9 @@ class GroundLink:
                         group.create_task(self._publish_states(LatestStates.of(client)))
                         group.create_task(self._follow_hold(client))
                         group.create_task(
-                            self.stream.drain(client, lambda: self.session_started, self.flowing)
+                            self.stream.drain(
+                                PahoSender.of(client), lambda: self.session_started, self.flowing
+                            )
                         )
             except* aiomqtt.MqttError as errors:
                 log.warning("broker link down: %s", "; ".join(str(e) for e in errors.exceptions))

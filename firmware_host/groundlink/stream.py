@@ -4,7 +4,9 @@ Messages go out through a sliding window: up to `window` publishes in flight, th
 sent as soon as any is acknowledged (no waiting for a whole batch), and acknowledged rows
 deleted from the outbox together, a few at a time. If the connection breaks, the
 unacknowledged rows keep their numbers and go out first on the next connection, flagged
-historical if they were queued before that session began.
+historical if they were queued before that session began. The publishes go to paho directly
+(groundlink/sender.py) and the window is kept here by counting PUBACKs; a publish that waits
+`ack_timeout_s` for its PUBACK ends the session as aiomqtt's own publish timeout did.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import msgspec
 
 from firmware_host.groundlink.outbox import Outbox, Pending
 from firmware_host.groundlink.pacing import Pacer
+from firmware_host.groundlink.sender import Sender
 from protocols import ground
 
 
@@ -37,11 +40,20 @@ _encode = msgspec.json.Encoder().encode
 
 
 class StreamPublisher:
-    def __init__(self, node: str, outbox: Outbox, pacer: Pacer, *, window: int = 200) -> None:
+    def __init__(
+        self,
+        node: str,
+        outbox: Outbox,
+        pacer: Pacer,
+        *,
+        window: int = 200,
+        ack_timeout_s: float = 10.0,
+    ) -> None:
         self.node = node
         self.outbox = outbox
         self.pacer = pacer
         self.window = window
+        self.ack_timeout_s = ack_timeout_s
         self.published = 0
         self.last_seq = 0
         self._wakeup = asyncio.Event()
@@ -76,62 +88,66 @@ class StreamPublisher:
 
     async def drain(
         self,
-        client: aiomqtt.Client,
+        sender: Sender,
         session_started: Callable[[], float],
         reachable: asyncio.Event,
     ) -> None:
-        """Publish while the ground is reachable; returns only by raising MqttError."""
-        slots = asyncio.Semaphore(self.window)
+        """Publish while the ground is reachable; returns only by raising MqttError (also when
+        the oldest publish in flight has waited `ack_timeout_s` for its PUBACK: the session
+        is stuck and starts again, resending it)."""
+        loop = asyncio.get_running_loop()
         refill_at = max(1, self.window // 4)
         acked: list[Pending] = []
-        in_flight = 0
+        flying: dict[int, tuple[Pending, float]] = {}  # by message id, oldest first
+        refused: list[int] = []
         last_sent = 0  # this connection's: what the broker has not answered yet is skipped
-        failures: list[BaseException] = []
 
-        async def publish(row: Pending, payload: bytes) -> None:
-            nonlocal in_flight
-            try:
-                await client.publish(ground.topic(self.node, row.kind), payload, qos=1)
-                acked.append(row)
-            except Exception as exc:
-                failures.append(exc)  # raised from the drain itself, below
-            finally:
-                in_flight -= 1
-                slots.release()
-                if len(acked) >= refill_at or in_flight == 0 or failures:
-                    self._wakeup.set()  # worth a look: a refill, a settle, a failure
+        def on_ack(mid: int, failed: bool) -> None:
+            sent = flying.pop(mid, None)
+            if sent is None:
+                return  # not the stream's (a state, a birth): paho numbers them all
+            if failed:
+                refused.append(sent[0].seq)
+            else:
+                acked.append(sent[0])
+            if len(acked) >= refill_at or not flying or refused:
+                self._wakeup.set()  # worth a look: a refill, a settle, a refusal
 
-        async with asyncio.TaskGroup() as group:
-            while True:
-                if len(acked) >= refill_at or in_flight == 0 or failures:
-                    self._settle(acked)  # a quarter window at a time, or all once it is quiet
-                if failures:
-                    failure = failures[0]
-                    if isinstance(failure, aiomqtt.MqttError):
-                        raise failure
-                    raise aiomqtt.MqttError(f"publish failed: {failure!r}")
-                await reachable.wait()
-                self._wakeup.clear()
-                # Refilled a quarter of the window at a time, not one slot at a time: each
-                # refill (and each settle, above) is a database transaction.
-                room = self.window - in_flight
-                refill = room >= refill_at or in_flight == 0
-                batch = self.outbox.next_batch(room, after_seq=last_sent) if refill else []
-                if not batch:
-                    if in_flight == 0:
-                        self._idle.set()
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(1.0):  # not wait_for: it can eat a cancel
-                            await self._wakeup.wait()
-                    continue
-                started = session_started()
-                for row in batch:
-                    payload = self.payload(row, started)
-                    await self.pacer.spend(len(payload))
-                    await slots.acquire()
-                    in_flight += 1
-                    last_sent = row.seq
-                    group.create_task(publish(row, payload))
+        sender.listen(on_ack)
+        while True:
+            if len(acked) >= refill_at or not flying:
+                self._settle(acked)  # a quarter window at a time, or all once it is quiet
+            if refused:
+                raise aiomqtt.MqttError(f"the broker refused stream message {refused[0]}")
+            await reachable.wait()
+            self._wakeup.clear()
+            # Refilled a quarter of the window at a time, not one slot at a time: each
+            # refill (and each settle, above) is a database transaction.
+            room = self.window - len(flying)
+            refill = room >= refill_at or not flying
+            batch = self.outbox.next_batch(room, after_seq=last_sent) if refill else []
+            if not batch:
+                if not flying:
+                    self._idle.set()
+                    wait = 1.0
+                else:
+                    oldest = next(iter(flying.values()))[1]
+                    wait = oldest + self.ack_timeout_s - loop.time()
+                    if wait <= 0:
+                        raise aiomqtt.MqttError(
+                            f"no PUBACK in {self.ack_timeout_s:g} s ({len(flying)} in flight)"
+                        )
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(min(wait, 1.0)):  # not wait_for: it eats cancels
+                        await self._wakeup.wait()
+                continue
+            started = session_started()
+            for row in batch:
+                payload = self.payload(row, started)
+                await self.pacer.spend(len(payload))
+                mid = sender.publish(ground.topic(self.node, row.kind), payload)
+                flying[mid] = (row, loop.time())
+                last_sent = row.seq
 
     def _settle(self, acked: list[Pending]) -> None:
         """Delete what the broker acknowledged, in one transaction."""

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import itertools
 import random
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from firmware_host.budget.downlink import ContactWindow, DownlinkBudget
 from firmware_host.dailies.allocation import BulkAllocator
@@ -33,16 +34,31 @@ class Wire:
         self.lock = asyncio.Lock()
         self.events: list[tuple[float, int]] = []  # (on the wire, seq)
         self.file_bytes = 0
+        self.on_ack: Callable[[int, bool], None] = lambda mid, refused: None
+        self.mids = itertools.count(1)
+        self.sending: set[asyncio.Task[None]] = set()
+
+    def listen(self, on_ack: Callable[[int, bool], None]) -> None:
+        self.on_ack = on_ack
+
+    def publish(self, topic: str, payload: bytes) -> int:
+        """As paho: queued at once, acknowledged once it has crossed the wire."""
+        mid = next(self.mids)
+        task = asyncio.create_task(self._publish(mid, topic, payload))
+        self.sending.add(task)
+        task.add_done_callback(self.sending.discard)
+        return mid
 
     async def send(self, size: int) -> None:
         async with self.lock:
             await asyncio.sleep(size / LINK)
 
-    async def publish(self, topic: str, payload: bytes, qos: int = 0, **_: Any) -> None:
+    async def _publish(self, mid: int, topic: str, payload: bytes) -> None:
         await self.send(len(payload))
         if topic.endswith("/event"):
             seq = int(payload.split(b'"seq":')[1].split(b",")[0])
             self.events.append((asyncio.get_running_loop().time(), seq))
+        self.on_ack(mid, False)
 
     async def file(self, leaf: str, payload: bytes, qos: int) -> bool:
         await self.send(len(payload))
@@ -58,7 +74,7 @@ def _latencies(tmp_path: Path, *, with_file: bool) -> tuple[list[float], int]:
         stream = StreamPublisher("n", outbox, Pacer(HOUSEKEEPING, clock=loop.time))
         reachable = asyncio.Event()
         reachable.set()
-        tasks = [asyncio.create_task(stream.drain(wire, lambda: 0.0, reachable))]  # type: ignore[arg-type]
+        tasks = [asyncio.create_task(stream.drain(wire, lambda: 0.0, reachable))]
         if with_file:
             budget = DownlinkBudget(
                 bytes_per_day=1e9, windows=[ContactWindow(36_000, 600)], link_bytes_per_s=LINK,

@@ -1,0 +1,152 @@
+"""The stream's sliding window, on virtual time, against a broker that acknowledges when and
+how the test says: never more than the window in flight, every message out in order and
+deleted only once acknowledged; a refused or never-acknowledged publish ends the session
+with the message still queued, and the next session sends it again."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Callable
+from pathlib import Path
+
+import aiomqtt
+import msgspec
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from firmware_host.groundlink.outbox import EVENTS, Outbox
+from firmware_host.groundlink.pacing import Pacer
+from firmware_host.groundlink.stream import StreamPublisher
+from tests.virtual_time import run_virtual
+
+
+class Broker:
+    """A Sender whose PUBACKs come `delay(n)` seconds after the n-th publish (None: never),
+    refused where `refuse(n)` says so."""
+
+    def __init__(
+        self,
+        delay: Callable[[int], float | None],
+        refuse: Callable[[int], bool] = lambda n: False,
+    ) -> None:
+        self.delay = delay
+        self.refuse = refuse
+        self.mids = itertools.count(1)
+        self.on_ack: Callable[[int, bool], None] = lambda mid, refused: None
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.seqs: list[int] = []  # as published
+
+    def listen(self, on_ack: Callable[[int, bool], None]) -> None:
+        self.on_ack = on_ack
+
+    def publish(self, topic: str, payload: bytes) -> int:
+        mid = next(self.mids)
+        n = len(self.seqs)
+        self.seqs.append(msgspec.json.decode(payload)["seq"])
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        delay = self.delay(n)
+        if delay is not None:
+            asyncio.get_running_loop().call_later(delay, self._ack, mid, self.refuse(n))
+        return mid
+
+    def _ack(self, mid: int, refused: bool) -> None:
+        self.in_flight -= 1
+        self.on_ack(mid, refused)
+
+
+def _outbox(tmp_path: Path, count: int) -> Outbox:
+    outbox = Outbox(tmp_path / "outbox.db", max_bytes=10**8)
+    outbox.append_many("event", [{"n": i} for i in range(count)], EVENTS)
+    return outbox
+
+
+async def _session(stream: StreamPublisher, broker: Broker) -> BaseException | None:
+    """One session until everything is acknowledged (None) or the drain ends it."""
+    reachable = asyncio.Event()
+    reachable.set()
+    drain = asyncio.create_task(stream.drain(broker, lambda: 0.0, reachable))
+    flushed = asyncio.create_task(stream.flush(3600))
+    await asyncio.wait([drain, flushed], return_when=asyncio.FIRST_COMPLETED)
+    if drain.done():
+        flushed.cancel()
+        await asyncio.gather(flushed, return_exceptions=True)
+        return drain.exception()
+    drain.cancel()
+    await asyncio.gather(drain, return_exceptions=True)
+    return None
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    window=st.integers(1, 40),
+    count=st.integers(0, 150),
+    delays=st.lists(st.floats(0.0, 0.5), min_size=1, max_size=50),
+)
+def test_the_window_is_kept_and_everything_goes_out_once_in_order(
+    tmp_path_factory: pytest.TempPathFactory, window: int, count: int, delays: list[float]
+) -> None:
+    outbox = _outbox(tmp_path_factory.mktemp("stream"), count)
+    stream = StreamPublisher("n", outbox, Pacer(), window=window)
+    broker = Broker(lambda n: delays[n % len(delays)])  # acks out of order, any time
+
+    assert run_virtual(_session(stream, broker)) is None
+    assert broker.seqs == list(range(1, count + 1))  # each once, in order
+    assert broker.most_in_flight <= window
+    if count >= window:
+        assert broker.most_in_flight == window  # and the window is used, not one at a time
+    assert outbox.backlog()["messages"] == 0
+    assert stream.published == count
+    outbox.close()
+
+
+def test_a_publish_never_acknowledged_ends_the_session_and_goes_out_again(
+    tmp_path: Path,
+) -> None:
+    outbox = _outbox(tmp_path, 10)
+    stream = StreamPublisher("n", outbox, Pacer(), window=4, ack_timeout_s=10.0)
+
+    async def main() -> tuple[BaseException | None, float, BaseException | None]:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        lost = await _session(stream, Broker(lambda n: None if n == 2 else 0.01))
+        took = loop.time() - start
+        again = Broker(lambda n: 0.01)
+        ended = await _session(stream, again)
+        assert again.seqs[0] == 3  # the unacknowledged one first, with its number
+        return lost, took, ended
+
+    lost, took, ended = run_virtual(main())
+    assert isinstance(lost, aiomqtt.MqttError)
+    assert "no PUBACK in 10 s" in str(lost)
+    assert 10.0 <= took <= 11.0  # not before the timeout, and not long after it
+    assert ended is None
+    assert outbox.backlog()["messages"] == 0
+
+
+def test_a_slow_broker_is_waited_for(tmp_path: Path) -> None:
+    """Acknowledgements 9 s late, one after another, are slow, not lost: no reconnect."""
+    outbox = _outbox(tmp_path, 5)
+    stream = StreamPublisher("n", outbox, Pacer(), window=1, ack_timeout_s=10.0)
+    assert run_virtual(_session(stream, Broker(lambda n: 9.0))) is None
+    assert outbox.backlog()["messages"] == 0
+
+
+def test_a_refused_publish_ends_the_session_and_stays_queued(tmp_path: Path) -> None:
+    outbox = _outbox(tmp_path, 6)
+    stream = StreamPublisher("n", outbox, Pacer(), window=3)
+    again = Broker(lambda n: 0.01)
+
+    async def main() -> tuple[BaseException | None, BaseException | None]:
+        refusing = Broker(lambda n: 0.01, refuse=lambda n: n == 4)
+        return await _session(stream, refusing), await _session(stream, again)
+
+    refused, ended = run_virtual(main())
+    assert isinstance(refused, aiomqtt.MqttError)
+    assert "refused stream message 5" in str(refused)
+    assert ended is None
+    assert again.seqs[0] == 5
+    assert outbox.backlog()["messages"] == 0

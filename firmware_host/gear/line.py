@@ -15,9 +15,9 @@ from collections.abc import Callable
 from typing import Any
 
 import serial
-import serial_asyncio_fast
 
 from firmware_host.link.errors import LinkDown
+from firmware_host.link.port import open_serial
 from firmware_host.link.transport import Tap
 from protocols.tap import Direction
 
@@ -58,15 +58,14 @@ class BytePort:
         parity: str = serial.PARITY_NONE,
         tap: Tap | None = None,
     ) -> BytePort:
-        loop = asyncio.get_running_loop()
         receiver = _Receiver(on_data, tap)
         if _is_pty(path):
             # A pseudo-terminal has no parity bit to set (this kernel refuses PARENB on one
             # after the first change): the simulator on its other end models the line.
             parity = serial.PARITY_NONE
         try:
-            transport, _ = await serial_asyncio_fast.create_serial_connection(
-                loop, lambda: receiver, path, baudrate=baud, parity=parity, exclusive=True
+            transport = await open_serial(
+                receiver, path, baudrate=baud, parity=parity, exclusive=True
             )
         except (serial.SerialException, OSError, ValueError, termios.error) as exc:
             raise LinkDown(f"cannot open {path}: {exc}") from exc

@@ -60,6 +60,8 @@ class RequestSession:
         self._seq = random.randrange(0x10000)
         self._lock = asyncio.Lock()
         self._waiting: tuple[int, int, asyncio.Future[Frame]] | None = None
+        self._deadline = 0.0  # loop time the awaited reply is due by
+        self._timer: asyncio.TimerHandle | None = None
         self._reply_read_at = 0.0  # wall instant the awaited reply's bytes were read
         self._last_event_seq: int | None = None
         self._down: LinkDown | None = None
@@ -113,20 +115,18 @@ class RequestSession:
                 for attempt in range(attempts):
                     if attempt:
                         stats.retries += 1
-                    # One future per attempt, expired by a plain timer: a late reply to the
-                    # previous attempt (same seq) still answers this one.
+                    # One future per attempt, expired by the session's timer: a late reply
+                    # to the previous attempt (same seq) still answers this one.
                     future: asyncio.Future[Frame] = loop.create_future()
                     self._waiting = (seq, command.code, future)
                     sent_at = self.wall()
                     self._write(encode_request(command, body_at(sent_at), seq, retry=attempt > 0))
                     sent = loop.time()
-                    timer = loop.call_at(sent + timeout, _expire, future)
+                    self._expire_at(loop, sent + timeout)
                     try:
                         frame = await future
                     except _AttemptExpired:
                         frame = None
-                    finally:
-                        timer.cancel()
                     if frame is not None:
                         stats.replies += 1
                         stats.record_rtt(loop.time() - sent)
@@ -141,6 +141,31 @@ class RequestSession:
                 raise LinkTimeout(self.device, command.code.name, attempts, timeout)
             finally:
                 self._waiting = None
+
+    def _expire_at(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
+        """Expire the awaited reply at `deadline` (loop time). One timer serves every request:
+        a reply almost always comes first, and a timer made and cancelled per request was a
+        tenth of the link's CPU; a timer armed for an earlier request's later deadline is
+        moved, one for an earlier deadline re-arms itself when it fires."""
+        self._deadline = deadline
+        timer = self._timer
+        if timer is not None and timer.when() <= deadline:
+            return
+        if timer is not None:
+            timer.cancel()
+        self._timer = loop.call_at(deadline, self._on_timer, deadline)
+
+    def _on_timer(self, armed_for: float) -> None:
+        self._timer = None
+        waiting = self._waiting
+        if waiting is None or waiting[2].done():
+            return
+        if armed_for >= self._deadline:
+            waiting[2].set_exception(_AttemptExpired())
+        else:
+            self._timer = asyncio.get_running_loop().call_at(
+                self._deadline, self._on_timer, self._deadline
+            )
 
     def on_frame(self, frame: Frame) -> None:
         """Every checked frame from the port lands here."""
@@ -181,8 +206,3 @@ class RequestSession:
 
 class _AttemptExpired(Exception):
     """An attempt's reply did not come within its timeout."""
-
-
-def _expire(future: asyncio.Future[Frame]) -> None:
-    if not future.done():
-        future.set_exception(_AttemptExpired())

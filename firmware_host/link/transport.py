@@ -9,9 +9,9 @@ from collections.abc import Callable
 from typing import Any
 
 import serial
-import serial_asyncio_fast
 
 from firmware_host.link.errors import LinkDown
+from firmware_host.link.port import open_serial
 from protocols.framing import Deframer, DeframerStats, Frame, RejectedFrame
 from protocols.tap import Direction
 
@@ -80,12 +80,9 @@ class SerialPort:
         *,
         tap: Tap | None = None,
     ) -> SerialPort:
-        loop = asyncio.get_running_loop()
         receiver = FrameReceiver(stats, on_frame, on_lost, tap)
         try:
-            transport, _ = await serial_asyncio_fast.create_serial_connection(
-                loop, lambda: receiver, path, baudrate=baud, exclusive=True
-            )
+            transport = await open_serial(receiver, path, baudrate=baud, exclusive=True)
         except (serial.SerialException, OSError, ValueError) as exc:
             raise LinkDown(f"cannot open {path}: {exc}") from exc
         serial_obj: Any = transport.serial

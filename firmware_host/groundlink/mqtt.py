@@ -188,7 +188,7 @@ class GroundLink:
         death = self._envelope(ground.DEATH, {"reason": "connection lost"})
         identifier = self.config.client_id or f"cupola-{self.node}"
         will = aiomqtt.Will(ground.topic(self.node, ground.DEATH), death, qos=1, retain=True)
-        client = aiomqtt.Client(
+        return aiomqtt.Client(
             address.host,
             address.port,
             username=address.username,
@@ -203,9 +203,6 @@ class GroundLink:
             max_inflight_messages=self.stream.window + 100,
             timeout=10,
         )
-        # The stream pipelines a whole window of QoS 1 publishes: that is not a backlog.
-        client.pending_calls_threshold = 4 * self.stream.window
-        return client
 
     async def run(self) -> None:
         """The session and the priority commands' connection, each reconnecting on its own."""

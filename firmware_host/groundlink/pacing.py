@@ -15,6 +15,8 @@ import contextlib
 import time
 from collections.abc import Callable
 
+MIN_WAIT_S = 1e-6
+
 
 class Pacer:
     def __init__(
@@ -76,7 +78,13 @@ class Pacer:
                 self._tokens -= size
                 break
             self._changed.clear()
-            wait = None if self.rate == 0 else (min(size, self.burst) - self._tokens) / self.rate
+            # At least a microsecond: a deficit a rounding error wide would otherwise ask
+            # for a wait shorter than the clock can tell, which ends with no time passed.
+            wait = (
+                None
+                if self.rate == 0
+                else max(MIN_WAIT_S, (min(size, self.burst) - self._tokens) / self.rate)
+            )
             self._waiting += 1
             try:
                 with contextlib.suppress(TimeoutError):

@@ -114,40 +114,80 @@ class StreamPublisher:
                 self._wakeup.set()  # worth a look: a refill, a settle, a refusal
 
         sender.listen(on_ack)
-        while True:
-            if len(acked) >= refill_at or not flying:
-                self._settle(acked)  # a quarter window at a time, or all once it is quiet
-            if refused:
-                raise aiomqtt.MqttError(f"the broker refused stream message {refused[0]}")
-            await reachable.wait()
-            self._wakeup.clear()
-            # Refilled a quarter of the window at a time, not one slot at a time: each
-            # refill (and each settle, above) is a database transaction.
-            room = self.window - len(flying)
-            refill = room >= refill_at or not flying
-            batch = self.outbox.next_batch(room, after_seq=last_sent) if refill else []
-            if not batch:
-                if not flying:
-                    self._idle.set()
-                    wait = 1.0
-                else:
-                    oldest = next(iter(flying.values()))[1]
-                    wait = oldest + self.ack_timeout_s - loop.time()
-                    if wait <= 0:
-                        raise aiomqtt.MqttError(
-                            f"no PUBACK in {self.ack_timeout_s:g} s ({len(flying)} in flight)"
-                        )
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(min(wait, 1.0)):  # not wait_for: it eats cancels
-                        await self._wakeup.wait()
-                continue
-            started = session_started()
-            for row in batch:
-                payload = self.payload(row, started)
-                await self.pacer.spend(len(payload))
-                mid = sender.publish(ground.topic(self.node, row.kind), payload)
-                flying[mid] = (row, loop.time())
-                last_sent = row.seq
+        try:
+            while True:
+                if len(acked) >= refill_at or not flying:
+                    self._settle(acked)  # a quarter window at a time, or all once it is quiet
+                if refused:
+                    raise aiomqtt.MqttError(f"the broker refused stream message {refused[0]}")
+                if not reachable.is_set():
+                    await self._until(reachable, flying, loop)
+                    continue
+                self._wakeup.clear()
+                # Refilled a quarter of the window at a time, not one slot at a time: each
+                # refill (and each settle, above) is a database transaction.
+                room = self.window - len(flying)
+                refill = room >= refill_at or not flying
+                batch = self.outbox.next_batch(room, after_seq=last_sent) if refill else []
+                if not batch:
+                    if not flying:
+                        self._idle.set()
+                    await self._until(self._wakeup, flying, loop)
+                    continue
+                started = session_started()
+                for row in batch:
+                    payload = self.payload(row, started)
+                    await self._spend(len(payload), flying, loop)
+                    mid = sender.publish(ground.topic(self.node, row.kind), payload)
+                    flying[mid] = (row, loop.time())
+                    last_sent = row.seq
+        finally:  # what was acknowledged is never sent again, however the session ends
+            self._settle(acked)
+
+    def _ack_deadline(
+        self, flying: dict[int, tuple[Pending, float]], loop: asyncio.AbstractEventLoop
+    ) -> float | None:
+        """When the oldest publish in flight has waited too long for its PUBACK (None: none
+        in flight); raises MqttError once that has passed."""
+        if not flying:
+            return None
+        deadline = next(iter(flying.values()))[1] + self.ack_timeout_s
+        if loop.time() >= deadline:
+            raise self._stuck(flying)
+        return deadline
+
+    def _stuck(self, flying: dict[int, tuple[Pending, float]]) -> aiomqtt.MqttError:
+        return aiomqtt.MqttError(f"no PUBACK in {self.ack_timeout_s:g} s ({len(flying)} in flight)")
+
+    async def _until(
+        self,
+        event: asyncio.Event,
+        flying: dict[int, tuple[Pending, float]],
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        """Wait for `event`, at most a second (the outbox is looked at again) and never past
+        the oldest PUBACK's deadline."""
+        deadline = self._ack_deadline(flying, loop)
+        wait = 1.0 if deadline is None else min(1.0, deadline - loop.time())
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(wait):  # not wait_for: it can eat a cancel
+                await event.wait()
+
+    async def _spend(
+        self, size: int, flying: dict[int, tuple[Pending, float]], loop: asyncio.AbstractEventLoop
+    ) -> None:
+        """The pacer's leave to send `size` bytes; a paced wait ends the session once the
+        oldest publish in flight is past its PUBACK deadline (a stuck link is not hidden
+        behind a slow rate)."""
+        deadline = self._ack_deadline(flying, loop)
+        if deadline is None or self.pacer.rate is None:  # unpaced: spend() does not wait
+            await self.pacer.spend(size)
+            return
+        try:
+            async with asyncio.timeout_at(deadline):
+                await self.pacer.spend(size)
+        except TimeoutError:
+            raise self._stuck(flying) from None
 
     def _settle(self, acked: list[Pending]) -> None:
         """Delete what the broker acknowledged, in one transaction."""

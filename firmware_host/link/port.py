@@ -7,7 +7,8 @@ readable and `write` with the port non-blocking. pyserial's own `read` and `writ
 the fd again and build two timeout objects per call; on the daemon's hot path (a poll is one
 write and one or more reads) that was a fifth of the link layer's CPU. Here they are one
 system call each, with pyserial's outcomes kept: data, nothing yet, or SerialException for a
-port that is gone (which the transport turns into connection_lost).
+port that is gone (which the transport turns into connection_lost). A write that does not fit
+now (BlockingIOError, or part of it) waits in the transport for the port to drain.
 """
 
 from __future__ import annotations
@@ -60,6 +61,17 @@ class LoopDrivenSerial(serial.Serial):
             raise serial.SerialException(f"write failed: {exc}") from exc
 
 
+class _SerialTransport(serial_asyncio_fast.SerialTransport):
+    """pyserial-asyncio-fast's transport, which leaves its writer registered once the buffer
+    has drained: the next writable event then finds nothing to write and fails an assertion,
+    every loop turn, for good. The writer is removed once there is nothing left to write."""
+
+    def _write_ready(self) -> None:
+        super()._write_ready()
+        if not self._write_buffer:
+            self._remove_writer()
+
+
 async def open_serial(
     protocol: asyncio.Protocol, path: str, **settings: Any
 ) -> serial_asyncio_fast.SerialTransport:
@@ -67,5 +79,4 @@ async def open_serial(
     Raises what pyserial raises for a port that cannot be opened."""
     loop = asyncio.get_running_loop()
     port = await loop.run_in_executor(None, lambda: LoopDrivenSerial(path, **settings))
-    transport, _ = await serial_asyncio_fast.connection_for_serial(loop, lambda: protocol, port)
-    return transport
+    return _SerialTransport(loop, protocol, port)

@@ -199,6 +199,9 @@ class RequestSession:
         detail = f"port lost: {exc}" if exc else "port closed"
         self._down = LinkDown(f"{self.device}: {detail}")
         self.closed.set()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         waiting = self._waiting
         if waiting is not None and not waiting[2].done():
             waiting[2].set_exception(self._down)

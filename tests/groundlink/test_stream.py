@@ -38,6 +38,7 @@ class Broker:
         self.in_flight = 0
         self.most_in_flight = 0
         self.seqs: list[int] = []  # as published
+        self.closed = False  # the connection is gone: no PUBACK comes any more
 
     def listen(self, on_ack: Callable[[int, bool], None]) -> None:
         self.on_ack = on_ack
@@ -54,6 +55,8 @@ class Broker:
         return mid
 
     def _ack(self, mid: int, refused: bool) -> None:
+        if self.closed:
+            return
         self.in_flight -= 1
         self.on_ack(mid, refused)
 
@@ -106,8 +109,10 @@ def test_the_window_is_kept_and_everything_goes_out_once_in_order(
 def test_a_publish_never_acknowledged_ends_the_session_and_goes_out_again(
     tmp_path: Path,
 ) -> None:
+    """Alone again: what was acknowledged before the session ended is not sent again (the
+    daemon's window, so the acknowledgements had not reached a settling batch yet)."""
     outbox = _outbox(tmp_path, 10)
-    stream = StreamPublisher("n", outbox, Pacer(), window=4, ack_timeout_s=10.0)
+    stream = StreamPublisher("n", outbox, Pacer(), window=200, ack_timeout_s=10.0)
 
     async def main() -> tuple[BaseException | None, float, BaseException | None]:
         loop = asyncio.get_running_loop()
@@ -116,7 +121,7 @@ def test_a_publish_never_acknowledged_ends_the_session_and_goes_out_again(
         took = loop.time() - start
         again = Broker(lambda n: 0.01)
         ended = await _session(stream, again)
-        assert again.seqs[0] == 3  # the unacknowledged one first, with its number
+        assert again.seqs == [3]  # the unacknowledged one, with its number, and only it
         return lost, took, ended
 
     lost, took, ended = run_virtual(main())
@@ -150,3 +155,65 @@ def test_a_refused_publish_ends_the_session_and_stays_queued(tmp_path: Path) -> 
     assert ended is None
     assert again.seqs[0] == 5
     assert outbox.backlog()["messages"] == 0
+
+
+def test_a_stuck_link_is_noticed_at_the_puback_deadline_even_when_paced(tmp_path: Path) -> None:
+    """At a slow paced rate the window never fills; the deadline still holds."""
+
+    async def main() -> tuple[BaseException | None, float]:
+        loop = asyncio.get_running_loop()
+        outbox = _outbox(tmp_path, 200)
+        stream = StreamPublisher(
+            "n", outbox, Pacer(400.0, burst_bytes=400, clock=loop.time), window=200,
+            ack_timeout_s=10.0,
+        )  # fmt: skip
+        start = loop.time()
+        outcome = await _session(stream, Broker(lambda n: None if n == 0 else 0.01))
+        return outcome, loop.time() - start
+
+    outcome, took = run_virtual(main())
+    assert isinstance(outcome, aiomqtt.MqttError)
+    assert "no PUBACK in 10 s" in str(outcome)
+    assert 10.0 <= took <= 11.0
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    count=st.integers(1, 300),
+    delays=st.lists(st.floats(0.0, 0.3), min_size=1, max_size=20),
+    cut_at=st.floats(0.0, 1.0),
+)
+def test_a_session_cut_anywhere_sends_again_only_what_was_not_acknowledged(
+    tmp_path_factory: pytest.TempPathFactory, count: int, delays: list[float], cut_at: float
+) -> None:
+    outbox = _outbox(tmp_path_factory.mktemp("stream"), count)
+    stream = StreamPublisher("n", outbox, Pacer(), window=200)
+    first = Broker(lambda n: delays[n % len(delays)])
+    acked: list[int] = []
+    listen = first.listen
+
+    def spy(on_ack: Callable[[int, bool], None]) -> None:
+        def counted(mid: int, refused: bool) -> None:
+            acked.append(first.seqs[mid - 1])
+            on_ack(mid, refused)
+
+        listen(counted)
+
+    first.listen = spy  # type: ignore[method-assign]
+
+    async def main() -> list[int]:
+        reachable = asyncio.Event()
+        reachable.set()
+        drain = asyncio.create_task(stream.drain(first, lambda: 0.0, reachable))
+        await asyncio.sleep(cut_at)
+        drain.cancel()  # the broker link dropped
+        first.closed = True
+        await asyncio.gather(drain, return_exceptions=True)
+        again = Broker(lambda n: 0.01)
+        assert await _session(stream, again) is None
+        return again.seqs
+
+    resent = run_virtual(main())
+    assert sorted(resent) == sorted(set(range(1, count + 1)) - set(acked))
+    assert outbox.backlog()["messages"] == 0
+    outbox.close()

@@ -107,6 +107,7 @@ class Mosquitto:
             f"persistence_location {self.workdir}/",
             f"persistence_file {self.name}.db",
             "autosave_interval 1",
+            "set_tcp_nodelay true",
             "max_queued_messages 1000000",
             "max_inflight_messages 100",
             f"log_dest file {self.log_path}",

@@ -16,6 +16,7 @@ from pathlib import Path
 import aiomqtt
 
 from firmware_host.config import BrokerAddress
+from firmware_host.groundlink.sockets import NO_DELAY
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ def broker_client(
         tls_context=tls_context if address.tls else None,
         clean_session=clean,
         timeout=10,
+        socket_options=NO_DELAY,
     )
 
 

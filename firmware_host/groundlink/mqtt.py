@@ -33,6 +33,7 @@ from firmware_host.config import BrokerAddress, MqttConfig
 from firmware_host.events import EventBus
 from firmware_host.groundlink.latest import LatestStates
 from firmware_host.groundlink.sender import PahoSender
+from firmware_host.groundlink.sockets import NO_DELAY
 from firmware_host.groundlink.stream import StreamPublisher
 from firmware_host.tasks import TaskOwner
 from protocols import ground
@@ -202,6 +203,7 @@ class GroundLink:
             # queues what is over, and a window it cannot fly is a window in name only
             max_inflight_messages=self.stream.window + 100,
             timeout=10,
+            socket_options=NO_DELAY,
         )
 
     async def run(self) -> None:

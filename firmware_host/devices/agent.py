@@ -333,7 +333,6 @@ class DeviceAgent:
         while True:
             stop_if_cancelled()
             self.beat()
-            self.stats.record_poll_lateness(loop.time() - next_poll)
             try:
                 self._store_status(await self.driver.poll())
             except NackReceived as exc:
@@ -349,11 +348,13 @@ class DeviceAgent:
 
     async def _wait_for_next_poll(self, due: float, period: float) -> float:
         """Sleep until the poll after the one `due`, on its grid (`poll_after`), counting the
-        whole periods skipped; returns when that poll is due."""
-        now = asyncio.get_running_loop().time()
+        whole periods skipped and how late the wake-up came; returns when that poll is due."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
         due, skipped = poll_after(due, now, period)
         self.missed_polls += skipped
         await asyncio.sleep(max(0.0, due - now))
+        self.stats.record_poll_lateness(loop.time() - due)
         return due
 
     def _store_status(self, status: Any) -> None:

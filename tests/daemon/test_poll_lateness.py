@@ -69,7 +69,7 @@ def test_polls_on_schedule_are_not_late() -> None:
     agent = _agent()
     run_virtual(_poll_for(agent, 1.0, stall_at=None))
     link = agent.stats.as_dict()
-    assert sum(agent.stats.poll_late_counts) >= 20
+    assert sum(agent.stats.poll_late_counts) >= 19  # every poll after the first (at once)
     assert agent.stats.poll_late_counts[0] == sum(agent.stats.poll_late_counts)
     assert link["poll_late_p99_ms"] == 0.5 and link["poll_late_max_ms"] == 0.0
     assert agent.missed_polls == 0

@@ -143,6 +143,10 @@ async def test_mixed_rig_reports_syncs_and_meets_a_cap_cut_by_dmx(
             s.sim.control.describe(c)["model"]["state"] == "STANDBY" for c in ("cam-a", "deck")
         )
 
+        # Gear polls are timed as native ones are: each link's lateness histogram fills.
+        for device in ("deck", "key", "practical", "meter"):
+            assert sum(status(s, device)["link"]["poll_late_histogram"].values()) > 0, device
+
         # The deck's and the widget's cables pulled: offline at once, back when plugged in.
         since = s.ground.events[-1]["ts"]
         for device in ("deck", "key", "meter"):  # "key": a fault on a fixture's line: its widget's

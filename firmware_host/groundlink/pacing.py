@@ -88,7 +88,8 @@ class Pacer:
             self._waiting += 1
             try:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._changed.wait(), wait)
+                    async with asyncio.timeout(wait):  # not wait_for: it can eat a cancel
+                        await self._changed.wait()
             finally:
                 self._waiting -= 1
         self.spent += size

@@ -176,18 +176,23 @@ class StreamPublisher:
     async def _spend(
         self, size: int, flying: dict[int, tuple[Pending, float]], loop: asyncio.AbstractEventLoop
     ) -> None:
-        """The pacer's leave to send `size` bytes; a paced wait ends the session once the
+        """The pacer's leave to send `size` bytes. A paced wait ends the session once the
         oldest publish in flight is past its PUBACK deadline (a stuck link is not hidden
-        behind a slow rate)."""
-        deadline = self._ack_deadline(flying, loop)
-        if deadline is None or self.pacer.rate is None:  # unpaced: spend() does not wait
-            await self.pacer.spend(size)
-            return
-        try:
-            async with asyncio.timeout_at(deadline):
+        behind a slow rate or a hold); while PUBACKs keep coming it waits on."""
+        while True:
+            deadline = self._ack_deadline(flying, loop)
+            if deadline is None or self.pacer.rate is None:  # unpaced: spend() does not wait
                 await self.pacer.spend(size)
-        except TimeoutError:
-            raise self._stuck(flying) from None
+                return
+            oldest = next(iter(flying))
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await self.pacer.spend(size)
+            except TimeoutError:
+                if flying and next(iter(flying)) == oldest:
+                    raise self._stuck(flying) from None
+                continue  # acknowledged meanwhile: wait on, against the next oldest's deadline
+            return
 
     def _settle(self, acked: list[Pending]) -> None:
         """Delete what the broker acknowledged, in one transaction."""

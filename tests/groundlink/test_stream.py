@@ -177,6 +177,22 @@ def test_a_stuck_link_is_noticed_at_the_puback_deadline_even_when_paced(tmp_path
     assert 10.0 <= took <= 11.0
 
 
+def test_a_hold_with_every_publish_acknowledged_keeps_the_session(tmp_path: Path) -> None:
+    """The rate drops to zero mid-batch (a hold) for longer than the PUBACK deadline: the
+    publishes in flight were acknowledged, so nothing is stuck and the session stays up."""
+
+    async def main() -> BaseException | None:
+        loop = asyncio.get_running_loop()
+        pacer = Pacer(400.0, burst_bytes=400, clock=loop.time)
+        outbox = _outbox(tmp_path, 100)
+        stream = StreamPublisher("n", outbox, pacer, window=200, ack_timeout_s=10.0)
+        loop.call_later(3.0, pacer.set_rate, 0)
+        loop.call_later(30.0, pacer.set_rate, 400.0)
+        return await _session(stream, Broker(lambda n: 0.01))
+
+    assert run_virtual(main()) is None
+
+
 @settings(max_examples=30, deadline=None)
 @given(
     count=st.integers(1, 300),

@@ -42,6 +42,10 @@ def state_of(s: Shoot, camera: str) -> str | None:
     return str(status["state"]) if status else None
 
 
+def timecode_of(s: Shoot, camera: str) -> int:
+    return int(s.ground.states[camera]["status"]["timecode"])
+
+
 async def logged_clips(s: Shoot, scene: str) -> list[dict[str, Any]]:
     log = await s.ok("shotlog.query", {"scene": scene})
     return [clip for take in log["takes"] for clip in take["clips"]]
@@ -155,6 +159,10 @@ async def test_a_take_that_rolled_is_logged_once(tmp_path: Path, broker: Mosquit
         await s.ground.wait_for(
             lambda: state_of(s, "cam-a") == state_of(s, "cam-b") == "recording", 10, "polled"
         )  # the polled status confirms again what RECORD_STARTED said first
+        first = {c: timecode_of(s, c) for c in ("cam-a", "cam-b")}
+        await s.ground.wait_for(
+            lambda: all(timecode_of(s, c) > first[c] for c in first), 10, "frames recorded"
+        )  # a cut within a frame of the roll would rightly log 0 frames
         cut = await s.ok("cut")
         log = await s.ok("shotlog.query", {"scene": "7"})
     (take,) = log["takes"]

@@ -189,7 +189,7 @@ class GroundLink:
         death = self._envelope(ground.DEATH, {"reason": "connection lost"})
         identifier = self.config.client_id or f"cupola-{self.node}"
         will = aiomqtt.Will(ground.topic(self.node, ground.DEATH), death, qos=1, retain=True)
-        return aiomqtt.Client(
+        client = aiomqtt.Client(
             address.host,
             address.port,
             username=address.username,
@@ -205,6 +205,10 @@ class GroundLink:
             timeout=10,
             socket_options=NO_DELAY,
         )
+        # The crew's local copies of events and results go through aiomqtt one call each: a
+        # burst (64 devices coming online) is not a backlog worth a warning in the log.
+        client.pending_calls_threshold = 4 * self.stream.window
+        return client
 
     async def run(self) -> None:
         """The session and the priority commands' connection, each reconnecting on its own."""

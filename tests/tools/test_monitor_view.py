@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -629,6 +630,30 @@ def test_the_crew_sees_a_local_alarm_at_once_and_its_stream_copy_only_once() -> 
     assert view.alarms[("cam-a", "camera.temperature")].level == "red"
     view.absorb(topic("event"), message("event", body, seq=1, ts=T0 + 20), UNTIL)
     assert [e.name for e in view.events] == ["limit.camera.temperature.red"]
+
+
+@pytest.mark.parametrize(
+    "order",
+    list(itertools.permutations(["local", "stream", "log"])),
+    ids="-".join,
+)
+def test_an_event_is_shown_once_whichever_of_its_copies_comes_first(
+    order: tuple[str, ...],
+) -> None:
+    """The same event reaches the monitor on local/, in the stream and in an events.recent
+    log, in any order (the stream can overtake the local copy)."""
+    view = connected_view()
+    view.absorb(topic("birth"), birth(1), T0)
+    body = {"name": "device.online", "severity": "info", "message": "pdu online",
+            "source": "pdu", "data": {}, "ts": T0 + 20}  # fmt: skip
+    for copy in order:
+        if copy == "local":
+            view.absorb(topic("local", "event"), message("event", body, ts=T0 + 20), T0 + 21)
+        elif copy == "stream":
+            view.absorb(topic("event"), message("event", body, seq=1, ts=T0 + 20), T0 + 21)
+        else:
+            view.absorb_event_log([body])
+    assert [(e.name, e.source) for e in view.events] == [("device.online", "pdu")]
 
 
 def test_no_broker_counts_from_when_it_was_first_lost_across_retries() -> None:

@@ -150,8 +150,9 @@ class NodeView:
         self._reserve_share = 0.0  # the reserve as a share of the cap, as last reported
         self.power_samples: list[tuple[float, float]] = []  # (node time, watts)
         self.events: deque[EventLine] = deque(maxlen=EVENTS_KEPT)
-        # events seen on local/ whose stream copy has not come yet (oldest first, bounded)
-        self._local_only: dict[tuple[float, str, str], None] = {}
+        # every event shown, by identity (oldest first, bounded), and whether a copy without
+        # a stream number (local/, the event log) showed it: the other copy may come first
+        self._shown: dict[tuple[float, str, str], bool] = {}
         self.alarms: dict[AlarmKey, Alarm] = {}
         # shared between consoles (protocols/alarms.py): the latest ack and shelve per alarm
         self._acks: dict[AlarmKey, alarms.AlarmAction] = {}
@@ -320,11 +321,31 @@ class NodeView:
         while self.power_samples and self.power_samples[0][0] < horizon:
             self.power_samples.pop(0)
 
+    def _first_copy(self, line: EventLine) -> bool:
+        """True the first time an event comes, whichever path brings it; False for its other
+        copy. Stream copies are told apart by their numbers, so two of them never hide each
+        other; a copy without a number is matched against its identity."""
+        shown_unnumbered = self._shown.get(line.identity)
+        if line.seq is not None:
+            if shown_unnumbered:
+                self._shown[line.identity] = False  # matched: a later namesake is new
+                return False
+            self._remember_shown(line.identity, unnumbered=False)
+            return True
+        if shown_unnumbered is not None:
+            return False
+        self._remember_shown(line.identity, unnumbered=True)
+        return True
+
+    def _remember_shown(self, identity: tuple[float, str, str], *, unnumbered: bool) -> None:
+        self._shown[identity] = unnumbered
+        if len(self._shown) > 2 * EVENTS_KEPT:
+            del self._shown[next(iter(self._shown))]
+
     def _event(self, body: dict[str, Any], historical: bool, seq: int) -> None:
         line = _event_line(body, seq, historical=historical)
-        if line.identity in self._local_only:
-            del self._local_only[line.identity]  # seen already, at once, on local/
-            return
+        if not self._first_copy(line):
+            return  # seen already: at once on local/, or in the event log
         self.events.append(line)
         if not historical:
             # A historical event is history: what is true now came first, in the birth's and
@@ -337,12 +358,11 @@ class NodeView:
         self._authority_from(line, body.get("data") or {})
 
     def _local_event(self, body: dict[str, Any]) -> None:
-        """An event on the node's own broker: live, whatever the link; its stream copy later
-        is the same event."""
+        """An event on the node's own broker: live, whatever the link; its stream copy is the
+        same event, usually later but not always."""
         line = _event_line(body, None, historical=False)
-        self._local_only[line.identity] = None
-        if len(self._local_only) > EVENTS_KEPT:
-            del self._local_only[next(iter(self._local_only))]
+        if not self._first_copy(line):
+            return  # its stream copy overtook it (the stream is not held)
         self.events.append(line)
         self._alarm_from(line, body.get("data") or {})
         self._power_from(line, body.get("data") or {})
@@ -446,12 +466,10 @@ class NodeView:
         They fill the log only: alarms, power and takes come from the node's own lists of
         what is true now (limits in telemetry, the shot log), not from old events.
         """
-        seen = {line.identity for line in self.events}
         fresh: list[EventLine] = []
         for body in bodies:
             line = _event_line(body, None, historical=True)
-            if line.identity not in seen:
-                seen.add(line.identity)
+            if self._first_copy(line):
                 fresh.append(line)
         merged = sorted([*fresh, *self.events], key=lambda line: line.ts)
         self.events = deque(merged[-EVENTS_KEPT:], maxlen=EVENTS_KEPT)

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+from firmware_host.config import parse_config
+from firmware_host.daemon import Daemon
 from hil.control import ControlClient
 from hil.processes import ProcessGroup
 from protocols.ground import KeyFile, Role
@@ -217,6 +220,22 @@ async def until(check: Callable[[], bool], what: str, timeout: float = 20.0) -> 
         if loop.time() > deadline:
             raise AssertionError(f"timed out after {timeout:g} s waiting until {what}")
         await asyncio.sleep(0.01)
+
+
+@contextlib.asynccontextmanager
+async def flowing_daemon(tmp_path: Path, broker_url: str) -> AsyncIterator[Daemon]:
+    """An in-process daemon with no devices, its stream to the ground flowing; stopped after."""
+    credentials = Credentials(tmp_path)
+    toml = daemon_config({}, {}, broker_url, tmp_path / "state", keyring=credentials.keyring)
+    daemon = Daemon(parse_config(toml))
+    stop = asyncio.Event()
+    runner = asyncio.create_task(daemon.run(stop))
+    try:
+        await until(daemon.ground.flowing.is_set, "the stream to the ground flows")
+        yield daemon
+    finally:
+        stop.set()
+        await runner
 
 
 def interrupt(process: subprocess.Popen[Any], within_s: float = 10.0) -> int:

@@ -5,16 +5,13 @@ just after a PUBACK waited for the peer's delayed acknowledgement, up to 40 ms
 
 from __future__ import annotations
 
-import asyncio
 import socket
 from pathlib import Path
 
 import aiomqtt
 
-from firmware_host.config import parse_config
-from firmware_host.daemon import Daemon
 from hil.broker import Mosquitto
-from tests.harness import Credentials, daemon_config, until
+from tests.harness import flowing_daemon
 from tools.broker_link import broker_client
 
 ONBOARD_CONF = Path(__file__).parents[2] / "firmware_host" / "broker" / "onboard.conf"
@@ -27,19 +24,10 @@ def _no_delay(client: aiomqtt.Client) -> bool:
 
 
 async def test_the_daemons_connection_sends_at_once(tmp_path: Path, broker: Mosquitto) -> None:
-    credentials = Credentials(tmp_path)
-    toml = daemon_config({}, {}, broker.url(), tmp_path / "state", keyring=credentials.keyring)
-    daemon = Daemon(parse_config(toml))
-    stop = asyncio.Event()
-    runner = asyncio.create_task(daemon.run(stop))
-    try:
-        await until(daemon.ground.flowing.is_set, "the stream to the ground flows")
+    async with flowing_daemon(tmp_path, broker.url()) as daemon:
         client = daemon.ground._client
         assert client is not None
         assert _no_delay(client)
-    finally:
-        stop.set()
-        await runner
 
 
 async def test_the_ground_tools_connection_sends_at_once(broker: Mosquitto) -> None:

@@ -116,10 +116,15 @@ async def _screenshot_mid_take(view: NodeView, app: MonitorApp, path: Path) -> N
 
 
 async def _second_take_rolling(view: NodeView, app: MonitorApp) -> None:
-    """Until the monitor has drawn a second take rolling (the README's screenshot)."""
+    """Until the monitor has drawn a second take rolling, its cameras' polled states saying
+    so too (the README's screenshot): the take's event comes at once, a state at the next
+    state tick (2 Hz)."""
     seen = False
     while not seen:
-        seen = len(view.takes) >= 2 and any(t.rolling for t in view.takes.values())
+        rolling = len(view.takes) >= 2 and any(t.rolling for t in view.takes.values())
+        seen = rolling and any(
+            (d.get("status") or {}).get("state") == "recording" for d in view.devices.values()
+        )
         app.redrawn.clear()
         await app.redrawn.wait()  # the next redraw: with the take on screen once seen
 

@@ -46,6 +46,18 @@ def timecode_of(s: Shoot, camera: str) -> int:
     return int(s.ground.states[camera]["status"]["timecode"])
 
 
+async def frames_recorded(s: Shoot, cameras: tuple[str, ...] = ("cam-a", "cam-b")) -> None:
+    """Until every camera's polled status says recording, then shows its timecode moved on:
+    a cut within a frame of the roll would rightly log 0 frames."""
+    await s.ground.wait_for(
+        lambda: all(state_of(s, c) == "recording" for c in cameras), 10, "polled recording"
+    )  # the polled status confirms again what RECORD_STARTED said first
+    first = {c: timecode_of(s, c) for c in cameras}
+    await s.ground.wait_for(
+        lambda: all(timecode_of(s, c) > first[c] for c in cameras), 10, "frames recorded"
+    )
+
+
 async def logged_clips(s: Shoot, scene: str) -> list[dict[str, Any]]:
     log = await s.ok("shotlog.query", {"scene": scene})
     return [clip for take in log["takes"] for clip in take["clips"]]
@@ -156,13 +168,7 @@ async def test_a_cut_inside_the_lead_cancels_the_take_and_logs_nothing(
 async def test_a_take_that_rolled_is_logged_once(tmp_path: Path, broker: Mosquitto) -> None:
     async with shoot(tmp_path, broker, TWO_CAMERAS) as s:
         started = await s.roll({"scene": "7", "take": 1})
-        await s.ground.wait_for(
-            lambda: state_of(s, "cam-a") == state_of(s, "cam-b") == "recording", 10, "polled"
-        )  # the polled status confirms again what RECORD_STARTED said first
-        first = {c: timecode_of(s, c) for c in ("cam-a", "cam-b")}
-        await s.ground.wait_for(
-            lambda: all(timecode_of(s, c) > first[c] for c in first), 10, "frames recorded"
-        )  # a cut within a frame of the roll would rightly log 0 frames
+        await frames_recorded(s)
         cut = await s.ok("cut")
         log = await s.ok("shotlog.query", {"scene": "7"})
     (take,) = log["takes"]
@@ -191,6 +197,7 @@ async def test_a_take_armed_when_the_daemon_died_is_logged_after_the_restart(
         while len(await logged_clips(s, "8")) < 2:
             assert asyncio.get_running_loop().time() < deadline, "take never logged"
             await asyncio.sleep(0.1)
+        await frames_recorded(s)
         cut = await s.ok("cut")
         log = await s.ok("shotlog.query", {"scene": "8"})
     assert set(cut["clips"]) == {"cam-a", "cam-b"}

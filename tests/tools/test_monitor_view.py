@@ -656,6 +656,24 @@ def test_an_event_is_shown_once_whichever_of_its_copies_comes_first(
     assert [(e.name, e.source) for e in view.events] == [("device.online", "pdu")]
 
 
+@pytest.mark.parametrize("live", ["local", "stream"])
+def test_an_alarm_in_the_event_log_still_raises_when_its_live_copy_comes(live: str) -> None:
+    """The log fills the log only; the live copy after it (local/ or the stream, not held)
+    raises the alarm, and the event is still shown once."""
+    view = connected_view()
+    view.absorb(topic("birth"), birth(1), T0)
+    body = {"name": "limit.camera.temperature.red", "severity": "critical", "message": "hot",
+            "source": "cam-a", "data": {"limit": "camera.temperature"}, "ts": T0 + 20}  # fmt: skip
+    view.absorb_event_log([body])
+    assert view.alarms == {}
+    if live == "local":
+        view.absorb(topic("local", "event"), message("event", body, ts=T0 + 20), T0 + 21)
+    else:
+        view.absorb(topic("event"), message("event", body, seq=1, ts=T0 + 20), T0 + 21)
+    assert view.alarms[("cam-a", "camera.temperature")].level == "red"
+    assert [e.name for e in view.events] == ["limit.camera.temperature.red"]
+
+
 def test_no_broker_counts_from_when_it_was_first_lost_across_retries() -> None:
     view = connected_view()
     view.set_connection(False, "refused; retrying in 0.5 s", T0 + 10)

@@ -23,6 +23,8 @@ STALE_AFTER_S = 5.0  # a device reading older than this is marked stale
 LOS_AFTER_S = 15.0  # an online node silent this long is out of contact (three samples)
 POWER_WINDOW_S = 600.0  # the draw history the sparkline shows
 EVENTS_KEPT = 5000
+# The paths an event's copies come by (NodeView._copy_before).
+_LOG, _LOCAL, _STREAM = "log", "local", "stream"
 COMMANDS_KEPT = 200
 SEVERITIES = ["diagnostic", "info", "warning", "critical"]
 
@@ -150,9 +152,9 @@ class NodeView:
         self._reserve_share = 0.0  # the reserve as a share of the cap, as last reported
         self.power_samples: list[tuple[float, float]] = []  # (node time, watts)
         self.events: deque[EventLine] = deque(maxlen=EVENTS_KEPT)
-        # every event shown, by identity (oldest first, bounded), and whether a copy without
-        # a stream number (local/, the event log) showed it: the other copy may come first
-        self._shown: dict[tuple[float, str, str], bool] = {}
+        # every event shown, by identity (oldest first, bounded), and the path of the copy
+        # that showed it (_LOG, _LOCAL, _STREAM): the others may come before or after it
+        self._shown: dict[tuple[float, str, str], str] = {}
         self.alarms: dict[AlarmKey, Alarm] = {}
         # shared between consoles (protocols/alarms.py): the latest ack and shelve per alarm
         self._acks: dict[AlarmKey, alarms.AlarmAction] = {}
@@ -321,32 +323,27 @@ class NodeView:
         while self.power_samples and self.power_samples[0][0] < horizon:
             self.power_samples.pop(0)
 
-    def _first_copy(self, line: EventLine) -> bool:
-        """True the first time an event comes, whichever path brings it; False for its other
-        copy. Stream copies are told apart by their numbers, so two of them never hide each
-        other; a copy without a number is matched against its identity."""
-        shown_unnumbered = self._shown.get(line.identity)
-        if line.seq is not None:
-            if shown_unnumbered:
-                self._shown[line.identity] = False  # matched: a later namesake is new
-                return False
-            self._remember_shown(line.identity, unnumbered=False)
-            return True
-        if shown_unnumbered is not None:
-            return False
-        self._remember_shown(line.identity, unnumbered=True)
-        return True
-
-    def _remember_shown(self, identity: tuple[float, str, str], *, unnumbered: bool) -> None:
-        self._shown[identity] = unnumbered
-        if len(self._shown) > 2 * EVENTS_KEPT:
-            del self._shown[next(iter(self._shown))]
+    def _copy_before(self, line: EventLine, path: str) -> str | None:
+        """The path (_LOG, _LOCAL, _STREAM) of the copy of this event shown before this one,
+        None if this is the first; remembers this one. Stream copies are told apart by their
+        numbers, so two of them never hide each other: a stream copy matched against an
+        earlier local one leaves _STREAM behind, and a later namesake is new."""
+        before = self._shown.get(line.identity)
+        if before == _STREAM and path == _STREAM:
+            before = None
+        if path != _LOG or before is None:
+            self._shown[line.identity] = _STREAM if _STREAM in (path, before) else path
+            if len(self._shown) > 2 * EVENTS_KEPT:
+                del self._shown[next(iter(self._shown))]
+        return before
 
     def _event(self, body: dict[str, Any], historical: bool, seq: int) -> None:
         line = _event_line(body, seq, historical=historical)
-        if not self._first_copy(line):
-            return  # seen already: at once on local/, or in the event log
-        self.events.append(line)
+        before = self._copy_before(line, _STREAM)
+        if before == _LOCAL:
+            return  # seen already, at once, on local/
+        if before is None:
+            self.events.append(line)  # (the event log's copy fills the log, nothing more)
         if not historical:
             # A historical event is history: what is true now came first, in the birth's and
             # the link notice's lists; an alarm that has since cleared must not come back.
@@ -361,9 +358,11 @@ class NodeView:
         """An event on the node's own broker: live, whatever the link; its stream copy is the
         same event, usually later but not always."""
         line = _event_line(body, None, historical=False)
-        if not self._first_copy(line):
-            return  # its stream copy overtook it (the stream is not held)
-        self.events.append(line)
+        before = self._copy_before(line, _LOCAL)
+        if before in (_STREAM, _LOCAL):
+            return  # its stream copy overtook it (the stream is not held), or a redelivery
+        if before is None:
+            self.events.append(line)
         self._alarm_from(line, body.get("data") or {})
         self._power_from(line, body.get("data") or {})
         self._take_from(line, body.get("data") or {})
@@ -469,7 +468,7 @@ class NodeView:
         fresh: list[EventLine] = []
         for body in bodies:
             line = _event_line(body, None, historical=True)
-            if self._first_copy(line):
+            if self._copy_before(line, _LOG) is None:
                 fresh.append(line)
         merged = sorted([*fresh, *self.events], key=lambda line: line.ts)
         self.events = deque(merged[-EVENTS_KEPT:], maxlen=EVENTS_KEPT)

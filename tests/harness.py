@@ -19,6 +19,7 @@ from firmware_host.daemon import Daemon
 from hil.control import ControlClient
 from hil.processes import ProcessGroup
 from protocols.ground import KeyFile, Role
+from tools.ground_client import GroundSession
 from tools.keys import add_to_keyring, create_key
 
 # The smallest bench that can shoot: one camera, one light.
@@ -220,6 +221,22 @@ async def until(check: Callable[[], bool], what: str, timeout: float = 20.0) -> 
         if loop.time() > deadline:
             raise AssertionError(f"timed out after {timeout:g} s waiting until {what}")
         await asyncio.sleep(0.01)
+
+
+async def frames_recorded(ground: GroundSession, cameras: tuple[str, ...]) -> None:
+    """Until every camera's polled status says recording, then shows its timecode moved on:
+    a cut within a frame of the roll would rightly log 0 frames."""
+
+    def status(camera: str) -> dict[str, Any]:
+        return ground.states[camera].get("status") or {}
+
+    await ground.wait_for(
+        lambda: all(status(c).get("state") == "recording" for c in cameras), 10, "recording"
+    )  # the polled status confirms again what RECORD_STARTED said first
+    first = {c: status(c)["timecode"] for c in cameras}
+    await ground.wait_for(
+        lambda: all(status(c)["timecode"] > first[c] for c in cameras), 10, "frames recorded"
+    )
 
 
 @contextlib.asynccontextmanager

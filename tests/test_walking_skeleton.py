@@ -5,7 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from hil.broker import Mosquitto
-from tests.harness import Credentials, DaemonProcess, SimProcess, camera_and_light_bench
+from tests.harness import (
+    Credentials,
+    DaemonProcess,
+    SimProcess,
+    camera_and_light_bench,
+    frames_recorded,
+)
 from tools.ground_client import GroundSession
 
 
@@ -43,11 +49,7 @@ async def test_camera_and_light_changes_reach_the_ground(tmp_path: Path, broker:
             status = gs.states["cam-a"]["status"]
             return status["state"] if status else None
 
-        await gs.wait_for(lambda: camera_state() == "recording", 10, "cam-a recording")
-        rolled_at = gs.states["cam-a"]["status"]["timecode"]
-        await gs.wait_for(
-            lambda: gs.states["cam-a"]["status"]["timecode"] > rolled_at, 10, "a frame recorded"
-        )  # a cut within the first frame would rightly log 0 frames
+        await frames_recorded(gs, ("cam-a",))
         cut = await gs.command("cut")
         assert cut["status"] == "ok", cut
         await gs.wait_for(lambda: camera_state() == "standby", 10, "cam-a back to standby")

@@ -9,6 +9,7 @@ from typing import Any
 
 from hil.broker import Mosquitto
 from tests.daemon.conftest import Shoot, shoot
+from tests.harness import frames_recorded
 
 # cam-b has blocked vents: at 400x physics speed it trips over-temperature within a second of
 # rolling, and stays too hot to clear until its cooling is restored.
@@ -40,22 +41,6 @@ async def overheat(s: Shoot, camera: str) -> None:
 def state_of(s: Shoot, camera: str) -> str | None:
     status = s.ground.states[camera]["status"]
     return str(status["state"]) if status else None
-
-
-def timecode_of(s: Shoot, camera: str) -> int:
-    return int(s.ground.states[camera]["status"]["timecode"])
-
-
-async def frames_recorded(s: Shoot, cameras: tuple[str, ...] = ("cam-a", "cam-b")) -> None:
-    """Until every camera's polled status says recording, then shows its timecode moved on:
-    a cut within a frame of the roll would rightly log 0 frames."""
-    await s.ground.wait_for(
-        lambda: all(state_of(s, c) == "recording" for c in cameras), 10, "polled recording"
-    )  # the polled status confirms again what RECORD_STARTED said first
-    first = {c: timecode_of(s, c) for c in cameras}
-    await s.ground.wait_for(
-        lambda: all(timecode_of(s, c) > first[c] for c in cameras), 10, "frames recorded"
-    )
 
 
 async def logged_clips(s: Shoot, scene: str) -> list[dict[str, Any]]:
@@ -168,7 +153,7 @@ async def test_a_cut_inside_the_lead_cancels_the_take_and_logs_nothing(
 async def test_a_take_that_rolled_is_logged_once(tmp_path: Path, broker: Mosquitto) -> None:
     async with shoot(tmp_path, broker, TWO_CAMERAS) as s:
         started = await s.roll({"scene": "7", "take": 1})
-        await frames_recorded(s)
+        await frames_recorded(s.ground, ("cam-a", "cam-b"))
         cut = await s.ok("cut")
         log = await s.ok("shotlog.query", {"scene": "7"})
     (take,) = log["takes"]
@@ -197,7 +182,7 @@ async def test_a_take_armed_when_the_daemon_died_is_logged_after_the_restart(
         while len(await logged_clips(s, "8")) < 2:
             assert asyncio.get_running_loop().time() < deadline, "take never logged"
             await asyncio.sleep(0.1)
-        await frames_recorded(s)
+        await frames_recorded(s.ground, ("cam-a", "cam-b"))
         cut = await s.ok("cut")
         log = await s.ok("shotlog.query", {"scene": "8"})
     assert set(cut["clips"]) == {"cam-a", "cam-b"}

@@ -172,6 +172,7 @@ class Tally:
     dropped_bytes: int = 0
     resyncs: int = 0
     lost_records: int = 0  # --tap: records the daemon could not send this reader
+    joined_bytes: int = 0  # --tap: the tail of a frame already under way when the reader joined
     delimited: bool = True  # native frames: 0x00 delimiters; foreign protocols have none
 
     def count_input(self, chunk: bytes) -> bytes:
@@ -183,6 +184,9 @@ class Tally:
         if entry["status"] == "lost":  # a tap reader that fell behind: bytes never seen
             self.lost_records += entry["records"]
             return
+        if entry["status"] == "joined":
+            self.joined_bytes += entry["length"]
+            return
         if entry["status"] == "dropped":
             self.dropped_chunks += 1
             self.dropped_bytes += entry["length"]
@@ -192,11 +196,12 @@ class Tally:
         self.resyncs += bool(entry.get("resync"))
 
     def summary(self) -> str:
-        framed = self.bytes_in - self.dropped_bytes - self.delimiters
+        framed = self.bytes_in - self.dropped_bytes - self.joined_bytes - self.delimiters
         return (
             f"{self.bytes_in} bytes: {framed} in {self.frames} frames "
             f"({self.malformed} malformed), {self.dropped_bytes} dropped in "
             f"{self.dropped_chunks} chunks, {self.delimiters} delimiters; {self.resyncs} resyncs"
+            + (f"; {self.joined_bytes} before the first whole frame" if self.joined_bytes else "")
             + (f"; {self.lost_records} tap records lost" if self.lost_records else "")
         )
 

@@ -67,6 +67,7 @@ def tap_entries(records: Iterator[TapRecord], protocol: str = "native") -> Itera
         )
         for direction in ARROWS
     }
+    synced: set[Direction] = set()  # directions whose first whole frame has been seen
     for record in records:
         wall = record.wall_ns / 1e9
         if record.direction is Direction.LOST:
@@ -75,11 +76,23 @@ def tap_entries(records: Iterator[TapRecord], protocol: str = "native") -> Itera
             continue
         for entry in decoders[record.direction].feed(record.data):
             yield {
-                **entry,
+                **_joined_mid_frame(entry, synced_already=record.direction in synced),
                 "direction": NAMES[record.direction],
                 "wall": wall,
                 "bytes": len(record.data),
             }
+            if entry["status"] != "dropped":
+                synced.add(record.direction)
+
+
+def _joined_mid_frame(entry: dict[str, Any], *, synced_already: bool) -> dict[str, Any]:
+    """A reader joins a live link at any byte: what comes before a direction's first whole
+    frame is the tail of a frame sent before it joined, not damage on the wire."""
+    if synced_already:
+        return entry
+    if entry["status"] == "dropped":
+        return {**entry, "status": "joined"}
+    return {**entry, "resync": False}
 
 
 def format_tap_line(entry: dict[str, Any], protocol: str = "native") -> str:
@@ -87,5 +100,8 @@ def format_tap_line(entry: dict[str, Any], protocol: str = "native") -> str:
     if entry["status"] == "lost":
         return f"{clock}     !! TAP LOST {entry['records']} records (this reader fell behind)"
     arrow = "->" if entry["direction"] == "to_device" else "<-"
+    if entry["status"] == "joined":
+        tail = f"{entry['length']} bytes: the tail of a frame begun before joining"
+        return f"{clock} {arrow} .. {tail}"
     line = format_line(entry) if protocol == "native" else format_gear_line(entry)
     return f"{clock} {arrow} {line}"

@@ -50,7 +50,8 @@ BODY_BYTES = len(msgspec.json.encode(SAMPLE))
 
 
 def _client(port: int, name: str, window: int) -> aiomqtt.Client:
-    """As firmware_host/groundlink/mqtt.py builds the daemon's client."""
+    """As firmware_host/groundlink/mqtt.py builds the daemon's client; a bare aiomqtt loop
+    keeps a window of calls pending, which aiomqtt would otherwise warn of as a backlog."""
     client = aiomqtt.Client(
         "127.0.0.1", port, identifier=name, max_inflight_messages=window + 100, timeout=30
     )

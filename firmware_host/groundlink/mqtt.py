@@ -32,10 +32,10 @@ from firmware_host.clock import SYSTEM, Clock
 from firmware_host.config import BrokerAddress, MqttConfig
 from firmware_host.events import EventBus
 from firmware_host.groundlink.latest import LatestStates
+from firmware_host.groundlink.local import LocalCopies
 from firmware_host.groundlink.sender import PahoSender
 from firmware_host.groundlink.sockets import NO_DELAY
 from firmware_host.groundlink.stream import StreamPublisher
-from firmware_host.tasks import TaskOwner
 from protocols import ground
 from protocols.messages.common import Severity
 
@@ -80,7 +80,7 @@ class GroundLink:
         self._state_at_once = asyncio.Event()
         self._at_once: set[str] = set()  # came online or went offline: published at once
         self._client: aiomqtt.Client | None = None
-        self._session = TaskOwner("broker session")  # local publishes end with the session
+        self.local = LocalCopies()  # the crew's copies, kept until our broker has them
         self.bd_seq = 0
         self.connected = asyncio.Event()  # to our broker
         self.reachable = asyncio.Event()  # to the ground (through the bridge, if any)
@@ -124,20 +124,11 @@ class GroundLink:
     def _publish_local(
         self, leaf: str, kind: str, body: dict[str, Any], *, retain: bool = False
     ) -> None:
-        client = self._client
-        if client is None or not self._session.running:
-            return  # our broker is down: the crew cannot read it either; the event log keeps it
-        payload = self._envelope(kind, body)
-        self._session.start(self._send_local(client, leaf, payload, retain), name=f"local:{leaf}")
-
-    async def _send_local(
-        self, client: aiomqtt.Client, leaf: str, payload: bytes, retain: bool
-    ) -> None:
-        """The local copy is a courtesy: the authoritative one is in the outbox."""
-        try:
-            await client.publish(ground.topic(self.node, leaf), payload, qos=1, retain=retain)
-        except aiomqtt.MqttError as exc:
-            log.debug("local copy not published: %s", exc)
+        topic, payload = ground.topic(self.node, leaf), self._envelope(kind, body)
+        if retain:
+            self.local.publish_latest(topic, payload)
+        else:
+            self.local.publish(topic, payload)
 
     async def publish_file(self, leaf: str, payload: bytes, qos: int) -> bool:
         """Bulk traffic (the file downlink, its own allocation): only while the ground is
@@ -189,7 +180,7 @@ class GroundLink:
         death = self._envelope(ground.DEATH, {"reason": "connection lost"})
         identifier = self.config.client_id or f"cupola-{self.node}"
         will = aiomqtt.Will(ground.topic(self.node, ground.DEATH), death, qos=1, retain=True)
-        client = aiomqtt.Client(
+        return aiomqtt.Client(
             address.host,
             address.port,
             username=address.username,
@@ -205,10 +196,6 @@ class GroundLink:
             timeout=10,
             socket_options=NO_DELAY,
         )
-        # The crew's local copies of events and results go through aiomqtt one call each: a
-        # burst (64 devices coming online) is not a backlog worth a warning in the log.
-        client.pending_calls_threshold = 4 * self.stream.window
-        return client
 
     async def run(self) -> None:
         """The session and the priority commands' connection, each reconnecting on its own."""
@@ -236,7 +223,7 @@ class GroundLink:
         while True:
             self.bd_seq = self._next_bd_seq()
             try:
-                async with self._make_client() as client, self._session:
+                async with self._make_client() as client:
                     self._client = client
                     await client.subscribe(ground.topic(self.node, ground.COMMAND), qos=1)
                     bridge = self.config.bridge_state_topic
@@ -244,14 +231,18 @@ class GroundLink:
                         await client.subscribe(bridge, qos=1)
                     self.connects += 1
                     self.connected.set()
+                    # aiomqtt's publish waits for each PUBACK: the crew's copies go to paho
+                    self.local.attach(client._client)
                     self.publish_local_limits(
                         self._birth(self.session_started).limits
                     )  # the crew's list now
                     backoff.reset()
-                    if not bridge:
-                        await self._ground_up(client)
                     async with asyncio.TaskGroup() as group:
+                        # the listener first: a broker gone while the birth is on its way is
+                        # noticed at once, not when aiomqtt gives up on its PUBACK (10 s)
                         group.create_task(self._listen(client))
+                        if not bridge:
+                            group.create_task(self._ground_up(client))
                         group.create_task(self._publish_states(LatestStates.of(client)))
                         group.create_task(self._follow_hold(client))
                         group.create_task(
@@ -263,6 +254,7 @@ class GroundLink:
                 log.warning("broker link down: %s", "; ".join(str(e) for e in errors.exceptions))
             finally:
                 self._client = None
+                self.local.detach()
                 self.connected.clear()
                 self._ground_down("broker connection lost")
             await asyncio.sleep(backoff.next())

@@ -1,0 +1,109 @@
+"""The crew's copies of events and results, kept until the local broker has them.
+
+The ground's copy of every event goes through the outbox and survives anything. The crew's
+copy (local/ topics, on the broker onboard) must not be lost either: an alarm raised while
+the daemon's broker session is still connecting, or between a broker restart and the
+reconnect, is one the crew has to see when the broker is back, not never. So each copy is
+kept, in order, until paho reports its PUBACK; a session that ends takes nothing with it,
+and the next one sends whatever was not acknowledged, oldest first. A copy may so arrive
+twice (sent, then the session ended before its PUBACK); the monitor shows an event once.
+
+Memory is bounded: past `limit` copies waiting (a long broker outage), the oldest go, are
+counted, and the next session's start says how many (they are still in the event log and
+the ground's outbox).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from dataclasses import dataclass
+from typing import Protocol
+
+import paho.mqtt.client as paho
+
+log = logging.getLogger(__name__)
+
+LIMIT = 1000  # copies held while the broker is away: a shoot day's alarms many times over
+
+
+class _Sent(Protocol):
+    @property
+    def rc(self) -> int: ...
+
+    def is_published(self) -> bool: ...
+
+
+class _Paho(Protocol):
+    def publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> _Sent: ...
+
+
+@dataclass
+class _Copy:
+    topic: str
+    payload: bytes
+    sent: _Sent | None = None  # the latest attempt, None while not handed to a session
+
+
+class LocalCopies:
+    def __init__(self, limit: int = LIMIT) -> None:
+        self.limit = limit
+        self._waiting: deque[_Copy] = deque()
+        self._client: _Paho | None = None
+        self.dropped = 0  # since the last session started
+        self.dropped_total = 0
+
+    @property
+    def waiting(self) -> int:
+        """Copies not yet acknowledged by the broker (sent or not)."""
+        self._forget_acknowledged()
+        return len(self._waiting)
+
+    def attach(self, client: _Paho) -> None:
+        """A session is up (`client`: its paho client): everything waiting goes, in order."""
+        self._client = client
+        if self.dropped:
+            log.warning(
+                "%d crew copies of events and results were dropped while the broker was away "
+                "(the event log and the ground's outbox have them)", self.dropped,
+            )  # fmt: skip
+            self.dropped = 0
+        for copy in self._waiting:
+            self._send(copy)
+
+    def detach(self) -> None:
+        """The session ended: what it did not get acknowledged waits for the next one."""
+        self._client = None
+        self._forget_acknowledged()
+
+    def publish(self, topic: str, payload: bytes) -> None:
+        """QoS 1, not retained; sent now if a session is up, else when the next one starts."""
+        self._forget_acknowledged()
+        if len(self._waiting) >= self.limit:
+            self._waiting.popleft()
+            self.dropped += 1
+            self.dropped_total += 1
+        copy = _Copy(topic, payload)
+        self._waiting.append(copy)
+        if self._client is not None:
+            self._send(copy)
+
+    def publish_latest(self, topic: str, payload: bytes) -> None:
+        """Retained and latest-wins (the active limits): sent if a session is up, never
+        kept; every session publishes the latest as it starts."""
+        if self._client is not None:
+            self._client.publish(topic, payload, 1, True)
+
+    def _send(self, copy: _Copy) -> None:
+        assert self._client is not None
+        sent = self._client.publish(copy.topic, copy.payload, 1, False)
+        if sent.rc == paho.MQTT_ERR_SUCCESS:
+            copy.sent = sent
+        else:  # the connection is going: the next session sends it
+            log.debug("local copy not handed to paho: %s", paho.error_string(sent.rc))
+            copy.sent = None
+
+    def _forget_acknowledged(self) -> None:
+        waiting = self._waiting
+        while waiting and (sent := waiting[0].sent) is not None and sent.is_published():
+            waiting.popleft()

@@ -17,6 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from firmware_host.link.tap import unix_address
+from protocols import enttec
+from protocols import modbus_rtu as mb
+from protocols import sony9pin as s9
+from protocols.framing import MAX_WIRE_FRAME
 from protocols.tap import Direction, TapFormatError, TapReader, TapRecord
 from tools.decode import StreamDecoder, format_line
 from tools.exits import DataError, IoError, NoInputError, reason
@@ -67,32 +71,55 @@ def tap_entries(records: Iterator[TapRecord], protocol: str = "native") -> Itera
         )
         for direction in ARROWS
     }
-    synced: set[Direction] = set()  # directions whose first whole frame has been seen
+    joins = {direction: _Join(JOIN_LIMIT[protocol]) for direction in ARROWS}
     for record in records:
         wall = record.wall_ns / 1e9
         if record.direction is Direction.LOST:
             (lost,) = struct.unpack(">I", record.data[:4].rjust(4, b"\0"))
             yield {"status": "lost", "records": lost, "wall": wall}
             continue
+        join = joins[record.direction]
         for entry in decoders[record.direction].feed(record.data):
             yield {
-                **_joined_mid_frame(entry, synced_already=record.direction in synced),
+                **join.judge(entry),
                 "direction": NAMES[record.direction],
                 "wall": wall,
                 "bytes": len(record.data),
             }
-            if entry["status"] != "dropped":
-                synced.add(record.direction)
 
 
-def _joined_mid_frame(entry: dict[str, Any], *, synced_already: bool) -> dict[str, Any]:
+# The most bytes a reader can join in the middle of: one frame (block, message, ADU) as sent.
+JOIN_LIMIT = {
+    "native": MAX_WIRE_FRAME,
+    "sony9pin": 3 + s9.MAX_DATA,  # two command bytes, data, checksum
+    "enttec-dmx": 5 + enttec.MAX_DATA,  # start, label, two length bytes, data, end
+    "modbus-rtu": mb.MAX_ADU,
+}
+
+
+class _Join:
     """A reader joins a live link at any byte: what comes before a direction's first whole
-    frame is the tail of a frame sent before it joined, not damage on the wire."""
-    if synced_already:
-        return entry
-    if entry["status"] == "dropped":
+    frame is the tail of a frame sent before it joined, not damage on the wire. Only so much
+    is: from the direction's first byte on, contiguous, at most one frame long; anything
+    else (noise, a wrong baud rate, an oversize run) is damage as anywhere else."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.joined = 0  # bytes taken for a tail so far
+        self.joining = True  # until the first whole frame or the first damage
+
+    def judge(self, entry: dict[str, Any]) -> dict[str, Any]:
+        if not self.joining:
+            return entry
+        if entry["status"] != "dropped":
+            self.joining = False
+            return {**entry, "resync": False}  # what came before was no loss of sync
+        end = self.joined + entry["length"]
+        if entry["offset"] != self.joined or end > self.limit or entry["reason"] == "oversize":
+            self.joining = False
+            return entry
+        self.joined = end
         return {**entry, "status": "joined"}
-    return {**entry, "resync": False}
 
 
 def format_tap_line(entry: dict[str, Any], protocol: str = "native") -> str:

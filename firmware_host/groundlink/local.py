@@ -9,8 +9,10 @@ and the next one sends whatever was not acknowledged, oldest first. A copy may s
 twice (sent, then the session ended before its PUBACK); the monitor shows an event once.
 
 Memory is bounded: past `limit` copies waiting (a long broker outage), the oldest go, are
-counted, and the next session's start says how many (they are still in the event log and
-the ground's outbox).
+counted, and the log says how many (they are still in the event log and the ground's
+outbox). A copy the broker will not take (it drops the connection instead) would otherwise
+lead every session to its end: the oldest copy, unacknowledged when `GIVE_UP_AFTER`
+sessions in a row ended, is dropped and logged.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import paho.mqtt.client as paho
 log = logging.getLogger(__name__)
 
 LIMIT = 1000  # copies held while the broker is away: a shoot day's alarms many times over
+GIVE_UP_AFTER = 3  # sessions that ended with the same oldest copy unacknowledged
 
 
 class _Sent(Protocol):
@@ -43,6 +46,7 @@ class _Copy:
     topic: str
     payload: bytes
     sent: _Sent | None = None  # the latest attempt, None while not handed to a session
+    sessions_lost: int = 0  # sessions that ended with this copy the oldest unacknowledged
 
 
 class LocalCopies:
@@ -50,7 +54,7 @@ class LocalCopies:
         self.limit = limit
         self._waiting: deque[_Copy] = deque()
         self._client: _Paho | None = None
-        self.dropped = 0  # since the last session started
+        self.dropped = 0  # over the limit, not yet reported
         self.dropped_total = 0
 
     @property
@@ -62,12 +66,7 @@ class LocalCopies:
     def attach(self, client: _Paho) -> None:
         """A session is up (`client`: its paho client): everything waiting goes, in order."""
         self._client = client
-        if self.dropped:
-            log.warning(
-                "%d crew copies of events and results were dropped while the broker was away "
-                "(the event log and the ground's outbox have them)", self.dropped,
-            )  # fmt: skip
-            self.dropped = 0
+        self._report_dropped()
         for copy in self._waiting:
             self._send(copy)
 
@@ -75,11 +74,25 @@ class LocalCopies:
         """The session ended: what it did not get acknowledged waits for the next one."""
         self._client = None
         self._forget_acknowledged()
+        if self._waiting and self._waiting[0].sent is not None:
+            oldest = self._waiting[0]
+            oldest.sessions_lost += 1
+            if oldest.sessions_lost >= GIVE_UP_AFTER:
+                self._waiting.popleft()
+                self.dropped_total += 1
+                log.warning(
+                    "a crew copy on %s (%d bytes) was not acknowledged in %d sessions, each of "
+                    "which then ended: dropped (the event log and the ground's outbox have it)",
+                    oldest.topic, len(oldest.payload), oldest.sessions_lost,
+                )  # fmt: skip
+        for copy in self._waiting:  # what that session's client said is over with it
+            copy.sent = None
+        self._report_dropped()
 
     def publish(self, topic: str, payload: bytes) -> None:
         """QoS 1, not retained; sent now if a session is up, else when the next one starts."""
         self._forget_acknowledged()
-        if len(self._waiting) >= self.limit:
+        if len(self._waiting) >= self.limit:  # the oldest unacknowledged goes
             self._waiting.popleft()
             self.dropped += 1
             self.dropped_total += 1
@@ -99,9 +112,18 @@ class LocalCopies:
         sent = self._client.publish(copy.topic, copy.payload, 1, False)
         if sent.rc == paho.MQTT_ERR_SUCCESS:
             copy.sent = sent
-        else:  # the connection is going: the next session sends it
-            log.debug("local copy not handed to paho: %s", paho.error_string(sent.rc))
+        else:  # the connection is going (paho keeps it for this client, which is not reused)
+            log.debug("local copy not sent: %s", paho.error_string(sent.rc))
             copy.sent = None
+
+    def _report_dropped(self) -> None:
+        if self.dropped:
+            log.warning(
+                "%d crew copies of events and results were dropped unacknowledged, over %d "
+                "waiting (the event log and the ground's outbox have them)",
+                self.dropped, self.limit,
+            )  # fmt: skip
+            self.dropped = 0
 
     def _forget_acknowledged(self) -> None:
         waiting = self._waiting

@@ -36,12 +36,14 @@ from firmware_host.groundlink.local import LocalCopies
 from firmware_host.groundlink.sender import PahoSender
 from firmware_host.groundlink.sockets import NO_DELAY
 from firmware_host.groundlink.stream import StreamPublisher
+from firmware_host.tasks import being_cancelled, stop_if_cancelled
 from protocols import ground
 from protocols.messages.common import Severity
 
 log = logging.getLogger(__name__)
 
 RECONNECT_FIRST_S = 0.1
+GOODBYE_TIMEOUT_S = 5.0  # the death's own PUBACK waits 2 s of it
 
 CommandHandler = Callable[[bytes], Awaitable[None]]
 
@@ -81,11 +83,16 @@ class GroundLink:
         self._at_once: set[str] = set()  # came online or went offline: published at once
         self._client: aiomqtt.Client | None = None
         self.local = LocalCopies()  # the crew's copies, kept until our broker has them
+        self._serving: asyncio.Task[None] | None = None  # the current session's work
+        self._goodbye: str | None = None  # the death's reason, once the node is going
+        self._said_goodbye = asyncio.Event()
         self.bd_seq = 0
         self.connected = asyncio.Event()  # to our broker
         self.reachable = asyncio.Event()  # to the ground (through the bridge, if any)
         self.hold: Hold | None = None  # the housekeeping class may not send now
-        self._hold_changed = asyncio.Event()
+        self._hold_changed = False  # not yet announced: the ground-facing task acts on it
+        self._bridge_up = False  # what the bridge last said (with a bridge_state_topic)
+        self._ground_changed = asyncio.Event()  # the hold or the bridge changed
         self.flowing = asyncio.Event()  # reachable and not held: the stream drains
         self.session_started = 0.0  # wall time the ground last became reachable
         self.connects = 0
@@ -137,7 +144,7 @@ class GroundLink:
         if client is None or not self.reachable.is_set():
             return False
         try:
-            await client.publish(ground.topic(self.node, leaf), payload, qos=qos)
+            await _publish(client, ground.topic(self.node, leaf), payload, qos=qos)
         except aiomqtt.MqttError as exc:
             log.debug("file segment not published: %s", exc)
             return False
@@ -150,7 +157,8 @@ class GroundLink:
         self.hold = hold
         if hold is not None:
             self.flowing.clear()
-        self._hold_changed.set()
+        self._hold_changed = True
+        self._ground_changed.set()
 
     async def rebirth(self) -> None:
         """Publish the birth certificate again (the ground asked for it)."""
@@ -216,6 +224,7 @@ class GroundLink:
                             await self._on_priority_command(bytes(message.payload))
             except aiomqtt.MqttError as exc:
                 log.warning("priority command link down: %s", exc)
+            stop_if_cancelled()  # a stop that aiomqtt turned into a dropped link
             await asyncio.sleep(backoff.next())
 
     async def _run_session(self) -> None:
@@ -237,19 +246,7 @@ class GroundLink:
                         self._birth(self.session_started).limits
                     )  # the crew's list now
                     backoff.reset()
-                    async with asyncio.TaskGroup() as group:
-                        # the listener first: a broker gone while the birth is on its way is
-                        # noticed at once, not when aiomqtt gives up on its PUBACK (10 s)
-                        group.create_task(self._listen(client))
-                        if not bridge:
-                            group.create_task(self._ground_up(client))
-                        group.create_task(self._publish_states(LatestStates.of(client)))
-                        group.create_task(self._follow_hold(client))
-                        group.create_task(
-                            self.stream.drain(
-                                PahoSender.of(client), lambda: self.session_started, self.flowing
-                            )
-                        )
+                    await self._serve_until_goodbye(client)
             except* aiomqtt.MqttError as errors:
                 log.warning("broker link down: %s", "; ".join(str(e) for e in errors.exceptions))
             finally:
@@ -257,32 +254,91 @@ class GroundLink:
                 self.local.detach()
                 self.connected.clear()
                 self._ground_down("broker connection lost")
+            if self._goodbye is not None:  # said, or no session left to say it on
+                self._said_goodbye.set()
+                return
+            # a stop that came while the session was failing reached the session's task
+            # group, which raised its children's MqttErrors instead: the stop still wins
+            stop_if_cancelled()
             await asyncio.sleep(backoff.next())
 
-    async def _ground_up(self, client: aiomqtt.Client) -> None:
-        self.reachable.set()
-        if self.hold is not None:
-            await self._publish_link(client)  # the ground learns at once that it is blind
-            self.bus.emit(
-                "ground.link_up", Severity.INFO,
-                f"ground reachable (bd_seq {self.bd_seq}); stream held ({self.hold.reason})",
-                bd_seq=self.bd_seq,
+    async def _serve_until_goodbye(self, client: aiomqtt.Client) -> None:
+        """The session's work until it fails or the node says goodbye on it (publish_death).
+
+        The work runs in a task of its own: Python 3.11's TaskGroup, when a child fails
+        while it waits for them, cancels the task it runs in and never takes that back, and
+        a supervised task that looks cancelled is not restarted."""
+        serving = self._serving = asyncio.create_task(self._serve(client), name="broker session")
+        try:
+            await serving
+        except asyncio.CancelledError:
+            if self._goodbye is None or being_cancelled():
+                raise
+        finally:
+            self._serving = None
+        self.local.detach()  # nothing is sent after the death: see publish_death
+        try:
+            await _publish(
+                client, ground.topic(self.node, ground.DEATH),
+                self._envelope(ground.DEATH, {"reason": self._goodbye}),
+                qos=1, retain=True, timeout=2,
             )  # fmt: skip
-            return
-        await self._start_flowing(client)
+        except aiomqtt.MqttError as exc:
+            log.warning("could not publish death certificate: %s", exc)
+
+    async def _serve(self, client: aiomqtt.Client) -> None:
+        """One session's work; the listener never waits on a PUBACK, so a broker gone while
+        the birth is on its way is noticed at once, not when aiomqtt gives up on it (10 s)."""
+        self._bridge_up = False
+        self._ground_changed.set()
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._listen(client))
+            group.create_task(self._tell_the_ground(client))
+            group.create_task(self._publish_states(LatestStates.of(client)))
+            group.create_task(
+                self.stream.drain(PahoSender.of(client), lambda: self.session_started, self.flowing)
+            )
+
+    async def _tell_the_ground(self, client: aiomqtt.Client) -> None:
+        """Births, link notices and the start of the flow, one at a time in this one task: a
+        hold or a bridge change that comes while a birth awaits its PUBACK is acted on right
+        after it, never beside it (no second birth, no flow under a hold)."""
+        bridged = bool(self.config.bridge_state_topic)
+        while True:
+            await self._ground_changed.wait()
+            self._ground_changed.clear()
+            if bridged and not self._bridge_up:
+                self._ground_down("the bridge to the ground is down")
+            elif not self.reachable.is_set():
+                await self._ground_up(client)
+            if self._hold_changed:
+                self._hold_changed = False
+                await self._announce_hold(client)
+
+    async def _ground_up(self, client: aiomqtt.Client) -> None:
+        """Said before the publishes, so a link lost during them is said after it."""
+        self.reachable.set()
+        hold = self.hold
+        detail = f"stream held ({hold.reason})" if hold is not None else "backlog draining"
         self.bus.emit(
             "ground.link_up", Severity.INFO,
-            f"ground reachable (bd_seq {self.bd_seq}); backlog draining", bd_seq=self.bd_seq,
+            f"ground reachable (bd_seq {self.bd_seq}); {detail}", bd_seq=self.bd_seq,
         )  # fmt: skip
+        if hold is not None:
+            await self._publish_link(client)  # the ground learns at once that it is blind
+        else:
+            await self._start_flowing(client)
 
     async def _start_flowing(self, client: aiomqtt.Client) -> None:
-        """Birth (the state now), the link notice, then the states and the backlog."""
+        """Birth (the state now), the link notice, then the states and the backlog; the flow
+        starts only if the ground is still reachable and no hold came meanwhile."""
         self.session_started = self.clock.wall()
         await self._publish_birth(client)
         await self._publish_link(client)
-        self._ground_dirty = set(self._states)
-        self._state_wakeup.set()
-        self.flowing.set()
+        if self.hold is None and self.reachable.is_set():
+            self._ground_dirty = set(self._states)
+            self._state_wakeup.set()
+            self.flowing.set()
 
     def _ground_down(self, reason: str) -> None:
         self.flowing.clear()
@@ -293,25 +349,22 @@ class GroundLink:
                 f"ground out of reach ({reason}): queuing onboard",
             )  # fmt: skip
 
-    async def _follow_hold(self, client: aiomqtt.Client) -> None:
-        """Announce each hold before the stream stops, and each release as it resumes."""
-        while True:
-            await self._hold_changed.wait()
-            self._hold_changed.clear()
-            hold = self.hold
-            if hold is not None:
-                if self.reachable.is_set():
-                    await self._publish_link(client)
-                self.bus.emit(
-                    "ground.stream_held", Severity.WARNING,
-                    f"stream to the ground held ({hold.reason}) until "
-                    f"{_hhmm(hold.until)} UTC: queuing onboard",
-                    reason=hold.reason, until=hold.until,
-                )  # fmt: skip
-            else:
-                self.bus.emit("ground.stream_released", Severity.INFO, "stream to the ground flows")
-                if self.reachable.is_set() and not self.flowing.is_set():
-                    await self._start_flowing(client)
+    async def _announce_hold(self, client: aiomqtt.Client) -> None:
+        """Announce a hold before the stream stops, and a release as it resumes."""
+        hold = self.hold
+        if hold is not None:
+            if self.reachable.is_set():
+                await self._publish_link(client)
+            self.bus.emit(
+                "ground.stream_held", Severity.WARNING,
+                f"stream to the ground held ({hold.reason}) until "
+                f"{_hhmm(hold.until)} UTC: queuing onboard",
+                reason=hold.reason, until=hold.until,
+            )  # fmt: skip
+        else:
+            self.bus.emit("ground.stream_released", Severity.INFO, "stream to the ground flows")
+            if self.reachable.is_set() and not self.flowing.is_set():
+                await self._start_flowing(client)
 
     async def _publish_link(self, client: aiomqtt.Client) -> None:
         """The retained link notice: held (why, until when) or flowing, with the backlog."""
@@ -327,12 +380,12 @@ class GroundLink:
         }
         payload = self._envelope(ground.LINK, body)
         self.stream.pacer.charge(len(payload))
-        await client.publish(ground.topic(self.node, ground.LINK), payload, qos=1, retain=True)
+        await _publish(client, ground.topic(self.node, ground.LINK), payload, qos=1, retain=True)
 
     async def _publish_birth(self, client: aiomqtt.Client) -> None:
         payload = self._envelope(ground.BIRTH, self._birth(self.session_started))
         self.stream.pacer.charge(len(payload))
-        await client.publish(ground.topic(self.node, ground.BIRTH), payload, qos=1, retain=True)
+        await _publish(client, ground.topic(self.node, ground.BIRTH), payload, qos=1, retain=True)
 
     async def _listen(self, client: aiomqtt.Client) -> None:
         bridge = self.config.bridge_state_topic
@@ -341,11 +394,10 @@ class GroundLink:
             if not isinstance(payload, bytes | bytearray):
                 continue
             if bridge and message.topic.matches(bridge):
-                if bytes(payload).strip() == b"1":
-                    if not self.reachable.is_set():
-                        await self._ground_up(client)
-                else:
+                self._bridge_up = bytes(payload).strip() == b"1"
+                if not self._bridge_up:  # the stream stops now, not after a pending birth
                     self._ground_down("the bridge to the ground is down")
+                self._ground_changed.set()
                 continue
             await self._on_command(bytes(payload))
 
@@ -412,20 +464,38 @@ class GroundLink:
         return await self.stream.flush(timeout_s)
 
     async def publish_death(self, reason: str) -> None:
-        """Clean shutdown: say so, since a clean disconnect does not fire the will."""
-        client = self._client
-        if client is None:
-            return
+        """Clean shutdown: the session stops its work, says why the node goes (a clean
+        disconnect fires no will) and disconnects. Nothing is published after the death and
+        the death's PUBACK comes after the broker has answered everything sent before it, so
+        no PUBACK is left to fail on a closed socket; mosquitto before 2.0.22 takes such a
+        failure for a lost client and publishes the will ("connection lost")."""
+        serving = self._serving
+        if serving is None:
+            return  # no session up: nobody to tell (the will speaks if one was)
+        self._goodbye = reason
+        serving.cancel()
         try:
-            await client.publish(
-                ground.topic(self.node, ground.DEATH),
-                self._envelope(ground.DEATH, {"reason": reason}),
-                qos=1,
-                retain=True,
-                timeout=2,
-            )
-        except aiomqtt.MqttError as exc:
-            log.warning("could not publish death certificate: %s", exc)
+            async with asyncio.timeout(GOODBYE_TIMEOUT_S):
+                await self._said_goodbye.wait()
+        except TimeoutError:
+            log.warning("the broker session did not end within %g s", GOODBYE_TIMEOUT_S)
+
+
+async def _publish(
+    client: aiomqtt.Client,
+    topic: str,
+    payload: bytes,
+    *,
+    qos: int,
+    retain: bool = False,
+    timeout: float | None = None,
+) -> None:
+    """aiomqtt's publish, which waits for the PUBACK with Python 3.11's `wait_for`: a cancel
+    that comes as the PUBACK does is lost there. A task group's child that lost its cancel
+    is never asked again and holds the group (the session, the daemon's stop) forever; the
+    cancel is raised again here."""
+    await client.publish(topic, payload, qos=qos, retain=retain, timeout=timeout)
+    stop_if_cancelled()
 
 
 def _hhmm(when: float) -> str:

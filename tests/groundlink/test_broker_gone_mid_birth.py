@@ -12,6 +12,8 @@ import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import pytest
+
 from firmware_host.config import parse_config
 from firmware_host.daemon import Daemon
 from protocols import ground
@@ -33,10 +35,13 @@ async def _packet(reader: asyncio.StreamReader) -> tuple[int, bytes]:
 class DropsOnBirth:
     """MQTT 3.1.1, just enough: CONNACK, SUBACK, PUBACK, PINGRESP; a birth ends the link."""
 
-    def __init__(self) -> None:
+    def __init__(self, bridge_topic: str | None = None) -> None:
+        self.bridge_topic = bridge_topic  # subscribed to: the bridge says it is up
         self.dropped = asyncio.Event()
+        self.links: set[asyncio.StreamWriter] = set()
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.links.add(writer)
         with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
             while True:
                 kind, body = await _packet(reader)
@@ -45,6 +50,10 @@ class DropsOnBirth:
                 elif kind == 0x82:  # SUBSCRIBE: its id, then one QoS 1 grant per filter
                     grants = body[2:].count(b"\x01") or 1
                     writer.write(bytes([0x90, 2 + grants]) + body[:2] + b"\x01" * grants)
+                    if self.bridge_topic and self.bridge_topic.encode() in body:
+                        topic = self.bridge_topic.encode()
+                        state = len(topic).to_bytes(2, "big") + topic + b"1"
+                        writer.write(bytes([0x31, len(state)]) + state)  # retained, QoS 0
                 elif kind >> 4 == 3:  # PUBLISH
                     length = int.from_bytes(body[:2], "big")
                     topic = body[2 : 2 + length].decode()
@@ -62,18 +71,29 @@ class DropsOnBirth:
 
 
 @contextlib.asynccontextmanager
-async def drops_on_birth() -> AsyncIterator[tuple[DropsOnBirth, int]]:
-    broker = DropsOnBirth()
+async def drops_on_birth(bridge_topic: str | None) -> AsyncIterator[tuple[DropsOnBirth, int]]:
+    broker = DropsOnBirth(bridge_topic)
     server = await asyncio.start_server(broker.serve, "127.0.0.1", 0)
-    async with server:
+    try:
         yield broker, server.sockets[0].getsockname()[1]
+    finally:  # a client socket left open (a connect cut short) must not hold wait_closed
+        server.close()
+        for link in broker.links:
+            link.close()
+        await server.wait_closed()
 
 
-async def test_a_broker_gone_during_the_birth_ends_the_session_at_once(tmp_path: Path) -> None:
-    async with drops_on_birth() as (broker, port):
-        credentials = Credentials(tmp_path)
+@pytest.mark.parametrize("bridge_topic", [None, "$SYS/broker/connection/iss-ground/state"])
+async def test_a_broker_gone_during_the_birth_ends_the_session_at_once(
+    tmp_path: Path, bridge_topic: str | None
+) -> None:
+    """Direct to the ground, and through an onboard broker's bridge (whose state message
+    is what starts the birth)."""
+    async with drops_on_birth(bridge_topic) as (broker, port):
+        options = {"bridge_state_topic": bridge_topic} if bridge_topic else {}
         daemon = Daemon(parse_config(daemon_config(
-            {}, {}, f"mqtt://127.0.0.1:{port}", tmp_path / "state", keyring=credentials.keyring
+            {}, {}, f"mqtt://127.0.0.1:{port}", tmp_path / "state",
+            keyring=Credentials(tmp_path).keyring, mqtt_options=options,
         )))  # fmt: skip
         stop = asyncio.Event()
         runner = asyncio.create_task(daemon.run(stop))

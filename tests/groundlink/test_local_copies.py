@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from firmware_host.config import parse_config
 from firmware_host.daemon import Daemon
-from firmware_host.groundlink.local import LocalCopies
+from firmware_host.groundlink.local import GIVE_UP_AFTER, LocalCopies
 from hil.broker import Mosquitto
 from protocols import ground
 from protocols.messages.common import Severity
@@ -31,6 +31,8 @@ class Sent:
     acknowledged: bool = False
 
     def is_published(self) -> bool:
+        if self.rc != paho.MQTT_ERR_SUCCESS:  # as paho's MQTTMessageInfo does
+            raise RuntimeError(f"Message publish failed: {paho.error_string(self.rc)}")
         return self.acknowledged
 
 
@@ -86,6 +88,35 @@ def test_a_long_outage_keeps_the_newest_and_says_how_many_went(
         copies.attach(client)
     assert [s.payload for s in client.sent] == [b"2", b"3", b"4"]
     assert "2 crew copies of events and results were dropped" in caplog.text
+
+
+def test_a_copy_the_broker_will_not_take_is_dropped_after_three_sessions_end_on_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    copies = LocalCopies()
+    copies.publish("t", b"poison")  # the broker drops the connection instead of a PUBACK
+    copies.publish("t", b"fine")
+    for _ in range(GIVE_UP_AFTER):
+        copies.attach(FakePaho())
+        with caplog.at_level(logging.WARNING):
+            copies.detach()
+    assert "not acknowledged in 3 sessions" in caplog.text
+    client = FakePaho()
+    copies.attach(client)
+    assert [s.payload for s in client.sent] == [b"fine"]
+    assert copies.dropped_total == 1
+
+
+def test_a_copy_behind_a_slow_start_is_not_blamed_for_it() -> None:
+    """Only a copy that was sent and left unacknowledged counts a lost session."""
+    copies, refusing = LocalCopies(), FakePaho(refusing=True)
+    copies.publish("t", b"1")
+    for _ in range(GIVE_UP_AFTER + 1):
+        copies.attach(refusing)
+        copies.detach()
+    client = FakePaho()
+    copies.attach(client)
+    assert [s.payload for s in client.sent] == [b"1"]
 
 
 def test_the_latest_retained_list_is_never_kept_for_later() -> None:

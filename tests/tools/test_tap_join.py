@@ -5,6 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
+from protocols import sony9pin as s9
 from protocols.spec_tables import vectors
 from protocols.tap import Direction, TapRecord
 from tools.decode import DAMAGED, Tally
@@ -15,10 +16,13 @@ WIRES = [v.wire for v in vectors()]
 REQUEST, REPLY = WIRES[0], WIRES[2]
 
 
-def _watch(records: list[TapRecord]) -> tuple[list[dict[str, object]], Tally]:
-    tally = Tally()
+def _watch(
+    records: list[TapRecord], protocol: str = "native"
+) -> tuple[list[dict[str, object]], Tally]:
+    tally = Tally(delimited=protocol == "native")
     entries = []
-    for entry in tap_entries(iter(r._replace(data=tally.count_input(r.data)) for r in records)):
+    fed = (r._replace(data=tally.count_input(r.data)) for r in records)
+    for entry in tap_entries(fed, protocol):
         tally.count(entry)
         entries.append(entry)
     return entries, tally
@@ -76,3 +80,27 @@ def test_joining_at_any_byte_loses_only_the_frame_under_way(
     assert statuses == ["joined"] * statuses.count("joined") + ["ok"] * whole
     assert tally.status() == (0 if whole else EX_DATAERR)
     assert tally.bytes_in == len(stream) - cut
+
+
+def test_noise_before_any_frame_is_damage_beyond_one_frames_tail() -> None:
+    """A device answering at the wrong baud rate: noise, never a frame."""
+    noise = bytes(range(1, 200)) * 3 + b"\x00"
+    entries, tally = _watch([_record(Direction.FROM_DEVICE, noise + REPLY)])
+    assert "dropped" in [e["status"] for e in entries]
+    assert tally.status() == DAMAGED
+
+
+def test_only_the_first_chunk_can_be_a_tail() -> None:
+    """Three damaged chunks after the join: the first may be a tail, the others are damage."""
+    chunks = REPLY[5:] + b"\x13\x37\x00" + b"junk\x00"
+    entries, tally = _watch([_record(Direction.FROM_DEVICE, chunks + REPLY)])
+    assert [e["status"] for e in entries] == ["joined", "dropped", "dropped", "ok"]
+    assert tally.status() == DAMAGED
+
+
+def test_a_joined_deck_link_exits_clean_and_a_noisy_one_does_not() -> None:
+    reply = s9.command(s9.Cmd.LTC_TIME_DATA, s9.encode_time(s9.TimeData(1, 2, 3, 4)))
+    _, joined = _watch([_record(Direction.FROM_DEVICE, reply[1:] + reply)], "sony9pin")
+    assert joined.frames == 1 and joined.status() == 0, joined.summary()
+    _, noisy = _watch([_record(Direction.FROM_DEVICE, bytes(range(40, 80)) + reply)], "sony9pin")
+    assert noisy.status() != 0, noisy.summary()

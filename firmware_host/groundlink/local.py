@@ -10,15 +10,19 @@ twice (sent, then the session ended before its PUBACK); the monitor shows an eve
 
 Memory is bounded: past `limit` copies waiting (a long broker outage), the oldest go, are
 counted, and the log says how many (they are still in the event log and the ground's
-outbox). A copy the broker will not take (it drops the connection instead) would otherwise
-lead every session to its end: the oldest copy, unacknowledged when `GIVE_UP_AFTER`
-sessions in a row ended, is dropped and logged.
+outbox). A copy the broker will not take (over its packet size: it drops the connection
+instead of answering) would otherwise end every session at once: a copy that was the oldest
+unacknowledged when `GIVE_UP_AFTER` sessions in a row ended within `SUSPECT_WITHIN_S` of
+sending it is dropped and logged. A broker that stalls (a session ends on its keepalive,
+seconds later) or restarts now and then does not make a copy a suspect.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -27,7 +31,8 @@ import paho.mqtt.client as paho
 log = logging.getLogger(__name__)
 
 LIMIT = 1000  # copies held while the broker is away: a shoot day's alarms many times over
-GIVE_UP_AFTER = 3  # sessions that ended with the same oldest copy unacknowledged
+GIVE_UP_AFTER = 3  # sessions that ended with the same oldest copy unacknowledged...
+SUSPECT_WITHIN_S = 1.0  # ...each within this long of sending it
 
 
 class _Sent(Protocol):
@@ -46,12 +51,14 @@ class _Copy:
     topic: str
     payload: bytes
     sent: _Sent | None = None  # the latest attempt, None while not handed to a session
-    sessions_lost: int = 0  # sessions that ended with this copy the oldest unacknowledged
+    sent_at: float = 0.0  # monotonic
+    sessions_lost: int = 0  # sessions that ended soon after it, with it unacknowledged
 
 
 class LocalCopies:
-    def __init__(self, limit: int = LIMIT) -> None:
+    def __init__(self, limit: int = LIMIT, monotonic: Callable[[], float] = time.monotonic) -> None:
         self.limit = limit
+        self._monotonic = monotonic
         self._waiting: deque[_Copy] = deque()
         self._client: _Paho | None = None
         self.dropped = 0  # over the limit, not yet reported
@@ -74,9 +81,10 @@ class LocalCopies:
         """The session ended: what it did not get acknowledged waits for the next one."""
         self._client = None
         self._forget_acknowledged()
-        if self._waiting and self._waiting[0].sent is not None:
-            oldest = self._waiting[0]
-            oldest.sessions_lost += 1
+        oldest = self._waiting[0] if self._waiting else None
+        if oldest is not None and oldest.sent is not None:
+            suspect = self._monotonic() - oldest.sent_at <= SUSPECT_WITHIN_S
+            oldest.sessions_lost = oldest.sessions_lost + 1 if suspect else 0
             if oldest.sessions_lost >= GIVE_UP_AFTER:
                 self._waiting.popleft()
                 self.dropped_total += 1
@@ -111,7 +119,7 @@ class LocalCopies:
         assert self._client is not None
         sent = self._client.publish(copy.topic, copy.payload, 1, False)
         if sent.rc == paho.MQTT_ERR_SUCCESS:
-            copy.sent = sent
+            copy.sent, copy.sent_at = sent, self._monotonic()
         else:  # the connection is going (paho keeps it for this client, which is not reused)
             log.debug("local copy not sent: %s", paho.error_string(sent.rc))
             copy.sent = None

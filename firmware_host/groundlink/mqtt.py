@@ -82,7 +82,7 @@ class GroundLink:
         self._state_at_once = asyncio.Event()
         self._at_once: set[str] = set()  # came online or went offline: published at once
         self._client: aiomqtt.Client | None = None
-        self.local = LocalCopies()  # the crew's copies, kept until our broker has them
+        self.local = LocalCopies(monotonic=clock.monotonic)  # kept until our broker has them
         self._serving: asyncio.Task[None] | None = None  # the current session's work
         self._goodbye: str | None = None  # the death's reason, once the node is going
         self._said_goodbye = asyncio.Event()
@@ -218,6 +218,7 @@ class GroundLink:
                 async with self._make_client(priority=True) as client:
                     topic = ground.topic(self.node, ground.PRIORITY_COMMAND)
                     await client.subscribe(topic, qos=1)
+                    stop_if_cancelled()  # see _run_session
                     backoff.reset()
                     async for message in client.messages:
                         if isinstance(message.payload, bytes | bytearray):
@@ -231,6 +232,7 @@ class GroundLink:
         backoff = Backoff(RECONNECT_FIRST_S, self.config.reconnect_max_s)
         while True:
             self.bd_seq = self._next_bd_seq()
+            said_goodbye = False
             try:
                 async with self._make_client() as client:
                     self._client = client
@@ -238,6 +240,9 @@ class GroundLink:
                     bridge = self.config.bridge_state_topic
                     if bridge:
                         await client.subscribe(bridge, qos=1)
+                    # aiomqtt's connect and subscribe wait with 3.11's wait_for, which can
+                    # return as a cancel comes and drop it: the stop still wins
+                    stop_if_cancelled()
                     self.connects += 1
                     self.connected.set()
                     # aiomqtt's publish waits for each PUBACK: the crew's copies go to paho
@@ -246,14 +251,14 @@ class GroundLink:
                         self._birth(self.session_started).limits
                     )  # the crew's list now
                     backoff.reset()
-                    await self._serve_until_goodbye(client)
+                    said_goodbye = await self._serve_until_goodbye(client)
             except* aiomqtt.MqttError as errors:
                 log.warning("broker link down: %s", "; ".join(str(e) for e in errors.exceptions))
             finally:
                 self._client = None
                 self.local.detach()
                 self.connected.clear()
-                self._ground_down("broker connection lost")
+                self._ground_down("the node stops" if said_goodbye else "broker connection lost")
             if self._goodbye is not None:  # said, or no session left to say it on
                 self._said_goodbye.set()
                 return
@@ -262,20 +267,23 @@ class GroundLink:
             stop_if_cancelled()
             await asyncio.sleep(backoff.next())
 
-    async def _serve_until_goodbye(self, client: aiomqtt.Client) -> None:
-        """The session's work until it fails or the node says goodbye on it (publish_death).
+    async def _serve_until_goodbye(self, client: aiomqtt.Client) -> bool:
+        """The session's work until it fails or the node says goodbye on it (publish_death);
+        True once the death is published.
 
         The work runs in a task of its own: Python 3.11's TaskGroup, when a child fails
         while it waits for them, cancels the task it runs in and never takes that back, and
         a supervised task that looks cancelled is not restarted."""
-        serving = self._serving = asyncio.create_task(self._serve(client), name="broker session")
-        try:
-            await serving
-        except asyncio.CancelledError:
-            if self._goodbye is None or being_cancelled():
-                raise
-        finally:
-            self._serving = None
+        if self._goodbye is None:  # not already going as this session came up
+            serving = asyncio.create_task(self._serve(client), name="broker session")
+            self._serving = serving
+            try:
+                await serving
+            except asyncio.CancelledError:
+                if self._goodbye is None or being_cancelled():
+                    raise
+            finally:
+                self._serving = None
         self.local.detach()  # nothing is sent after the death: see publish_death
         try:
             await _publish(
@@ -285,6 +293,8 @@ class GroundLink:
             )  # fmt: skip
         except aiomqtt.MqttError as exc:
             log.warning("could not publish death certificate: %s", exc)
+            return False
+        return True
 
     async def _serve(self, client: aiomqtt.Client) -> None:
         """One session's work; the listener never waits on a PUBACK, so a broker gone while
@@ -469,11 +479,11 @@ class GroundLink:
         the death's PUBACK comes after the broker has answered everything sent before it, so
         no PUBACK is left to fail on a closed socket; mosquitto before 2.0.22 takes such a
         failure for a lost client and publishes the will ("connection lost")."""
-        serving = self._serving
-        if serving is None:
+        self._goodbye = reason  # a session coming up now says it instead of serving
+        if self._client is None:
             return  # no session up: nobody to tell (the will speaks if one was)
-        self._goodbye = reason
-        serving.cancel()
+        if self._serving is not None:
+            self._serving.cancel()
         try:
             async with asyncio.timeout(GOODBYE_TIMEOUT_S):
                 await self._said_goodbye.wait()

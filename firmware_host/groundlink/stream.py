@@ -143,6 +143,24 @@ class StreamPublisher:
                     last_sent = row.seq
         finally:  # what was acknowledged is never sent again, however the session ends
             self._settle(acked)
+            if flying:  # the connection may outlive the drain (a goodbye waits on its death)
+                sender.listen(self._late_acks(flying, loop))
+
+    def _late_acks(
+        self, flying: dict[int, tuple[Pending, float]], loop: asyncio.AbstractEventLoop
+    ) -> Callable[[int, bool], None]:
+        """PUBACKs that come after the drain ended, settled a loop turn's worth at a time."""
+        late: list[Pending] = []
+
+        def on_ack(mid: int, failed: bool) -> None:
+            sent = flying.pop(mid, None)
+            if sent is None or failed:
+                return
+            if not late:
+                loop.call_soon(self._settle, late)
+            late.append(sent[0])
+
+        return on_ack
 
     def _ack_deadline(
         self, flying: dict[int, tuple[Pending, float]], loop: asyncio.AbstractEventLoop

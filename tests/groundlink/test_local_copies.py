@@ -107,6 +107,20 @@ def test_a_copy_the_broker_will_not_take_is_dropped_after_three_sessions_end_on_
     assert copies.dropped_total == 1
 
 
+def test_a_broker_that_stalls_and_restarts_costs_no_copy() -> None:
+    """Sessions that end on a keepalive, long after the copy went, do not make it a suspect."""
+    now = [0.0]
+    copies = LocalCopies(monotonic=lambda: now[0])
+    copies.publish("t", b"1")
+    for _ in range(2 * GIVE_UP_AFTER):
+        copies.attach(FakePaho())
+        now[0] += 15.0  # the broker stalled; the session ends on its keepalive
+        copies.detach()
+    client = FakePaho()
+    copies.attach(client)
+    assert [s.payload for s in client.sent] == [b"1"] and copies.dropped_total == 0
+
+
 def test_a_copy_behind_a_slow_start_is_not_blamed_for_it() -> None:
     """Only a copy that was sent and left unacknowledged counts a lost session."""
     copies, refusing = LocalCopies(), FakePaho(refusing=True)

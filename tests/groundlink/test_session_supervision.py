@@ -42,23 +42,51 @@ def _daemon(tmp_path: Path, url: str) -> Daemon:
     return Daemon(parse_config(toml))
 
 
-async def test_a_stop_that_meets_a_failing_session_still_stops_it(
+async def test_a_cancel_that_meets_a_failing_session_still_ends_the_ground_link(
     tmp_path: Path, broker: Mosquitto
 ) -> None:
+    """The ground link cancelled outright (no goodbye), as its session fails meanwhile."""
     daemon = _daemon(tmp_path, broker.url())
     serve = daemon.ground._serve
 
     async def fails_as_it_stops(client: aiomqtt.Client) -> None:
         try:
             await serve(client)
-        except BaseExceptionGroup:
-            raise
         except asyncio.CancelledError:  # as a TaskGroup does when a child fails meanwhile
             raise ExceptionGroup("session", [aiomqtt.MqttError("link dropped")]) from None
 
     daemon.ground._serve = fails_as_it_stops  # type: ignore[method-assign]
-    async with running(daemon):
+    link = asyncio.create_task(daemon.ground.run())
+    try:
         await until(daemon.ground.flowing.is_set, "the stream flows")
+        link.cancel()
+        await asyncio.wait({link}, timeout=10)
+        assert link.done(), "the ground link took its cancel for a dropped session"
+        assert link.cancelled()
+    finally:
+        daemon.close()
+
+
+async def test_a_stop_as_a_session_comes_up_is_a_clean_goodbye(
+    tmp_path: Path, broker: Mosquitto, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stop comes while the session subscribes (the connection is up, its work is not
+    started): no birth, and the death says why the node went."""
+    daemon = _daemon(tmp_path, broker.url())
+    subscribing = asyncio.Event()
+    subscribe = aiomqtt.Client.subscribe
+
+    async def slow(self: aiomqtt.Client, *args: Any, **kw: Any) -> Any:
+        subscribing.set()
+        await asyncio.sleep(0.2)
+        return await subscribe(self, *args, **kw)
+
+    monkeypatch.setattr(aiomqtt.Client, "subscribe", slow)
+    async with running(daemon):
+        await subscribing.wait()
+        daemon.stop_reason = "the test stops it"
+    assert daemon.ground.connects <= 1 and not daemon.ground.flowing.is_set()
+    assert (await _death(broker))["reason"] == "the test stops it"
 
 
 async def test_a_crash_after_a_dropped_session_is_restarted_not_taken_for_a_stop(
@@ -105,9 +133,13 @@ async def test_a_stop_whose_cancel_a_publish_swallowed_still_ends_with_a_clean_g
     async with running(daemon):
         await birth_pending.wait()
         daemon.stop_reason = "the test stops it"
+    assert (await _death(broker))["reason"] == "the test stops it", "the will spoke"
+
+
+async def _death(broker: Mosquitto) -> dict[str, Any]:
+    """The retained death certificate."""
     async with aiomqtt.Client("127.0.0.1", broker.port) as reader:
         await reader.subscribe(ground.topic("test-node", ground.DEATH), qos=1)
-        async for message in reader.messages:  # retained
-            death = ground.decode(bytes(message.payload))  # type: ignore[arg-type]
-            break
-    assert death.body["reason"] == "the test stops it", "not a clean goodbye: the will spoke"
+        async for message in reader.messages:
+            return ground.decode(bytes(message.payload)).body  # type: ignore[arg-type]
+    raise AssertionError("no death certificate")

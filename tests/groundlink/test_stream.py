@@ -233,3 +233,26 @@ def test_a_session_cut_anywhere_sends_again_only_what_was_not_acknowledged(
     assert sorted(resent) == sorted(set(range(1, count + 1)) - set(acked))
     assert outbox.backlog()["messages"] == 0
     outbox.close()
+
+
+def test_pubacks_that_come_after_the_drain_ended_are_settled(tmp_path: Path) -> None:
+    """A goodbye stops the drain and then waits for the death's PUBACK on the same
+    connection: the stream's PUBACKs that come meanwhile still count, and those messages
+    are not sent again at the next start."""
+    outbox = _outbox(tmp_path, 50)
+    stream = StreamPublisher("n", outbox, Pacer(), window=200)
+
+    async def main() -> None:
+        broker = Broker(lambda n: 1.0)  # every PUBACK a second after its publish
+        reachable = asyncio.Event()
+        reachable.set()
+        drain = asyncio.create_task(stream.drain(broker, lambda: 0.0, reachable))
+        await asyncio.sleep(0.5)  # on virtual time: all 50 out, none acknowledged yet
+        assert broker.in_flight == 50
+        drain.cancel()
+        await asyncio.gather(drain, return_exceptions=True)
+        await asyncio.sleep(1.0)  # the PUBACKs come, after the drain ended
+
+    run_virtual(main())
+    assert outbox.backlog()["messages"] == 0 and stream.published == 50
+    outbox.close()

@@ -12,28 +12,17 @@ by a later one), so a slow broker holds at most one state per topic, never a gro
 
 from __future__ import annotations
 
-from typing import Protocol
-
 import aiomqtt
 import paho.mqtt.client as paho
 
-
-class _Sent(Protocol):
-    @property
-    def rc(self) -> int: ...
-
-    def is_published(self) -> bool: ...
-
-
-class _Paho(Protocol):
-    def publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> _Sent: ...
+from firmware_host.groundlink.paho_client import PahoClient, Sent
 
 
 class LatestStates:
-    def __init__(self, client: _Paho) -> None:
+    def __init__(self, client: PahoClient) -> None:
         """`client`: the session's paho client (aiomqtt's `_client`)."""
         self._client = client
-        self._unacknowledged: dict[str, _Sent] = {}
+        self._unacknowledged: dict[str, Sent] = {}
 
     @classmethod
     def of(cls, client: aiomqtt.Client) -> LatestStates:

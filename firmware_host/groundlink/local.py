@@ -24,9 +24,10 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
 
 import paho.mqtt.client as paho
+
+from firmware_host.groundlink.paho_client import PahoClient, Sent
 
 log = logging.getLogger(__name__)
 
@@ -35,22 +36,11 @@ GIVE_UP_AFTER = 3  # sessions that ended with the same oldest copy unacknowledge
 SUSPECT_WITHIN_S = 1.0  # ...each within this long of sending it
 
 
-class _Sent(Protocol):
-    @property
-    def rc(self) -> int: ...
-
-    def is_published(self) -> bool: ...
-
-
-class _Paho(Protocol):
-    def publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> _Sent: ...
-
-
 @dataclass
 class _Copy:
     topic: str
     payload: bytes
-    sent: _Sent | None = None  # the latest attempt, None while not handed to a session
+    sent: Sent | None = None  # the latest attempt, None while not handed to a session
     sent_at: float = 0.0  # monotonic
     sessions_lost: int = 0  # sessions that ended soon after it, with it unacknowledged
 
@@ -60,7 +50,7 @@ class LocalCopies:
         self.limit = limit
         self._monotonic = monotonic
         self._waiting: deque[_Copy] = deque()
-        self._client: _Paho | None = None
+        self._client: PahoClient | None = None
         self.dropped = 0  # over the limit, not yet reported
         self.dropped_total = 0
 
@@ -70,7 +60,7 @@ class LocalCopies:
         self._forget_acknowledged()
         return len(self._waiting)
 
-    def attach(self, client: _Paho) -> None:
+    def attach(self, client: PahoClient) -> None:
         """A session is up (`client`: its paho client): everything waiting goes, in order."""
         self._client = client
         self._report_dropped()

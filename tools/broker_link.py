@@ -96,6 +96,10 @@ class BrokerLink:
             client = broker_client(
                 self.url, self.ca_file, self.client_id, clean=not self.persistent
             )
+            # A kept session acknowledges a message once it is handled, not as paho reads
+            # it: what a drop or a cancel leaves unhandled (in hand, or queued in aiomqtt)
+            # the broker sends again when the session is back, rather than never.
+            client._client.manual_ack_set(self.persistent)
             detail = "connection closed"
             try:
                 async with client:
@@ -108,6 +112,7 @@ class BrokerLink:
                     async for message in client.messages:
                         if isinstance(message.payload, bytes | bytearray):
                             await self._hand_on(str(message.topic), bytes(message.payload))
+                        client._client.ack(message.mid, message.qos)  # no-op unless manual
             except aiomqtt.MqttError as exc:
                 detail = str(exc)
             finally:  # also when cancelled: nobody may publish through a closed client

@@ -77,3 +77,43 @@ async def test_a_handler_that_fails_costs_one_message_not_the_subscription(
         with contextlib.suppress(asyncio.CancelledError):
             await task
     assert got == [b"good"] and link.failed_messages == 1
+
+
+async def test_a_message_in_hand_when_the_link_is_cancelled_comes_again(
+    broker: Mosquitto,
+) -> None:
+    """A kept session acknowledges what it handled, not what paho read: the message being
+    handled when the monitor's link was cancelled, and those queued behind it, come again."""
+    got: list[bytes] = []
+    in_hand = asyncio.Event()
+
+    async def stuck(_: str, payload: bytes) -> None:
+        in_hand.set()
+        await asyncio.Event().wait()  # cancelled here, mid-message
+
+    all_three = asyncio.Event()
+
+    async def keep(_: str, payload: bytes) -> None:
+        got.append(payload)
+        if len(set(got)) == 3:
+            all_three.set()
+
+    first = BrokerLink(broker.url(), [TOPIC], stuck, client_id="ground-1", persistent=True)
+    task = asyncio.create_task(first.run())
+    await asyncio.wait_for(first.connected.wait(), 10)
+    async with broker_client(broker.url(), None, "node") as node:
+        for n in range(3):
+            await node.publish(TOPIC, f"m{n}".encode(), qos=1)
+    await asyncio.wait_for(in_hand.wait(), 10)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    again = BrokerLink(broker.url(), [TOPIC], keep, client_id="ground-1", persistent=True)
+    task = asyncio.create_task(again.run())
+    try:
+        await asyncio.wait_for(all_three.wait(), 10)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert sorted(set(got)) == [b"m0", b"m1", b"m2"]

@@ -75,13 +75,15 @@ async def test_a_stop_as_a_session_comes_up_is_a_clean_goodbye(
     daemon = _daemon(tmp_path, broker.url())
     subscribing = asyncio.Event()
     subscribe = aiomqtt.Client.subscribe
+    commands = ground.topic("test-node", ground.COMMAND)
 
-    async def slow(self: aiomqtt.Client, *args: Any, **kw: Any) -> Any:
-        subscribing.set()
-        await asyncio.sleep(0.2)
-        return await subscribe(self, *args, **kw)
+    async def until_the_stop(self: aiomqtt.Client, topic: str, *args: Any, **kw: Any) -> Any:
+        if topic == commands:  # the session's, not the priority link's or the test's
+            subscribing.set()
+            await until(lambda: daemon.ground._goodbye is not None, "the stop asked for")
+        return await subscribe(self, topic, *args, **kw)
 
-    monkeypatch.setattr(aiomqtt.Client, "subscribe", slow)
+    monkeypatch.setattr(aiomqtt.Client, "subscribe", until_the_stop)
     async with running(daemon):
         await subscribing.wait()
         daemon.stop_reason = "the test stops it"

@@ -256,3 +256,23 @@ def test_pubacks_that_come_after_the_drain_ended_are_settled(tmp_path: Path) -> 
     run_virtual(main())
     assert outbox.backlog()["messages"] == 0 and stream.published == 50
     outbox.close()
+
+
+def test_a_refused_puback_after_the_drain_ended_leaves_its_message_queued(tmp_path: Path) -> None:
+    """The other side: a late PUBACK that refuses its message does not settle it."""
+    outbox = _outbox(tmp_path, 50)
+    stream = StreamPublisher("n", outbox, Pacer(), window=200)
+
+    async def main() -> None:
+        broker = Broker(lambda n: 1.0, refuse=lambda n: n % 2 == 0)
+        reachable = asyncio.Event()
+        reachable.set()
+        drain = asyncio.create_task(stream.drain(broker, lambda: 0.0, reachable))
+        await asyncio.sleep(0.5)  # on virtual time: all 50 out, none acknowledged yet
+        drain.cancel()
+        await asyncio.gather(drain, return_exceptions=True)
+        await asyncio.sleep(1.0)  # the PUBACKs come, after the drain ended
+
+    run_virtual(main())
+    assert outbox.backlog()["messages"] == 25 and stream.published == 25
+    outbox.close()

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import selectors
 import shutil
 import signal
 import sys
@@ -15,6 +14,7 @@ from pathlib import Path
 
 from hil.bench import Bench, BenchSpec, load_bench
 from hil.control import ControlServer
+from hil.precise_selector import precise_selector
 from hil.timerslack import precise_timer_slack
 
 log = logging.getLogger(__name__)
@@ -36,14 +36,9 @@ async def serve_bench(spec: BenchSpec, run_dir: Path, stop: asyncio.Event) -> No
 
 
 def precise_timer_loop() -> asyncio.AbstractEventLoop:
-    """An event loop whose timers fire within microseconds, not a millisecond late.
-
-    The emulated cable paces bytes with timers. epoll, asyncio's default on Linux, rounds
-    every wait up to a whole millisecond, which alone would add 1-2 ms to a round trip that
-    takes 2.8 ms on the wire at 115,200 baud; select() waits to the microsecond, and a bench
-    has few enough descriptors for it.
-    """
-    return asyncio.SelectorEventLoop(selectors.SelectSelector())
+    """An event loop whose timers fire within microseconds, not a millisecond late: the
+    emulated cables pace bytes with timers (hil/precise_selector.py)."""
+    return asyncio.SelectorEventLoop(precise_selector())
 
 
 def run(config: Path, run_dir: Path | None) -> int:

@@ -33,6 +33,7 @@ class Rig:
     paths: dict[str, str]
     kinds: dict[str, str]
     key: KeyFile
+    simulator: subprocess.Popen[bytes]
     daemon: subprocess.Popen[bytes] | None = None
     node: str = "bench-node"
 
@@ -65,7 +66,7 @@ def rig(bench_toml: str) -> Iterator[Rig]:
     try:
         with Mosquitto(workdir / "broker") as broker:
             (workdir / "bench.toml").write_text(bench_toml)
-            _, entries = start_simulator(
+            simulator, entries = start_simulator(
                 group, workdir / "bench.toml", workdir / "ports", bench_toml.count("[[device]]")
             )
             key = create_key(Role.FLIGHT_CONTROLLER, "bench-fc")
@@ -73,7 +74,7 @@ def rig(bench_toml: str) -> Iterator[Rig]:
             yield Rig(
                 workdir, broker, group,
                 {e["device"]: e["path"] for e in entries},
-                {e["device"]: e["kind"] for e in entries}, key,
+                {e["device"]: e["kind"] for e in entries}, key, simulator,
             )  # fmt: skip
             group.stop_all()
     finally:

@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import logging
 import os
 import select
 import selectors
 import sys
+
+log = logging.getLogger(__name__)
 
 _CLOCK_MONOTONIC = 1  # the clock asyncio's loop.time() reads
 _TFD_NONBLOCK = os.O_NONBLOCK
@@ -87,7 +90,11 @@ class PreciseEpollSelector(selectors.EpollSelector):
 
 
 def precise_selector() -> selectors.BaseSelector:
-    """The precise epoll selector where the system has timerfd; select() elsewhere."""
-    if _LIBC is None:
-        return selectors.SelectSelector()
-    return PreciseEpollSelector()
+    """The precise epoll selector where the system has timerfd and lets us make one (a
+    sandbox may refuse the call); select() elsewhere."""
+    if _LIBC is not None:
+        try:
+            return PreciseEpollSelector()
+        except OSError as exc:
+            log.warning("no timerfd (%s): the simulator waits with select()", exc)
+    return selectors.SelectSelector()

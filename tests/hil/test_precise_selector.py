@@ -110,3 +110,13 @@ def test_without_timerfd_the_simulator_falls_back_to_select(
         assert isinstance(selector, selectors.SelectSelector)
     finally:
         selector.close()
+
+
+def test_a_refused_timerfd_falls_back_to_select(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert precise_selector._LIBC is not None
+    monkeypatch.setattr(precise_selector._LIBC, "timerfd_create", lambda *_: -1)
+    selector = precise_selector.precise_selector()
+    try:
+        assert isinstance(selector, selectors.SelectSelector)
+    finally:
+        selector.close()

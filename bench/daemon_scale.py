@@ -217,14 +217,15 @@ def report_versus(result: dict[str, Any]) -> str:
         report([daemon], "a CPU hog pinned to the other core throughout"),
         "",
         "| same bench, same hog | CPU (% of a core) | polls/s | CPU per poll | vs link layer "
-        "| simulator CPU |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        "| missed polls | simulator CPU |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
         f"| the daemon (link layer, states, budgets, telemetry, MQTT) | "
         f"{daemon['cpu_pct']:.1f} % | {daemon['polls_per_s']:.0f} | "
-        f"{daemon['cpu_us_per_poll']:.0f} us | {ratio:.2f}x | {daemon['sim_cpu_pct']:.1f} % |",
+        f"{daemon['cpu_us_per_poll']:.0f} us | {ratio:.2f}x | {daemon['missed']} | "
+        f"{daemon['sim_cpu_pct']:.1f} % |",
         f"| bare link layer (bench.sim_scale's poller) | {bare['poller_cpu_pct']:.1f} % | "
         f"{bare['polls_per_s']:.0f} | {bare['cpu_us_per_poll']:.0f} us | 1.00x | "
-        f"{bare['sim_cpu_pct']:.1f} % |",
+        f"{bare['missed_polls']} | {bare['sim_cpu_pct']:.1f} % |",
     ])  # fmt: skip
 
 

@@ -67,6 +67,11 @@ RECONNECT_FIRST_S = 0.05
 JAM_TOLERANCE_FRAMES = 0.05  # a jam leaving more (offset + uncertainty) is done again
 
 
+# What takes a device offline and back to connecting (its line, its silence, its answers),
+# as opposed to a fault of ours, which the supervisor reports as a crash.
+DEVICE_LOST = (LinkError, NackReceived, ProtocolError)
+
+
 class DeviceSilent(LinkError):
     """Nothing valid heard from the device for longer than its offline limit."""
 
@@ -178,7 +183,7 @@ class DeviceAgent:
                 await self._connect()
                 self._backoff.reset()
                 await self._serve()
-            except (LinkError, NackReceived, ProtocolError) as exc:
+            except DEVICE_LOST as exc:
                 reason = str(exc)
             finally:
                 self._close_port()

@@ -16,7 +16,7 @@ from typing import Any
 import msgspec
 
 from firmware_host.config import DeviceConfig
-from firmware_host.devices.agent import DeviceAgent, DeviceSilent, Driver
+from firmware_host.devices.agent import DEVICE_LOST, DeviceAgent, DeviceSilent, Driver
 from firmware_host.drivers.camera import CameraDriver
 from firmware_host.events import EventBus
 from firmware_host.gear.capabilities import not_reported, reports, unmeasured
@@ -128,10 +128,16 @@ class GearAgent(DeviceAgent):
         self.identity = await self._identify()
         await self._adopt()
         self._set_online()
-        async with asyncio.TaskGroup() as group:
-            if isinstance(self.driver, DmxLight):
-                group.create_task(self.driver.fade_loop())
-            await self._poll_gear()
+        try:
+            async with asyncio.TaskGroup() as group:
+                if isinstance(self.driver, DmxLight):
+                    group.create_task(self.driver.fade_loop())
+                await self._poll_gear()
+        except* DEVICE_LOST as lost:
+            # The task group hands the poll loop's end (a line that failed, a device gone
+            # silent) on wrapped in a group, which the agent's run would take for a crash of
+            # ours: unwrapped, it takes the device offline and back to connecting.
+            raise lost.exceptions[0] from None
 
     async def _identify(self) -> Hello:
         driver = self.driver

@@ -235,6 +235,8 @@ def _read_port(path: str, baud: int) -> Iterator[bytes]:
         port = serial.Serial(path, baud, timeout=0.2)
     except (serial.SerialException, ValueError) as exc:
         raise NoInputError(f"cannot open port {path}: {_port_reason(exc)}") from None
+    # pyserial drops what arrived while it opened the port: what comes from now on is read
+    print(f"watching {path} at {baud} baud; Ctrl-C stops", file=sys.stderr, flush=True)
     with port:
         while True:
             try:

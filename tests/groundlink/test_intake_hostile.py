@@ -149,15 +149,18 @@ async def test_a_flight_controller_is_answered_within_a_second_of_a_forged_flood
     forged = [json.dumps({**template, "id": f"forged-{n:06d}", "counter": template["counter"] + n})
               .encode() for n in range(10_000)]  # fmt: skip
     urgent = rig.sign("fc-1", "light.set", {"level": 10})
-    started = time.perf_counter()
+    # The work the flood puts before the answer, as CPU time: wall time here measured how busy
+    # the machine was (1.12 s once beside a CPU hog, for 0.14-0.22 s of work). The wall-clock
+    # promise end to end, through mosquitto, is `make soak`'s forged flood.
+    started = time.thread_time()
     for payload in forged:  # the order the broker delivers them: the flood first
         rig.intake.receive(payload)
     rig.receive(urgent)
     await rig.intake.process_next(0)
-    elapsed = time.perf_counter() - started
+    work = time.thread_time() - started
     assert rig.result(urgent["id"]) is not None, "the urgent command waited behind forgeries"
     assert rig.executed == [("light.set", {"level": 10})]
-    assert elapsed < 1.0, f"{elapsed:.2f} s"
+    assert work < 1.0, f"{work:.2f} s of CPU"
     assert rig.intake.refusals.total == 10_000 and rig.intake.waiting == 0
 
 

@@ -157,7 +157,19 @@ async def test_a_circled_take_reaches_the_ground_verified(
         await asyncio.sleep(0.5)
         s.restart_daemon()
         got = await asyncio.wait_for(receiving, 60)
-        await asyncio.sleep(1.0)  # the last answers on their way
+
+        def answered_segments() -> int:
+            """Segments whose acknowledgement the node has answered "ok" on the stream."""
+            answered = (
+                have
+                for command_id, have in got.published.items()
+                if s.ground.results.get(command_id, {}).get("status") == "ok"
+            )
+            return len(set().union(*answered))
+
+        # The answers come on the stream, behind the transfer and the restart: waited for, not
+        # slept for (after a second's sleep the ground had none of them once, on a slower host).
+        await s.ground.wait_for(lambda: answered_segments() >= 20, 30, "20 segments' answers")
         # Answers the ground missed while it was reconnecting are not counted: weaker, not wrong.
         got.answered(s.ground.stream)
 

@@ -235,15 +235,11 @@ def test_a_session_cut_anywhere_sends_again_only_what_was_not_acknowledged(
     outbox.close()
 
 
-def test_pubacks_that_come_after_the_drain_ended_are_settled(tmp_path: Path) -> None:
-    """A goodbye stops the drain and then waits for the death's PUBACK on the same
-    connection: the stream's PUBACKs that come meanwhile still count, and those messages
-    are not sent again at the next start."""
-    outbox = _outbox(tmp_path, 50)
-    stream = StreamPublisher("n", outbox, Pacer(), window=200)
+def _drain_ended_before_its_pubacks(stream: StreamPublisher, broker: Broker) -> None:
+    """All of the outbox out, the drain cancelled before any PUBACK (a goodbye), then every
+    PUBACK, a second after its publish, on the connection the drain no longer runs on."""
 
     async def main() -> None:
-        broker = Broker(lambda n: 1.0)  # every PUBACK a second after its publish
         reachable = asyncio.Event()
         reachable.set()
         drain = asyncio.create_task(stream.drain(broker, lambda: 0.0, reachable))
@@ -254,6 +250,15 @@ def test_pubacks_that_come_after_the_drain_ended_are_settled(tmp_path: Path) -> 
         await asyncio.sleep(1.0)  # the PUBACKs come, after the drain ended
 
     run_virtual(main())
+
+
+def test_pubacks_that_come_after_the_drain_ended_are_settled(tmp_path: Path) -> None:
+    """A goodbye stops the drain and then waits for the death's PUBACK on the same
+    connection: the stream's PUBACKs that come meanwhile still count, and those messages
+    are not sent again at the next start."""
+    outbox = _outbox(tmp_path, 50)
+    stream = StreamPublisher("n", outbox, Pacer(), window=200)
+    _drain_ended_before_its_pubacks(stream, Broker(lambda n: 1.0))
     assert outbox.backlog()["messages"] == 0 and stream.published == 50
     outbox.close()
 
@@ -262,17 +267,6 @@ def test_a_refused_puback_after_the_drain_ended_leaves_its_message_queued(tmp_pa
     """The other side: a late PUBACK that refuses its message does not settle it."""
     outbox = _outbox(tmp_path, 50)
     stream = StreamPublisher("n", outbox, Pacer(), window=200)
-
-    async def main() -> None:
-        broker = Broker(lambda n: 1.0, refuse=lambda n: n % 2 == 0)
-        reachable = asyncio.Event()
-        reachable.set()
-        drain = asyncio.create_task(stream.drain(broker, lambda: 0.0, reachable))
-        await asyncio.sleep(0.5)  # on virtual time: all 50 out, none acknowledged yet
-        drain.cancel()
-        await asyncio.gather(drain, return_exceptions=True)
-        await asyncio.sleep(1.0)  # the PUBACKs come, after the drain ended
-
-    run_virtual(main())
+    _drain_ended_before_its_pubacks(stream, Broker(lambda n: 1.0, refuse=lambda n: n % 2 == 0))
     assert outbox.backlog()["messages"] == 25 and stream.published == 25
     outbox.close()

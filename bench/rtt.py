@@ -6,7 +6,9 @@ as fast as the kernel does), one behind an emulated cable at 115,200 baud and on
 (8N1 both ways; the simulator runs on 1 ns of timer slack, hil/timerslack.py). The peer:
 pymodbus's async RTU client reading two holding registers from pymodbus's own server
 (`bench.modbus_peer`, its own process on the master end of a pty, as our simulator is): the
-same shape of exchange, 8 bytes out and 9 back against Cupola's 16 and 16.
+same shape of exchange, 8 bytes out and 9 back against Cupola's 16 and 16. Both servers run
+on the last core and the clients on the others (`bench.machine.devices_apart`): a device is
+other hardware, and a server sharing the client's core costs the client CPU of its own.
 
 The four clients are measured in interleaved rounds, one request in flight. Reported per
 client: wall time per round trip (p50, p99) and the client's own CPU per round trip (this
@@ -34,7 +36,7 @@ from typing import Any
 from pymodbus import FramerType
 from pymodbus.client import AsyncModbusSerialClient
 
-from bench.machine import describe
+from bench.machine import describe, devices_apart
 from firmware_host.link.connection import LinkConnection, open_link
 from firmware_host.link.stats import LinkStats
 from hil.link import BITS_PER_BYTE
@@ -86,8 +88,10 @@ def _bench_file() -> str:
 
 
 @contextlib.asynccontextmanager
-async def cupola_links(group: ProcessGroup) -> AsyncIterator[tuple[dict[str, Any], int | None]]:
-    """({device: link}, the simulator's timer slack in ns) for the three lights."""
+async def cupola_links(
+    group: ProcessGroup,
+) -> AsyncIterator[tuple[dict[str, LinkConnection], int | None, int]]:
+    """({device: link}, the simulator's timer slack in ns, its pid) for the three lights."""
     workdir = Path(tempfile.mkdtemp(prefix="cupola-rtt-"))
     links: dict[str, LinkConnection] = {}
     try:
@@ -101,7 +105,7 @@ async def cupola_links(group: ProcessGroup) -> AsyncIterator[tuple[dict[str, Any
             await link.session.call(
                 HELLO, HelloRequest(proto_min=1, proto_max=1, host_timeout_ms=0)
             )
-        yield links, timer_slack_ns(sim.pid)
+        yield links, timer_slack_ns(sim.pid), sim.pid
     finally:
         for link in links.values():
             link.close()
@@ -109,7 +113,10 @@ async def cupola_links(group: ProcessGroup) -> AsyncIterator[tuple[dict[str, Any
 
 
 @contextlib.asynccontextmanager
-async def pymodbus_client(group: ProcessGroup) -> AsyncIterator[AsyncModbusSerialClient]:
+async def pymodbus_client(
+    group: ProcessGroup,
+) -> AsyncIterator[tuple[AsyncModbusSerialClient, int]]:
+    """pymodbus's client on its own server, and that server's pid."""
     peer = group.start(
         "modbus-peer", [sys.executable, "-m", "bench.modbus_peer"], stdout=subprocess.PIPE
     )
@@ -121,7 +128,7 @@ async def pymodbus_client(group: ProcessGroup) -> AsyncIterator[AsyncModbusSeria
     if not await client.connect():
         raise RuntimeError(f"pymodbus could not open {path}")
     try:
-        yield client
+        yield client, peer.pid
     finally:
         client.close()
 
@@ -131,37 +138,47 @@ def _ping(link: LinkConnection) -> Call:
     return lambda: link.session.call(PING, Ping(token=next(tokens)))
 
 
+async def _interleaved(
+    links: dict[str, LinkConnection],
+    peer: AsyncModbusSerialClient,
+    rounds: int,
+    unpaced: int,
+    paced: int,
+) -> list[Client]:
+    clients = [
+        Client("Cupola (PING)", "pty, unpaced", _ping(links["unpaced"])),
+        Client(
+            "pymodbus RTU (read 2 registers)",
+            "pty, unpaced",
+            lambda: peer.read_holding_registers(0, count=2, device_id=1),
+        ),
+        *(
+            Client("Cupola (PING)", f"{baud} baud", _ping(links[f"b{baud}"]), wire_floor_s(baud))
+            for baud in PACED
+        ),
+    ]
+    for client in clients:  # warm-up, not counted
+        for _ in range(WARMUP):
+            await client.call()
+        client.wall.clear()
+    for _ in range(rounds):
+        for client in clients:
+            await one_round(client, paced if client.floor_s else unpaced)
+    return clients
+
+
 async def measure(rounds: int, unpaced: int, paced: int) -> dict[str, Any]:
     group = ProcessGroup()
     try:
-        async with cupola_links(group) as (links, slack), pymodbus_client(group) as peer:
-            clients = [
-                Client("Cupola (PING)", "pty, unpaced", _ping(links["unpaced"])),
-                Client(
-                    "pymodbus RTU (read 2 registers)",
-                    "pty, unpaced",
-                    lambda: peer.read_holding_registers(0, count=2, device_id=1),
-                ),
-                *(
-                    Client(
-                        "Cupola (PING)",
-                        f"{baud} baud",
-                        _ping(links[f"b{baud}"]),
-                        wire_floor_s(baud),
-                    )
-                    for baud in PACED
-                ),
-            ]
-            for client in clients:  # warm-up, not counted
-                for _ in range(WARMUP):
-                    await client.call()
-                client.wall.clear()
-            for _ in range(rounds):
-                for client in clients:
-                    await one_round(client, paced if client.floor_s else unpaced)
+        async with (
+            cupola_links(group) as (links, slack, simulator),
+            pymodbus_client(group) as (peer, server),
+        ):
+            with devices_apart(simulator, server) as placement:
+                clients = await _interleaved(links, peer, rounds, unpaced, paced)
     finally:
         group.stop_all()
-    return {"clients": clients, "slack_ns": slack, "rounds": rounds}
+    return {"clients": clients, "slack_ns": slack, "rounds": rounds, "placement": placement}
 
 
 def report(result: dict[str, Any]) -> str:
@@ -171,7 +188,7 @@ def report(result: dict[str, Any]) -> str:
     lines = [
         f"machine: {describe()}",
         f"setting: one request in flight; {result['rounds']} interleaved rounds; simulator "
-        f"timer slack {result['slack_ns']} ns",
+        f"timer slack {result['slack_ns']} ns; {result['placement']}",
         "",
         "| client | link | wall p50 | wall p99 | client CPU per round trip | wire floor "
         "| p50 / (floor + unpaced p50) | round trips |",

@@ -17,6 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+_DAY_S = 86400
+_EPOCH_DAY = datetime.date(1970, 1, 1)
+
 
 @dataclass
 class CardState:
@@ -57,6 +60,8 @@ class MediaBudget:
         self.shoot_start = shoot_start
         self.clock = clock
         self.cards: dict[str, CardState] = {}
+        self._today_number: int | None = None
+        self._today = _EPOCH_DAY
         self._day = self.today()
         self.daily_levels: dict[str, str] = {}  # camera -> "ok" | "yellow" | "red"
         self._known_day_start: dict[str, float] = {}  # restored after a restart, same day
@@ -74,7 +79,13 @@ class MediaBudget:
         }
 
     def today(self) -> datetime.date:
-        return datetime.datetime.fromtimestamp(self.clock(), datetime.UTC).date()
+        """The UTC date now. Asked at every camera poll: the date is worked out again only
+        when the day number (whole days since the epoch) changes."""
+        number = int(self.clock() // _DAY_S)
+        if number != self._today_number:
+            self._today_number = number
+            self._today = _EPOCH_DAY + datetime.timedelta(days=number)
+        return self._today
 
     def days_left(self) -> int:
         elapsed = (self.today() - self.shoot_start).days

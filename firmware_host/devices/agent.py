@@ -17,7 +17,7 @@ from typing import Any
 from firmware_host.backoff import Backoff
 from firmware_host.config import DeviceConfig
 from firmware_host.devices.offline_reasons import humanise
-from firmware_host.devices.schedule import poll_after
+from firmware_host.devices.schedule import grid_tick, poll_after
 from firmware_host.drivers.camera import CameraDriver
 from firmware_host.drivers.light import LightDriver
 from firmware_host.drivers.pdu import PduDriver
@@ -334,7 +334,7 @@ class DeviceAgent:
         assert self.driver is not None and self.session is not None
         loop = asyncio.get_running_loop()
         period = 1.0 / self.config.poll_hz
-        next_poll = loop.time()
+        next_poll = grid_tick(loop.time(), period)
         while True:
             stop_if_cancelled()
             self.beat()

@@ -17,6 +17,7 @@ import msgspec
 
 from firmware_host.config import DeviceConfig
 from firmware_host.devices.agent import DEVICE_LOST, DeviceAgent, DeviceSilent, Driver
+from firmware_host.devices.schedule import grid_tick
 from firmware_host.drivers.camera import CameraDriver
 from firmware_host.events import EventBus
 from firmware_host.gear.capabilities import not_reported, reports, unmeasured
@@ -178,7 +179,7 @@ class GearAgent(DeviceAgent):
         assert driver is not None
         loop = asyncio.get_running_loop()
         period = 1.0 / self.config.poll_hz
-        next_poll = loop.time()
+        next_poll = grid_tick(loop.time(), period)
         last_ok = loop.time()
         while True:
             stop_if_cancelled()

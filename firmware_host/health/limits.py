@@ -21,6 +21,7 @@ from firmware_host.link.stats import LinkStats
 from protocols.messages.common import Severity
 
 ERROR_RATE_WINDOW_S = 30.0
+ERROR_RATE_STEP_S = 1.0
 
 
 class Level(enum.IntEnum):
@@ -41,13 +42,19 @@ class Limit:
 
     def level(self, value: float, current: Level, hysteresis: float) -> Level:
         """The level for `value`, staying in `current` until past its threshold by a margin."""
-        sign = -1.0 if self.low else 1.0
-        margin = hysteresis * abs(self.band.red - self.band.yellow)
-        red, yellow = sign * self.band.red, sign * self.band.yellow
-        v = sign * value
-        if v >= red or (current is Level.RED and v > red - margin):
+        band = self.band
+        if self.low:  # compared negated: then higher is worse for every limit
+            value, red, yellow = -value, -band.red, -band.yellow
+        else:
+            red, yellow = band.red, band.yellow
+        if value >= red:
             return Level.RED
-        if v >= yellow or (current >= Level.YELLOW and v > yellow - margin):
+        if current is Level.OK:  # every poll of a healthy device: no margin to work out
+            return Level.YELLOW if value >= yellow else Level.OK
+        margin = hysteresis * abs(red - yellow)
+        if current is Level.RED and value > red - margin:
+            return Level.RED
+        if value >= yellow or value > yellow - margin:
             return Level.YELLOW
         return Level.OK
 
@@ -82,17 +89,20 @@ class LimitMonitor:
         self._link_history: dict[str, collections.deque[tuple[float, int, int]]] = {}
 
     def error_rate(self, device: str, stats: LinkStats) -> float | None:
-        """Share of rejected chunks over the last ERROR_RATE_WINDOW_S seconds."""
+        """Share of rejected chunks over the last ERROR_RATE_WINDOW_S seconds (to within one
+        ERROR_RATE_STEP_S: the counters are kept once a step, not at every poll)."""
         now = self.clock.monotonic()
-        history = self._link_history.setdefault(device, collections.deque())
-        history.append((now, stats.frames.frames, stats.frames.rejected))
-        while len(history) > 2 and history[1][0] < now - ERROR_RATE_WINDOW_S:
-            history.popleft()
+        frames, rejected = stats.frames.frames, stats.frames.rejected
+        history = self._link_history.get(device)
+        if history is None:
+            history = self._link_history[device] = collections.deque()
+        if not history or now - history[-1][0] >= ERROR_RATE_STEP_S:
+            history.append((now, frames, rejected))
+            while len(history) > 2 and history[1][0] < now - ERROR_RATE_WINDOW_S:
+                history.popleft()
         _, frames0, rejected0 = history[0]
-        frames = stats.frames.frames - frames0
-        rejected = stats.frames.rejected - rejected0
-        seen = frames + rejected
-        return rejected / seen if seen >= 20 else None
+        seen = frames - frames0 + rejected - rejected0
+        return (rejected - rejected0) / seen if seen >= 20 else None
 
     def check(
         self, device: str, kind: str, status: Any, stats: LinkStats,

@@ -14,10 +14,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from firmware_host.config import LimitsConfig, parse_config
+from firmware_host.clock import Clock
+from firmware_host.config import Band, LimitsConfig, parse_config
 from firmware_host.daemon import Daemon
 from firmware_host.events import Event, EventBus
-from firmware_host.health.limits import Level, LimitMonitor, default_limits
+from firmware_host.health.limits import (
+    ERROR_RATE_STEP_S,
+    ERROR_RATE_WINDOW_S,
+    Level,
+    Limit,
+    LimitMonitor,
+    default_limits,
+)
 from firmware_host.link.stats import LinkStats
 from firmware_host.sdnotify import Notifier
 from firmware_host.supervisor import Supervisor
@@ -74,6 +82,71 @@ def test_low_limits_and_their_messages() -> None:
         "limit.camera.media_free.cleared",
     ]
     assert "below its red limit 5%" in events[1].message
+
+
+def _level_as_defined(limit: Limit, value: float, current: Level, hysteresis: float) -> Level:
+    """The definition: red at or past red, or still red until back past it by the margin;
+    likewise yellow; a low limit is the same with every reading negated."""
+    sign = -1.0 if limit.low else 1.0
+    margin = hysteresis * abs(limit.band.red - limit.band.yellow)
+    red, yellow, v = sign * limit.band.red, sign * limit.band.yellow, sign * value
+    if v >= red or (current is Level.RED and v > red - margin):
+        return Level.RED
+    if v >= yellow or (current >= Level.YELLOW and v > yellow - margin):
+        return Level.YELLOW
+    return Level.OK
+
+
+@given(
+    low=st.booleans(),
+    yellow=st.floats(-100, 100),
+    width=st.floats(0.01, 50),
+    value=st.floats(-200, 200),
+    current=st.sampled_from(Level),
+    hysteresis=st.floats(0, 0.5),
+)
+def test_a_level_is_what_the_definition_says(
+    *, low: bool, yellow: float, width: float, value: float, current: Level, hysteresis: float
+) -> None:
+    band = Band(yellow, yellow - width) if low else Band(yellow, yellow + width)
+    limit = Limit("x", frozenset({"camera"}), band, "", lambda s, _: None, low=low)
+    assert limit.level(value, current, hysteresis) is _level_as_defined(
+        limit, value, current, hysteresis
+    )
+
+
+def test_the_link_error_rate_is_judged_over_its_window_and_clears_as_it_leaves() -> None:
+    now = [0.0]
+    bus = EventBus()
+    events: list[tuple[float, str]] = []
+    bus.subscribe(lambda event: events.append((now[0], event.name)))
+    limits = LimitMonitor(
+        bus, default_limits(LimitsConfig()), 0.05, clock=Clock(monotonic=lambda: now[0])
+    )
+    stats = LinkStats()
+    status = FakeCameraStatus(3000, media_used_bytes=10, media_free_bytes=90)
+
+    last_reject = [0.0]
+
+    def polls(seconds: float, rejected_every: int = 0) -> None:
+        for poll in range(round(seconds * 20)):  # 20 Hz, one frame a poll
+            now[0] += 0.05
+            stats.frames.frames += 1
+            if rejected_every and poll % rejected_every == 0:
+                stats.frames.rejected += 1
+                last_reject[0] = now[0]
+            limits.check("cam-a", "camera", status, stats)
+
+    polls(ERROR_RATE_WINDOW_S)
+    assert events == []
+    polls(5, rejected_every=2)  # 50 rejects in 750 chunks: red (above 1 %)
+    assert limits.levels["cam-a", "link.error_rate"] is Level.RED
+    polls(2 * ERROR_RATE_WINDOW_S)  # good chunks only: the rejects age out of the window
+    cleared = [at for at, name in events if name == "limit.link.error_rate.cleared"]
+    assert len(cleared) == 1 and events[-1][1] == "limit.link.error_rate.cleared"
+    # above yellow (0.1 %) for as long as a reject is in the window, and not a step longer
+    assert last_reject[0] + ERROR_RATE_WINDOW_S - ERROR_RATE_STEP_S < cleared[0]
+    assert cleared[0] <= last_reject[0] + ERROR_RATE_WINDOW_S + ERROR_RATE_STEP_S
 
 
 def _supervised(*, jitter: float = 0.0, **options: float) -> tuple[Supervisor, list[Event]]:

@@ -159,3 +159,39 @@ def test_a_poll_a_whole_period_behind_skips_that_period_and_keeps_the_grid() -> 
     assert agent.missed_polls == 1  # the poll due at 50 ms never ran
     assert round(driver.started[1], 6) == 0.120  # the one due at 100 ms, 20 ms late
     assert round(driver.started[2], 6) == 0.150
+
+
+class _RecordingLight(_Light):
+    def __init__(self, session: SimpleNamespace) -> None:
+        super().__init__(session)
+        self.polled_at: list[float] = []
+
+    async def poll(self) -> Any:
+        self.polled_at.append(asyncio.get_running_loop().time())
+        return await super().poll()
+
+
+async def _two_lights_online_apart(first: DeviceAgent, second: DeviceAgent, apart: float) -> None:
+    polling = [asyncio.create_task(first._poll_loop())]
+    await asyncio.sleep(apart)
+    polling.append(asyncio.create_task(second._poll_loop()))
+    await asyncio.sleep(0.5)
+    for task in polling:
+        task.cancel()
+    await asyncio.gather(*polling, return_exceptions=True)
+
+
+@given(apart=st.floats(0.001, 0.3))
+def test_devices_at_one_rate_are_polled_together_whenever_they_came_online(apart: float) -> None:
+    agents = [_agent(), _agent()]
+    drivers = []
+    for agent in agents:
+        assert agent.session is not None
+        drivers.append(_RecordingLight(agent.session))  # type: ignore[arg-type]
+        agent.driver = drivers[-1]  # type: ignore[assignment]
+    run_virtual(_two_lights_online_apart(*agents, apart))
+    first, second = (d.polled_at for d in drivers)
+    assert second[0] - first[0] == apart  # polled at once on coming online
+    later = second[1:]  # then on the shared grid, tick for tick with the first
+    assert later and all(any(abs(t - u) < 1e-9 for u in first) for t in later)
+    assert all(abs(t / 0.05 - round(t / 0.05)) < 1e-6 for t in later)

@@ -17,7 +17,6 @@ import msgspec
 
 from firmware_host.config import DeviceConfig
 from firmware_host.devices.agent import DEVICE_LOST, DeviceAgent, DeviceSilent, Driver
-from firmware_host.devices.schedule import grid_tick
 from firmware_host.drivers.camera import CameraDriver
 from firmware_host.events import EventBus
 from firmware_host.gear.capabilities import not_reported, reports, unmeasured
@@ -179,7 +178,9 @@ class GearAgent(DeviceAgent):
         assert driver is not None
         loop = asyncio.get_running_loop()
         period = 1.0 / self.config.poll_hz
-        next_poll = grid_tick(loop.time(), period)
+        # Its own phase, from when it came online, not the shared grid (devices/schedule.py):
+        # lights on one DMX widget share its line, and polls due together would queue there.
+        next_poll = loop.time()
         last_ok = loop.time()
         while True:
             stop_if_cancelled()

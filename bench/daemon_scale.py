@@ -14,9 +14,9 @@ the adoption is over, a steady window in which:
     the hog included): a bench whose cores are all busy measures the daemon in a queue for
     the CPU, not only its own cost.
 The headline run (64 devices, 60 s) has a CPU hog (`python -c 'while True: pass'`) pinned to
-the last core throughout, and is followed in the same run, with the same hog, by the bare
-link layer polling the same bench (`bench.sim_scale`'s poller, no daemon): the ratio of CPU
-per poll is the daemon's overhead over the link layer it drives.
+the last core throughout. In the same run, with the same hog, the bare link layer polls the
+same bench (`bench.sim_scale`'s poller, no daemon) for as long, in alternating rounds with
+the daemon: the ratio of CPU per poll is the daemon's overhead over the link layer it drives.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -42,6 +43,7 @@ from tools.ground_client import GroundSession
 BAUD = 115200
 POLL_HZ = 20
 CAP = "[power]\ncap_w = 5000\n"  # 64 devices draw about 1 kW: the cap fits the bench
+ROUNDS = 3  # the headline's alternating rounds of the daemon and the bare link layer
 
 
 def kind_of(index: int, devices: int) -> str:
@@ -129,7 +131,6 @@ async def run(r: Rig, devices: int, seconds: float) -> dict[str, Any]:
     used = cpu_after.user + cpu_after.system - cpu_before.user - cpu_before.system
     sim_used = sim_after.user + sim_after.system - sim_before.user - sim_before.system
     idle = sum(getattr(machine_after, f) - getattr(machine_before, f) for f in ("idle", "iowait"))
-    cores = psutil.cpu_count() or 1
     polls = sum(links_after[n]["replies"] - links_before[n]["replies"] for n in names)
     rtt = [
         a - b
@@ -147,24 +148,53 @@ async def run(r: Rig, devices: int, seconds: float) -> dict[str, Any]:
             strict=True,
         )
     ]
-    return {
-        "devices": devices,
-        "seconds": seconds,
-        "startup_s": startup,
+    return _figures(
+        {
+            "devices": devices,
+            "windows": [seconds],
+            "startup_s": startup,
+            "wall_s": wall,
+            "cpu_s": used,
+            "sim_cpu_s": sim_used,
+            "idle_s": idle,
+            "polls": polls,
+            "rtt": rtt,
+            "late": late,
+            "late_max_ms": max(link["poll_late_max_ms"] for link in links_after.values()),
+            "missed": missed_after - missed_before,
+            "sheds": sheds,
+            "rss_mb": rss / 1e6,
+        }
+    )
+
+
+def _figures(raw: dict[str, Any]) -> dict[str, Any]:
+    """What is reported, from the window's (or pooled windows') sums."""
+    wall, used, polls = raw["wall_s"], raw["cpu_s"], raw["polls"]
+    cores = psutil.cpu_count() or 1
+    return raw | {
+        "seconds": sum(raw["windows"]),
         "cpu_pct": 100 * used / wall,
-        "sim_cpu_pct": 100 * sim_used / wall,
-        "machine_busy_pct": 100 * (cores - idle / wall),  # of one core, hog included
+        "sim_cpu_pct": 100 * raw["sim_cpu_s"] / wall,
+        "machine_busy_pct": 100 * (cores - raw["idle_s"] / wall),  # of one core, hog included
         "polls_per_s": polls / wall,
         "cpu_us_per_poll": 1e6 * used / polls if polls else float("nan"),
-        "rtt_p50": percentile_bound(rtt, 0.5),
-        "rtt_p99": percentile_bound(rtt, 0.99),
-        "late_p50": percentile_bound(late, 0.5),
-        "late_p99": percentile_bound(late, 0.99),
-        "late_max_ms": max(link["poll_late_max_ms"] for link in links_after.values()),
-        "missed": missed_after - missed_before,
-        "sheds": sheds,
-        "rss_mb": rss / 1e6,
+        "rtt_p50": percentile_bound(raw["rtt"], 0.5),
+        "rtt_p99": percentile_bound(raw["rtt"], 0.99),
+        "late_p50": percentile_bound(raw["late"], 0.5),
+        "late_p99": percentile_bound(raw["late"], 0.99),
     }
+
+
+def _pooled(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several windows of the same bench as one: sums, histograms added, worst of the rest."""
+    added = ("windows", "wall_s", "cpu_s", "sim_cpu_s", "idle_s", "polls", "missed", "sheds")
+    raw: dict[str, Any] = {key: sum((row[key] for row in rows[1:]), rows[0][key]) for key in added}
+    for key in ("rtt", "late"):
+        raw[key] = [sum(counts) for counts in zip(*(row[key] for row in rows), strict=True)]
+    for key in ("startup_s", "late_max_ms", "rss_mb"):
+        raw[key] = max(row[key] for row in rows)
+    return _figures(raw | {"devices": rows[0]["devices"]})
 
 
 def measure(sizes: list[int], seconds: float, hog: bool = False) -> list[dict[str, Any]]:
@@ -176,14 +206,44 @@ def measure(sizes: list[int], seconds: float, hog: bool = False) -> list[dict[st
     return rows
 
 
-def versus_link_layer(devices: int, seconds: float) -> dict[str, Any]:
-    """The daemon and then the bare link layer on the same bench, both beside a CPU hog."""
+def versus_link_layer(devices: int, seconds: float, rounds: int = ROUNDS) -> dict[str, Any]:
+    """The daemon and the bare link layer on the same bench beside the same CPU hog, in
+    `rounds` rounds of `seconds / rounds` each, which goes first alternating.
+
+    A shared host's speed drifts: the same code measured a minute apart differed by a third
+    here. In rounds, each ratio compares two windows taken next to each other; the pooled
+    ratio is the CPU of all the daemon's windows per poll against all the link layer's."""
+    window = seconds / rounds
+    pairs: list[dict[str, Any]] = []
     with cpu_hog(True):
-        with rig(bench_file(devices)) as r:
-            daemon = asyncio.run(run(r, devices, seconds))
-        bare = asyncio.run(sim_scale.measure(devices, POLL_HZ, seconds, BAUD))
-    bare["cpu_us_per_poll"] = 1e4 * bare["poller_cpu_pct"] / bare["polls_per_s"]
-    return {"daemon": daemon, "bare": bare}
+        for index in range(rounds):
+            pair: dict[str, Any] = {}
+            for side in ("daemon", "bare") if index % 2 == 0 else ("bare", "daemon"):
+                if side == "daemon":
+                    with rig(bench_file(devices)) as r:
+                        pair["daemon"] = asyncio.run(run(r, devices, window))
+                else:
+                    bare = asyncio.run(sim_scale.measure(devices, POLL_HZ, window, BAUD))
+                    bare["cpu_us_per_poll"] = 1e4 * bare["poller_cpu_pct"] / bare["polls_per_s"]
+                    pair["bare"] = bare
+            pairs.append(pair)
+    return {
+        "rounds": pairs,
+        "daemon": _pooled([pair["daemon"] for pair in pairs]),
+        "bare": _pooled_bare([pair["bare"] for pair in pairs]),
+    }
+
+
+def _pooled_bare(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The link layer's windows as one (each as long as the others)."""
+    polls = sum(row["polls_per_s"] for row in rows)
+    return {
+        "poller_cpu_pct": statistics.fmean(row["poller_cpu_pct"] for row in rows),
+        "sim_cpu_pct": statistics.fmean(row["sim_cpu_pct"] for row in rows),
+        "polls_per_s": polls / len(rows),
+        "cpu_us_per_poll": sum(row["cpu_us_per_poll"] * row["polls_per_s"] for row in rows) / polls,
+        "missed_polls": sum(row["missed_polls"] for row in rows),
+    }
 
 
 def report(rows: list[dict[str, Any]], load: str) -> str:
@@ -213,11 +273,14 @@ def report(rows: list[dict[str, Any]], load: str) -> str:
 def report_versus(result: dict[str, Any]) -> str:
     daemon, bare = result["daemon"], result["bare"]
     ratio = daemon["cpu_us_per_poll"] / bare["cpu_us_per_poll"]
-    return "\n".join([
-        report([daemon], "a CPU hog pinned to the other core throughout"),
+    rounds = result["rounds"]
+    ratios = [p["daemon"]["cpu_us_per_poll"] / p["bare"]["cpu_us_per_poll"] for p in rounds]
+    lines = [
+        report([daemon], f"a CPU hog pinned to the other core throughout; {len(rounds)} windows "
+               "of the daemon pooled"),
         "",
-        "| same bench, same hog | CPU (% of a core) | polls/s | CPU per poll | vs link layer "
-        "| missed polls | simulator CPU |",
+        f"| same bench, same hog ({len(rounds)} alternating rounds, pooled) | CPU (% of a core) "
+        "| polls/s | CPU per poll | vs link layer | missed polls | simulator CPU |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
         f"| the daemon (link layer, states, budgets, telemetry, MQTT) | "
         f"{daemon['cpu_pct']:.1f} % | {daemon['polls_per_s']:.0f} | "
@@ -226,7 +289,21 @@ def report_versus(result: dict[str, Any]) -> str:
         f"| bare link layer (bench.sim_scale's poller) | {bare['poller_cpu_pct']:.1f} % | "
         f"{bare['polls_per_s']:.0f} | {bare['cpu_us_per_poll']:.0f} us | 1.00x | "
         f"{bare['missed_polls']} | {bare['sim_cpu_pct']:.1f} % |",
-    ])  # fmt: skip
+        "",
+        "| round (first) | window | the daemon, CPU per poll | bare link layer | ratio "
+        "| daemon missed polls | lateness max |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]  # fmt: skip
+    for index, (pair, each) in enumerate(zip(rounds, ratios, strict=True)):
+        first = "the daemon" if index % 2 == 0 else "the link layer"
+        d, b = pair["daemon"], pair["bare"]
+        lines.append(
+            f"| {index + 1} ({first}) | {d['seconds']:.3g} s | {d['cpu_us_per_poll']:.0f} us | "
+            f"{b['cpu_us_per_poll']:.0f} us | {each:.2f}x | {d['missed']} | "
+            f"{d['late_max_ms']:.1f} ms |"
+        )
+    lines.append(f"\nratio: {ratio:.2f}x pooled; rounds {min(ratios):.2f}x to {max(ratios):.2f}x")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -9,8 +9,6 @@ for everything already running; the model still predicts what a change will cost
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import msgspec
 
 from protocols.messages.camera import CameraState
@@ -75,8 +73,7 @@ class PduModel(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     own_w: float = 2.0
 
 
-@dataclass(frozen=True)
-class RecordingLoad:
+class RecordingLoad(msgspec.Struct, frozen=True):
     """What a camera's recording settings cost: pixels per second and bitrate."""
 
     pixel_rate: float = UHD_25_PIXEL_RATE

@@ -198,9 +198,10 @@ class GroundLink:
             keepalive=self.config.keepalive_s,
             tls_context=tls_context,
             clean_session=False,
-            # the whole window in flight (and the states and local copies beside it): paho
-            # queues what is over, and a window it cannot fly is a window in name only
-            max_inflight_messages=self.stream.window + 100,
+            # no limit of paho's own: the stream's window, one state per topic and the crew's
+            # copies bound what is in flight. With a limit, paho walks every message it holds
+            # at each PUBACK to find one it queued (O(n) per acknowledgement)
+            max_inflight_messages=0,
             timeout=10,
             socket_options=NO_DELAY,
         )

@@ -87,6 +87,7 @@ class LimitMonitor:
         self.hysteresis = hysteresis
         self.levels: dict[tuple[str, str], Level] = {}
         self._link_history: dict[str, collections.deque[tuple[float, int, int]]] = {}
+        self._for_kind: dict[str, tuple[Limit, ...]] = {}  # checked at every poll
 
     def error_rate(self, device: str, stats: LinkStats) -> float | None:
         """Share of rejected chunks over the last ERROR_RATE_WINDOW_S seconds (to within one
@@ -110,9 +111,12 @@ class LimitMonitor:
     ) -> None:  # fmt: skip
         if status is None:
             return
+        limits = self._for_kind.get(kind)
+        if limits is None:
+            limits = self._for_kind[kind] = tuple(x for x in self.limits if kind in x.kinds)
         window = self.error_rate(device, stats)
-        for limit in self.limits:
-            if kind not in limit.kinds or limit.field in unmeasured:
+        for limit in limits:
+            if unmeasured and limit.field in unmeasured:
                 continue
             value = limit.reading(status, window)
             if value is None:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from bench import (
     archive,
+    background,
     codec,
     daemon_scale,
     dailies,
@@ -32,6 +33,7 @@ BENCHMARKS: dict[str, Callable[[list[str] | None], None]] = {
     "rtt": rtt.main,
     "sim_scale": sim_scale.main,
     "daemon_scale": daemon_scale.main,
+    "background": background.main,
     "startup": startup.main,
     "groundlink": groundlink.main,
     "reaction": reaction.main,

@@ -17,6 +17,7 @@ from typing import Any
 
 from firmware_host.budget.downlink import DownlinkBudget
 from firmware_host.budget.ledger import BudgetLedger
+from firmware_host.dailies.background import in_background
 from firmware_host.dailies.downlink import FileSender
 from firmware_host.dailies.hashing import xxh64_file
 from firmware_host.dailies.index import OffloadIndex
@@ -123,7 +124,7 @@ class ProxyMaker:
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(f".{target.name}.partial")
         process = await asyncio.create_subprocess_exec(
-            *transcode_args(copy, partial, kbps, self.height),
+            *in_background(transcode_args(copy, partial, kbps, self.height)),
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip

@@ -1,10 +1,11 @@
 """Offload as the daemon runs it: a worker process per card, watched, never in the loop.
 
 After every cut (and every `scan_s`) each configured card with clip files not yet offloaded
-gets a worker (`python -m firmware_host.dailies.offload`), whose JSON lines become the
-offload status (bytes, rate, ETA: in telemetry for the monitor) and events: `offload.done`,
-`offload.retry` (a copy disagreed and is made again), `offload.failed` (critical: still
-wrong after the retries, or the worker died). The daemon's loop only reads lines.
+gets a worker (`python -m firmware_host.dailies.offload`, at the lowest CPU priority), whose
+JSON lines become the offload status (bytes, rate, ETA: in telemetry for the monitor) and
+events: `offload.done`, `offload.retry` (a copy disagreed and is made again), `offload.failed`
+(critical: still wrong after the retries, or the worker died). The daemon's loop only reads
+lines.
 
 The format guard: a card may be formatted only when every clip the camera holds is a whole
 file on the card, offloaded and verified (and unchanged since).
@@ -22,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from firmware_host.dailies.background import in_background
 from firmware_host.dailies.config import DailiesConfig
 from firmware_host.dailies.index import OffloadIndex
 from firmware_host.dailies.offload import pending
@@ -86,10 +88,13 @@ class DailiesService:
         """One worker over one card; returns its exit status."""
         self.progress[camera] = {"state": "copying", "done": 0, "total": None,
                                  "rate_bytes_per_s": None, "eta_s": None}  # fmt: skip
-        process = await asyncio.create_subprocess_exec(
+        worker = [
             sys.executable, "-m", "firmware_host.dailies.offload",
             "--card", str(card), "--camera", camera, "--store", str(self.store),
             "--index", str(self.index_path), "--retries", str(self.config.retries),
+        ]  # fmt: skip
+        process = await asyncio.create_subprocess_exec(
+            *in_background(worker),
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip

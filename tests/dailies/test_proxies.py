@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import os
 import shutil
 from pathlib import Path
 
@@ -89,3 +90,28 @@ def test_a_circled_take_gets_a_proxy_once_its_clip_is_offloaded(tmp_path: Path) 
                        sender=maker.sender, budget=budget, ledger=maker.ledger, bus=EventBus(),
                        chunk_bytes=4096, max_kbps=300, height=90)  # fmt: skip
     assert again.waiting == {}  # made: a restart does not make it twice
+
+
+def test_the_transcode_runs_at_the_lowest_cpu_priority(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At the daemon's own priority a transcode takes the CPU from its polls
+    (firmware_host/dailies/background.py): ffmpeg, as started, says how nice it is."""
+    shim, said = tmp_path / "bin", tmp_path / "niceness"
+    shim.mkdir()
+    (shim / "ffmpeg").write_text(f'#!/bin/sh\nnice > {said}\nexec {shutil.which("ffmpeg")} "$@"\n')
+    (shim / "ffmpeg").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{shim}:{os.environ['PATH']}")
+    budget = DownlinkBudget(bytes_per_day=1e9, windows=[], link_bytes_per_s=1e6, proxy_kbps=1,
+                            clock=lambda: NOON)  # fmt: skip
+    maker, events, shotlog = _maker(tmp_path, budget)
+    take_id = shotlog.take_started(scene="3", take=1, roll="A001", start_frame=TEN_HOURS,
+                                   frame_rate=25.0, clips={"cam-a": 1}, settings={})  # fmt: skip
+    shotlog.clip_closed("cam-a", 1, TEN_HOURS + 50, 50, 1)
+    card = tmp_path / "cards" / "cam-a"
+    render_card(card, "cam-a", [clip(1, scene="3", frames=50)])
+    offload_card(card, "cam-a", tmp_path / "store", maker.index)
+    maker.request(take_id, 2.0)
+    asyncio.run(maker._make(take_id))
+    assert [e.name for e in events if e.name.startswith("proxy.")] == ["proxy.made"]
+    assert said.read_text().strip() == "19"

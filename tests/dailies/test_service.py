@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -66,4 +67,24 @@ def test_a_worker_that_cannot_go_on_raises_a_critical_event(tmp_path: Path) -> N
     assert "FileExistsError" in failed.message or "NotADirectoryError" in failed.message
     assert "the card keeps the only copy" in failed.message
     assert service.refusal_for("cam-a", card, ["A001C001.mov"]) is not None
+    service.close()
+
+
+def test_the_worker_runs_at_the_lowest_cpu_priority(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Copying and hashing a card is heavy: the worker must not take the CPU from the
+    daemon's polls (firmware_host/dailies/background.py). The worker, as started, says how
+    nice it is."""
+    said = tmp_path / "niceness"
+    python = tmp_path / "python"
+    python.write_text(f'#!/bin/sh\nnice > {said}\nexec {sys.executable} "$@"\n')
+    python.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(python))
+    card = tmp_path / "cards" / "cam-a"
+    render_card(card, "cam-a", [clip(1)])
+    service, events = _service(tmp_path)
+    assert asyncio.run(service.offload("cam-a", card)) == 0
+    assert [e.name for e in events if e.name.startswith("offload.")] == ["offload.done"]
+    assert said.read_text().strip() == "19"
     service.close()

@@ -69,6 +69,9 @@ class DataBudgets:
         )
         self._spent = pacer.spent
         self._levels: dict[str, str] = {}
+        # each camera's last reading taken in (card, bitrate, estimated, day): a camera not
+        # recording reads the same at every poll, and taking a reading in again changes nothing
+        self._last_reading: dict[str, tuple[int, int, int, bool, datetime.date]] = {}
         self._saved_day_start: dict[str, float] = {}
         self._saved_downlink: dict[str, Any] = {}
         if ledger is not None:
@@ -96,12 +99,14 @@ class DataBudgets:
         if agent.kind != "camera" or status is None or agent.camera_settings is None:
             return
         capacity = status.media_used_bytes + status.media_free_bytes
+        bitrate_kbps = agent.camera_settings.bitrate_kbps
+        estimated = "media" not in agent.reports  # a 9-pin deck: the daemon's estimate
+        reading = (capacity, status.media_used_bytes, bitrate_kbps, estimated, self.media.today())
+        if self._last_reading.get(agent.name) == reading:
+            return
+        self._last_reading[agent.name] = reading
         day_start_moved = self.media.observe(
-            agent.name,
-            capacity,
-            status.media_used_bytes,
-            agent.camera_settings.bitrate_kbps,
-            estimated="media" not in agent.reports,  # a 9-pin deck: the daemon's estimate
+            agent.name, capacity, status.media_used_bytes, bitrate_kbps, estimated=estimated
         )
         if day_start_moved and self.ledger is not None:
             day_start = self.media.day_start()

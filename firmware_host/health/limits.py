@@ -88,6 +88,9 @@ class LimitMonitor:
         self.levels: dict[tuple[str, str], Level] = {}
         self._link_history: dict[str, collections.deque[tuple[float, int, int]]] = {}
         self._for_kind: dict[str, tuple[Limit, ...]] = {}  # checked at every poll
+        # each device's last value judged per limit: a level depends only on the value and
+        # the level before, and judging a value again leaves its level as it is
+        self._judged: dict[str, dict[str, float]] = {}
 
     def error_rate(self, device: str, stats: LinkStats) -> float | None:
         """Share of rejected chunks over the last ERROR_RATE_WINDOW_S seconds (to within one
@@ -115,12 +118,16 @@ class LimitMonitor:
         if limits is None:
             limits = self._for_kind[kind] = tuple(x for x in self.limits if kind in x.kinds)
         window = self.error_rate(device, stats)
+        judged = self._judged.get(device)
+        if judged is None:
+            judged = self._judged[device] = {}
         for limit in limits:
             if unmeasured and limit.field in unmeasured:
                 continue
             value = limit.reading(status, window)
-            if value is None:
+            if value is None or judged.get(limit.name) == value:
                 continue
+            judged[limit.name] = value
             key = (device, limit.name)
             before = self.levels.get(key, Level.OK)
             after = limit.level(value, before, self.hysteresis)

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import datetime
+import tempfile
 from pathlib import Path
 from types import SimpleNamespace
 from typing import cast
+
+from hypothesis import given
+from hypothesis import strategies as st
 
 from firmware_host.budget.data import DataBudgets
 from firmware_host.budget.ledger import BudgetLedger
@@ -90,3 +94,28 @@ def test_the_shoot_began_the_day_the_daemon_first_ran(tmp_path: Path) -> None:
     clock.now += 3 * 86_400
     again = restart(tmp_path / "budget.db", clock, ledger)
     assert again.status()["media"]["days_left"] == 9
+
+
+@given(
+    readings=st.lists(
+        st.tuples(st.sampled_from([0, 1, 2]), st.sampled_from([0, 150, 151, 400])), max_size=40
+    )
+)
+def test_a_reading_taken_in_again_changes_nothing(readings: list[tuple[int, int]]) -> None:
+    """A camera not recording reads the same at every poll, and the budgets skip a reading
+    equal to the last one. Whatever the readings and days, events and status are those of
+    budgets that take in every reading."""
+    with tempfile.TemporaryDirectory() as folder:
+        clock = Clock(DAY_ONE)
+        skipping, _ = budgets(Path(folder) / "a.db", clock, Pacer())
+        every, _ = budgets(Path(folder) / "b.db", clock, Pacer())
+        seen: dict[str, list[str]] = {"skipping": [], "every": []}
+        skipping.bus.subscribe(lambda e: seen["skipping"].append(e.name))
+        every.bus.subscribe(lambda e: seen["every"].append(e.name))
+        for day, used_gb in readings:
+            clock.now = DAY_ONE + day * 86_400
+            skipping.on_device_update(camera(used=used_gb * 1_000_000_000))
+            every._last_reading.clear()
+            every.on_device_update(camera(used=used_gb * 1_000_000_000))
+            assert skipping.status()["media"] == every.status()["media"]
+        assert seen["skipping"] == seen["every"]

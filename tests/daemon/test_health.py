@@ -115,6 +115,24 @@ def test_a_level_is_what_the_definition_says(
     )
 
 
+@given(readings=st.lists(st.sampled_from([55.0, 59.9, 60.0, 61.5, 79.0, 80.0, 85.0]), max_size=80))
+def test_a_value_judged_again_is_not_judged_anew_and_nothing_changes_for_it(
+    readings: list[float],
+) -> None:
+    """The monitor skips a reading equal to the last one it judged (most polls: a steady
+    temperature). The levels it keeps are still those the definition gives reading by
+    reading, repeats included."""
+    limits, events = monitor()
+    limit = next(x for x in limits.limits if x.name == "camera.temperature")
+    expected, changes = Level.OK, 0
+    for reading in readings:
+        limits.check("cam-a", "camera", FakeCameraStatus(round(reading * 100)), LinkStats())
+        before, expected = expected, _level_as_defined(limit, reading, expected, 0.05)
+        changes += expected is not before
+        assert limits.levels.get(("cam-a", "camera.temperature"), Level.OK) is expected
+    assert len(events) == changes
+
+
 def test_the_link_error_rate_is_judged_over_its_window_and_clears_as_it_leaves() -> None:
     now = [0.0]
     bus = EventBus()

@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import aiomqtt
+import msgspec
 import pytest
 
+from firmware_host.clock import Clock
 from firmware_host.config import MqttConfig
 from firmware_host.events import EventBus
 from firmware_host.groundlink.latest import LatestStates
@@ -176,3 +178,21 @@ def test_paho_holds_no_queue_of_its_own_on_the_session(tmp_path: Path) -> None:
         return ground_link._make_client()._client.max_inflight_messages
 
     assert asyncio.run(main()) == 0
+
+
+def test_a_state_travels_as_the_json_object_its_dict_would_be(tmp_path: Path) -> None:
+    """States are encoded from their Struct, without building the dict first: the bytes are
+    those of the dict, and the ground reads them back as the same snapshot."""
+    ground_link = link(tmp_path)
+    ground_link.clock = Clock(wall=lambda: 1_800_000_000.25)
+    snapshot = ground.DeviceSnapshot(
+        device="cam", kind="camera", online=True, offline_reason=None,
+        identity={"model": "X", "serial": "7"}, status={"state": "idle", "flags": ["a"]},
+        status_at=1.5, missed_polls=2, link={"rtt_histogram": {"0.5": 3}},
+        camera_settings={"bitrate_kbps": 700_000}, reports=["media"],
+    )  # fmt: skip
+    as_struct = ground_link._envelope(ground.STATE, snapshot)
+    as_dict = ground_link._envelope(ground.STATE, dict(msgspec.to_builtins(snapshot)))
+    assert as_struct == as_dict
+    body = ground.decode(as_struct).body
+    assert msgspec.convert(body, ground.DeviceSnapshot) == snapshot

@@ -8,6 +8,8 @@ Bench file (TOML):
     media_dir = "cards"  # optional: each camera's clips as real files in media_dir/<name>
                          # (relative: to the run directory; hil/media.py)
     media_scale = 1e-4   # their bitrate: the nominal one times this
+    spin_below_us = 300  # optional: pacing waits shorter than this are spun, not slept (a
+                         # UART is punctual; a sleeping simulator wakes late): a core's cost
 
     [[device]]
     name = "cam-a"
@@ -90,6 +92,7 @@ class BenchSettings(msgspec.Struct, forbid_unknown_fields=True):
     seed: int = 1
     media_dir: str | None = None  # cameras write clip files here, a folder per camera
     media_scale: Annotated[float, msgspec.Meta(gt=0, le=1)] = DEFAULT_SCALE
+    spin_below_us: Annotated[float, msgspec.Meta(ge=0, le=10_000)] = 0.0  # 0: never spin
 
 
 class BenchSpec(msgspec.Struct, forbid_unknown_fields=True):

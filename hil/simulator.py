@@ -35,10 +35,10 @@ async def serve_bench(spec: BenchSpec, run_dir: Path, stop: asyncio.Event) -> No
         await bench.stop()
 
 
-def precise_timer_loop() -> asyncio.AbstractEventLoop:
+def precise_timer_loop(spin_below_s: float = 0.0) -> asyncio.AbstractEventLoop:
     """An event loop whose timers fire within microseconds, not a millisecond late: the
     emulated cables pace bytes with timers (hil/precise_selector.py)."""
-    return asyncio.SelectorEventLoop(precise_selector())
+    return asyncio.SelectorEventLoop(precise_selector(spin_below_s))
 
 
 def run(config: Path, run_dir: Path | None) -> int:
@@ -56,7 +56,8 @@ def run(config: Path, run_dir: Path | None) -> int:
         await serve_bench(spec, directory, stop)
 
     try:
-        with asyncio.Runner(loop_factory=precise_timer_loop) as runner:
+        spin_below_s = spec.bench.spin_below_us / 1e6
+        with asyncio.Runner(loop_factory=lambda: precise_timer_loop(spin_below_s)) as runner:
             runner.run(main())
     finally:
         if own_dir:

@@ -11,6 +11,7 @@ import os
 import selectors
 import threading
 import time
+from typing import Any
 
 import pytest
 
@@ -120,3 +121,38 @@ def test_a_refused_timerfd_falls_back_to_select(monkeypatch: pytest.MonkeyPatch)
         assert isinstance(selector, selectors.SelectSelector)
     finally:
         selector.close()
+
+
+def test_a_wait_shorter_than_the_spin_bound_is_spun_ends_on_time_and_at_once_when_ready(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Spun, not slept: epoll is only ever asked without blocking; the wait ends no earlier
+    than asked, and a ready descriptor ends it at once. A longer wait sleeps as before."""
+    asked: list[float | None] = []
+    plain = selectors.EpollSelector.select
+
+    def counting(self: selectors.EpollSelector, timeout: float | None = None) -> Any:
+        asked.append(timeout)
+        return plain(self, timeout)
+
+    monkeypatch.setattr(selectors.EpollSelector, "select", counting)
+    selector = PreciseEpollSelector(spin_below_s=0.001)
+    read_end, write_end = os.pipe()
+    try:
+        selector.register(read_end, selectors.EVENT_READ, "reader")
+        for timeout in (0.0001, 0.0004, 0.0009):
+            started = time.monotonic()
+            assert selector.select(timeout) == []
+            assert time.monotonic() - started >= timeout
+        assert asked and set(asked) == {0}
+        os.write(write_end, b"x")
+        asked.clear()
+        ready = selector.select(0.0009)
+        assert [key.data for key, _ in ready] == ["reader"] and asked == [0]
+        os.read(read_end, 1)
+        asked.clear()
+        assert selector.select(0.002) == [] and asked == [0.002]  # over the bound: slept
+    finally:
+        selector.close()
+        os.close(read_end)
+        os.close(write_end)

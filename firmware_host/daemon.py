@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import logging
 import os
 import signal
@@ -492,6 +493,10 @@ def run_daemon(config: Config) -> int:
     async def main() -> None:
         stop = asyncio.Event()
         daemon = Daemon(config)
+        # What is built by now (modules, protocol tables, the daemon) lives as long as the
+        # process: out of the collector's sight, a full collection walks only what came after
+        # (64 devices: 28 ms a full collection, every poll waiting behind it)
+        gc.freeze()
 
         def shut_down(reason: str) -> None:
             log.warning("shutting down: %s", reason)

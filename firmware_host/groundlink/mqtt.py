@@ -43,6 +43,10 @@ from protocols.messages.common import Severity
 log = logging.getLogger(__name__)
 
 RECONNECT_FIRST_S = 0.1
+# A round's states go out this many at a time, the loop turning in between: polls due meanwhile
+# run, and the PUBACKs so far are read. 64 devices' 128 publishes at once, and their PUBACKs
+# read in one go, held every poll up for 20-30 ms twice a second.
+STATES_PER_TURN = 16
 GOODBYE_TIMEOUT_S = 5.0  # the death's own PUBACK waits 2 s of it
 
 CommandHandler = Callable[[bytes], Awaitable[None]]
@@ -437,8 +441,11 @@ class GroundLink:
                 due = self._dirty & self._at_once
                 self._dirty -= due
             came_or_went, self._at_once = self._at_once & due, self._at_once - due
-            built = {device: self._envelope(ground.STATE, self._states[device]()) for device in due}
-            for device in sorted(due):
+            built: dict[str, bytes] = {}
+            for index, device in enumerate(sorted(due)):
+                if index and index % STATES_PER_TURN == 0:
+                    await asyncio.sleep(0)
+                built[device] = self._envelope(ground.STATE, self._states[device]())
                 topic = ground.topic(self.node, ground.LOCAL_STATE, device)
                 if device in came_or_went or states.ready(topic):
                     states.publish(topic, built[device])
@@ -447,16 +454,20 @@ class GroundLink:
                     self._state_wakeup.set()  # looked at again next round, not forgotten
             self._ground_dirty |= due
             self._ground_at_once |= came_or_went
-            if self.flowing.is_set():
-                self._publish_ground_states(states, built)
+            await self._publish_ground_states(states, built)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(max(0.0, next_round - loop.time())):
                     await self._state_at_once.wait()
 
-    def _publish_ground_states(self, states: LatestStates, built: dict[str, bytes]) -> None:
-        """Each state the housekeeping allocation has room for; the rest wait, latest wins.
-        `built`: this round's payloads, published to the crew already (built once)."""
-        for device in sorted(self._ground_dirty):
+    async def _publish_ground_states(self, states: LatestStates, built: dict[str, bytes]) -> None:
+        """While the stream flows, each state the housekeeping allocation has room for; the
+        rest wait, latest wins. `built`: this round's payloads, published to the crew already
+        (built once)."""
+        for index, device in enumerate(sorted(self._ground_dirty)):
+            if index % STATES_PER_TURN == 0:
+                await asyncio.sleep(0)
+                if not self.flowing.is_set():
+                    return  # held meanwhile: the rest wait for the release
             topic = ground.topic(self.node, ground.STATE, device)
             if device not in self._ground_at_once and not states.ready(topic):
                 continue

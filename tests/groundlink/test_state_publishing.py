@@ -15,7 +15,7 @@ from firmware_host.clock import Clock
 from firmware_host.config import MqttConfig
 from firmware_host.events import EventBus
 from firmware_host.groundlink.latest import LatestStates
-from firmware_host.groundlink.mqtt import GroundLink
+from firmware_host.groundlink.mqtt import STATES_PER_TURN, GroundLink
 from firmware_host.groundlink.outbox import Outbox
 from firmware_host.groundlink.pacing import Pacer
 from firmware_host.groundlink.stream import StreamPublisher
@@ -109,6 +109,85 @@ def test_polls_between_publications_build_nothing_and_an_arrival_goes_out_at_onc
     assert builds.count("key") == len(key_out) // 2 < 10
     gaps = [b - a for a, b in zip(key_out[::2], key_out[2::2], strict=False)]
     assert all(gap >= 0.5 - 1e-9 for gap in gaps), key_out  # the rate is kept otherwise
+
+
+def _crew_and_ground(client: RecordingClient) -> tuple[list[str], list[str]]:
+    """The devices whose states went to the crew (local/) and to the ground, in order."""
+    topics = [topic for _, topic, _ in client.published]
+    crew = [t.rsplit("/", 1)[1] for t in topics if f"/{ground.LOCAL_STATE}/" in t]
+    to_ground = [t.rsplit("/", 1)[1] for t in topics if "/local/" not in t]
+    return crew, to_ground
+
+
+def test_a_round_of_many_states_lets_polls_run_between_its_turns_and_sends_every_one(
+    tmp_path: Path,
+) -> None:
+    """40 devices' states in one round: published STATES_PER_TURN at a time with the loop
+    turning in between (a poll due meanwhile waits for one turn, not the round), and every
+    state still goes out, to the crew and to the ground."""
+    ground_link = link(tmp_path)
+    client = RecordingClient()
+    builds: list[str] = []
+    devices = [f"dev{index:02d}" for index in range(40)]
+    published_when_the_poll_ran: list[int] = []
+
+    async def main() -> None:
+        ground_link.flowing.set()
+        for device in devices:
+            ground_link.update_state(device, snapshot_of(device, builds))
+        publisher = asyncio.create_task(ground_link._publish_states(LatestStates(client)))
+        await asyncio.sleep(0)  # the round has started
+        due_at = len(client.published)
+        loop = asyncio.get_running_loop()
+        loop.call_soon(lambda: published_when_the_poll_ran.append(len(client.published)))
+        await asyncio.sleep(0.1)
+        publisher.cancel()
+        assert 0 < due_at < 80  # the poll fell due in the middle of the round...
+        assert published_when_the_poll_ran[0] - due_at <= STATES_PER_TURN  # ...and waited a turn
+
+    run_virtual(main())
+    crew, to_ground = _crew_and_ground(client)
+    assert sorted(crew) == devices and sorted(to_ground) == devices
+
+
+class HoldingClient(RecordingClient):
+    """Holds the stream (clears `flowing`) once `after` states have gone to the ground."""
+
+    def __init__(self, flowing: asyncio.Event, after: int) -> None:
+        super().__init__()
+        self.flowing, self.after = flowing, after
+
+    def publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> Sent:
+        sent = super().publish(topic, payload, qos, retain)
+        if len(_crew_and_ground(self)[1]) == self.after:
+            self.flowing.clear()
+        return sent
+
+
+def test_a_hold_in_the_middle_of_a_round_stops_the_grounds_states_and_release_sends_them(
+    tmp_path: Path,
+) -> None:
+    ground_link = link(tmp_path)
+    client = HoldingClient(ground_link.flowing, after=STATES_PER_TURN)
+    builds: list[str] = []
+    devices = [f"dev{index:02d}" for index in range(40)]
+
+    async def main() -> None:
+        ground_link.flowing.set()
+        for device in devices:
+            ground_link.update_state(device, snapshot_of(device, builds))
+        publisher = asyncio.create_task(ground_link._publish_states(LatestStates(client)))
+        await asyncio.sleep(0.2)
+        assert not ground_link.flowing.is_set()
+        assert len(_crew_and_ground(client)[1]) == STATES_PER_TURN  # none more while held
+        client.after = -1
+        ground_link.flowing.set()  # released
+        ground_link.update_state(devices[0], snapshot_of(devices[0], builds))  # a poll
+        await asyncio.sleep(1.0)
+        publisher.cancel()
+
+    run_virtual(main())
+    assert set(_crew_and_ground(client)[1]) == set(devices)
 
 
 def test_a_state_waits_while_its_previous_one_is_unacknowledged_and_then_goes_out_latest(

@@ -58,15 +58,21 @@ def test_the_proxy_size_follows_what_is_left_of_the_day(tmp_path: Path) -> None:
     assert maker.kbps(10.0) == 16  # never nothing: the smallest watchable proxy
 
 
-def test_a_circled_take_gets_a_proxy_once_its_clip_is_offloaded(tmp_path: Path) -> None:
-    budget = DownlinkBudget(bytes_per_day=1e9, windows=[], link_bytes_per_s=1e6, proxy_kbps=1,
-                            clock=lambda: NOON)  # fmt: skip
-    maker, events, shotlog = _maker(tmp_path, budget)
+def _circled_take(tmp_path: Path, shotlog: ShotLog) -> tuple[int, Path]:
+    """A 2 s take of cam-a's clip 1, its card rendered (not offloaded): (take id, card)."""
     take_id = shotlog.take_started(scene="3", take=1, roll="A001", start_frame=TEN_HOURS,
                                    frame_rate=25.0, clips={"cam-a": 1}, settings={})  # fmt: skip
     shotlog.clip_closed("cam-a", 1, TEN_HOURS + 50, 50, 1)
     card = tmp_path / "cards" / "cam-a"
     render_card(card, "cam-a", [clip(1, scene="3", frames=50)])
+    return take_id, card
+
+
+def test_a_circled_take_gets_a_proxy_once_its_clip_is_offloaded(tmp_path: Path) -> None:
+    budget = DownlinkBudget(bytes_per_day=1e9, windows=[], link_bytes_per_s=1e6, proxy_kbps=1,
+                            clock=lambda: NOON)  # fmt: skip
+    maker, events, shotlog = _maker(tmp_path, budget)
+    take_id, card = _circled_take(tmp_path, shotlog)
     maker.request(take_id, 2.0)
 
     async def make() -> None:
@@ -105,11 +111,7 @@ def test_the_transcode_runs_at_the_lowest_cpu_priority(
     budget = DownlinkBudget(bytes_per_day=1e9, windows=[], link_bytes_per_s=1e6, proxy_kbps=1,
                             clock=lambda: NOON)  # fmt: skip
     maker, events, shotlog = _maker(tmp_path, budget)
-    take_id = shotlog.take_started(scene="3", take=1, roll="A001", start_frame=TEN_HOURS,
-                                   frame_rate=25.0, clips={"cam-a": 1}, settings={})  # fmt: skip
-    shotlog.clip_closed("cam-a", 1, TEN_HOURS + 50, 50, 1)
-    card = tmp_path / "cards" / "cam-a"
-    render_card(card, "cam-a", [clip(1, scene="3", frames=50)])
+    take_id, card = _circled_take(tmp_path, shotlog)
     offload_card(card, "cam-a", tmp_path / "store", maker.index)
     maker.request(take_id, 2.0)
     asyncio.run(maker._make(take_id))

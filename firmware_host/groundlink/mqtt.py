@@ -44,8 +44,9 @@ log = logging.getLogger(__name__)
 
 RECONNECT_FIRST_S = 0.1
 # A round's states go out this many at a time, the loop turning in between: polls due meanwhile
-# run, and the PUBACKs so far are read. 64 devices' 128 publishes at once, and their PUBACKs
-# read in one go, held every poll up for 20-30 ms twice a second.
+# run, and the PUBACKs so far are read. At 64 devices, 128 publishes at once took 11-14 ms of
+# CPU in one callback and reading their PUBACKs up to 13 ms more, twice a second, every poll
+# due waiting behind them.
 STATES_PER_TURN = 16
 GOODBYE_TIMEOUT_S = 5.0  # the death's own PUBACK waits 2 s of it
 

@@ -190,6 +190,33 @@ def test_a_hold_in_the_middle_of_a_round_stops_the_grounds_states_and_release_se
     assert set(_crew_and_ground(client)[1]) == set(devices)
 
 
+def test_a_new_session_sends_the_crew_every_state_again_even_of_a_device_that_went_quiet(
+    tmp_path: Path,
+) -> None:
+    """A light goes offline (its last state) and the session ends before the PUBACK, or in
+    the middle of a round: the next session sends the crew that state again, though nothing
+    about the light changes any more."""
+    ground_link = link(tmp_path)
+    first, second = RecordingClient(acks=False), RecordingClient()
+    builds: list[str] = []
+    devices = [f"dev{index:02d}" for index in range(40)]
+
+    async def main() -> None:
+        for device in devices:
+            ground_link.update_state(device, snapshot_of(device, builds), at_once=True)
+        session = asyncio.create_task(ground_link._publish_states(LatestStates(first)))
+        await asyncio.sleep(0)  # the first turn went out, then the session ended
+        session.cancel()
+        await asyncio.sleep(0.1)
+        session = asyncio.create_task(ground_link._publish_states(LatestStates(second)))
+        await asyncio.sleep(0.1)
+        session.cancel()
+
+    run_virtual(main())
+    assert 0 < len(_crew_and_ground(first)[0]) < len(devices)
+    assert sorted(_crew_and_ground(second)[0]) == devices
+
+
 def test_a_state_waits_while_its_previous_one_is_unacknowledged_and_then_goes_out_latest(
     tmp_path: Path,
 ) -> None:

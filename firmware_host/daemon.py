@@ -495,7 +495,8 @@ def run_daemon(config: Config) -> int:
         daemon = Daemon(config)
         # What is built by now (modules, protocol tables, the daemon) lives as long as the
         # process: out of the collector's sight, a full collection walks only what came after
-        # (64 devices: 28 ms a full collection, every poll waiting behind it)
+        # (64 devices: 28 ms a full collection, every poll waiting behind it). Not collected
+        # first: after the imports a collection found nothing to free, in 20 ms of start-up.
         gc.freeze()
 
         def shut_down(reason: str) -> None:

@@ -117,3 +117,24 @@ def test_the_transcode_runs_at_the_lowest_cpu_priority(
     asyncio.run(maker._make(take_id))
     assert [e.name for e in events if e.name.startswith("proxy.")] == ["proxy.made"]
     assert said.read_text().strip() == "19"
+
+
+def test_without_ffmpeg_the_take_keeps_waiting_for_its_proxy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ffmpeg missing (not installed, mid-upgrade, not on the service's PATH) is not a failed
+    transcode: the take is not given up, and its proxy is made once ffmpeg is back."""
+    budget = DownlinkBudget(bytes_per_day=1e9, windows=[], link_bytes_per_s=1e6, proxy_kbps=1,
+                            clock=lambda: NOON)  # fmt: skip
+    maker, events, shotlog = _maker(tmp_path, budget)
+    take_id, card = _circled_take(tmp_path, shotlog)
+    offload_card(card, "cam-a", tmp_path / "store", maker.index)
+    maker.request(take_id, 2.0)
+    path = os.environ["PATH"]
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(FileNotFoundError, match="ffmpeg"):
+        asyncio.run(maker._make(take_id))
+    assert maker.waiting == {take_id: 2.0} and not events
+    monkeypatch.setenv("PATH", path)
+    asyncio.run(maker._make(take_id))
+    assert [e.name for e in events if e.name.startswith("proxy.")] == ["proxy.made"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -88,3 +89,21 @@ def test_the_worker_runs_at_the_lowest_cpu_priority(
     assert [e.name for e in events if e.name.startswith("offload.")] == ["offload.done"]
     assert said.read_text().strip() == "19"
     service.close()
+
+
+def test_the_background_priority_is_the_lowest_whatever_the_daemons_own() -> None:
+    """`nice -n` adds to the caller's niceness: a daemon run at -5 (a unit's `Nice=`) would
+    start its transcodes at 14 with a fixed increment of 19. Lowering a niceness needs
+    privilege: without it, there is nothing to see."""
+    script = (
+        "import os, subprocess\n"
+        "try:\n    os.setpriority(os.PRIO_PROCESS, 0, -5)\n"
+        "except PermissionError:\n    raise SystemExit('unprivileged')\n"
+        "from firmware_host.dailies.background import in_background\n"
+        "print(subprocess.run(in_background(['sh', '-c', 'nice']), capture_output=True,"
+        " text=True).stdout.strip())\n"
+    )
+    said = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    if "unprivileged" in said.stderr:
+        pytest.skip("lowering a niceness needs privilege here")
+    assert said.stdout.strip() == "19", said.stderr

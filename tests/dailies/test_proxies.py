@@ -98,6 +98,17 @@ def test_a_circled_take_gets_a_proxy_once_its_clip_is_offloaded(tmp_path: Path) 
     assert again.waiting == {}  # made: a restart does not make it twice
 
 
+def _proxy_requested(tmp_path: Path) -> tuple[ProxyMaker, list[Event], int]:
+    """A circled take whose clip is offloaded, its proxy requested: (maker, events, take id)."""
+    budget = DownlinkBudget(bytes_per_day=1e9, windows=[], link_bytes_per_s=1e6, proxy_kbps=1,
+                            clock=lambda: NOON)  # fmt: skip
+    maker, events, shotlog = _maker(tmp_path, budget)
+    take_id, card = _circled_take(tmp_path, shotlog)
+    offload_card(card, "cam-a", tmp_path / "store", maker.index)
+    maker.request(take_id, 2.0)
+    return maker, events, take_id
+
+
 def test_the_transcode_runs_at_the_lowest_cpu_priority(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -108,12 +119,7 @@ def test_the_transcode_runs_at_the_lowest_cpu_priority(
     (shim / "ffmpeg").write_text(f'#!/bin/sh\nnice > {said}\nexec {shutil.which("ffmpeg")} "$@"\n')
     (shim / "ffmpeg").chmod(0o755)
     monkeypatch.setenv("PATH", f"{shim}:{os.environ['PATH']}")
-    budget = DownlinkBudget(bytes_per_day=1e9, windows=[], link_bytes_per_s=1e6, proxy_kbps=1,
-                            clock=lambda: NOON)  # fmt: skip
-    maker, events, shotlog = _maker(tmp_path, budget)
-    take_id, card = _circled_take(tmp_path, shotlog)
-    offload_card(card, "cam-a", tmp_path / "store", maker.index)
-    maker.request(take_id, 2.0)
+    maker, events, take_id = _proxy_requested(tmp_path)
     asyncio.run(maker._make(take_id))
     assert [e.name for e in events if e.name.startswith("proxy.")] == ["proxy.made"]
     assert said.read_text().strip() == "19"
@@ -124,12 +130,7 @@ def test_without_ffmpeg_the_take_keeps_waiting_for_its_proxy(
 ) -> None:
     """ffmpeg missing (not installed, mid-upgrade, not on the service's PATH) is not a failed
     transcode: the take is not given up, and its proxy is made once ffmpeg is back."""
-    budget = DownlinkBudget(bytes_per_day=1e9, windows=[], link_bytes_per_s=1e6, proxy_kbps=1,
-                            clock=lambda: NOON)  # fmt: skip
-    maker, events, shotlog = _maker(tmp_path, budget)
-    take_id, card = _circled_take(tmp_path, shotlog)
-    offload_card(card, "cam-a", tmp_path / "store", maker.index)
-    maker.request(take_id, 2.0)
+    maker, events, take_id = _proxy_requested(tmp_path)
     path = os.environ["PATH"]
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     with pytest.raises(FileNotFoundError, match="ffmpeg"):

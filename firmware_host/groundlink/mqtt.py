@@ -433,7 +433,7 @@ class GroundLink:
         # A new session: every state goes to the crew again. One the last session sent may
         # have ended with it unacknowledged (or mid-round), and a broker that restarted may
         # have lost its retained copies; a device gone offline sends no new state to repair it.
-        self._dirty |= set(self._states)
+        self._dirty.update(self._states)
         self._state_wakeup.set()
         while True:
             if not (self._ground_dirty and self.flowing.is_set()):

@@ -49,7 +49,7 @@ class Limit:
             red, yellow = band.red, band.yellow
         if value >= red:
             return Level.RED
-        if current is Level.OK:  # every poll of a healthy device: no margin to work out
+        if current is Level.OK:  # a healthy device's new reading: no margin to work out
             return Level.YELLOW if value >= yellow else Level.OK
         margin = hysteresis * abs(red - yellow)
         if current is Level.RED and value > red - margin:
@@ -87,7 +87,8 @@ class LimitMonitor:
         self.hysteresis = hysteresis
         self.levels: dict[tuple[str, str], Level] = {}
         self._link_history: dict[str, collections.deque[tuple[float, int, int]]] = {}
-        self._for_kind: dict[str, tuple[Limit, ...]] = {}  # checked at every poll
+        kinds = {kind for limit in limits for kind in limit.kinds}
+        self._for_kind = {k: tuple(x for x in limits if k in x.kinds) for k in kinds}
         # each device's last value judged per limit: a level depends only on the value and
         # the level before, and judging a value again leaves its level as it is
         self._judged: dict[str, dict[str, float]] = {}
@@ -114,14 +115,11 @@ class LimitMonitor:
     ) -> None:  # fmt: skip
         if status is None:
             return
-        limits = self._for_kind.get(kind)
-        if limits is None:
-            limits = self._for_kind[kind] = tuple(x for x in self.limits if kind in x.kinds)
         window = self.error_rate(device, stats)
         judged = self._judged.get(device)
         if judged is None:
             judged = self._judged[device] = {}
-        for limit in limits:
+        for limit in self._for_kind.get(kind, ()):
             if unmeasured and limit.field in unmeasured:
                 continue
             value = limit.reading(status, window)

@@ -112,12 +112,14 @@ def signature_of(doc: str, args: type[msgspec.Struct], hazardous: bool = False) 
 class Dispatcher:
     def __init__(self, *, timeout_s: float = 30.0) -> None:
         self._specs: dict[str, CommandSpec[Any]] = {}
+        self._signatures: dict[str, CommandSignature] | None = None  # built once all are in
         self.timeout_s = timeout_s
 
     def register(self, spec: CommandSpec[Any]) -> None:
         if spec.name in self._specs:
             raise ValueError(f"command {spec.name!r} registered twice")
         self._specs[spec.name] = spec
+        self._signatures = None
 
     def spec(self, name: str) -> CommandSpec[Any]:
         try:
@@ -127,10 +129,14 @@ class Dispatcher:
             raise CommandRejected(f"unknown command {name!r}; known: {known}") from None
 
     def signatures(self) -> dict[str, CommandSignature]:
-        return {
-            name: signature_of(spec.doc, spec.args, hazardous=spec.hazardous is not False)
-            for name, spec in self._specs.items()
-        }
+        """Every command's signature, derived once: every birth certificate carries them all,
+        and deriving them from the argument types took 2 ms (28 commands) at each."""
+        if self._signatures is None:
+            self._signatures = {
+                name: signature_of(spec.doc, spec.args, hazardous=spec.hazardous is not False)
+                for name, spec in self._specs.items()
+            }
+        return dict(self._signatures)
 
     def parse_args(self, name: str, args: Any) -> Any:
         spec = self.spec(name)

@@ -7,7 +7,7 @@ A body reads like a row of the spec:
         intensity_permille: Annotated[int, Wire(U16, 0, 1000)]
         cct_k: Annotated[int, Wire(U16, 2700, 6500)]
 
-The decorator makes it a frozen dataclass, builds the construct `Struct` from the
+The decorator makes it a frozen msgspec Struct, builds the construct `Struct` from the
 annotations in declaration order, compiles it, and adds range, enum and text-length checks
 on both build and parse, so a value outside the spec never leaves or enters the program.
 """
@@ -17,11 +17,12 @@ from __future__ import annotations
 import enum
 import functools
 import struct
-import typing
+import sys
 from collections.abc import Callable
-from dataclasses import dataclass, fields
-from typing import Annotated, Any, TypeVar, dataclass_transform, get_args, get_origin
+from dataclasses import dataclass
+from typing import Annotated, Any, TypeVar, cast, dataclass_transform, get_args, get_origin
 
+import msgspec
 from construct import (
     Construct,
     ConstructError,
@@ -270,19 +271,37 @@ def encode_body(obj: Any) -> bytes:
 
 @dataclass_transform(frozen_default=True)
 def record(cls: type[T]) -> type[T]:
-    """Make `cls` a record: a slotted dataclass with a codec built from its annotations.
+    """Make `cls` a record: a frozen msgspec Struct with a codec built from its annotations.
 
-    Records are frozen for the type checker, not at run time: a frozen dataclass costs six
-    times more to construct, and the receive path constructs one for every frame.
+    A Struct, not a dataclass: the class is made in a tenth of the time (31 records at every
+    start of the daemon and of each tool took 21 ms as slotted dataclasses), an instance in
+    half of it (the receive path makes one per frame), and no instance is tracked by the
+    garbage collector: a record holds only numbers, text, enums and tuples of records, so it
+    can be part of no reference cycle.
     """
-    data_cls: type[T] = dataclass(slots=True)(cls)
-    hints = typing.get_type_hints(data_cls, include_extras=True)
-    record_fields = [
-        _field_for(data_cls.__name__, f.name, hints[f.name])
-        for f in fields(data_cls)  # type: ignore[arg-type]
-    ]
-    _CODECS[data_cls] = RecordCodec(data_cls, record_fields)
-    return data_cls
+    declared = _declared_fields(cls)
+    record_fields = [_field_for(cls.__name__, name, hint) for name, hint in declared.items()]
+    struct_cls = msgspec.defstruct(
+        cls.__name__,
+        list(declared.items()),
+        module=cls.__module__,
+        namespace={"__doc__": cls.__doc__, "__qualname__": cls.__qualname__},
+        frozen=True,
+        gc=False,
+    )
+    _CODECS[struct_cls] = RecordCodec(struct_cls, record_fields)
+    return cast("type[T]", struct_cls)
+
+
+def _declared_fields(cls: type[Any]) -> dict[str, Any]:
+    """Each field's annotation evaluated in its module, in declaration order: what
+    `typing.get_type_hints` gives for a class without bases, at a third of its cost
+    (`inspect.get_annotations` costs two thirds)."""
+    namespace = vars(sys.modules[cls.__module__])
+    return {
+        name: eval(hint, namespace) if isinstance(hint, str) else hint
+        for name, hint in vars(cls).get("__annotations__", {}).items()
+    }
 
 
 def describe_field(field: _Field) -> tuple[str, str]:

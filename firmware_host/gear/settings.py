@@ -7,7 +7,6 @@ from typing import Annotated, Literal, Protocol
 
 import msgspec
 
-from protocols import rdm
 from protocols.dmx_personality import load_personality
 from protocols.errors import ProtocolError
 
@@ -66,6 +65,8 @@ def gear_problems(devices: Sequence[DeviceLike], at: list[str]) -> list[str]:
             problems.append(f"{where}.gear.personality: {exc}")
             continue
         if gear.rdm_uid is not None:
+            from protocols import rdm  # noqa: PLC0415 - its tables cost a node without RDM 8 ms
+
             try:
                 rdm.parse_uid(gear.rdm_uid)
             except ProtocolError as exc:

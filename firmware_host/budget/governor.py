@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import statistics
 import time
 from collections import deque
 from collections.abc import Callable
@@ -82,14 +81,18 @@ class Load:
 
     @property
     def measured_w(self) -> float | None:
-        return statistics.fmean(self.readings) if self.readings else None
+        return math.fsum(self.readings) / len(self.readings) if self.readings else None
 
     @property
     def measured_variance(self) -> float:
-        """Variance of the mean of the readings (0 with fewer than two)."""
-        if len(self.readings) < 2:
+        """Variance of the mean of the readings (0 with fewer than two). Summed in floats:
+        `statistics.variance` is exact in fractions and took 104 us for 20 readings, for
+        every measured load at every snapshot; this takes 4."""
+        count = len(self.readings)
+        if count < 2:
             return 0.0
-        return statistics.variance(self.readings) / len(self.readings)
+        mean = math.fsum(self.readings) / count
+        return math.fsum([(r - mean) ** 2 for r in self.readings]) / (count - 1) / count
 
     def model_w(self, setting: Setting | None = None) -> float:
         setting = self.setting if setting is None else setting

@@ -4,6 +4,9 @@ more than its load can give."""
 
 from __future__ import annotations
 
+import math
+import statistics
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -197,3 +200,18 @@ def test_a_light_the_crew_sets_is_no_longer_restored() -> None:
     governor.set_cap(300.0)
     step = governor.restore_step()
     assert step is not None and step.load == "fill"
+
+
+@given(st.lists(st.floats(0, 2000), max_size=25))
+def test_a_loads_measured_mean_and_its_variance_are_the_exact_ones_to_float_precision(
+    readings: list[float],
+) -> None:
+    load = Load("light", "light", LightModel(max_w=2000), LightSetting(True, 1000))
+    load.readings.extend(readings)  # the last READINGS_AVERAGED of them are kept
+    kept = list(load.readings)
+    if not kept:
+        assert load.measured_w is None and load.measured_variance == 0.0
+        return
+    assert math.isclose(load.measured_w or 0.0, statistics.fmean(kept), rel_tol=1e-12)
+    exact = statistics.variance(kept) / len(kept) if len(kept) > 1 else 0.0
+    assert math.isclose(load.measured_variance, exact, rel_tol=1e-9, abs_tol=1e-12)

@@ -468,10 +468,21 @@ def _min_size(struct_: Any) -> int:
     return total
 
 
+_PLAIN = frozenset({int, bool, float, str, type(None)})  # JSON as they are
+
+
 def to_jsonable(value: Any) -> Any:
-    """Plain JSON data for a record: enums by name, flags as name lists, nested records."""
-    if value.__class__ in _CODECS:
-        return {name: to_jsonable(getattr(value, name)) for name in _CODECS[value.__class__]._names}
+    """Plain JSON data for a record: enums by name, flags as name lists, nested records.
+
+    A record's plain fields (most of them) are taken as they are, without a call each: a
+    device's state is built from three records twice a second per device."""
+    codec = _CODECS.get(value.__class__)
+    if codec is not None:
+        return {
+            name: field if (field := getattr(value, name)).__class__ in _PLAIN
+            else to_jsonable(field)
+            for name in codec._names
+        }  # fmt: skip
     if isinstance(value, enum.IntFlag):
         return [m.name.lower() for m in type(value) if m in value and m.name]
     if isinstance(value, enum.Enum):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import enum
 import gc
+import json
 import pickle
 from typing import Any
 
@@ -26,7 +28,7 @@ from protocols.catalogue import (
 from protocols.errors import FieldValueError, MessageError
 from protocols.framing import Deframer, Frame
 from protocols.messages.common import NackCode
-from protocols.records import Wire, codec_of, encode_body
+from protocols.records import Wire, codec_of, encode_body, to_jsonable
 from tests.strategies import all_bodies, per_case, record, wire_bounds
 
 BODIES = all_bodies()
@@ -66,6 +68,32 @@ def test_a_parsed_record_is_immutable_untracked_by_the_collector_and_named_as_de
     assert not gc.is_tracked(value)  # gc=False holds only while no record can be in a cycle
     assert pickle.loads(pickle.dumps(value)) == value  # found again by module and name
     assert cls.__module__.startswith("protocols.") and cls.__qualname__ == cls.__name__
+
+
+def _jsonable_by_definition(value: Any) -> Any:
+    """to_jsonable as specified, field by field whatever each holds."""
+    if isinstance(value, msgspec.Struct):
+        return {f.name: _jsonable_by_definition(getattr(value, f.name)) for f in codec_of(
+            type(value)).fields}  # fmt: skip
+    if isinstance(value, enum.IntFlag):
+        return [m.name.lower() for m in type(value) if m in value and m.name]
+    if isinstance(value, enum.Enum):
+        return value.name.lower()
+    if isinstance(value, tuple | list):
+        return [_jsonable_by_definition(v) for v in value]
+    return value
+
+
+@pytest.mark.parametrize("cls", BODIES, ids=lambda c: c.__name__)
+@per_case
+@given(data=st.data())
+def test_a_records_json_form_is_the_specified_one_and_encodes(
+    cls: type[Any], data: st.DataObject
+) -> None:
+    value = data.draw(record(cls))
+    jsonable = to_jsonable(value)
+    assert jsonable == _jsonable_by_definition(value)
+    assert json.loads(json.dumps(jsonable)) == jsonable
 
 
 @pytest.mark.parametrize("cls", DERIVED, ids=lambda c: c.__name__)

@@ -170,7 +170,7 @@ def tx_construct_plain(command: Any, body: Any, n: int) -> int:
 def tx_struct_by_hand(command: Any, body: Any, n: int) -> int:
     for seq in range(n):
         if command is LIGHT_STATUS:
-            payload = _LIGHT_BY_HAND.pack(*(getattr(body, f) for f in body.__slots__))
+            payload = _LIGHT_BY_HAND.pack(*(getattr(body, f) for f in body.__struct_fields__))
         else:
             payload = _PDU_HEAD.pack(body.bus_voltage_mv, body.total_power_mw, len(body.channels))
             payload += b"".join(

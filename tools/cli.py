@@ -106,6 +106,16 @@ def _scalar(text: str) -> object:
 
 
 def _cmd_daemon(args: argparse.Namespace) -> int:
+    import gc
+
+    gc.disable()  # until the daemon is built (firmware_host.daemon.settle_heap says why)
+    try:
+        return _daemon(args)
+    finally:
+        gc.enable()  # a check, a refused file or a stop: on again however it ends
+
+
+def _daemon(args: argparse.Namespace) -> int:
     from firmware_host.config import ConfigError, ConfigUnreadable, load_config
 
     path = args.check or args.config

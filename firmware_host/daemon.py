@@ -90,12 +90,17 @@ class Daemon:
             self.node, self.outbox, self.pacer, window=config.mqtt.publish_window
         )
         self.bus.subscribe(self._event_to_ground)  # from here on: what the budgets restore
+        self.limits = LimitMonitor(
+            self.bus, default_limits(config.limits), config.limits.hysteresis_fraction, clock=clock
+        )
         self.ground = GroundLink(
             self.node,
             config.mqtt,
             self.stream,
             self.bus,
             birth=self.birth,
+            limits=self.limits.active,
+            backlog=self.outbox.backlog,
             on_command=self._receive_command,
             on_priority_command=functools.partial(self._receive_command, priority=True),
             next_bd_seq=self.outbox.next_bd_seq,
@@ -140,9 +145,6 @@ class Daemon:
             power=self.power,
             data=self.data,
             lead_s=config.project.record_lead_ms / 1000,
-        )
-        self.limits = LimitMonitor(
-            self.bus, default_limits(config.limits), config.limits.hysteresis_fraction, clock=clock
         )
         self.drift = DriftMonitor(
             self.devices,

@@ -62,6 +62,8 @@ class GroundLink:
         bus: EventBus,
         *,
         birth: Callable[[float], ground.BirthBody],
+        limits: Callable[[], list[dict[str, Any]]],
+        backlog: Callable[[], dict[str, int]],
         on_command: CommandHandler,
         on_priority_command: CommandHandler,
         next_bd_seq: Callable[[], int],
@@ -75,6 +77,8 @@ class GroundLink:
         self.stream = stream
         self.bus = bus
         self._birth = birth
+        self._limits = limits  # what a link notice carries: not a whole birth built for it
+        self._backlog = backlog
         self._on_command = on_command
         self._on_priority_command = on_priority_command
         self._next_bd_seq = next_bd_seq
@@ -253,9 +257,7 @@ class GroundLink:
                     self.connected.set()
                     # aiomqtt's publish waits for each PUBACK: the crew's copies go to paho
                     self.local.attach(client._client)
-                    self.publish_local_limits(
-                        self._birth(self.session_started).limits
-                    )  # the crew's list now
+                    self.publish_local_limits(self._limits())  # the crew's list now
                     backoff.reset()
                     said_goodbye = await self._serve_until_goodbye(client)
             except* aiomqtt.MqttError as errors:
@@ -385,14 +387,13 @@ class GroundLink:
     async def _publish_link(self, client: aiomqtt.Client) -> None:
         """The retained link notice: held (why, until when) or flowing, with the backlog."""
         hold = self.hold
-        birth = self._birth(self.session_started)
         body = {
             "state": "flowing" if hold is None else "held",
             "reason": "" if hold is None else hold.reason,
             "until": None if hold is None else hold.until,
             "at": self.clock.wall(),
-            "backlog": birth.backlog,
-            "limits": birth.limits,
+            "backlog": self._backlog(),
+            "limits": self._limits(),
         }
         payload = self._envelope(ground.LINK, body)
         self.stream.pacer.charge(len(payload))

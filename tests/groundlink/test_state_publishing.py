@@ -70,7 +70,7 @@ def link(tmp_path: Path) -> GroundLink:
     stream = StreamPublisher("n", outbox, Pacer())
     return GroundLink(
         "n", MqttConfig(state_rate_hz=2.0), stream, EventBus(),
-        birth=lambda _: pytest.fail("no birth here"), on_command=_ignore,
+        birth=lambda _: pytest.fail("no birth here"), limits=list, backlog=dict, on_command=_ignore,
         on_priority_command=_ignore, next_bd_seq=lambda: 1, stream_id=1,
     )  # fmt: skip
 

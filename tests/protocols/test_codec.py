@@ -73,8 +73,8 @@ def test_a_parsed_record_is_immutable_untracked_by_the_collector_and_named_as_de
 def _jsonable_by_definition(value: Any) -> Any:
     """to_jsonable as specified, field by field whatever each holds."""
     if isinstance(value, msgspec.Struct):
-        return {f.name: _jsonable_by_definition(getattr(value, f.name)) for f in codec_of(
-            type(value)).fields}  # fmt: skip
+        fields = codec_of(type(value)).fields
+        return {f.name: _jsonable_by_definition(getattr(value, f.name)) for f in fields}
     if isinstance(value, enum.IntFlag):
         return [m.name.lower() for m in type(value) if m in value and m.name]
     if isinstance(value, enum.Enum):

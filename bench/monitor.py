@@ -9,7 +9,8 @@
   second has passed (every age moves), every device sent a new state (its temperature and
   draw moved) and one new event arrived, then `redraw()` fills the widgets, then Textual's
   layout and render, and the frame encoded for the terminal (done here: the headless driver
-  writes nothing, and so skips it). 5 and 64 devices, a full event log. Beside it, when
+  writes nothing, and so skips it): up to one of the screen's 1/60 s update ticks
+  included, as on a real screen. 5 and 64 devices, a full event log. Beside it, when
   `pilot.pause()` returned (it waits for the screen to go idle, polling every 20 ms: the
   test harness's quantum, not the screen's), and `pilot.pause()` alone with nothing changed.
 """
@@ -117,7 +118,7 @@ class _FramedMonitor(MonitorApp):
 
     def _display(self, screen: Screen[Any], renderable: RenderableType | None) -> None:
         super()._display(screen, renderable)
-        if renderable is None:
+        if renderable is None or self._batch_count:  # nothing displayed (as Textual decides)
             return
         if isinstance(renderable, CompositorUpdate):  # what a terminal's driver would write
             renderable.render_segments(self.console)

@@ -269,6 +269,13 @@ def encode_body(obj: Any) -> bytes:
     return _CODECS[type(obj)].build(obj)
 
 
+# What a class body holds when it declares fields and nothing else (3.13 adds the last two).
+_DECLARATION = frozenset({
+    "__module__", "__qualname__", "__doc__", "__annotations__", "__dict__", "__weakref__",
+    "__firstlineno__", "__static_attributes__",
+})  # fmt: skip
+
+
 @dataclass_transform(frozen_default=True)
 def record(cls: type[T]) -> type[T]:
     """Make `cls` a record: a frozen msgspec Struct with a codec built from its annotations.
@@ -279,6 +286,12 @@ def record(cls: type[T]) -> type[T]:
     garbage collector: a record holds only numbers, text, enums and tuples of records, so it
     can be part of no reference cycle.
     """
+    extra = sorted(set(vars(cls)) - _DECLARATION)
+    if cls.__bases__ != (object,) or extra:  # a Struct made from fields alone would drop them
+        raise TypeError(
+            f"record {cls.__name__} may declare fields only: no base class, default or method "
+            f"({', '.join(extra) or 'a base class'})"
+        )
     declared = _declared_fields(cls)
     record_fields = [_field_for(cls.__name__, name, hint) for name, hint in declared.items()]
     struct_cls = msgspec.defstruct(

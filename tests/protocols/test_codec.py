@@ -6,7 +6,7 @@ import enum
 import gc
 import json
 import pickle
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 import pytest
@@ -28,7 +28,8 @@ from protocols.catalogue import (
 from protocols.errors import FieldValueError, MessageError
 from protocols.framing import Deframer, Frame
 from protocols.messages.common import NackCode
-from protocols.records import Wire, codec_of, encode_body, to_jsonable
+from protocols.records import U8, Wire, codec_of, encode_body, to_jsonable
+from protocols.records import record as protocol_record
 from tests.strategies import all_bodies, per_case, record, wire_bounds
 
 BODIES = all_bodies()
@@ -185,3 +186,30 @@ def test_short_body_is_malformed_not_a_crash() -> None:
     command = COMMANDS[0x41]  # LIGHT_SET
     with pytest.raises(MessageError, match="needs at least"):
         codec_of(command.request).parse(b"\x01")
+
+
+def test_a_record_declaring_more_than_fields_is_refused_at_its_definition() -> None:
+    def with_default() -> None:
+        @protocol_record
+        class Dimmed:
+            level: Annotated[int, Wire(U8)] = 5
+
+    def with_method() -> None:
+        @protocol_record
+        class Named:
+            level: Annotated[int, Wire(U8)]
+
+            def half(self) -> int:
+                return self.level // 2
+
+    class Base:
+        pass
+
+    def with_base() -> None:
+        @protocol_record
+        class Derived(Base):
+            level: Annotated[int, Wire(U8)]
+
+    for define, named in ((with_default, "level"), (with_method, "half"), (with_base, "base")):
+        with pytest.raises(TypeError, match=f"fields only.*{named}"):
+            define()

@@ -10,6 +10,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from firmware_host.commands.dispatcher import signature_of
+from firmware_host.events import EventBus
+from firmware_host.groundlink.authority import COMMANDS, CommandAuthority
 from protocols.messages.common import Severity
 from tests.groundlink.intake_rig import KEY_ROLES, Clock, Rig, build, make_keys
 from tests.virtual_time import run_virtual
@@ -203,3 +206,17 @@ async def test_a_damaged_authority_file_starts_with_nobody_holding_it(tmp_path: 
     again.clock.now += 1
     refused = await send(again, "director-1", "light.set", level=1)
     assert "no console holds command authority" in refused["reason"]
+
+
+def test_the_authority_lists_its_own_commands_when_on_none_when_off_and_no_caller_shares_them(
+    tmp_path: Path,
+) -> None:
+    on = CommandAuthority("role", tmp_path / "on.db", EventBus())
+    off = CommandAuthority("off", tmp_path / "off.db", EventBus())
+    listed = on.signatures()
+    assert listed == {name: signature_of(doc, args) for name, (args, doc) in COMMANDS.items()}
+    assert off.signatures() == {}
+    listed.clear()
+    assert set(on.signatures()) == set(COMMANDS)
+    on.close()
+    off.close()

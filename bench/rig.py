@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
+from firmware_host.config import MqttConfig
 from hil.broker import Mosquitto
 from hil.processes import ProcessGroup
 from protocols.ground import KeyFile, Role
@@ -23,6 +26,10 @@ def _toml(value: Any) -> str:
     if isinstance(value, dict):
         return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }"
     return json.dumps(value)
+
+
+# The product's ground-link settings, for a daemon started without its own.
+MQTT_DEFAULTS = {f.name: f.default for f in msgspec.structs.fields(MqttConfig)}
 
 
 @dataclass
@@ -38,7 +45,10 @@ class Rig:
     node: str = "bench-node"
 
     def start_daemon(
-        self, per_device: dict[str, dict[str, Any]], extra: str = "", state_rate_hz: float = 2.0
+        self,
+        per_device: dict[str, dict[str, Any]],
+        extra: str = "",
+        state_rate_hz: float = MQTT_DEFAULTS["state_rate_hz"],
     ) -> subprocess.Popen[bytes]:
         keyring = self.workdir / "keyring.json"
         lines = [

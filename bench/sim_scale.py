@@ -16,9 +16,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import psutil
 
 from bench.machine import describe
+from firmware_host.config import DeviceConfig
+from firmware_host.devices.schedule import grid_tick, poll_after
 from firmware_host.link.connection import LinkConnection, open_link
 from firmware_host.link.errors import LinkTimeout
 from firmware_host.link.stats import LinkStats
@@ -42,10 +45,18 @@ def bench_file(devices: int, baud: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+# The link settings a device gets when its config names none: the peer's exchanges time out
+# and are retried as the daemon's do.
+DEVICE_DEFAULTS = {f.name: f.default for f in msgspec.structs.fields(DeviceConfig)}
+
+
 async def _poll(link: LinkConnection, kind: str, hz: float, until: float, rtts: list[float]) -> int:
+    """One device polled as the daemon's agent polls it (`firmware_host.devices.schedule`): on
+    the grid every device shares, a late poll run at once, only whole skipped periods counted
+    as missed. Returns those."""
     loop = asyncio.get_running_loop()
     period = 1.0 / hz
-    next_at = loop.time()
+    due = grid_tick(loop.time(), period)
     missed = 0
     while loop.time() < until:
         start = loop.time()
@@ -54,12 +65,10 @@ async def _poll(link: LinkConnection, kind: str, hz: float, until: float, rtts: 
             rtts.append(loop.time() - start)
         except LinkTimeout:
             pass
-        next_at += period
         now = loop.time()
-        if next_at < now:
-            missed += int((now - next_at) / period) + 1
-            next_at = now + period
-        await asyncio.sleep(next_at - now)
+        due, skipped = poll_after(due, now, period)
+        missed += skipped
+        await asyncio.sleep(max(0.0, due - now))
     return missed
 
 
@@ -73,8 +82,10 @@ async def measure(devices: int, hz: float, seconds: float, baud: int) -> dict[st
         links = []
         for entry in entries:
             link = await open_link(
-                entry["device"], entry["path"], baud, stats, timeout_s=0.25, retries=1
-            )
+                entry["device"], entry["path"], baud, stats,
+                timeout_s=DEVICE_DEFAULTS["timeout_ms"] / 1000.0,
+                retries=DEVICE_DEFAULTS["retries"],
+            )  # fmt: skip
             await link.session.call(
                 HELLO, HelloRequest(proto_min=1, proto_max=1, host_timeout_ms=0)
             )

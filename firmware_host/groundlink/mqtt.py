@@ -20,8 +20,9 @@ import contextlib
 import logging
 import ssl
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from collections.abc import Awaitable, Callable, Mapping
+from types import MappingProxyType
+from typing import Any, Final, cast
 
 import aiomqtt
 import msgspec
@@ -39,6 +40,17 @@ from firmware_host.groundlink.stream import StreamPublisher
 from firmware_host.tasks import being_cancelled, stop_if_cancelled
 from protocols import ground
 from protocols.messages.common import Severity
+
+# How every session's client is built, whatever the broker (bench/groundlink.py builds its
+# clients with these too). No in-flight limit of paho's own: the stream's window, one state per
+# topic and the crew's copies bound what is in flight; with a limit, paho walks every message it
+# holds at each PUBACK to find one it queued (O(n) per acknowledgement).
+SESSION_OPTIONS: Final[Mapping[str, Any]] = MappingProxyType({
+    "clean_session": False,
+    "max_inflight_messages": 0,
+    "timeout": 10,
+    "socket_options": NO_DELAY,
+})  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -206,13 +218,7 @@ class GroundLink:
             will=None if priority else will,
             keepalive=self.config.keepalive_s,
             tls_context=tls_context,
-            clean_session=False,
-            # no limit of paho's own: the stream's window, one state per topic and the crew's
-            # copies bound what is in flight. With a limit, paho walks every message it holds
-            # at each PUBACK to find one it queued (O(n) per acknowledgement)
-            max_inflight_messages=0,
-            timeout=10,
-            socket_options=NO_DELAY,
+            **SESSION_OPTIONS,
         )
 
     async def run(self) -> None:

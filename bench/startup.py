@@ -7,6 +7,10 @@ moment the daemon is spawned (wall clock, the same machine):
     the instant the agent declared the device online); the last of them is "all online";
   - ground: when a ground session first received each device's state saying online; the
     delay is that receipt minus the device's own onboard moment (p50, max).
+Each start is from an empty state directory, and then again as a restart after a long loss
+of signal: the outbox holds a full backlog (the daemon's own limit, `[outbox] max_mb`, in
+telemetry samples), which the daemon checks as it opens it and drains to the ground while its
+devices come online.
 Then `cupola --help` against a bare `python -c pass`, hyperfine-like: warm-up, then both
 commands run alternately, wall time per run.
 """
@@ -26,13 +30,31 @@ from typing import Any
 from bench.daemon_scale import BAUD, CAP, bench_file
 from bench.machine import as_installed, describe
 from bench.rig import Rig, rig
+from firmware_host.config import OutboxConfig
+from firmware_host.groundlink.outbox import ROUTINE, Outbox
 from protocols import ground
 from tools.ground_client import GroundSession
 from tools.simulator_process import cupola_argv
 
 
-async def _start(r: Rig) -> dict[str, Any]:
+def _fill_backlog(state_dir: Path) -> int:
+    """The outbox as a long loss of signal leaves it: the daemon's limit of telemetry samples
+    (64 devices each), written through the product's own outbox. Returns the messages."""
+    limits = OutboxConfig()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    outbox = Outbox(state_dir / "outbox.db", max_bytes=round(limits.max_mb * 1e6))
+    sample = {"ts": 0.0, "devices": {f"dev{i:02d}": {"online": True, "temperature_cdeg": 3712,
+              "draw_mw": 10_000} for i in range(64)}}  # fmt: skip
+    while outbox.backlog()["bytes"] < limits.max_mb * 1e6 * 0.95:
+        outbox.append_many(ground.TELEMETRY, [sample] * 500, ROUTINE)
+    messages = int(outbox.backlog()["messages"])
+    outbox.close()
+    return messages
+
+
+async def _start(r: Rig, backlog: bool = False) -> dict[str, Any]:
     names = list(r.paths)
+    queued = _fill_backlog(r.workdir / "state") if backlog else 0
     seen: dict[str, float] = {}  # device -> when the ground first had it online
 
     def on_message(topic: str, payload: bytes, received: float) -> None:
@@ -57,6 +79,7 @@ async def _start(r: Rig) -> dict[str, Any]:
     delays = [seen[name] - online_at[name] for name in names]
     return {
         "devices": len(names),
+        "backlog": queued,
         "all_online_s": max(online_at.values()) - spawned,
         "first_online_s": min(online_at.values()) - spawned,
         "ground_all_s": max(seen.values()) - spawned,
@@ -65,11 +88,11 @@ async def _start(r: Rig) -> dict[str, Any]:
     }
 
 
-def start_runs(devices: int, runs: int) -> list[dict[str, Any]]:
+def start_runs(devices: int, runs: int, backlog: bool = False) -> list[dict[str, Any]]:
     rows = []
     for _ in range(runs):
         with rig(bench_file(devices)) as r:
-            rows.append(asyncio.run(_start(r)))
+            rows.append(asyncio.run(_start(r, backlog)))
     return rows
 
 
@@ -96,13 +119,14 @@ def report(rows: list[dict[str, Any]], times: dict[str, list[float]]) -> str:
         f"machine: {describe()}",
         f"setting: {rows[0]['devices']} devices at {BAUD:,} baud, default poll and state rates",
         "",
-        "| run | first device online | all online, onboard | all online, ground "
-        "| ground after onboard, p50 | max |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| run | state directory | first device online | all online, onboard "
+        "| all online, ground | ground after onboard, p50 | max |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for n, r in enumerate(rows, 1):
+        state = f"backlog of {r['backlog']:,} samples" if r["backlog"] else "empty"
         lines.append(
-            f"| {n} | {r['first_online_s']:.3f} s | {r['all_online_s']:.3f} s | "
+            f"| {n} | {state} | {r['first_online_s']:.3f} s | {r['all_online_s']:.3f} s | "
             f"{r['ground_all_s']:.3f} s | {1000 * r['ground_delay_p50_s']:.0f} ms | "
             f"{1000 * r['ground_delay_max_s']:.0f} ms |"
         )
@@ -126,12 +150,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="8 devices, 1 start, 5 runs")
     parser.add_argument("--devices", type=int, default=64)
     parser.add_argument("--starts", type=int, default=3)
+    parser.add_argument("--restarts", type=int, default=2, help="with a full backlog")
     parser.add_argument("--runs", type=int, default=20)
     args = parser.parse_args(argv)
-    devices, starts, runs = (8, 1, 5) if args.quick else (args.devices, args.starts, args.runs)
+    devices, starts, restarts, runs = (
+        (8, 1, 0, 5) if args.quick else (args.devices, args.starts, args.restarts, args.runs)
+    )
     as_installed()
+    rows = start_runs(devices, starts) + start_runs(devices, restarts, backlog=True)
     print("Start-up: spawn to every device online, onboard and on the ground; `cupola --help`")
-    print(report(start_runs(devices, starts), command_times(runs)))
+    print(report(rows, command_times(runs)))
 
 
 if __name__ == "__main__":

@@ -139,6 +139,7 @@ class DeviceAgent:
         self._link: LinkConnection | None = None
         self._ever_online = False
         self.online_changed = asyncio.Event()
+        self.tried = asyncio.Event()  # its first connection is over: online, or failed once
 
     # -- what commands use -----------------------------------------------------------------
 
@@ -395,6 +396,7 @@ class DeviceAgent:
     # -- state reporting -------------------------------------------------------------------
 
     def _set_online(self) -> None:
+        self.tried.set()
         if self.online:
             return
         self.online = True
@@ -412,6 +414,7 @@ class DeviceAgent:
         self.on_update(self)
 
     def _set_offline(self, reason: str) -> None:
+        self.tried.set()
         reason = humanise(reason)
         self.offline_reason = reason
         self.driver = None

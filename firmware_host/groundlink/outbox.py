@@ -369,18 +369,19 @@ class Outbox:
 
     def backlog(self) -> dict[str, int]:
         self.write_queued()
-        rows = self.db.execute(
-            "SELECT priority, COUNT(*), COALESCE(SUM(LENGTH(body)), 0) FROM outbox"
-            " GROUP BY priority"
-        ).fetchall()
-        counts = {p: (n, b) for p, n, b in rows}
+        # Counted and summed apart: grouped together with the bodies' lengths, SQLite sorts the
+        # bodies themselves (150 ms on a full 64 MB outbox, every birth, link notice and
+        # telemetry sample, with the event loop stopped; 4 ms each this way).
+        counts: dict[int, int] = dict(
+            self.db.execute("SELECT priority, COUNT(*) FROM outbox GROUP BY priority").fetchall()
+        )
         next_seq = self.db.execute("SELECT value FROM meta WHERE key = 'next_seq'").fetchone()[0]
         return {
             "last_seq": next_seq - 1,  # the last sequence number given to a message
-            "messages": sum(n for n, _ in counts.values()),
-            "bytes": sum(b for _, b in counts.values()),
-            "events": counts.get(URGENT, (0, 0))[0] + counts.get(EVENTS, (0, 0))[0],
-            "samples": counts.get(ROUTINE, (0, 0))[0],
+            "messages": sum(counts.values()),
+            "bytes": self._stored_bytes(),
+            "events": counts.get(URGENT, 0) + counts.get(EVENTS, 0),
+            "samples": counts.get(ROUTINE, 0),
             "thinned": self.thinned_total,
             "held": len(self._held),  # in memory: the disk refused them so far
         }

@@ -48,7 +48,9 @@ class StreamPublisher:
         *,
         window: int = 200,
         ack_timeout_s: float = 10.0,
+        opened: bool = True,
     ) -> None:
+        """`opened`: the backlog may go from the start; if not, once `open()` is called."""
         self.node = node
         self.outbox = outbox
         self.pacer = pacer
@@ -58,6 +60,13 @@ class StreamPublisher:
         self.last_seq = 0
         self._wakeup = asyncio.Event()
         self._idle = asyncio.Event()  # the last look at the outbox found nothing to send
+        self._opened = asyncio.Event()  # the backlog may go (the node has started)
+        if opened:
+            self._opened.set()
+
+    def open(self) -> None:
+        """The node has started: what is queued may go."""
+        self._opened.set()
 
     def notify(self) -> None:
         """Something was queued."""
@@ -65,7 +74,9 @@ class StreamPublisher:
         self._wakeup.set()
 
     async def flush(self, timeout_s: float) -> bool:
-        """Wait up to `timeout_s` for everything queued to be acknowledged; True if it was."""
+        """Wait up to `timeout_s` for everything queued to be acknowledged; True if it was
+        (the stream opens for it if it had not yet)."""
+        self.open()
         self.notify()
         try:
             await asyncio.wait_for(self._idle.wait(), timeout_s)
@@ -113,6 +124,7 @@ class StreamPublisher:
             if len(acked) >= refill_at or not flying or refused:
                 self._wakeup.set()  # worth a look: a refill, a settle, a refusal
 
+        await self._opened.wait()
         sender.listen(on_ack)
         try:
             while True:

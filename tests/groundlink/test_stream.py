@@ -270,3 +270,37 @@ def test_a_refused_puback_after_the_drain_ended_leaves_its_message_queued(tmp_pa
     _drain_ended_before_its_pubacks(stream, Broker(lambda n: 1.0, refuse=lambda n: n % 2 == 0))
     assert outbox.backlog()["messages"] == 25 and stream.published == 25
     outbox.close()
+
+
+def test_a_stream_not_yet_open_sends_nothing_until_it_opens_or_a_flush_asks(
+    tmp_path: Path,
+) -> None:
+    """The daemon opens its stream once its devices have had their first try: a full backlog
+    drained at start took the CPU they needed to come online. Both sides: nothing goes before
+    `open()`, everything goes after it; a shutdown's flush does not wait for an opening that
+    may never come."""
+
+    async def scenario(opens_by: str) -> tuple[list[int], list[int]]:
+        outbox = _outbox(tmp_path / opens_by, 30)
+        stream = StreamPublisher("node", outbox, Pacer(), window=8, opened=False)
+        broker = Broker(lambda n: 0.001)
+        reachable = asyncio.Event()
+        reachable.set()
+        drain = asyncio.create_task(stream.drain(broker, lambda: 0.0, reachable))
+        await asyncio.sleep(60)  # a minute of virtual time: the outbox is not touched
+        before = list(broker.seqs)
+        if opens_by == "open":
+            stream.open()
+            await asyncio.sleep(60)
+        else:
+            assert await stream.flush(60)
+        assert outbox.backlog()["messages"] == 0
+        drain.cancel()
+        await asyncio.gather(drain, return_exceptions=True)
+        return before, broker.seqs
+
+    for opens_by in ("open", "flush"):
+        (tmp_path / opens_by).mkdir()
+        before, after = run_virtual(scenario(opens_by))
+        assert before == []
+        assert after == list(range(1, 31))

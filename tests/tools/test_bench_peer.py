@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bench import daemon_scale, sim_scale
+from bench.rig import Rig
 from firmware_host.config import DeviceConfig, MqttConfig
 from firmware_host.devices.agent import DeviceAgent
 from firmware_host.events import EventBus
@@ -110,5 +111,5 @@ def test_the_benches_run_the_product_at_its_defaults_or_say_where_they_do_not() 
     assert device["poll_hz"] == daemon_scale.DEFAULT_POLL_HZ
     # the one stated deviation: issue 18's targets are set at a 50 ms period
     assert daemon_scale.POLL_HZ == 20 and "20 Hz is where issue 18" in (daemon_scale.__doc__ or "")
-    rig_default = daemon_scale.Rig.start_daemon.__defaults__
+    rig_default = Rig.start_daemon.__defaults__
     assert rig_default is not None and MqttConfig().state_rate_hz in rig_default

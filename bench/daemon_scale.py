@@ -267,8 +267,8 @@ def report(rows: list[dict[str, Any]], load: str) -> str:
         "",
         "| devices | window | daemon CPU (% of a core) | polls/s | CPU per poll | poll RTT p50 "
         "| RTT p99 | poll lateness p50 | lateness p99 | lateness max (since start) "
-        "| missed polls | sheds | resident memory | start-up to all online | simulator CPU "
-        "| all cores busy |",
+        "| missed polls | sheds | resident memory | start-up to all online (ground) "
+        "| simulator CPU | all cores busy |",
         "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
         "| ---: | ---: | ---: | ---: |",
     ]

@@ -421,10 +421,11 @@ class Daemon:
             async with asyncio.TaskGroup() as group:
                 group.create_task(supervisor.run(tasks_stop), name="supervisor")
                 announce = group.create_task(self._announce_ready(notifier), name="readiness")
-                group.create_task(self._open_the_stream(), name="stream-gate")
+                gate = group.create_task(self._open_the_stream(), name="stream-gate")
                 try:
                     await stop.wait()
                     announce.cancel()  # stopped before it was ever up: never say ready
+                    gate.cancel()  # the shutdown's flush opens the stream itself
                     notifier.stopping()
                     await self._shut_down()
                 finally:

@@ -9,8 +9,8 @@ moment the daemon is spawned (wall clock, the same machine):
     delay is that receipt minus the device's own onboard moment (p50, max).
 Each start is from an empty state directory, and then again as a restart after a long loss
 of signal: the outbox holds a full backlog (the daemon's own limit, `[outbox] max_mb`, in
-telemetry samples), which the daemon checks as it opens it and drains to the ground while its
-devices come online.
+telemetry samples), which the daemon checks as it opens it and drains to the ground once its
+devices have had their first try.
 Then `cupola --help` against a bare `python -c pass`, hyperfine-like: warm-up, then both
 commands run alternately, wall time per run.
 """

@@ -139,7 +139,7 @@ class DeviceAgent:
         self._link: LinkConnection | None = None
         self._ever_online = False
         self.online_changed = asyncio.Event()
-        self.tried = asyncio.Event()  # its first connection is over: online, or failed once
+        self.tried = asyncio.Event()  # its first try is over: online, or failed (or crashed)
 
     # -- what commands use -----------------------------------------------------------------
 
@@ -188,6 +188,7 @@ class DeviceAgent:
                 reason = str(exc)
             finally:
                 self._close_port()
+                self.tried.set()
             self._set_offline(reason)
             await asyncio.sleep(self._backoff.next())
 
@@ -414,7 +415,6 @@ class DeviceAgent:
         self.on_update(self)
 
     def _set_offline(self, reason: str) -> None:
-        self.tried.set()
         reason = humanise(reason)
         self.offline_reason = reason
         self.driver = None

@@ -294,20 +294,27 @@ class Outbox:
 
     # -- draining --------------------------------------------------------------------------
 
-    def next_batch(self, limit: int, *, after_seq: int = 0) -> list[Pending]:
+    def next_batch(
+        self, limit: int, *, after_seq: int = 0, urgent_only: bool = False
+    ) -> list[Pending]:
         """Up to `limit` messages in sending order, numbering those sent for the first time;
         none while the disk refuses the numbering (they wait, in order). `after_seq`: skip
-        the numbered rows up to it (in flight on this connection, not yet acknowledged)."""
+        the numbered rows up to it (in flight on this connection, not yet acknowledged).
+        `urgent_only`: of the rows not numbered yet, only alarms and command results."""
         self.write_queued()
         try:
             with self.guard.using(self.path, self.db), self.db:
                 self.db.execute("BEGIN IMMEDIATE")
-                rows = self._number_batch(limit + len(self._acked_unsaved), after_seq)
+                rows = self._number_batch(
+                    limit + len(self._acked_unsaved),
+                    after_seq,
+                    URGENT if urgent_only else ROUTINE,  # ROUTINE, the lowest: every row
+                )
         except StorageFault:
             return []
         return [row for row in rows if row.id not in self._acked_unsaved][:limit]
 
-    def _number_batch(self, limit: int, after_seq: int) -> list[Pending]:
+    def _number_batch(self, limit: int, after_seq: int, lowest: int) -> list[Pending]:
         numbered = self.db.execute(
             "SELECT id, kind, created, body, seq FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
             (after_seq, limit),
@@ -319,8 +326,8 @@ class Outbox:
             # sorts every unsent row for each batch (10 ms a batch at 30,000 queued, growing).
             fresh = self.db.execute(
                 "SELECT id, kind, created, body FROM outbox INDEXED BY outbox_unsent"
-                " WHERE seq IS NULL ORDER BY priority, id LIMIT ?",
-                (room,),
+                " WHERE seq IS NULL AND priority <= ? ORDER BY priority, id LIMIT ?",
+                (lowest, room),
             ).fetchall()
             if fresh:
                 next_seq = self.db.execute(

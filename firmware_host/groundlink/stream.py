@@ -50,7 +50,8 @@ class StreamPublisher:
         ack_timeout_s: float = 10.0,
         opened: bool = True,
     ) -> None:
-        """`opened`: the backlog may go from the start; if not, once `open()` is called."""
+        """`opened`: the backlog may go from the start; if not, only alarms and command results
+        (and what is numbered already, in order) until `open()` is called."""
         self.node = node
         self.outbox = outbox
         self.pacer = pacer
@@ -60,18 +61,20 @@ class StreamPublisher:
         self.last_seq = 0
         self._wakeup = asyncio.Event()
         self._idle = asyncio.Event()  # the last look at the outbox found nothing to send
-        self._opened = asyncio.Event()  # the backlog may go (the node has started)
-        if opened:
-            self._opened.set()
+        self.opened = opened  # the whole backlog may go (the node has started)
 
     def open(self) -> None:
-        """The node has started: what is queued may go."""
-        self._opened.set()
-
-    def notify(self) -> None:
-        """Something was queued."""
-        self._idle.clear()
+        """The node has started: everything queued may go."""
+        self.opened = True
         self._wakeup.set()
+
+    def notify(self, *, urgent: bool = True) -> None:
+        """Something was queued; `urgent`: an alarm or a command result, which goes even
+        before the stream opens (anything else only wakes an open stream: a shut one would
+        look at the outbox for nothing at every event of the start)."""
+        self._idle.clear()
+        if urgent or self.opened:
+            self._wakeup.set()
 
     async def flush(self, timeout_s: float) -> bool:
         """Wait up to `timeout_s` for everything queued to be acknowledged; True if it was
@@ -124,7 +127,6 @@ class StreamPublisher:
             if len(acked) >= refill_at or not flying or refused:
                 self._wakeup.set()  # worth a look: a refill, a settle, a refusal
 
-        await self._opened.wait()
         sender.listen(on_ack)
         try:
             while True:
@@ -140,9 +142,13 @@ class StreamPublisher:
                 # refill (and each settle, above) is a database transaction.
                 room = self.window - len(flying)
                 refill = room >= refill_at or not flying
-                batch = self.outbox.next_batch(room, after_seq=last_sent) if refill else []
+                batch = (
+                    self.outbox.next_batch(room, after_seq=last_sent, urgent_only=not self.opened)
+                    if refill
+                    else []
+                )
                 if not batch:
-                    if not flying:
+                    if not flying and self.opened:
                         self._idle.set()
                     await self._until(self._wakeup, flying, loop)
                     continue

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from firmware_host.groundlink.outbox import EVENTS, Outbox
+from firmware_host.groundlink.outbox import EVENTS, ROUTINE, URGENT, Outbox
 from firmware_host.groundlink.pacing import Pacer
 from firmware_host.groundlink.stream import StreamPublisher
 from tests.virtual_time import run_virtual
@@ -272,35 +272,40 @@ def test_a_refused_puback_after_the_drain_ended_leaves_its_message_queued(tmp_pa
     outbox.close()
 
 
-def test_a_stream_not_yet_open_sends_nothing_until_it_opens_or_a_flush_asks(
+def test_a_stream_not_yet_open_sends_only_alarms_and_results_until_it_opens_or_a_flush_asks(
     tmp_path: Path,
 ) -> None:
     """The daemon opens its stream once its devices have had their first try: a full backlog
-    drained at start took the CPU they needed to come online. Both sides: nothing goes before
-    `open()`, everything goes after it; a shutdown's flush does not wait for an opening that
+    drained at start took the CPU they needed to come online. Both sides: before `open()` only
+    alarms and command results go (they go before all else, always); after it, everything, in
+    sequence order, each message once; a shutdown's flush does not wait for an opening that
     may never come."""
 
-    async def scenario(opens_by: str) -> tuple[list[int], list[int]]:
-        outbox = _outbox(tmp_path / opens_by, 30)
+    async def scenario(opens_by: str) -> tuple[list[int], list[int], int]:
+        outbox = Outbox(tmp_path / opens_by / "outbox.db", max_bytes=10**8)
+        outbox.append_many("event", [{"n": i} for i in range(20)], EVENTS)
+        outbox.append_many("telemetry", [{"n": i} for i in range(20)], ROUTINE)
         stream = StreamPublisher("node", outbox, Pacer(), window=8, opened=False)
         broker = Broker(lambda n: 0.001)
         reachable = asyncio.Event()
         reachable.set()
         drain = asyncio.create_task(stream.drain(broker, lambda: 0.0, reachable))
-        await asyncio.sleep(60)  # a minute of virtual time: the outbox is not touched
+        await asyncio.sleep(30)
+        outbox.append_many("result", [{"n": i} for i in range(3)], URGENT)
+        stream.notify()
+        await asyncio.sleep(30)
         before = list(broker.seqs)
         if opens_by == "open":
             stream.open()
             await asyncio.sleep(60)
         else:
             assert await stream.flush(60)
-        assert outbox.backlog()["messages"] == 0
         drain.cancel()
         await asyncio.gather(drain, return_exceptions=True)
-        return before, broker.seqs
+        return before, broker.seqs, outbox.backlog()["messages"]
 
     for opens_by in ("open", "flush"):
         (tmp_path / opens_by).mkdir()
-        before, after = run_virtual(scenario(opens_by))
-        assert before == []
-        assert after == list(range(1, 31))
+        before, after, left = run_virtual(scenario(opens_by))
+        assert before == [1, 2, 3]  # the three results, numbered as they went
+        assert after == list(range(1, 44)) and left == 0

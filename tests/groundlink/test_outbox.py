@@ -21,6 +21,13 @@ def drain(outbox: Outbox) -> list[tuple[int, str, bytes]]:
     return out
 
 
+def _stored(outbox: Outbox) -> int:
+    """What the outbox's rows hold, summed by SQLite."""
+    query = "SELECT COALESCE(SUM(LENGTH(body)), 0) FROM outbox"
+    total: int = outbox.db.execute(query).fetchone()[0]
+    return total
+
+
 def _number(body: bytes) -> int:
     return int(body.split(b":")[1].rstrip(b"}"))
 
@@ -57,6 +64,7 @@ def test_thinning_never_touches_events_and_numbering_stays_contiguous(
             acked, in_flight = in_flight[:value], in_flight[value:]
             outbox.acknowledged([row.id for row in acked])
             delivered += [(row.seq, row.kind, row.body) for row in acked]
+        assert outbox.backlog()["bytes"] == _stored(outbox)  # the running total, thinned too
     outbox.close()
     reopened = Outbox(path, max_bytes=600)  # as after a crash
     delivered += drain(reopened)
@@ -180,6 +188,7 @@ def test_a_disk_refusing_writes_at_any_moment_loses_and_repeats_no_event(
     asyncio.run(run())
     assert guard.probe()
     assert outbox.backlog()["held"] == 0
+    assert outbox.backlog()["bytes"] == _stored(outbox)  # through refused writes and deletes
     outbox.close()
     reopened = Outbox(path, max_bytes=10**9)  # as after a restart
     delivered += drain(reopened)
@@ -264,11 +273,10 @@ def test_the_backlog_counts_what_is_stored_without_sorting_the_bodies(tmp_path: 
     by_priority = dict(
         outbox.db.execute("SELECT priority, COUNT(*) FROM outbox GROUP BY priority").fetchall()
     )
-    stored = outbox.db.execute("SELECT SUM(LENGTH(body)) FROM outbox").fetchone()[0]
     assert backlog["messages"] == sum(by_priority.values()) == 300 + 40 + 7 - 25
     assert backlog["events"] == by_priority.get(EVENTS, 0) + by_priority.get(URGENT, 0)
     assert backlog["samples"] == by_priority[ROUTINE]
-    assert backlog["bytes"] == stored
+    assert backlog["bytes"] == _stored(outbox)
     for sql in statements:
         plan = " / ".join(row[3] for row in outbox.db.execute(f"EXPLAIN QUERY PLAN {sql}"))
         assert "TEMP B-TREE" not in plan or "body" not in sql, (sql, plan)

@@ -88,10 +88,9 @@ class Load:
         """Variance of the mean of the readings (0 with fewer than two). Summed in floats:
         `statistics.variance` is exact in fractions and took 104 us for 20 readings, for
         every measured load at every snapshot; this takes 4."""
-        count = len(self.readings)
-        if count < 2:
+        count, mean = len(self.readings), self.measured_w
+        if count < 2 or mean is None:
             return 0.0
-        mean = math.fsum(self.readings) / count
         return math.fsum([(r - mean) ** 2 for r in self.readings]) / (count - 1) / count
 
     def model_w(self, setting: Setting | None = None) -> float:

@@ -70,12 +70,7 @@ def _subscriber(port: int, name: str) -> aiomqtt.Client:
 
 def _outbox(path: Path) -> Outbox:
     """An outbox with the daemon's limits."""
-    limits = OutboxConfig()
-    return Outbox(
-        path,
-        max_bytes=round(limits.max_mb * 1e6),
-        min_free_bytes=round(limits.min_free_mb * 1e6),
-    )
+    return Outbox.configured(path, OutboxConfig())
 
 
 async def _received(port: int, topic: str, expected: int, ready: asyncio.Event) -> float:

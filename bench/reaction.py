@@ -23,14 +23,15 @@ import time
 from typing import Any
 
 from bench.machine import describe
-from bench.rig import MQTT_DEFAULTS, Rig, rig
+from bench.rig import Rig, rig
 from bench.sim_scale import DEVICE_DEFAULTS
+from firmware_host.config import MqttConfig
 from hil.models.light import LightParams, draw_curve
 from tools.ground_client import GroundSession
 
 PHASE = random.Random(18)  # the same phases run after run
 PDU_POLL_HZ = 20  # the module's docstring
-STATE_PERIOD_S = 1.0 / MQTT_DEFAULTS["state_rate_hz"]  # the daemon's default state rate
+STATE_PERIOD_S = 1.0 / MqttConfig().state_rate_hz  # the daemon's default state rate
 LIGHTS = {"key": (2, 30, 100), "fill": (3, 10, 80), "back": (4, 15, 70)}  # channel, priority, %
 CAMERAS = {"cam-a": 0, "cam-b": 1}
 

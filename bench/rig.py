@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import msgspec
-
 from firmware_host.config import MqttConfig
 from hil.broker import Mosquitto
 from hil.processes import ProcessGroup
@@ -26,10 +24,6 @@ def _toml(value: Any) -> str:
     if isinstance(value, dict):
         return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }"
     return json.dumps(value)
-
-
-# The product's ground-link settings, for a daemon started without its own.
-MQTT_DEFAULTS = {f.name: f.default for f in msgspec.structs.fields(MqttConfig)}
 
 
 @dataclass
@@ -48,7 +42,7 @@ class Rig:
         self,
         per_device: dict[str, dict[str, Any]],
         extra: str = "",
-        state_rate_hz: float = MQTT_DEFAULTS["state_rate_hz"],
+        state_rate_hz: float = MqttConfig().state_rate_hz,  # the product's default
     ) -> subprocess.Popen[bytes]:
         keyring = self.workdir / "keyring.json"
         lines = [

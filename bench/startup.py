@@ -42,7 +42,7 @@ def _fill_backlog(state_dir: Path) -> int:
     (64 devices each), written through the product's own outbox. Returns the messages."""
     limits = OutboxConfig()
     state_dir.mkdir(parents=True, exist_ok=True)
-    outbox = Outbox(state_dir / "outbox.db", max_bytes=round(limits.max_mb * 1e6))
+    outbox = Outbox.configured(state_dir / "outbox.db", limits)
     sample = {"ts": 0.0, "devices": {f"dev{i:02d}": {"online": True, "temperature_cdeg": 3712,
               "draw_mw": 10_000} for i in range(64)}}  # fmt: skip
     while outbox.backlog()["bytes"] < limits.max_mb * 1e6 * 0.95:

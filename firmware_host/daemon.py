@@ -82,12 +82,8 @@ class Daemon:
         self.supervisor = Supervisor(self.bus, on_healthy=self.notifier.watchdog)
         self.guard = StorageGuard(self.bus)
         self.reference = ReferenceClock(FrameRate.from_fps(config.project.frame_rate), clock.wall)
-        self.outbox = Outbox(
-            state_dir / "outbox.db",
-            max_bytes=round(config.outbox.max_mb * 1e6),
-            min_free_bytes=round(config.outbox.min_free_mb * 1e6),
-            guard=self.guard,
-            clock=clock,
+        self.outbox = Outbox.configured(
+            state_dir / "outbox.db", config.outbox, guard=self.guard, clock=clock
         )
         self.pacer = Pacer(clock=clock.monotonic)
         self.stream = StreamPublisher(

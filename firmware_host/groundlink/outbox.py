@@ -42,6 +42,7 @@ from typing import Any
 import msgspec
 
 from firmware_host.clock import SYSTEM, Clock
+from firmware_host.config import OutboxConfig
 from firmware_host.events import EventBus
 from firmware_host.storage import open_or_recover
 from firmware_host.storage_guard import StorageFault, StorageGuard
@@ -134,6 +135,24 @@ class Outbox:
         self._appends = 0
         self._soon: list[Held] = []  # append_soon's, written at the end of the loop's turn
         self._bytes = self._stored_bytes()
+
+    @classmethod
+    def configured(
+        cls,
+        path: Path,
+        limits: OutboxConfig,
+        *,
+        guard: StorageGuard | None = None,
+        clock: Clock = SYSTEM,
+    ) -> Outbox:
+        """The outbox `[outbox]` describes (its limits in MB)."""
+        return cls(
+            path,
+            max_bytes=round(limits.max_mb * 1e6),
+            min_free_bytes=round(limits.min_free_mb * 1e6),
+            guard=guard,
+            clock=clock,
+        )
 
     def close(self) -> None:
         """Close, writing what is held in memory first if the disk takes it by now."""

@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import aiomqtt
 import pytest
 
+from firmware_host.config import BrokerAddress
 from hil.broker import Mosquitto
+from protocols import ground
 from protocols.ground import LIMITS, Envelope, Role
 from tests.groundlink.brokers import BRIDGE_STATE, NODE, ground_broker, onboard_broker
 from tests.harness import Credentials, DaemonProcess, SimProcess, daemon_config
@@ -124,6 +127,11 @@ async def test_loss_of_signal_through_the_bridge(tmp_path: Path) -> None:
                 await crew.wait_for(
                     lambda: any(m.kind == LIMITS for _, m in crew.local), 5, "local/limits"
                 )
+            # ...and sees the light's state, the command's effect included (the crew's copies
+            # go at QoS 0: retained on the onboard broker all the same)
+            crew_state = await _crew_state_until(
+                crew_url, "key", lambda body: body["status"]["target_intensity_permille"] == 300
+            )
             await asyncio.sleep(5.0)
             ground.start()
             regained = time.time()
@@ -141,6 +149,28 @@ async def test_loss_of_signal_through_the_bridge(tmp_path: Path) -> None:
     assert "ground.link_down" in names and "ground.link_up" in names
     assert any(m.kind == "result" and m.body["id"] == result["id"] for m in stream)
     assert gs.local == [], "local/ topics are the crew's: the bridge never carries them"
+    assert crew_state["online"] and lost < crew_state["status_at"] < regained
+
+
+async def _crew_state_until(
+    url: str, device: str, done: Callable[[dict[str, Any]], bool], timeout: float = 10.0
+) -> dict[str, Any]:
+    """The device's state as the crew's laptop reads it on the onboard broker (retained, then
+    each new one), once `done` holds for it."""
+    address = BrokerAddress.parse(url)
+    topic = ground.topic(NODE, ground.LOCAL_STATE, device)
+    async with (
+        asyncio.timeout(timeout),
+        aiomqtt.Client(
+            address.host, address.port, username=address.username, password=address.password
+        ) as client,
+    ):
+        await client.subscribe(topic, qos=1)
+        async for message in client.messages:
+            body: dict[str, Any] = ground.decode(bytes(message.payload)).body
+            if done(body):
+                return body
+    raise AssertionError("the crew's subscription ended")
 
 
 async def test_a_daemon_killed_with_a_backlog_loses_nothing(tmp_path: Path) -> None:

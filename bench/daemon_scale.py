@@ -21,7 +21,11 @@ the adoption is over, a steady window in which:
   - resident memory is read at the end;
   - the simulator's CPU and how busy the whole machine was (in cores' worth, as % of one core,
     the hog included): a bench whose cores are all busy measures the daemon in a queue for
-    the CPU, not only its own cost.
+    the CPU, not only its own cost;
+  - the time the host stole from this virtual machine's cores (the kernel's `steal`): on a
+    shared host, a core stopped for tens of milliseconds makes polls late past a period in
+    the daemon and in any other process on it alike (a second process sleeping 2 ms at a
+    time on the same core overslept 32 ms at the instant the daemon stalled 33 ms).
 The headline run (64 devices, 60 s) has a CPU hog (`python -c 'while True: pass'`) pinned to
 the last core throughout. In the same run, with the same hog, the bare link layer polls the
 same bench (`bench.sim_scale`'s poller, no daemon) for as long, in alternating rounds with
@@ -141,6 +145,7 @@ async def run(r: Rig, devices: int, seconds: float, poll_hz: float = POLL_HZ) ->
     used = cpu_after.user + cpu_after.system - cpu_before.user - cpu_before.system
     sim_used = sim_after.user + sim_after.system - sim_before.user - sim_before.system
     idle = sum(getattr(machine_after, f) - getattr(machine_before, f) for f in ("idle", "iowait"))
+    steal = getattr(machine_after, "steal", 0.0) - getattr(machine_before, "steal", 0.0)
     rtt = [
         a - b
         for a, b in zip(
@@ -167,6 +172,7 @@ async def run(r: Rig, devices: int, seconds: float, poll_hz: float = POLL_HZ) ->
             "cpu_s": used,
             "sim_cpu_s": sim_used,
             "idle_s": idle,
+            "steal_s": steal,
             "polls": sum(late),  # one lateness entry per status poll
             "rtt": rtt,
             "late": late,
@@ -187,6 +193,7 @@ def _figures(raw: dict[str, Any]) -> dict[str, Any]:
         "cpu_pct": 100 * used / wall,
         "sim_cpu_pct": 100 * raw["sim_cpu_s"] / wall,
         "machine_busy_pct": 100 * (cores - raw["idle_s"] / wall),  # of one core, hog included
+        "steal_pct": 100 * raw["steal_s"] / wall,  # of one core: the host ran something else
         "polls_per_s": polls / wall,
         "cpu_us_per_poll": 1e6 * used / polls if polls else float("nan"),
         "rtt_p50": percentile_bound(raw["rtt"], 0.5),
@@ -198,7 +205,9 @@ def _figures(raw: dict[str, Any]) -> dict[str, Any]:
 
 def _pooled(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Several windows of the same bench as one: sums, histograms added, worst of the rest."""
-    added = ("windows", "wall_s", "cpu_s", "sim_cpu_s", "idle_s", "polls", "missed", "sheds")
+    added = (
+        "windows", "wall_s", "cpu_s", "sim_cpu_s", "idle_s", "steal_s", "polls", "missed", "sheds"
+    )  # fmt: skip
     raw: dict[str, Any] = {key: sum((row[key] for row in rows[1:]), rows[0][key]) for key in added}
     for key in ("rtt", "late"):
         raw[key] = [sum(counts) for counts in zip(*(row[key] for row in rows), strict=True)]
@@ -268,9 +277,9 @@ def report(rows: list[dict[str, Any]], load: str) -> str:
         "| devices | window | daemon CPU (% of a core) | polls/s | CPU per poll | poll RTT p50 "
         "| RTT p99 | poll lateness p50 | lateness p99 | lateness max (since start) "
         "| missed polls | sheds | resident memory | start-up to all online (ground) "
-        "| simulator CPU | all cores busy |",
+        "| simulator CPU | all cores busy | stolen by the host |",
         "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
-        "| ---: | ---: | ---: | ---: |",
+        "| ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
         lines.append(
@@ -278,7 +287,7 @@ def report(rows: list[dict[str, Any]], load: str) -> str:
             f"{r['polls_per_s']:.0f} | {r['cpu_us_per_poll']:.0f} us | {r['rtt_p50']} | "
             f"{r['rtt_p99']} | {r['late_p50']} | {r['late_p99']} | {r['late_max_ms']:.1f} ms | "
             f"{r['missed']} | {r['sheds']} | {r['rss_mb']:.0f} MB | {r['startup_s']:.2f} s | "
-            f"{r['sim_cpu_pct']:.1f} % | {r['machine_busy_pct']:.0f} % |"
+            f"{r['sim_cpu_pct']:.1f} % | {r['machine_busy_pct']:.0f} % | {r['steal_pct']:.1f} % |"
         )
     return "\n".join(lines)
 
@@ -304,8 +313,8 @@ def report_versus(result: dict[str, Any]) -> str:
         f"{bare['missed_polls']} | {bare['sim_cpu_pct']:.1f} % |",
         "",
         "| round (first) | window | the daemon, CPU per poll | bare link layer | ratio "
-        "| daemon missed polls | lateness max |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| daemon missed polls | lateness max | stolen by the host |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]  # fmt: skip
     for index, (pair, each) in enumerate(zip(rounds, ratios, strict=True)):
         first = "the daemon" if index % 2 == 0 else "the link layer"
@@ -313,7 +322,7 @@ def report_versus(result: dict[str, Any]) -> str:
         lines.append(
             f"| {index + 1} ({first}) | {d['seconds']:.3g} s | {d['cpu_us_per_poll']:.0f} us | "
             f"{b['cpu_us_per_poll']:.0f} us | {each:.2f}x | {d['missed']} | "
-            f"{d['late_max_ms']:.1f} ms |"
+            f"{d['late_max_ms']:.1f} ms | {d['steal_pct']:.1f} % |"
         )
     lines.append(f"\nratio: {ratio:.2f}x pooled; rounds {min(ratios):.2f}x to {max(ratios):.2f}x")
     return "\n".join(lines)

@@ -20,7 +20,9 @@ Every publishing client is built with the daemon's own session options
 (`firmware_host.groundlink.mqtt.SESSION_OPTIONS`: no in-flight cap of paho's, TCP_NODELAY, a
 persistent session), every outbox with the daemon's limits (`OutboxConfig`), and every rate is
 timed from the first publish to the last PUBACK, before the client disconnects. The counting
-subscribers are the ground's: plain clients, each with its own connection.
+subscribers are the ground's: plain clients, each with its own connection. paho decodes PUBACKs
+as the daemon has it (`firmware_host.groundlink.paho_puback`), for every client of the run
+alike: the pairings compare the drains, not two versions of the library.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ import msgspec
 
 from bench.machine import describe
 from firmware_host.config import MqttConfig, OutboxConfig
+from firmware_host.groundlink import paho_puback
 from firmware_host.groundlink.mqtt import SESSION_OPTIONS
 from firmware_host.groundlink.outbox import ROUTINE, Outbox
 from firmware_host.groundlink.pacing import Pacer
@@ -289,6 +292,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
     count, rounds, latency_s = (5_000, 1, 2.0) if args.quick else (args.count, args.rounds, 10.0)
+    paho_puback.install()  # as the daemon runs paho, every side of every pairing
     print("Ground link: outbox drain at the daemon's window, and end-to-end latency")
     print(report(asyncio.run(measure(count, rounds, latency_s))))
 

@@ -8,13 +8,6 @@ which for 128 states a round cost more than building them. paho's own publish qu
 message and sends it; paho matches the PUBACK. What is left to us is the bound: while a
 topic's previous state is unacknowledged, its next one waits (and, latest wins, is replaced
 by a later one), so a slow broker holds at most one state per topic, never a growing queue.
-
-The crew's copies (local/ topics) go at QoS 0, the ground's at QoS 1. The crew's are never
-bridged, and their broker is on the node's own loopback: a copy is lost only with the session
-that carried it, and every new session sends every state again. At QoS 0 a copy counts as
-sent once paho has written it to the socket, which keeps the bound; what it saves is the
-PUBACK, which paho decodes into MQTT 5 reason and property objects even on a 3.1.1 session
-(20 us each on the bench host, 256 a second at 64 devices).
 """
 
 from __future__ import annotations
@@ -36,15 +29,14 @@ class LatestStates:
         return cls(client._client)  # aiomqtt has no publish that does not wait
 
     def ready(self, topic: str) -> bool:
-        """True unless the previous message on `topic` still awaits its PUBACK (QoS 0: its
-        write to the socket)."""
+        """True unless the previous message on `topic` still awaits its PUBACK."""
         sent = self._unacknowledged.get(topic)
         return sent is None or sent.is_published()
 
-    def publish(self, topic: str, payload: bytes, qos: int) -> None:
-        """Retained, without waiting; raises MqttError if paho cannot queue it (the connection
-        is gone: the session ends and starts again)."""
-        sent = self._client.publish(topic, payload, qos, True)
+    def publish(self, topic: str, payload: bytes) -> None:
+        """Retained, QoS 1, without waiting; raises MqttError if paho cannot queue it (the
+        connection is gone: the session ends and starts again)."""
+        sent = self._client.publish(topic, payload, 1, True)
         if sent.rc != paho.MQTT_ERR_SUCCESS:
             raise aiomqtt.MqttError(f"state not published on {topic}: {paho.error_string(sent.rc)}")
         self._unacknowledged[topic] = sent

@@ -32,6 +32,7 @@ from firmware_host.budget.downlink import Hold
 from firmware_host.clock import SYSTEM, Clock
 from firmware_host.config import BrokerAddress, MqttConfig
 from firmware_host.events import EventBus
+from firmware_host.groundlink import paho_puback
 from firmware_host.groundlink.latest import LatestStates
 from firmware_host.groundlink.local import LocalCopies
 from firmware_host.groundlink.sender import PahoSender
@@ -60,10 +61,6 @@ RECONNECT_FIRST_S = 0.1
 # CPU in one callback and reading their PUBACKs up to 13 ms more, twice a second, every poll
 # due waiting behind them.
 STATES_PER_TURN = 16
-# The crew's copy of a state stays on the node's own broker and every session sends it again:
-# QoS 0 (groundlink/latest.py says why). The ground's crosses the bridge: QoS 1.
-CREW_STATE_QOS = 0
-GROUND_STATE_QOS = 1
 GOODBYE_TIMEOUT_S = 5.0  # the death's own PUBACK waits 2 s of it
 
 CommandHandler = Callable[[bytes], Awaitable[None]]
@@ -206,6 +203,7 @@ class GroundLink:
     def _make_client(self, *, priority: bool = False) -> aiomqtt.Client:
         """The session's client; or, `priority`, the priority commands' (no will: the session
         connection's death certificate speaks for the node)."""
+        paho_puback.install()  # before the first session: the PUBACKs it reads are the states'
         address = self.address
         tls_context = None
         if address.tls:
@@ -465,7 +463,7 @@ class GroundLink:
                 built[device] = self._envelope(ground.STATE, self._states[device]())
                 topic = ground.topic(self.node, ground.LOCAL_STATE, device)
                 if device in came_or_went or states.ready(topic):
-                    states.publish(topic, built[device], CREW_STATE_QOS)
+                    states.publish(topic, built[device])
                 else:
                     self._dirty.add(device)
                     self._state_wakeup.set()  # looked at again next round, not forgotten
@@ -491,7 +489,7 @@ class GroundLink:
             payload = built.get(device) or self._envelope(ground.STATE, self._states[device]())
             if not self.stream.pacer.try_spend(len(payload)):
                 break
-            states.publish(topic, payload, GROUND_STATE_QOS)
+            states.publish(topic, payload)
             self._ground_dirty.discard(device)
             self._ground_at_once.discard(device)
 

@@ -40,14 +40,12 @@ class RecordingClient:
 
     def __init__(self, *, acks: bool = True, rc: int = 0) -> None:
         self.published: list[tuple[float, str, bytes]] = []
-        self.qos: dict[str, set[int]] = {}  # topic -> the QoS its states went at
         self.sent: list[Sent] = []
         self.acks = acks
         self.rc = rc
 
     def publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> Sent:
-        assert retain
-        self.qos.setdefault(topic, set()).add(qos)
+        assert qos == 1 and retain
         sent = Sent(self.rc)
         sent.acknowledged = self.acks
         self.sent.append(sent)
@@ -241,31 +239,6 @@ def test_a_state_waits_while_its_previous_one_is_unacknowledged_and_then_goes_ou
         assert len(client.published) == 4  # then the latest of each went out
 
     run_virtual(main())
-
-
-def test_the_crews_copies_go_at_qos_0_and_the_grounds_at_qos_1_each_bounded_alike(
-    tmp_path: Path,
-) -> None:
-    """The crew's copy stays on the node's own broker and each session sends it again; the
-    ground's crosses the bridge. At QoS 0 a copy is done once written: until then the next
-    waits, as a ground copy waits for its PUBACK."""
-    ground_link = link(tmp_path)
-    client = RecordingClient(acks=False)  # nothing written / acknowledged yet
-    builds: list[str] = []
-
-    async def main() -> None:
-        ground_link.flowing.set()
-        publisher = asyncio.create_task(ground_link._publish_states(LatestStates(client)))
-        for _ in range(20):  # 1 s of polls at 20 Hz: two state rounds
-            ground_link.update_state("key", snapshot_of("key", builds))
-            await asyncio.sleep(0.05)
-        publisher.cancel()
-
-    run_virtual(main())
-    crew = ground.topic("n", ground.LOCAL_STATE, "key")
-    to_ground = ground.topic("n", ground.STATE, "key")
-    assert client.qos == {crew: {0}, to_ground: {1}}
-    assert [topic for _, topic, _ in client.published] == [crew, to_ground]  # none queued
 
 
 def test_a_state_paho_cannot_queue_ends_the_session_as_a_broken_link(tmp_path: Path) -> None:

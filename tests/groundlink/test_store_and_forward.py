@@ -127,8 +127,7 @@ async def test_loss_of_signal_through_the_bridge(tmp_path: Path) -> None:
                 await crew.wait_for(
                     lambda: any(m.kind == LIMITS for _, m in crew.local), 5, "local/limits"
                 )
-            # ...and sees the light's state, the command's effect included (the crew's copies
-            # go at QoS 0: retained on the onboard broker all the same)
+            # ...and sees the light's state, the command's effect included
             crew_state = await _crew_state_until(
                 crew_url, "key", lambda body: body["status"]["target_intensity_permille"] == 300
             )

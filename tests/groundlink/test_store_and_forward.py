@@ -15,8 +15,7 @@ import pytest
 
 from firmware_host.config import BrokerAddress
 from hil.broker import Mosquitto
-from protocols import ground
-from protocols.ground import LIMITS, Envelope, Role
+from protocols.ground import LIMITS, LOCAL_STATE, Envelope, Role, decode, topic
 from tests.groundlink.brokers import BRIDGE_STATE, NODE, ground_broker, onboard_broker
 from tests.harness import Credentials, DaemonProcess, SimProcess, daemon_config
 from tools.ground_client import GroundSession
@@ -129,7 +128,9 @@ async def test_loss_of_signal_through_the_bridge(tmp_path: Path) -> None:
                 )
             # ...and sees the light's state, the command's effect included
             crew_state = await _crew_state_until(
-                crew_url, "key", lambda body: body["status"]["target_intensity_permille"] == 300
+                crew_url,
+                "key",
+                lambda body: (body["status"] or {}).get("target_intensity_permille") == 300,
             )
             await asyncio.sleep(5.0)
             ground.start()
@@ -157,19 +158,23 @@ async def _crew_state_until(
     """The device's state as the crew's laptop reads it on the onboard broker (retained, then
     each new one), once `done` holds for it."""
     address = BrokerAddress.parse(url)
-    topic = ground.topic(NODE, ground.LOCAL_STATE, device)
-    async with (
-        asyncio.timeout(timeout),
-        aiomqtt.Client(
-            address.host, address.port, username=address.username, password=address.password
-        ) as client,
-    ):
-        await client.subscribe(topic, qos=1)
-        async for message in client.messages:
-            body: dict[str, Any] = ground.decode(bytes(message.payload)).body
-            if done(body):
-                return body
-    raise AssertionError("the crew's subscription ended")
+    seen: list[dict[str, Any]] = []
+    try:
+        async with (
+            asyncio.timeout(timeout),
+            aiomqtt.Client(
+                address.host, address.port, username=address.username, password=address.password
+            ) as client,
+        ):
+            await client.subscribe(topic(NODE, LOCAL_STATE, device), qos=1)
+            async for message in client.messages:
+                seen.append(decode(bytes(message.payload)).body)
+                if done(seen[-1]):
+                    return seen[-1]
+    except TimeoutError:
+        pass
+    last = seen[-1] if seen else "none at all"
+    raise AssertionError(f"the crew never read the awaited state of {device}; last: {last}")
 
 
 async def test_a_daemon_killed_with_a_backlog_loses_nothing(tmp_path: Path) -> None:

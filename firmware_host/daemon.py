@@ -351,7 +351,7 @@ class Daemon:
         while True:
             beat()
             self.outbox.append(ground.TELEMETRY, self.sample(), ROUTINE)
-            self.stream.notify()
+            self.stream.notify(urgent=False)  # a sample waits for an open stream
             await asyncio.sleep(self.config.telemetry.interval_s)
 
     async def _receive_command(self, payload: bytes, *, priority: bool = False) -> None:

@@ -37,7 +37,7 @@ from firmware_host.workflow.timecode import (
     wire_seconds,
 )
 from protocols import ground
-from protocols.catalogue import HELLO, NackReceived, decode_event
+from protocols.catalogue import HELLO, MsgType, NackReceived, decode_event
 from protocols.errors import ProtocolError
 from protocols.framing import MIN_FRAME, Frame
 from protocols.messages.camera import CameraSettings, CameraState
@@ -370,6 +370,8 @@ class DeviceAgent:
         self.on_update(self)
 
     def _on_event_frame(self, frame: Frame) -> None:
+        if frame.msg_type == MsgType.HEARTBEAT:
+            return  # liveness only, which the session has noted (`last_rx`): not decoded
         try:
             spec, body = decode_event(frame)
         except ProtocolError as exc:

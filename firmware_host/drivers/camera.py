@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from firmware_host.link.session import RequestSession, Stamped
 from protocols.catalogue import (
@@ -42,10 +43,8 @@ from protocols.messages.camera import (
     TimecodeReading,
     TimecodeSet,
 )
-from protocols.messages.common import Empty
+from protocols.messages.common import EMPTY
 from protocols.timecode import START_NOW, FrameRate
-
-EMPTY = Empty()
 
 
 class CameraDriver:
@@ -54,8 +53,10 @@ class CameraDriver:
     def __init__(self, session: RequestSession) -> None:
         self.session = session
 
-    async def poll(self) -> CameraStatus:
-        return await self.session.call(CAMERA_STATUS, EMPTY)
+    def poll(self) -> Coroutine[Any, Any, CameraStatus]:
+        """The session's coroutine itself, not one awaiting it: every poll's reply resumes
+        the agent through each coroutine between them (see `RequestSession.call`)."""
+        return self.session.call(CAMERA_STATUS, EMPTY)
 
     async def settings(self) -> CameraSettings:
         return await self.session.call(CAMERA_SETTINGS_GET, EMPTY)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Coroutine
+from typing import Any
+
 from firmware_host.link.session import RequestSession
 from protocols.catalogue import PDU_CHANNEL_SET, PDU_STATUS
-from protocols.messages.common import Empty
+from protocols.messages.common import EMPTY
 from protocols.messages.pdu import ChannelSwitch, PduChannel, PduStatus
 
 
@@ -14,8 +17,9 @@ class PduDriver:
     def __init__(self, session: RequestSession) -> None:
         self.session = session
 
-    async def poll(self) -> PduStatus:
-        return await self.session.call(PDU_STATUS, Empty())
+    def poll(self) -> Coroutine[Any, Any, PduStatus]:
+        """The session's coroutine itself (as `CameraDriver.poll`)."""
+        return self.session.call(PDU_STATUS, EMPTY)
 
     async def switch(self, channel: int, on: bool) -> PduChannel:
         return await self.session.call(PDU_CHANNEL_SET, ChannelSwitch(channel=channel, on=on))

@@ -33,8 +33,9 @@ class _Receiver(asyncio.Protocol):
         self.lost = asyncio.get_running_loop().create_future()
 
     def data_received(self, data: bytes) -> None:
-        if self.tap is not None:
-            self.tap(Direction.FROM_DEVICE, data)
+        tap = self.tap
+        if tap is not None and tap.listeners:
+            tap(Direction.FROM_DEVICE, data)
         self.on_data(data)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -85,8 +86,9 @@ class BytePort:
         if self.closed:
             raise LinkDown(f"{self.path} is closed")
         self._transport.write(data)
-        if self._receiver.tap is not None:
-            self._receiver.tap(Direction.TO_DEVICE, data)
+        tap = self._receiver.tap
+        if tap is not None and tap.listeners:
+            tap(Direction.TO_DEVICE, data)
 
     def close(self) -> None:
         self._transport.close()

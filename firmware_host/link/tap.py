@@ -1,9 +1,10 @@
 """Mirrors device links to tap listeners on request, without ever slowing a link down.
 
 Each link's `LinkTap` is called with every chunk the daemon writes to or reads from the
-port; with nobody listening that is one attribute test. `TapServer` serves the tap socket
-(protocols/tap.py): owner-only permissions, a bounded request line, and a listener that
-falls behind loses records (counted, and announced to it) rather than holding the link.
+port while it has listeners; with nobody listening the port only tests `listeners`.
+`TapServer` serves the tap socket (protocols/tap.py): owner-only permissions, a bounded
+request line, and a listener that falls behind loses records (counted, and announced to it)
+rather than holding the link.
 """
 
 from __future__ import annotations
@@ -48,8 +49,6 @@ class LinkTap:
         self.dropped = 0
 
     def __call__(self, direction: Direction, data: bytes) -> None:
-        if not self.listeners:
-            return
         wall_ns = round(self._clock() * 1e6) * 1000  # microseconds: what a float holds
         records = build_records(direction, wall_ns, data)
         for writer, lost in list(self.listeners.items()):

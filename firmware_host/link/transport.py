@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sized
+from typing import Any, Protocol
 
 import serial
 
@@ -15,8 +15,17 @@ from firmware_host.link.port import open_serial
 from protocols.framing import Deframer, DeframerStats, Frame, RejectedFrame
 from protocols.tap import Direction
 
-# Sees every chunk written to or read from a port (firmware_host/link/tap.py).
-Tap = Callable[[Direction, bytes], None]
+
+class Tap(Protocol):
+    """Sees every chunk written to or read from a port (firmware_host/link/tap.py), called
+    only while it has listeners: a port reads and writes five times per poll, and an
+    unwatched link then pays an attribute test, not a call."""
+
+    @property
+    def listeners(self) -> Sized: ...
+
+    def __call__(self, direction: Direction, data: bytes) -> None: ...
+
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +52,9 @@ class FrameReceiver(asyncio.Protocol):
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
-        if self._tap is not None:
-            self._tap(Direction.FROM_DEVICE, data)
+        tap = self._tap
+        if tap is not None and tap.listeners:
+            tap(Direction.FROM_DEVICE, data)
         for item in self.deframer.feed(data):
             if not isinstance(item, RejectedFrame):
                 self._on_frame(item)
@@ -94,8 +104,9 @@ class SerialPort:
         if self._transport.is_closing():
             raise LinkDown(f"{self.path} is closed")
         self._transport.write(data)
-        if self._tap is not None:
-            self._tap(Direction.TO_DEVICE, data)
+        tap = self._tap
+        if tap is not None and tap.listeners:
+            tap(Direction.TO_DEVICE, data)
 
     def close(self) -> None:
         self._transport.close()

@@ -64,6 +64,9 @@ class Empty:
     """A body with no fields."""
 
 
+EMPTY = Empty()  # records are frozen: one body serves every request without fields
+
+
 @record
 class HelloRequest:
     """Opens a session and negotiates the catalogue version."""

@@ -13,6 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from firmware_host.link.tap import LinkTap, TapServer, unix_address
+from firmware_host.link.transport import FrameReceiver
+from protocols.framing import DeframerStats
 from protocols.tap import MAX_CHUNK, Direction, TapFormatError, TapReader, build_records
 
 chunks = st.lists(
@@ -122,3 +124,24 @@ async def test_a_listener_that_does_not_read_loses_records_never_the_link(tmp_pa
     finally:
         serving.cancel()
         await asyncio.gather(serving, return_exceptions=True)
+
+
+class _CountingTap:
+    def __init__(self) -> None:
+        self.listeners: dict[object, int] = {}
+        self.heard: list[tuple[Direction, bytes]] = []
+
+    def __call__(self, direction: Direction, data: bytes) -> None:
+        self.heard.append((direction, data))
+
+
+def test_a_port_calls_its_tap_only_while_someone_listens() -> None:
+    """Five reads and writes a poll: an unwatched link must not pay a call for each."""
+    tap = _CountingTap()
+    frames: list[object] = []
+    receiver = FrameReceiver(DeframerStats(), frames.append, lambda _: None, tap)
+    receiver.data_received(b"\x00noise")
+    assert tap.heard == []
+    tap.listeners[object()] = 0
+    receiver.data_received(b"\x00more")
+    assert tap.heard == [(Direction.FROM_DEVICE, b"\x00more")]

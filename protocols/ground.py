@@ -14,7 +14,7 @@ import functools
 import hmac
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 import msgspec
 
@@ -214,10 +214,15 @@ def decode(payload: bytes) -> Envelope:
 
     Deep nesting (anyone who can publish on a node's topic can send `{"a":` x 100,000)
     exhausts the decoder's recursion: that is a malformed message too, not a crash."""
+    return _decode_with(_decoder, payload)
+
+
+def _decode_with(decoder: msgspec.json.Decoder[Any], payload: bytes) -> Envelope:
     try:
-        return _decoder.decode(payload)
+        envelope: Envelope = decoder.decode(payload)
     except RecursionError:
         raise msgspec.DecodeError("JSON nested too deeply") from None
+    return envelope
 
 
 _LOCAL_KINDS = {"result": RESULT, "event": EVENT, "state": STATE, "limits": LIMITS}
@@ -230,9 +235,26 @@ def kind_of(leaf: str, rest: tuple[str, ...]) -> str:
     return leaf
 
 
+# States are most of what a ground tool reads (every device's, twice a second): their body is
+# decoded and held to its schema in one pass, as the Struct, and handed on as the dict of its
+# fields, which is what every reader takes (a third less than decoding, then checking the dict).
+_state_decoder = msgspec.json.Decoder(
+    msgspec.defstruct(
+        "StateEnvelope", [("body", DeviceSnapshot)], bases=(Envelope,), omit_defaults=True
+    )
+)
+
+
 def decode_checked(payload: bytes, kind: str) -> Envelope:
     """Parse a node message and hold its body to the schema of `kind`: a message that breaks
-    it is one the node never sends. Raises msgspec.DecodeError or msgspec.ValidationError."""
+    it is one the node never sends. Raises msgspec.DecodeError or msgspec.ValidationError.
+
+    A state's body comes back with every field of the schema (the node sends them all; a
+    field an older node did not send has its default)."""
+    if kind == STATE:
+        envelope = _decode_with(_state_decoder, payload)
+        envelope.body = msgspec.structs.asdict(cast(msgspec.Struct, envelope.body))
+        return envelope
     envelope = decode(payload)
     if kind in BODIES:
         msgspec.convert(envelope.body, BODIES[kind])

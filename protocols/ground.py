@@ -249,12 +249,15 @@ def decode_checked(payload: bytes, kind: str) -> Envelope:
     """Parse a node message and hold its body to the schema of `kind`: a message that breaks
     it is one the node never sends. Raises msgspec.DecodeError or msgspec.ValidationError.
 
-    A state's body comes back with every field of the schema (the node sends them all; a
-    field an older node did not send has its default)."""
+    A state's body comes back with every field of the schema, each as the schema's type (the
+    node sends them all, as that type; a field an older node did not send has its default)."""
     if kind == STATE:
-        envelope = _decode_with(_state_decoder, payload)
-        envelope.body = msgspec.structs.asdict(cast(msgspec.Struct, envelope.body))
-        return envelope
+        typed = _decode_with(_state_decoder, payload)
+        return Envelope(  # an Envelope, as every other kind's: not the typed subclass
+            v=typed.v, node=typed.node, kind=typed.kind, ts=typed.ts,
+            body=msgspec.structs.asdict(cast(msgspec.Struct, typed.body)),
+            seq=typed.seq, bd_seq=typed.bd_seq, stream=typed.stream, historical=typed.historical,
+        )  # fmt: skip
     envelope = decode(payload)
     if kind in BODIES:
         msgspec.convert(envelope.body, BODIES[kind])

@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from firmware_host.link.errors import LinkDown, LinkTimeout
 from firmware_host.link.stats import LinkStats
@@ -62,6 +62,7 @@ class RequestSession:
         self._waiting: tuple[int, int, asyncio.Future[Frame]] | None = None
         self._deadline = 0.0  # loop time the awaited reply is due by
         self._timer: asyncio.TimerHandle | None = None
+        self._sent_at = 0.0  # wall instant the last request's bytes were handed to the port
         self._reply_read_at = 0.0  # wall instant the awaited reply's bytes were read
         self._last_event_seq: int | None = None
         self._down: LinkDown | None = None
@@ -71,18 +72,20 @@ class RequestSession:
         self._seq = (self._seq + 1) & 0xFFFF
         return self._seq
 
-    async def call(
+    def call(
         self,
         command: Command[Req, Rep],
         body: Req,
         *,
         timeout_s: float | None = None,
         retries: int | None = None,
-    ) -> Rep:
-        """Send one request and return its reply body; NACKs raise NackReceived."""
+    ) -> Coroutine[Any, Any, Rep]:
+        """Send one request and return its reply body; NACKs raise NackReceived.
+
+        The exchange's own coroutine, not one awaiting it: a reply resumes its caller through
+        every coroutine between them, at every poll of every device."""
         attempts = 1 + (self.retries if retries is None else retries)
-        stamped = await self._exchange(command, lambda _: body, attempts, timeout_s)
-        return stamped.reply
+        return self._exchange(command, lambda _: body, attempts, timeout_s)
 
     async def call_stamped(
         self,
@@ -94,7 +97,8 @@ class RequestSession:
         """One attempt, no retransmission (a retry would time something else), with its body
         built from the wall instant its bytes are written (a jam carries the time of its own
         arrival) and the reply returned with the instants that bound the device's act."""
-        return await self._exchange(command, body_at, 1, timeout_s)
+        reply = await self._exchange(command, body_at, 1, timeout_s)
+        return Stamped(reply, self._sent_at, self._reply_read_at)  # set by that exchange
 
     async def _exchange(
         self,
@@ -102,7 +106,7 @@ class RequestSession:
         body_at: Callable[[float], Req],
         attempts: int,
         timeout_s: float | None,
-    ) -> Stamped[Rep]:
+    ) -> Rep:
         timeout = self.timeout_s if timeout_s is None else timeout_s
         loop = asyncio.get_running_loop()
         async with self._lock:
@@ -119,7 +123,7 @@ class RequestSession:
                     # to the previous attempt (same seq) still answers this one.
                     future: asyncio.Future[Frame] = loop.create_future()
                     self._waiting = (seq, command.code, future)
-                    sent_at = self.wall()
+                    self._sent_at = sent_at = self.wall()
                     self._write(encode_request(command, body_at(sent_at), seq, retry=attempt > 0))
                     sent = loop.time()
                     self._expire_at(loop, sent + timeout)
@@ -131,8 +135,7 @@ class RequestSession:
                         stats.replies += 1
                         stats.record_rtt(loop.time() - sent)
                         try:
-                            reply = decode_reply(frame, command)
-                            return Stamped(reply, sent_at, self._reply_read_at)
+                            return decode_reply(frame, command)
                         except NackReceived:
                             stats.nacks += 1
                             raise

@@ -6,14 +6,17 @@ from __future__ import annotations
 import asyncio
 import json
 import struct
+from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from firmware_host.gear import line
 from firmware_host.link.tap import LinkTap, TapServer, unix_address
-from firmware_host.link.transport import FrameReceiver
+from firmware_host.link.transport import FrameReceiver, SerialPort
 from protocols.framing import DeframerStats
 from protocols.tap import MAX_CHUNK, Direction, TapFormatError, TapReader, build_records
 
@@ -135,13 +138,49 @@ class _CountingTap:
         self.heard.append((direction, data))
 
 
-def test_a_port_calls_its_tap_only_while_someone_listens() -> None:
+class _Transport:
+    def is_closing(self) -> bool:
+        return False
+
+    def write(self, data: bytes) -> None:
+        pass
+
+
+def _native_read(tap: _CountingTap) -> Callable[[bytes], None]:
+    return FrameReceiver(DeframerStats(), lambda _: None, lambda _: None, tap).data_received
+
+
+def _native_write(tap: _CountingTap) -> Callable[[bytes], None]:
+    receiver = FrameReceiver(DeframerStats(), lambda _: None, lambda _: None, tap)
+    return SerialPort("/dev/pts/x", cast(asyncio.Transport, _Transport()), receiver, tap).write
+
+
+def _gear_read(tap: _CountingTap) -> Callable[[bytes], None]:
+    return line._Receiver(lambda _: None, tap).data_received
+
+
+def _gear_write(tap: _CountingTap) -> Callable[[bytes], None]:
+    receiver = line._Receiver(lambda _: None, tap)
+    return line.BytePort("/dev/pts/x", cast(asyncio.Transport, _Transport()), receiver).write
+
+
+@pytest.mark.parametrize(
+    ("port_side", "direction"),
+    [
+        (_native_read, Direction.FROM_DEVICE),
+        (_native_write, Direction.TO_DEVICE),
+        (_gear_read, Direction.FROM_DEVICE),
+        (_gear_write, Direction.TO_DEVICE),
+    ],
+)
+async def test_a_port_calls_its_tap_only_while_someone_listens(
+    port_side: Callable[[_CountingTap], Callable[[bytes], None]], direction: Direction
+) -> None:
     """Five reads and writes a poll: an unwatched link must not pay a call for each."""
     tap = _CountingTap()
-    frames: list[object] = []
-    receiver = FrameReceiver(DeframerStats(), frames.append, lambda _: None, tap)
-    receiver.data_received(b"\x00noise")
+    move = port_side(tap)
+    move(b"\x00unheard")
     assert tap.heard == []
     tap.listeners[object()] = 0
-    receiver.data_received(b"\x00more")
-    assert tap.heard == [(Direction.FROM_DEVICE, b"\x00more")]
+    move(b"\x00heard")
+    assert tap.heard == [(direction, b"\x00heard")]

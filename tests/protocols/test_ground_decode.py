@@ -77,9 +77,11 @@ def test_a_state_as_the_node_sends_it_reads_exactly_as_sent() -> None:
         timecode_measured_at=1795792324.5, pdu_channel=1,
         camera_settings={"iso": 800}, reports=["media"], not_reported=["draw"],
     )  # fmt: skip
-    payload = ground.encode(
-        ground.Envelope(v=1, node="n", kind=ground.STATE, ts=2.5, body=snapshot, seq=7)  # type: ignore[arg-type]
-    )
+    # every field of the envelope set, none at its default: the one pass copies each one
+    envelope = {"v": 1, "node": "n", "kind": ground.STATE, "ts": 2.5, "body": snapshot,
+                "seq": 7, "bd_seq": 3, "stream": 9, "historical": True}  # fmt: skip
+    assert set(envelope) == set(ground.Envelope.__struct_fields__)
+    payload = msgspec.json.encode(envelope)
     got = ground.decode_checked(payload, ground.STATE)
     assert got == ground.decode(payload)
     assert got.body == msgspec.json.decode(payload)["body"]

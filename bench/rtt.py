@@ -11,11 +11,16 @@ same shape of exchange, 8 bytes out and 9 back against Cupola's 16 and 16. Both 
 on the last core and the clients on the others (`bench.machine.devices_apart`): a device is
 other hardware, and a server sharing the client's core costs the client CPU of its own.
 
-The four clients are measured in interleaved rounds, one request in flight. Reported per
+The clients are measured in interleaved rounds, one request in flight. Reported per
 client: wall time per round trip (p50, p99) and the client's own CPU per round trip (this
 thread's CPU time over the round divided by its round trips; the servers run in other
 processes and are not counted). Paced links are judged against the wire floor plus the
 unpaced p50 of the same run (the floor the client and the simulator can reach together).
+
+A fifth client in the same rounds is the event loop's own floor: a PING's bytes written to a
+fourth light and its reply awaited through a reader callback and a future, with no protocol
+(nothing encoded, checked, decoded or counted). Every asyncio client pays at least that, so
+the figures above it say how much each client's own code costs.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import shutil
 import statistics
 import subprocess
@@ -36,6 +42,7 @@ from typing import Any
 
 from pymodbus import FramerType
 from pymodbus.client import AsyncModbusSerialClient
+from serial import Serial
 
 from bench.machine import describe, devices_apart
 from firmware_host.link.connection import LinkConnection, open_link
@@ -50,6 +57,7 @@ from tools.simulator_process import start_simulator
 WARMUP = 200
 PACED = (115200, 921600)
 SPIN_BELOW_US = 300  # the simulator spins through shorter waits: it wakes on time, as a UART does
+UNPACED = ("unpaced", "floor")  # Cupola's link, and the event loop's floor
 Call = Callable[[], Awaitable[object]]
 
 
@@ -85,33 +93,76 @@ def wire_floor_s(baud: int) -> float:
 
 def _bench_file() -> str:
     lines = [f"[bench]\nspin_below_us = {SPIN_BELOW_US}\n"]
-    lines += ['[[device]]\nname = "unpaced"\nkind = "light"\n']
+    lines += [f'[[device]]\nname = "{name}"\nkind = "light"\n' for name in UNPACED]
     lines += [f'[[device]]\nname = "b{baud}"\nkind = "light"\nbaud = {baud}\n' for baud in PACED]
     return "\n".join(lines)
+
+
+class LoopFloor:
+    """The least an asyncio client does for a round trip: write a request's bytes and await a
+    future that a reader callback completes once the reply's bytes are in. No encoding, no
+    checks, no decoding, no statistics: what is left is the event loop's and the kernel's."""
+
+    def __init__(self, path: str) -> None:
+        self._port = Serial(path, 115200, exclusive=True)  # pyserial opens it non-blocking
+        self._fd = self._port.fileno()
+        self._loop = asyncio.get_running_loop()
+        self._request = encode_request(PING, Ping(token=0), 1)
+        self._reply_size = len(encode_reply(PING, Ping(token=0), 1))
+        self._received = 0
+        self._waiting: asyncio.Future[None] | None = None
+        self._loop.add_reader(self._fd, self._on_readable)
+
+    def _on_readable(self) -> None:
+        # A reply is exactly `_reply_size` bytes; a heartbeat read with it only ends the
+        # wait early, once in thousands of round trips.
+        self._received += len(os.read(self._fd, 4096))
+        if self._received >= self._reply_size and self._waiting is not None:
+            self._received = 0
+            self._waiting.set_result(None)
+            self._waiting = None
+
+    async def call(self) -> None:
+        self._waiting = self._loop.create_future()
+        os.write(self._fd, self._request)
+        await self._waiting
+
+    def close(self) -> None:
+        self._loop.remove_reader(self._fd)
+        self._port.close()
 
 
 @contextlib.asynccontextmanager
 async def cupola_links(
     group: ProcessGroup,
-) -> AsyncIterator[tuple[dict[str, LinkConnection], int | None, int]]:
-    """({device: link}, the simulator's timer slack in ns, its pid) for the three lights."""
+) -> AsyncIterator[tuple[dict[str, LinkConnection], LoopFloor, int | None, int]]:
+    """({device: link} for three lights, the loop's floor on a fourth, the simulator's timer
+    slack in ns, its pid)."""
     workdir = Path(tempfile.mkdtemp(prefix="cupola-rtt-"))
     links: dict[str, LinkConnection] = {}
+    floor: LoopFloor | None = None
     try:
         (workdir / "bench.toml").write_text(_bench_file())
-        sim, entries = start_simulator(group, workdir / "bench.toml", workdir / "ports", 3)
+        devices = len(UNPACED) + len(PACED)
+        sim, entries = start_simulator(group, workdir / "bench.toml", workdir / "ports", devices)
         for entry in entries:
             name = entry["device"]
+            if name == "floor":
+                floor = LoopFloor(entry["path"])
+                continue
             baud = int(name[1:]) if name != "unpaced" else 115200
             link = await open_link(name, entry["path"], baud, LinkStats(), timeout_s=1.0, retries=0)
             links[name] = link
             await link.session.call(
                 HELLO, HelloRequest(proto_min=1, proto_max=1, host_timeout_ms=0)
             )
-        yield links, timer_slack_ns(sim.pid), sim.pid
+        assert floor is not None
+        yield links, floor, timer_slack_ns(sim.pid), sim.pid
     finally:
         for link in links.values():
             link.close()
+        if floor is not None:
+            floor.close()
         shutil.rmtree(workdir, ignore_errors=True)
 
 
@@ -141,14 +192,10 @@ def _ping(link: LinkConnection) -> Call:
     return lambda: link.session.call(PING, Ping(token=next(tokens)))
 
 
-async def _interleaved(
-    links: dict[str, LinkConnection],
-    peer: AsyncModbusSerialClient,
-    rounds: int,
-    unpaced: int,
-    paced: int,
+def _clients(
+    links: dict[str, LinkConnection], floor: LoopFloor, peer: AsyncModbusSerialClient
 ) -> list[Client]:
-    clients = [
+    return [
         Client("Cupola (PING)", "pty, unpaced", _ping(links["unpaced"])),
         Client(
             "pymodbus RTU (read 2 registers)",
@@ -159,7 +206,11 @@ async def _interleaved(
             Client("Cupola (PING)", f"{baud} baud", _ping(links[f"b{baud}"]), wire_floor_s(baud))
             for baud in PACED
         ),
+        Client("the event loop alone (PING's bytes)", "pty, unpaced", floor.call),
     ]
+
+
+async def _interleaved(clients: list[Client], rounds: int, unpaced: int, paced: int) -> None:
     for client in clients:  # warm-up, not counted
         for _ in range(WARMUP):
             await client.call()
@@ -167,18 +218,18 @@ async def _interleaved(
     for _ in range(rounds):
         for client in clients:
             await one_round(client, paced if client.floor_s else unpaced)
-    return clients
 
 
 async def measure(rounds: int, unpaced: int, paced: int) -> dict[str, Any]:
     group = ProcessGroup()
     try:
         async with (
-            cupola_links(group) as (links, slack, simulator),
+            cupola_links(group) as (links, floor, slack, simulator),
             pymodbus_client(group) as (peer, server),
         ):
+            clients = _clients(links, floor, peer)
             with devices_apart(simulator, server) as placement:
-                clients = await _interleaved(links, peer, rounds, unpaced, paced)
+                await _interleaved(clients, rounds, unpaced, paced)
     finally:
         group.stop_all()
     return {"clients": clients, "slack_ns": slack, "rounds": rounds, "placement": placement}
@@ -212,10 +263,17 @@ def report(result: dict[str, Any]) -> str:
         f"{a / b:.2f}x" for a, b in zip(cupola.cpu_per_call, peer.cpu_per_call, strict=True)
     )
     wall_ratio = unpaced_p50 / statistics.median(peer.wall)
+    loop_cpu = statistics.median(clients[-1].cpu_per_call)
+    own = statistics.median(cupola.cpu_per_call) - loop_cpu
+    peer_own = statistics.median(peer.cpu_per_call) - loop_cpu
     lines += [
         "",
         f"Cupola's client CPU per round trip is {cpu_ratio:.2f}x pymodbus's (per round: "
         f"{per_round}); wall p50 {wall_ratio:.2f}x.",
+        f"The event loop alone takes {1e6 * loop_cpu:.1f} us of it per round trip, "
+        f"{loop_cpu / statistics.median(peer.cpu_per_call):.2f}x pymodbus's client. Above that "
+        f"floor, Cupola's own code costs {1e6 * own:.1f} us and pymodbus's {1e6 * peer_own:.1f} "
+        f"us: {own / peer_own:.2f}x.",
     ]
     return "\n".join(lines)
 
@@ -223,7 +281,7 @@ def report(result: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="2 rounds of 300 / 100")
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=9)
     args = parser.parse_args(argv)
     rounds, unpaced, paced = (2, 300, 100) if args.quick else (args.rounds, 1000, 200)
     print("Command round trip over a pseudo-terminal")

@@ -109,41 +109,43 @@ class RequestSession:
     ) -> Rep:
         timeout = self.timeout_s if timeout_s is None else timeout_s
         loop = asyncio.get_running_loop()
-        async with self._lock:
+        lock = self._lock
+        await lock.acquire()  # not `async with`: its two coroutines ran at every request
+        try:
             if self._down is not None:
                 raise self._down
             seq = self._next_seq()
             stats = self.stats
             stats.requests += 1
-            try:
-                for attempt in range(attempts):
-                    if attempt:
-                        stats.retries += 1
-                    # One future per attempt, expired by the session's timer: a late reply
-                    # to the previous attempt (same seq) still answers this one.
-                    future: asyncio.Future[Frame] = loop.create_future()
-                    self._waiting = (seq, command.code, future)
-                    self._sent_at = sent_at = self.wall()
-                    self._write(encode_request(command, body_at(sent_at), seq, retry=attempt > 0))
-                    sent = loop.time()
-                    self._expire_at(loop, sent + timeout)
+            for attempt in range(attempts):
+                if attempt:
+                    stats.retries += 1
+                # One future per attempt, expired by the session's timer: a late reply to
+                # the previous attempt (same seq) still answers this one.
+                future: asyncio.Future[Frame] = loop.create_future()
+                self._waiting = (seq, command.code, future)
+                self._sent_at = sent_at = self.wall()
+                self._write(encode_request(command, body_at(sent_at), seq, retry=attempt > 0))
+                sent = loop.time()
+                self._expire_at(loop, sent + timeout)
+                try:
+                    frame = await future
+                except _AttemptExpired:
+                    frame = None
+                if frame is not None:
+                    stats.replies += 1
+                    stats.record_rtt(loop.time() - sent)
                     try:
-                        frame = await future
-                    except _AttemptExpired:
-                        frame = None
-                    if frame is not None:
-                        stats.replies += 1
-                        stats.record_rtt(loop.time() - sent)
-                        try:
-                            return decode_reply(frame, command)
-                        except NackReceived:
-                            stats.nacks += 1
-                            raise
-                    stats.timeouts += 1
-                stats.failures += 1
-                raise LinkTimeout(self.device, command.code.name, attempts, timeout)
-            finally:
-                self._waiting = None
+                        return decode_reply(frame, command)
+                    except NackReceived:
+                        stats.nacks += 1
+                        raise
+                stats.timeouts += 1
+            stats.failures += 1
+            raise LinkTimeout(self.device, command.code.name, attempts, timeout)
+        finally:
+            self._waiting = None
+            lock.release()
 
     def _expire_at(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
         """Expire the awaited reply at `deadline` (loop time). One timer serves every request:

@@ -1,6 +1,7 @@
 """The request session's deadlines, on virtual time: a reply that never comes fails the
 request exactly at its timeout (per attempt), never earlier, whatever the requests before it
-asked for; a reply in time answers; a late reply to a first attempt answers the retry.
+asked for; a reply in time answers; a late reply to a first attempt answers the retry;
+requests started together go on the line one at a time, a failed one freeing it.
 
 One timer serves all requests (firmware_host/link/session.py, `_expire_at`), so the cases
 that matter are requests with different timeouts one after another."""
@@ -29,10 +30,12 @@ class Device:
     def __init__(self, answer_after: Callable[[int], float | None]) -> None:
         self.answer_after = answer_after
         self.requests = 0
+        self.written_at: list[float] = []  # loop time of each request
         self.session: RequestSession | None = None
         self.deframer = Deframer()
 
     def write(self, data: bytes) -> None:
+        self.written_at.append(asyncio.get_running_loop().time())
         delay = self.answer_after(self.requests)
         self.requests += 1
         if delay is None:
@@ -114,3 +117,36 @@ def test_a_late_reply_to_the_first_attempt_answers_the_retry() -> None:
     outcome, took = run_virtual(main())
     assert outcome == "reply"
     assert took == pytest.approx(0.7, abs=1e-6)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.none() | st.floats(0.0, 1.0), min_size=2, max_size=8))
+def test_requests_started_together_go_one_at_a_time_and_a_failed_one_frees_the_line(
+    delays: list[float | None],
+) -> None:
+    """Each request is written only once the one before it has ended (answered or timed
+    out), at that very instant, and ends as it would alone; after them all the line is free."""
+
+    async def main() -> tuple[list[tuple[str, float]], tuple[str, float], list[float]]:
+        loop = asyncio.get_running_loop()
+        device = Device(lambda n: delays[n] if n < len(delays) else 0.01)
+        session = _session(device)
+
+        async def ended(timeout_s: float) -> tuple[str, float]:
+            outcome, _ = await _outcome(session, timeout_s)
+            return outcome, loop.time()
+
+        async with asyncio.timeout(60):  # virtual: a line never freed fails, not hangs
+            together = await asyncio.gather(*(ended(0.5) for _ in delays))
+            return together, await ended(0.5), device.written_at
+
+    together, after, written_at = run_virtual(main())
+    assert after[0] == "reply"
+    assert len(written_at) == len(delays) + 1
+    previous_end = written_at[0]
+    for delay, (outcome, end), start in zip(delays, together, written_at, strict=False):
+        assert start == pytest.approx(previous_end, abs=1e-6)  # not before, not later
+        answered = delay is not None and delay < 0.5
+        assert outcome == ("reply" if answered else "timeout")
+        assert end - start == pytest.approx(delay if answered else 0.5, abs=1e-6)
+        previous_end = end

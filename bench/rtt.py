@@ -58,6 +58,8 @@ WARMUP = 200
 PACED = (115200, 921600)
 SPIN_BELOW_US = 300  # the simulator spins through shorter waits: it wakes on time, as a UART does
 UNPACED = ("unpaced", "floor")  # Cupola's link, and the event loop's floor
+FLOOR_NAME = "the event loop alone (PING's bytes)"
+ROUND_TIMEOUT_S = 60.0  # a round takes about a second; one that hangs fails the run instead
 Call = Callable[[], Awaitable[object]]
 
 
@@ -78,10 +80,11 @@ def _p(values: list[float], q: float) -> float:
 
 async def one_round(client: Client, count: int) -> None:
     cpu_started = time.thread_time()
-    for _ in range(count):
-        start = time.perf_counter()
-        await client.call()
-        client.wall.append(time.perf_counter() - start)
+    async with asyncio.timeout(ROUND_TIMEOUT_S):  # once a round: nothing added per call
+        for _ in range(count):
+            start = time.perf_counter()
+            await client.call()
+            client.wall.append(time.perf_counter() - start)
     client.cpu_per_call.append((time.thread_time() - cpu_started) / count)
 
 
@@ -114,12 +117,22 @@ class LoopFloor:
         self._loop.add_reader(self._fd, self._on_readable)
 
     def _on_readable(self) -> None:
-        # A reply is exactly `_reply_size` bytes; a heartbeat read with it only ends the
-        # wait early, once in thousands of round trips.
-        self._received += len(os.read(self._fd, 4096))
-        if self._received >= self._reply_size and self._waiting is not None:
-            self._received = 0
-            self._waiting.set_result(None)
+        # Every byte is a PING reply: the light gets no HELLO, so it opens no session and
+        # sends no events. A port gone away reads as an error or as nothing.
+        try:
+            read = len(os.read(self._fd, 4096))
+        except OSError:
+            read = 0
+        waiting = self._waiting
+        if not read:
+            self._loop.remove_reader(self._fd)
+            if waiting is not None:
+                waiting.set_exception(ConnectionError("the floor's light went away"))
+            return
+        self._received += read
+        if self._received >= self._reply_size and waiting is not None:
+            self._received -= self._reply_size
+            waiting.set_result(None)
             self._waiting = None
 
     async def call(self) -> None:
@@ -206,7 +219,7 @@ def _clients(
             Client("Cupola (PING)", f"{baud} baud", _ping(links[f"b{baud}"]), wire_floor_s(baud))
             for baud in PACED
         ),
-        Client("the event loop alone (PING's bytes)", "pty, unpaced", floor.call),
+        Client(FLOOR_NAME, "pty, unpaced", floor.call),
     ]
 
 
@@ -238,6 +251,7 @@ async def measure(rounds: int, unpaced: int, paced: int) -> dict[str, Any]:
 def report(result: dict[str, Any]) -> str:
     clients: list[Client] = result["clients"]
     cupola, peer = clients[0], clients[1]
+    (loop_alone,) = (c for c in clients if c.name == FLOOR_NAME)
     unpaced_p50 = statistics.median(cupola.wall)
     lines = [
         f"machine: {describe()}",
@@ -263,19 +277,35 @@ def report(result: dict[str, Any]) -> str:
         f"{a / b:.2f}x" for a, b in zip(cupola.cpu_per_call, peer.cpu_per_call, strict=True)
     )
     wall_ratio = unpaced_p50 / statistics.median(peer.wall)
-    loop_cpu = statistics.median(clients[-1].cpu_per_call)
-    own = statistics.median(cupola.cpu_per_call) - loop_cpu
-    peer_own = statistics.median(peer.cpu_per_call) - loop_cpu
     lines += [
         "",
         f"Cupola's client CPU per round trip is {cpu_ratio:.2f}x pymodbus's (per round: "
         f"{per_round}); wall p50 {wall_ratio:.2f}x.",
-        f"The event loop alone takes {1e6 * loop_cpu:.1f} us of it per round trip, "
-        f"{loop_cpu / statistics.median(peer.cpu_per_call):.2f}x pymodbus's client. Above that "
-        f"floor, Cupola's own code costs {1e6 * own:.1f} us and pymodbus's {1e6 * peer_own:.1f} "
-        f"us: {own / peer_own:.2f}x.",
+        _above_the_floor(cupola, peer, loop_alone),
     ]
     return "\n".join(lines)
+
+
+def _above_the_floor(cupola: Client, peer: Client, floor: Client) -> str:
+    """The loop's share of pymodbus's CPU, and each client's own code against the other's,
+    round by round (the rounds are interleaved, so a round's three figures share a moment)."""
+    shares, own = [], []
+    rounds = zip(cupola.cpu_per_call, peer.cpu_per_call, floor.cpu_per_call, strict=True)
+    for mine, theirs, loop in rounds:
+        shares.append(loop / theirs)
+        if theirs > loop:  # a round where the floor cost as much as pymodbus says nothing
+            own.append((mine - loop) / (theirs - loop))
+    line = (
+        f"The event loop alone costs {1e6 * statistics.median(floor.cpu_per_call):.1f} us per "
+        f"round trip, {statistics.median(shares):.2f}x pymodbus's client (per round "
+        f"{min(shares):.2f}-{max(shares):.2f}x)."
+    )
+    if not own:
+        return line
+    return (
+        f"{line} Above it, Cupola's own code costs {statistics.median(own):.2f}x pymodbus's "
+        f"own (per round {min(own):.2f}-{max(own):.2f}x, {len(own)} rounds)."
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

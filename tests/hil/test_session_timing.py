@@ -58,6 +58,15 @@ def _session(device: Device, retries: int = 0) -> RequestSession:
     return session
 
 
+def _outcomes(delay: float | None, timeout: float) -> set[str]:
+    """What may end a request answered after `delay` (None: never) with this timeout: a reply
+    due at the very instant of the deadline may win or lose, by the order of the loop's
+    timers; the spec promises only that an earlier reply answers and a later one does not."""
+    if delay is None or delay > timeout:
+        return {"timeout"}
+    return {"reply"} if delay < timeout else {"reply", "timeout"}
+
+
 async def _outcome(session: RequestSession, timeout_s: float) -> tuple[str, float]:
     loop = asyncio.get_running_loop()
     start = loop.time()
@@ -88,11 +97,10 @@ def test_each_request_fails_at_its_own_deadline_and_not_before(
         return [await _outcome(session, timeout) for timeout, _ in requests]
 
     for (timeout, delay), (outcome, took) in zip(requests, run_virtual(main()), strict=True):
+        assert outcome in _outcomes(delay, timeout)
         if delay is not None and delay < timeout:
-            assert outcome == "reply"
             assert took == pytest.approx(delay, abs=1e-6)
         else:
-            assert outcome == "timeout"
             assert took == pytest.approx(timeout, abs=1e-6)
 
 
@@ -146,7 +154,7 @@ def test_requests_started_together_go_one_at_a_time_and_a_failed_one_frees_the_l
     previous_end = written_at[0]
     for delay, (outcome, end), start in zip(delays, together, written_at, strict=False):
         assert start == pytest.approx(previous_end, abs=1e-6)  # not before, not later
+        assert outcome in _outcomes(delay, 0.5)
         answered = delay is not None and delay < 0.5
-        assert outcome == ("reply" if answered else "timeout")
         assert end - start == pytest.approx(delay if answered else 0.5, abs=1e-6)
         previous_end = end

@@ -61,7 +61,7 @@ def _session(device: Device, retries: int = 0) -> RequestSession:
 def _outcomes(delay: float | None, timeout: float) -> set[str]:
     """What may end a request answered after `delay` (None: never) with this timeout: a reply
     due at the very instant of the deadline may win or lose, by the order of the loop's
-    timers; the spec promises only that an earlier reply answers and a later one does not."""
+    timers; what the session promises is that an earlier reply answers and a later one not."""
     if delay is None or delay > timeout:
         return {"timeout"}
     return {"reply"} if delay < timeout else {"reply", "timeout"}

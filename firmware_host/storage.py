@@ -7,6 +7,8 @@ version; opening an older file migrates it forward in one transaction.
 Every file is checked when it is opened (`PRAGMA quick_check`: every page of every b-tree,
 not only the header), so damage inside a file is found at start-up, named, and either
 refused or recovered from (`open_or_recover`), never discovered later as a crash-looping task.
+The file is read through once before its check (`read_through`), so that the check, which
+visits pages in b-tree order, does not read a cold file one random page at a time.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 CHECK_LINES = 3  # of quick_check's report, in an error message
+READ_THROUGH_CHUNK = 1 << 20
 SIDE_FILES = ("-wal", "-shm", "-journal")  # SQLite's companions of a database file
 
 # SQLite primary result codes that mean the file or the disk under it, not the statement.
@@ -113,6 +116,8 @@ def _check_and_migrate(
     connection.execute("PRAGMA synchronous=FULL")
     connection.execute("PRAGMA foreign_keys=ON")
     connection.execute("PRAGMA busy_timeout=5000")
+    read_through(path)
+    read_through(path.with_name(path.name + "-wal"))
     problems = integrity_problems(connection)
     if problems:
         raise StorageCorrupt(path, "; ".join(problems))
@@ -127,6 +132,23 @@ def _check_and_migrate(
         connection.executescript(
             f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version={number + 1};\nCOMMIT;"
         )
+
+
+def read_through(path: Path) -> None:
+    """Read a file once from start to end, so that what reads it next finds it in memory.
+
+    Opening a full outbox (69 MB) not in the page cache, as after a reboot, took 0.9-1.1 s:
+    the integrity check reads pages in b-tree order, a random read each on a cold disk. Read
+    through in order first, the same open took 50-90 ms; with the file in memory the read
+    costs about 4.5 ms (BENCHMARKS.md, twelfth pass). A file that is missing or cannot be read
+    is left to the check to judge."""
+    buffer = bytearray(READ_THROUGH_CHUNK)
+    try:
+        with path.open("rb", buffering=0) as file:
+            while file.readinto(buffer):
+                pass
+    except OSError:
+        return
 
 
 def integrity_problems(connection: sqlite3.Connection, table: str | None = None) -> list[str]:

@@ -1,26 +1,29 @@
 """Damage inside a state database is found at start-up, named, and refused or recovered from.
 
 Each test writes garbage over a page in the middle of a real database file (not the header,
-not a truncation), then opens it the way the daemon does.
+not a truncation), then opens it the way the daemon does. The check reads a file that was
+read through in order first (a cold file is otherwise read a random page at a time).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from firmware_host import storage
 from firmware_host.budget.ledger import STATION_EVENT_CAP_W, BudgetLedger
 from firmware_host.commands.dispatcher import Dispatcher
 from firmware_host.config import Config, parse_config
 from firmware_host.daemon import EXIT_STATE_UNUSABLE, Daemon, run_daemon
 from firmware_host.events import EventBus
 from firmware_host.groundlink.intake import KEPT_ON_RECOVERY, CommandIntake
-from firmware_host.groundlink.outbox import Outbox
-from firmware_host.storage import StorageCorrupt, open_database
+from firmware_host.groundlink.outbox import MIGRATIONS, Outbox
+from firmware_host.storage import StorageCorrupt, open_database, read_through
 from firmware_host.workflow.shotlog import ShotLog
 from protocols import ground
 from protocols.ground import read_keyring
@@ -83,6 +86,44 @@ def test_opening_a_database_with_a_damaged_middle_page_is_refused_naming_the_fil
     with pytest.raises(StorageCorrupt) as caught:
         open_database(path, [])
     assert str(path) in str(caught.value)
+
+
+def test_a_database_and_its_wal_are_read_through_before_the_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "outbox.db"
+    filled_outbox(path)
+    seen: list[str] = []
+    check = storage.integrity_problems
+
+    def checked(connection: sqlite3.Connection, table: str | None = None) -> list[str]:
+        seen.append("check")
+        return check(connection, table)
+
+    monkeypatch.setattr(storage, "read_through", lambda p: seen.append(f"read {p.name}"))
+    monkeypatch.setattr(storage, "integrity_problems", checked)
+    open_database(path, MIGRATIONS).close()
+    assert seen == ["read outbox.db", "read outbox.db-wal", "check"]
+
+
+def _bytes_read_by_this_process() -> int:
+    for line in Path("/proc/self/io").read_text().splitlines():
+        if line.startswith("rchar:"):
+            return int(line.split()[1])
+    raise AssertionError("no rchar in /proc/self/io")
+
+
+def test_read_through_reads_every_byte_and_passes_over_what_it_cannot_read(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "big"
+    size = 8 * storage.READ_THROUGH_CHUNK + 123  # more than a chunk, not a whole number of them
+    path.write_bytes(b"\x5a" * size)
+    before = _bytes_read_by_this_process()
+    read_through(path)
+    assert _bytes_read_by_this_process() - before >= size
+    read_through(tmp_path / "missing")  # a database not made yet, a WAL not there
+    read_through(tmp_path)  # a directory: not readable as a file; the check will say so
 
 
 def test_a_sound_database_opens_without_a_recovery(tmp_path: Path) -> None:

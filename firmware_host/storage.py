@@ -7,15 +7,18 @@ version; opening an older file migrates it forward in one transaction.
 Every file is checked when it is opened (`PRAGMA quick_check`: every page of every b-tree,
 not only the header), so damage inside a file is found at start-up, named, and either
 refused or recovered from (`open_or_recover`), never discovered later as a crash-looping task.
-The file is read through once before its check (`read_through`), so that the check, which
-visits pages in b-tree order, does not read a cold file one random page at a time.
+Each file and its WAL are read through once before SQLite opens them (`read_through`), so
+that the check, which visits pages in b-tree order, does not read a cold file a scattered
+page at a time.
 """
 
 from __future__ import annotations
 
 import errno
 import logging
+import os
 import sqlite3
+import stat
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -89,6 +92,10 @@ def open_database(path: Path, migrations: Sequence[str]) -> sqlite3.Connection:
 
 
 def _open(path: Path, migrations: Sequence[str], *, exclusive: bool) -> sqlite3.Connection:
+    # Before SQLite has the file: closing another descriptor of a file drops every POSIX lock
+    # this process holds on it, SQLite's exclusive lock (a full disk's open) included.
+    read_through(path)
+    read_through(path.with_name(path.name + "-wal"))  # replayed by the open after a crash
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -116,8 +123,6 @@ def _check_and_migrate(
     connection.execute("PRAGMA synchronous=FULL")
     connection.execute("PRAGMA foreign_keys=ON")
     connection.execute("PRAGMA busy_timeout=5000")
-    read_through(path)
-    read_through(path.with_name(path.name + "-wal"))
     problems = integrity_problems(connection)
     if problems:
         raise StorageCorrupt(path, "; ".join(problems))
@@ -134,21 +139,32 @@ def _check_and_migrate(
         )
 
 
-def read_through(path: Path) -> None:
-    """Read a file once from start to end, so that what reads it next finds it in memory.
+def read_through(path: Path) -> int:
+    """Read a regular file once from start to end, so that what reads it next finds it in
+    memory; returns the bytes read (0 for anything else, or what cannot be read: the check
+    that follows judges it).
 
-    Opening a full outbox (69 MB) not in the page cache, as after a reboot, took 0.9-1.1 s:
-    the integrity check reads pages in b-tree order, a random read each on a cold disk. Read
+    Opening a full outbox (69 MB) whose file was not in the page cache took 0.9-1.1 s here:
+    the integrity check visits pages in b-tree order, and the disk served them scattered. Read
     through in order first, the same open took 50-90 ms; with the file in memory the read
-    costs about 4.5 ms (BENCHMARKS.md, twelfth pass). A file that is missing or cannot be read
-    is left to the check to judge."""
-    buffer = bytearray(READ_THROUGH_CHUNK)
+    costs about 4.5 ms (BENCHMARKS.md, twelfth pass). Only up to the size the file had when
+    opened, and never from a FIFO or a device, so it cannot hold start-up."""
     try:
-        with path.open("rb", buffering=0) as file:
-            while file.readinto(buffer):
-                pass
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError:
-        return
+        return 0
+    done = 0
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISREG(info.st_mode):
+            buffer = bytearray(READ_THROUGH_CHUNK)
+            while done < info.st_size and (count := os.readv(fd, [buffer])):
+                done += count
+    except OSError:
+        pass  # a read error: the check meets it too, and says what it means
+    finally:
+        os.close(fd)
+    return done
 
 
 def integrity_problems(connection: sqlite3.Connection, table: str | None = None) -> list[str]:

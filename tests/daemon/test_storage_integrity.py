@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
+import subprocess
+import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -88,42 +92,74 @@ def test_opening_a_database_with_a_damaged_middle_page_is_refused_naming_the_fil
     assert str(path) in str(caught.value)
 
 
-def test_a_database_and_its_wal_are_read_through_before_the_check(
+def test_a_database_and_its_wal_are_read_through_before_sqlite_opens_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "outbox.db"
     filled_outbox(path)
     seen: list[str] = []
-    check = storage.integrity_problems
+    connect, check = sqlite3.connect, storage.integrity_problems
+
+    def connected(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        seen.append("connect")
+        return connect(*args, **kwargs)
 
     def checked(connection: sqlite3.Connection, table: str | None = None) -> list[str]:
         seen.append("check")
         return check(connection, table)
 
-    monkeypatch.setattr(storage, "read_through", lambda p: seen.append(f"read {p.name}"))
+    def read(p: Path) -> int:
+        seen.append(f"read {p.name}")
+        return 0
+
+    monkeypatch.setattr(storage, "read_through", read)
+    monkeypatch.setattr(storage.sqlite3, "connect", connected)
     monkeypatch.setattr(storage, "integrity_problems", checked)
     open_database(path, MIGRATIONS).close()
-    assert seen == ["read outbox.db", "read outbox.db-wal", "check"]
+    assert seen == ["read outbox.db", "read outbox.db-wal", "connect", "check"]
 
 
-def _bytes_read_by_this_process() -> int:
-    for line in Path("/proc/self/io").read_text().splitlines():
-        if line.startswith("rchar:"):
-            return int(line.split()[1])
-    raise AssertionError("no rchar in /proc/self/io")
+def test_a_database_opened_for_a_full_disk_stays_locked_against_other_processes(
+    tmp_path: Path,
+) -> None:
+    """Exclusive locking (no room for the -shm file) is the only guard of that open; closing
+    any other descriptor of the file after SQLite locked it would drop the lock."""
+    path = tmp_path / "outbox.db"
+    filled_outbox(path)
+    connection = storage._open(path, MIGRATIONS, exclusive=True)
+    try:
+        connection.execute("SELECT COUNT(*) FROM outbox").fetchone()  # takes the lock
+        other = subprocess.run(
+            [sys.executable, "-c", _READ_ANOTHER_WAY, str(path)],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert "database is locked" in other.stderr, other.stdout + other.stderr
+    finally:
+        connection.close()
 
 
-def test_read_through_reads_every_byte_and_passes_over_what_it_cannot_read(
+_READ_ANOTHER_WAY = """
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1], timeout=0)
+print(db.execute("SELECT COUNT(*) FROM outbox").fetchone())
+"""
+
+
+def test_read_through_reads_every_byte_of_a_file_and_nothing_of_anything_else(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "big"
     size = 8 * storage.READ_THROUGH_CHUNK + 123  # more than a chunk, not a whole number of them
     path.write_bytes(b"\x5a" * size)
-    before = _bytes_read_by_this_process()
-    read_through(path)
-    assert _bytes_read_by_this_process() - before >= size
-    read_through(tmp_path / "missing")  # a database not made yet, a WAL not there
-    read_through(tmp_path)  # a directory: not readable as a file; the check will say so
+    assert read_through(path) == size
+    assert read_through(tmp_path / "missing") == 0  # a database not made yet, no WAL
+    assert read_through(tmp_path) == 0  # a directory: the check will say what it is
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    reading = threading.Thread(target=read_through, args=(fifo,), daemon=True)
+    reading.start()
+    reading.join(10)
+    assert not reading.is_alive(), "read_through waited on a FIFO: start-up would hang"
 
 
 def test_a_sound_database_opens_without_a_recovery(tmp_path: Path) -> None:

@@ -144,11 +144,13 @@ def read_through(path: Path) -> int:
     memory; returns the bytes read (0 for anything else, or what cannot be read: the check
     that follows judges it).
 
-    Opening a full outbox (69 MB) whose file was not in the page cache took 0.9-1.1 s here:
-    the integrity check visits pages in b-tree order, and the disk served them scattered. Read
-    through in order first, the same open took 50-90 ms; with the file in memory the read
-    costs about 4.5 ms (BENCHMARKS.md, twelfth pass). Only up to the size the file had when
-    opened, and never from a FIFO or a device, so it cannot hold start-up."""
+    Opening a full outbox (69 MB) whose file was not in the page cache took 0.9-1.1 s here,
+    most likely because the integrity check reads pages in b-tree order, scattered over the
+    file. Read through in order first, the same open took 50-130 ms; with the file in memory
+    the read costs about 4.5 ms (BENCHMARKS.md, twelfth pass). Only up to the size the file
+    had when opened, and never from a FIFO or a device, so it cannot hold start-up. Call it
+    before any connection of this process has the file: closing this descriptor drops every
+    POSIX lock the process holds on it."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError:

@@ -11,8 +11,8 @@ Each start is from an empty state directory, and then again as a restart after a
 of signal: the outbox holds a full backlog (the daemon's own limit, `[outbox] max_mb`, in
 telemetry samples), which the daemon checks as it opens it and drains to the ground once its
 devices have had their first try; and that restart once more with the outbox's file out of
-the page cache, as a reboot leaves it (the bench has just written it, so it would otherwise
-be read from memory).
+the page cache, as a reboot would leave it (the bench has just written it, so it would
+otherwise be read from memory; the interpreter and the other files stay in memory).
 Then `cupola --help` against a bare `python -c pass`, hyperfine-like: warm-up, then both
 commands run alternately, wall time per run.
 """

@@ -2,7 +2,7 @@
 
 Each test writes garbage over a page in the middle of a real database file (not the header,
 not a truncation), then opens it the way the daemon does. The check reads a file that was
-read through in order first (a cold file is otherwise read a random page at a time).
+read through in order first (a cold file is otherwise read scattered, page by page).
 """
 
 from __future__ import annotations

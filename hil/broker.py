@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import getpass
 import logging
+import random
 import shutil
 import signal
 import socket
@@ -52,11 +53,36 @@ def mosquitto_binary(name: str = "mosquitto") -> str:
     )
 
 
+_PORTS_FROM = 10000  # below: the machine's own services (PostgreSQL, mosquitto, Redis...)
+_EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_CHOICE = random.SystemRandom()  # not the global generator, which hypothesis seeds alike
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A loopback TCP port free now, for a server about to be started on it, chosen below the
+    kernel's ephemeral range. A port from that range (what binding port 0 hands out) is also
+    what any outgoing connection gets: one opened by a parallel test between this check and
+    the server's bind took the port of a web monitor still starting up."""
+    low = ephemeral_ports()[0]
+    for _ in range(200):
+        port = _CHOICE.randrange(_PORTS_FROM, low) if low > _PORTS_FROM + 1000 else 0
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            chosen: int = sock.getsockname()[1]
+            return chosen
+    raise OSError("no free loopback port below the ephemeral range")
+
+
+def ephemeral_ports() -> tuple[int, int]:
+    """The kernel's range for ports nobody asked for (Linux; its default elsewhere)."""
+    try:
+        low, high = _EPHEMERAL_RANGE.read_text().split()
+    except (OSError, ValueError):
+        return 32768, 60999
+    return int(low), int(high)
 
 
 class Mosquitto:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
+import subprocess
 from pathlib import Path
 
 import msgspec
@@ -25,9 +26,16 @@ CHROMIUM = Path("/usr/bin/chromium")
 ANSI = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
 
 
-async def listening(port: int, timeout: float = 20) -> None:
-    async with asyncio.timeout(timeout):
+def _exited(server: subprocess.Popen[bytes], log: Path) -> str:
+    return f"the web monitor exited ({server.returncode}): {log.read_text()}"
+
+
+async def listening(port: int, server: subprocess.Popen[bytes], log: Path) -> None:
+    """Until the server accepts connections; at once, with its log, if it exits first."""
+    async with asyncio.timeout(20):
         while True:
+            if server.poll() is not None:
+                pytest.fail(_exited(server, log))
             try:
                 with socket.create_connection(("127.0.0.1", port), timeout=1):
                     return
@@ -43,11 +51,12 @@ async def test_the_monitor_in_a_browser(tmp_path: Path, broker: Mosquitto) -> No
     key_file.write_bytes(msgspec.json.encode(credentials.keys[Role.DIRECTOR]))
     key_file.chmod(0o600)
     port = free_port()
-    log = (tmp_path / "web.log").open("ab")
-    _GROUP.start("web monitor", cupola("monitor", "--web", f"127.0.0.1:{port}",
-                 "--broker", broker.url(), "--node", "test-node", "--key", str(key_file)),
-                 stdout=log, stderr=log)  # fmt: skip
-    await listening(port)
+    log_path = tmp_path / "web.log"
+    log = log_path.open("ab")
+    server = _GROUP.start("web monitor", cupola("monitor", "--web", f"127.0.0.1:{port}",
+                          "--broker", broker.url(), "--node", "test-node", "--key",
+                          str(key_file)), stdout=log, stderr=log)  # fmt: skip
+    await listening(port, server, log_path)
 
     screen = bytearray()  # what the server sent the browser's terminal
 

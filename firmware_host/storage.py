@@ -76,6 +76,11 @@ class Recovery:
 def open_database(path: Path, migrations: Sequence[str]) -> sqlite3.Connection:
     """Open (creating it if needed), check and migrate a database; migrations[i] brings v i to
     v i+1. Raises StorageCorrupt if the file is damaged, StorageError if it cannot be used."""
+    # Once, before SQLite has the file (a full disk's second attempt finds it in memory):
+    # closing another descriptor of a file drops every POSIX lock this process holds on it,
+    # SQLite's exclusive lock (a full disk's open) included.
+    read_through(path)
+    read_through(path.with_name(path.name + "-wal"))  # replayed by the open after a crash
     try:
         return _open(path, migrations, exclusive=False)
     except StorageCorrupt:
@@ -92,10 +97,6 @@ def open_database(path: Path, migrations: Sequence[str]) -> sqlite3.Connection:
 
 
 def _open(path: Path, migrations: Sequence[str], *, exclusive: bool) -> sqlite3.Connection:
-    # Before SQLite has the file: closing another descriptor of a file drops every POSIX lock
-    # this process holds on it, SQLite's exclusive lock (a full disk's open) included.
-    read_through(path)
-    read_through(path.with_name(path.name + "-wal"))  # replayed by the open after a crash
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)

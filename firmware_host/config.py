@@ -54,6 +54,9 @@ class ConfigUnreadable(ConfigError):
     """The file itself cannot be read (missing, a folder, no permission)."""
 
 
+OUTBOX_FILE = "outbox.db"  # in the state directory: everything queued for the ground
+
+
 class NodeConfig(msgspec.Struct, forbid_unknown_fields=True):
     name: Name = "cupola"
     state_dir: str = "state"  # SQLite files (shot log, events, outbox, counters)

@@ -29,7 +29,7 @@ from firmware_host.clock import SYSTEM, Clock
 from firmware_host.commands.camera_settings import CameraSettingsCommand
 from firmware_host.commands.devices import DeviceCommands, NoArgs
 from firmware_host.commands.dispatcher import CommandSpec, Dispatcher
-from firmware_host.config import Config
+from firmware_host.config import OUTBOX_FILE, Config
 from firmware_host.devices.agent import DeviceAgent
 from firmware_host.events import Event, EventBus
 from firmware_host.gear.factory import AgentFactory
@@ -57,6 +57,7 @@ from protocols.records import to_jsonable
 from protocols.timecode import FrameRate
 
 if TYPE_CHECKING:
+    from firmware_host.check_ahead import CheckAhead
     from firmware_host.dailies.wiring import Dailies
 
 log = logging.getLogger(__name__)
@@ -70,8 +71,11 @@ EXIT_STATE_UNUSABLE = 65  # EX_DATAERR: restarting cannot help (systemd RestartP
 
 
 class Daemon:
-    def __init__(self, config: Config, clock: Clock = SYSTEM) -> None:
-        """`clock` is the one clock every component reads (a test's may run on virtual time)."""
+    def __init__(
+        self, config: Config, clock: Clock = SYSTEM, *, checked_ahead: CheckAhead | None = None
+    ) -> None:
+        """`clock` is the one clock every component reads (a test's may run on virtual time);
+        `checked_ahead`: the outbox's check, started while the daemon's modules were imported."""
         self.config = config
         self.clock = clock
         self.node = config.node.name
@@ -82,9 +86,11 @@ class Daemon:
         self.supervisor = Supervisor(self.bus, on_healthy=self.notifier.watchdog)
         self.guard = StorageGuard(self.bus)
         self.reference = ReferenceClock(FrameRate.from_fps(config.project.frame_rate), clock.wall)
+        outbox = state_dir / OUTBOX_FILE
         self.outbox = Outbox.configured(
-            state_dir / "outbox.db", config.outbox, guard=self.guard, clock=clock
-        )
+            outbox, config.outbox, guard=self.guard, clock=clock,
+            checked=checked_ahead is not None and checked_ahead.passed(outbox),
+        )  # fmt: skip
         self.pacer = Pacer(clock=clock.monotonic)
         self.stream = StreamPublisher(
             self.node, self.outbox, self.pacer, window=config.mqtt.publish_window, opened=False
@@ -430,15 +436,18 @@ class Daemon:
             self.close()  # the databases, once no task is left to touch them
 
     async def _open_the_stream(self) -> None:
-        """The backlog goes once every device has had its first try (online, or failed), or
-        after DEVICES_FIRST_S. Draining a full outbox at a restart took the CPU the devices
-        needed to come online (64 in 0.96-1.18 s instead of 0.35-0.54 s) and put their states
-        behind it on the socket (the ground saw them up to a second later). Births, states,
-        alarms and command results go at once meanwhile; other events wait, in order."""
+        """The backlog goes once every device has had its first try (online, or failed) and
+        the states of those online are with the broker's client, or after DEVICES_FIRST_S.
+        Draining a full outbox at a restart took the CPU the devices needed to come online (64
+        in 0.96-1.18 s instead of 0.35-0.54 s) and put their states behind it on the socket
+        (the ground saw them up to a second later; opened as the last device came online, the
+        first batch still held that one's state 50-100 ms). Births, states, alarms and command
+        results go at once meanwhile; other events wait, in order."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(DEVICES_FIRST_S):
                 for agent in self.devices.values():
                     await agent.tried.wait()
+                await self.ground.changes_published.wait()
         self.stream.open()
 
     async def _announce_ready(self, notifier: Notifier) -> None:
@@ -502,13 +511,13 @@ def _started_in_a_terminal() -> bool:
     return any(os.isatty(fd) for fd in (0, 1, 2))
 
 
-def run_daemon(config: Config) -> int:
+def run_daemon(config: Config, checked_ahead: CheckAhead | None = None) -> int:
     """Run until SIGINT or SIGTERM (or SIGHUP from its terminal); each ends it cleanly, with
     a death certificate."""
 
     async def main() -> None:
         stop = asyncio.Event()
-        daemon = Daemon(config)
+        daemon = Daemon(config, checked_ahead=checked_ahead)
         settle_heap()
 
         def shut_down(reason: str) -> None:

@@ -73,16 +73,20 @@ class Recovery:
         )
 
 
-def open_database(path: Path, migrations: Sequence[str]) -> sqlite3.Connection:
+def open_database(
+    path: Path, migrations: Sequence[str], *, checked: bool = False
+) -> sqlite3.Connection:
     """Open (creating it if needed), check and migrate a database; migrations[i] brings v i to
-    v i+1. Raises StorageCorrupt if the file is damaged, StorageError if it cannot be used."""
-    # Once, before SQLite has the file (a full disk's second attempt finds it in memory):
-    # closing another descriptor of a file drops every POSIX lock this process holds on it,
-    # SQLite's exclusive lock (a full disk's open) included.
-    read_through(path)
-    read_through(path.with_name(path.name + "-wal"))  # replayed by the open after a crash
+    v i+1. Raises StorageCorrupt if the file is damaged, StorageError if it cannot be used.
+    `checked`: the file passed its check just now and is unchanged since (`CheckAhead`)."""
+    if not checked:
+        # Once, before SQLite has the file (a full disk's second attempt finds it in memory):
+        # closing another descriptor of a file drops every POSIX lock this process holds on
+        # it, SQLite's exclusive lock (a full disk's open) included.
+        read_through(path)
+        read_through(path.with_name(path.name + "-wal"))  # replayed by the open after a crash
     try:
-        return _open(path, migrations, exclusive=False)
+        return _open(path, migrations, exclusive=False, check=not checked)
     except StorageCorrupt:
         raise
     except StorageError as exc:
@@ -91,12 +95,14 @@ def open_database(path: Path, migrations: Sequence[str]) -> sqlite3.Connection:
     # A full disk has no room for the WAL's shared-memory file: without it (exclusive locking,
     # the index in this process's memory) the file still opens, and writes go through again
     # as soon as there is space. Only this daemon uses its state files.
-    connection = _open(path, migrations, exclusive=True)
+    connection = _open(path, migrations, exclusive=True, check=not checked)
     log.warning("%s: opened with exclusive locking: the disk has no room for its -shm file", path)
     return connection
 
 
-def _open(path: Path, migrations: Sequence[str], *, exclusive: bool) -> sqlite3.Connection:
+def _open(
+    path: Path, migrations: Sequence[str], *, exclusive: bool, check: bool
+) -> sqlite3.Connection:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -105,7 +111,7 @@ def _open(path: Path, migrations: Sequence[str], *, exclusive: bool) -> sqlite3.
     try:
         if exclusive:
             connection.execute("PRAGMA locking_mode=EXCLUSIVE")
-        _check_and_migrate(connection, path, migrations)
+        _check_and_migrate(connection, path, migrations, check=check)
     except StorageError:
         connection.close()
         raise
@@ -118,13 +124,13 @@ def _open(path: Path, migrations: Sequence[str], *, exclusive: bool) -> sqlite3.
 
 
 def _check_and_migrate(
-    connection: sqlite3.Connection, path: Path, migrations: Sequence[str]
+    connection: sqlite3.Connection, path: Path, migrations: Sequence[str], *, check: bool
 ) -> None:
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute("PRAGMA synchronous=FULL")
     connection.execute("PRAGMA foreign_keys=ON")
     connection.execute("PRAGMA busy_timeout=5000")
-    problems = integrity_problems(connection)
+    problems = integrity_problems(connection) if check else []
     if problems:
         raise StorageCorrupt(path, "; ".join(problems))
     version = connection.execute("PRAGMA user_version").fetchone()[0]
@@ -187,15 +193,17 @@ def open_or_recover(
     keep: Sequence[str] = (),
     refusal: str = "",
     clock: Callable[[], float] = time.time,
+    checked: bool = False,
 ) -> tuple[sqlite3.Connection, Recovery | None]:
-    """Open a database; if it is damaged, move it aside and start a fresh one.
+    """Open a database; if it is damaged, move it aside and start a fresh one. `checked`: as
+    for `open_database`, of the file as found.
 
     `keep` names tables that must survive: they are copied over when they pass their own
     check, and if one does not, nothing is moved and StorageCorrupt is raised with `refusal`
     (what the operator should do) in its message.
     """
     try:
-        return open_database(path, migrations), None
+        return open_database(path, migrations, checked=checked), None
     except StorageCorrupt as damage:
         kept = _salvage(path, keep, damage.detail, refusal)
         try:

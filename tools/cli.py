@@ -130,9 +130,14 @@ def _daemon(args: argparse.Namespace) -> int:
     if args.check:
         print(f"{path}: OK ({len(config.devices)} devices, node {config.node.name!r})")
         return 0
-    from firmware_host.daemon import run_daemon
+    from firmware_host.check_ahead import CheckAhead
+    from firmware_host.config import OUTBOX_FILE
 
-    return run_daemon(config)
+    # the outbox is checked on another core while the daemon's modules are imported here
+    with CheckAhead([Path(config.node.state_dir) / OUTBOX_FILE]) as checked_ahead:
+        from firmware_host.daemon import run_daemon
+
+        return run_daemon(config, checked_ahead)
 
 
 def _cmd_monitor(args: argparse.Namespace) -> int:

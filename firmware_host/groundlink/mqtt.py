@@ -103,6 +103,10 @@ class GroundLink:
         self._state_wakeup = asyncio.Event()
         self._state_at_once = asyncio.Event()
         self._at_once: set[str] = set()  # came online or went offline: published at once
+        # No device that came or went waits for its state to reach paho (the crew's copy and,
+        # while flowing, the ground's): what is published after it goes behind it.
+        self.changes_published = asyncio.Event()
+        self.changes_published.set()
         self._client: aiomqtt.Client | None = None
         self.local = LocalCopies(monotonic=clock.monotonic)  # kept until our broker has them
         self._serving: asyncio.Task[None] | None = None  # the current session's work
@@ -133,6 +137,7 @@ class GroundLink:
         if at_once:
             self._at_once.add(device)
             self._state_at_once.set()
+            self.changes_published.clear()
 
     def publish_local_result(self, body: dict[str, Any]) -> None:
         """A command result, at once, for commanders on this broker (the crew during LOS).
@@ -470,6 +475,8 @@ class GroundLink:
             self._ground_dirty |= due
             self._ground_at_once |= came_or_went
             await self._publish_ground_states(states, built)
+            if not (self._at_once or self._ground_at_once):
+                self.changes_published.set()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(max(0.0, next_round - loop.time())):
                     await self._state_at_once.wait()

@@ -118,10 +118,12 @@ class Outbox:
         guard: StorageGuard | None = None,
         held_max: int = HELD_MAX,
         clock: Clock = SYSTEM,
+        checked: bool = False,
     ) -> None:
+        """`checked`: the file passed its integrity check just now (`CheckAhead`)."""
         self.path = path
         self.clock = clock
-        self.db, self.recovery = open_or_recover(path, MIGRATIONS)
+        self.db, self.recovery = open_or_recover(path, MIGRATIONS, checked=checked)
         self.max_bytes = max_bytes
         self.min_free_bytes = min_free_bytes
         self.guard = guard if guard is not None else StorageGuard(EventBus())
@@ -144,6 +146,7 @@ class Outbox:
         *,
         guard: StorageGuard | None = None,
         clock: Clock = SYSTEM,
+        checked: bool = False,
     ) -> Outbox:
         """The outbox `[outbox]` describes (its limits in MB)."""
         return cls(
@@ -152,6 +155,7 @@ class Outbox:
             min_free_bytes=round(limits.min_free_mb * 1e6),
             guard=guard,
             clock=clock,
+            checked=checked,
         )
 
     def close(self) -> None:

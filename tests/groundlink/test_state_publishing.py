@@ -302,3 +302,43 @@ def test_a_state_travels_as_the_json_object_its_dict_would_be(tmp_path: Path) ->
     assert as_struct == as_dict
     body = ground.decode(as_struct).body
     assert msgspec.convert(body, ground.DeviceSnapshot) == snapshot
+
+
+def test_changes_published_waits_for_the_crew_and_ground_copies_of_a_device_that_came(
+    tmp_path: Path,
+) -> None:
+    """What the stream's gate waits for at start: no device that came or went has its state
+    still to hand to paho. Both sides: clear from the change until both copies are out (the
+    ground's while it flows), set again once they are; a poll's update changes nothing."""
+    ground_link = link(tmp_path)
+    client = RecordingClient()
+    seen: list[tuple[float, bool, int]] = []
+
+    def look() -> None:
+        now = round(asyncio.get_running_loop().time(), 6)
+        seen.append((now, ground_link.changes_published.is_set(), len(client.published)))
+
+    async def main() -> None:
+        publisher = asyncio.create_task(ground_link._publish_states(LatestStates(client)))
+        await asyncio.sleep(0.01)
+        look()  # nothing came or went yet
+        ground_link.update_state("key", snapshot_of("key", []), at_once=True)
+        look()
+        await asyncio.sleep(0.05)
+        look()  # the crew's copy is out; the ground is out of reach
+        ground_link.flowing.set()
+        ground_link._state_wakeup.set()
+        await ground_link.changes_published.wait()
+        look()  # the ground's copy: with the states' next round (the birth had it already)
+        ground_link.update_state("fill", snapshot_of("fill", []), at_once=True)
+        await ground_link.changes_published.wait()
+        look()  # flowing: both copies at once
+        ground_link.update_state("fill", snapshot_of("fill", []))  # a poll: no change
+        look()
+        publisher.cancel()
+
+    run_virtual(main())
+    assert seen == [
+        (0.01, True, 0), (0.01, False, 0), (0.06, False, 1), (0.5, True, 2), (0.5, True, 4),
+        (0.5, True, 4),
+    ]  # fmt: skip

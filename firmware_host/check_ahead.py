@@ -1,0 +1,93 @@
+"""State files checked on another thread while the daemon is still importing its modules.
+
+Opening a full outbox (69 MB) costs its integrity check (`PRAGMA quick_check`, 23-25 ms here)
+and reading it through first (14 ms from memory, 70-85 ms from disk): time every device waits
+for before its first byte, since the daemon opens its databases as it is built. Its imports
+take about 100 ms after the config is read, holding the GIL, while SQLite checks and the
+kernel reads without it: started then, on the other core, the check is over by the time the
+outbox opens. Its result is used only if the file passed and neither it nor its WAL changed
+(inode, size, modification and change times) between the start of the check, its end and the
+open; else the open reads and checks as it always did. (Only the daemon writes its state
+files; since Linux 6.13, a file's times after a stat are fine-grained, so even a write within
+the same clock tick shows.) A file whose WAL holds a crash's transactions is
+such a case: the check's connection, the last to close, writes them into the file.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+
+from firmware_host.storage import integrity_problems, read_through
+
+Identity = tuple[tuple[int, int, int, int, int] | None, ...]
+
+
+def identity(path: Path) -> Identity:
+    """What changes when a database file or its WAL is written, replaced or removed."""
+    found: list[tuple[int, int, int, int, int] | None] = []
+    for each in (path, path.with_name(path.name + "-wal")):
+        try:
+            info = os.stat(each)
+        except OSError:
+            found.append(None)
+        else:
+            found.append(
+                (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+            )
+    return tuple(found)
+
+
+class CheckAhead:
+    """Checks `paths` on a thread of its own from construction; `passed(path)` waits for it.
+
+    Use it as a context manager around what opens the files: leaving it waits for the thread
+    (a check takes well under a second), so none outlives the process's use of the files.
+    """
+
+    def __init__(self, paths: Sequence[Path]) -> None:
+        self._passed: dict[Path, Identity] = {}
+        self._thread = threading.Thread(
+            target=self._check_all, args=(tuple(paths),), name="check-ahead"
+        )
+        self._thread.start()
+
+    def _check_all(self, paths: tuple[Path, ...]) -> None:
+        for path in paths:
+            before = identity(path)
+            if before[0] is None:
+                continue  # nothing to check: the open creates it
+            read_through(path)
+            read_through(path.with_name(path.name + "-wal"))
+            try:  # mode=rw: never creates a file
+                connection = sqlite3.connect(f"{path.absolute().as_uri()}?mode=rw", uri=True)
+                try:
+                    sound = not integrity_problems(connection)
+                finally:
+                    connection.close()
+            except (sqlite3.Error, OSError, ValueError):
+                continue  # the open meets it again, and says what it means
+            if sound:  # as it was before the check: what changed since does not pass
+                self._passed[path] = before
+
+    def passed(self, path: Path) -> bool:
+        """True if `path` passed its check and is as it was then: its open need not read it
+        or check it again. Waits for the checks to end."""
+        self._thread.join()
+        checked = self._passed.get(path)
+        return checked is not None and identity(path) == checked
+
+    def __enter__(self) -> CheckAhead:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._thread.join()

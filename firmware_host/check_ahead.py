@@ -5,12 +5,13 @@ and reading it through first (14 ms from memory, 70-85 ms from disk): time every
 for before its first byte, since the daemon opens its databases as it is built. Its imports
 take about 100 ms after the config is read, holding the GIL, while SQLite checks and the
 kernel reads without it: started then, on the other core, the check is over by the time the
-outbox opens. Its result is used only if the file passed and neither it nor its WAL changed
-(inode, size, modification and change times) between the start of the check, its end and the
-open; else the open reads and checks as it always did. (Only the daemon writes its state
-files; since Linux 6.13, a file's times after a stat are fine-grained, so even a write within
-the same clock tick shows.) A file whose WAL holds a crash's transactions is
-such a case: the check's connection, the last to close, writes them into the file.
+outbox opens. A file is checked ahead only when it has no WAL (a clean shutdown leaves
+none), and its result is used only if it passed and neither it nor its WAL changed (device,
+inode, size, modification and change times) between the start of the check and the open;
+else the open reads and checks as it always did. Nothing else writes the file meanwhile: the
+daemon holds its state directory (`firmware_host.instance`), and the times are a second
+guard (since Linux 6.13 fine-grained once read, so even a write within the same clock tick
+shows).
 """
 
 from __future__ import annotations
@@ -47,37 +48,46 @@ class CheckAhead:
 
     Use it as a context manager around what opens the files: leaving it waits for the thread
     (a check takes well under a second), so none outlives the process's use of the files.
+    Only for files no other process writes meanwhile (`firmware_host.instance`).
     """
 
     def __init__(self, paths: Sequence[Path]) -> None:
         self._passed: dict[Path, Identity] = {}
-        self._thread = threading.Thread(
+        self._thread: threading.Thread | None = threading.Thread(
             target=self._check_all, args=(tuple(paths),), name="check-ahead"
         )
-        self._thread.start()
+        try:
+            self._thread.start()
+        except RuntimeError:  # no thread to be had: every file is checked as it opens
+            self._thread = None
 
     def _check_all(self, paths: tuple[Path, ...]) -> None:
         for path in paths:
-            before = identity(path)
-            if before[0] is None:
-                continue  # nothing to check: the open creates it
-            read_through(path)
-            read_through(path.with_name(path.name + "-wal"))
-            try:  # mode=rw: never creates a file
-                connection = sqlite3.connect(f"{path.absolute().as_uri()}?mode=rw", uri=True)
-                try:
-                    sound = not integrity_problems(connection)
-                finally:
-                    connection.close()
-            except (sqlite3.Error, OSError, ValueError):
-                continue  # the open meets it again, and says what it means
-            if sound:  # as it was before the check: what changed since does not pass
-                self._passed[path] = before
+            try:
+                self._check(path)
+            except Exception:  # not passed: the open checks it and says why
+                continue
+
+    def _check(self, path: Path) -> None:
+        before = identity(path)
+        if before[0] is None or before[1] is not None:
+            # Nothing to check (the open creates it), or a WAL left by a crash: the check's
+            # connection, the last to close, would write it into the file, and the file would
+            # not pass as it was. The open checks it, having replayed the WAL itself.
+            return
+        read_through(path)
+        connection = sqlite3.connect(f"{path.absolute().as_uri()}?mode=rw", uri=True)
+        try:  # mode=rw: never creates a file
+            sound = not integrity_problems(connection)
+        finally:
+            connection.close()
+        if sound:  # as it was before the check: what changed since does not pass
+            self._passed[path] = before
 
     def passed(self, path: Path) -> bool:
         """True if `path` passed its check and is as it was then: its open need not read it
         or check it again. Waits for the checks to end."""
-        self._thread.join()
+        self._join()
         checked = self._passed.get(path)
         return checked is not None and identity(path) == checked
 
@@ -90,4 +100,8 @@ class CheckAhead:
         value: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self._thread.join()
+        self._join()
+
+    def _join(self) -> None:
+        if self._thread is not None:
+            self._thread.join()

@@ -21,6 +21,7 @@ from tools.exits import (
     CliError,
     ConfigInvalidError,
     DataError,
+    InUseError,
     NoInputError,
     UnavailableError,
     UsageError,
@@ -132,9 +133,15 @@ def _daemon(args: argparse.Namespace) -> int:
         return 0
     from firmware_host.check_ahead import CheckAhead
     from firmware_host.config import OUTBOX_FILE
+    from firmware_host.instance import StateDirInUse, claim_state_dir
 
+    state_dir = Path(config.node.state_dir)
+    try:
+        held = claim_state_dir(state_dir) is not None  # kept for the life of the process
+    except StateDirInUse as exc:
+        raise InUseError(str(exc)) from None
     # the outbox is checked on another core while the daemon's modules are imported here
-    with CheckAhead([Path(config.node.state_dir) / OUTBOX_FILE]) as checked_ahead:
+    with CheckAhead([state_dir / OUTBOX_FILE] if held else []) as checked_ahead:
         from firmware_host.daemon import run_daemon
 
         return run_daemon(config, checked_ahead)

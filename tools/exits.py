@@ -12,6 +12,7 @@ sysexits(3) so scripts can tell "you typed it wrong" from "the broker is away":
     70   EX_SOFTWARE     a bug: an unexpected error (`--log-level debug` shows where)
     73   EX_CANTCREAT    an output file cannot be created
     74   EX_IOERR        reading or writing failed part-way
+    75   EX_TEMPFAIL     what it needs is in use (another daemon holds the state directory)
     78   EX_CONFIG       the configuration is invalid (`cupola daemon --check` lists why)
     130  interrupted (Ctrl-C)
     141  the reader of stdout went away (`| head`): quietly, as a shell reports SIGPIPE
@@ -29,6 +30,7 @@ EX_UNAVAILABLE = 69
 EX_SOFTWARE = 70
 EX_CANTCREAT = 73
 EX_IOERR = 74
+EX_TEMPFAIL = 75
 EX_CONFIG = 78
 EX_INTERRUPTED = 130
 EX_PIPE = 141
@@ -62,6 +64,10 @@ class CantCreateError(CliError):
 
 class IoError(CliError):
     status = EX_IOERR
+
+
+class InUseError(CliError):
+    status = EX_TEMPFAIL
 
 
 class ConfigInvalidError(CliError):

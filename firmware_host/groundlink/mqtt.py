@@ -103,8 +103,9 @@ class GroundLink:
         self._state_wakeup = asyncio.Event()
         self._state_at_once = asyncio.Event()
         self._at_once: set[str] = set()  # came online or went offline: published at once
-        # No device that came or went waits for its state to reach paho (the crew's copy and,
-        # while flowing, the ground's): what is published after it goes behind it.
+        # No device that came or went waits for its state to reach paho, the crew's copy or
+        # the ground's (clear while the ground is out of reach): what is published after it
+        # goes behind it.
         self.changes_published = asyncio.Event()
         self.changes_published.set()
         self._client: aiomqtt.Client | None = None
@@ -461,6 +462,7 @@ class GroundLink:
                 due = self._dirty & self._at_once
                 self._dirty -= due
             came_or_went, self._at_once = self._at_once & due, self._at_once - due
+            self._ground_at_once |= came_or_went  # before any await: a session ending keeps it
             built: dict[str, bytes] = {}
             for index, device in enumerate(sorted(due)):
                 if index and index % STATES_PER_TURN == 0:
@@ -473,7 +475,6 @@ class GroundLink:
                     self._dirty.add(device)
                     self._state_wakeup.set()  # looked at again next round, not forgotten
             self._ground_dirty |= due
-            self._ground_at_once |= came_or_went
             await self._publish_ground_states(states, built)
             if not (self._at_once or self._ground_at_once):
                 self.changes_published.set()

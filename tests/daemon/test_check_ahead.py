@@ -6,6 +6,7 @@ before, and damage is still found and recovered from."""
 from __future__ import annotations
 
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
@@ -31,9 +32,7 @@ def test_a_sound_outbox_checked_ahead_opens_unchecked_with_every_message(tmp_pat
     outbox.close()
 
 
-def test_a_relative_path_as_the_default_state_dir_gives_is_checked(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_relative_path_is_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     filled_outbox(tmp_path / "outbox.db")
     monkeypatch.chdir(tmp_path)
     with CheckAhead([Path("outbox.db")]) as ahead:
@@ -58,7 +57,7 @@ def test_a_damaged_file_does_not_pass_and_is_recovered_at_the_open(tmp_path: Pat
     damage_page(path)
     with CheckAhead([path]) as ahead:
         assert not ahead.passed(path)
-    assert Outbox(path, max_bytes=10**9, checked=False).recovery is not None
+    assert Outbox(path, max_bytes=10**9, checked=ahead.passed(path)).recovery is not None
 
 
 def test_a_write_or_a_replacement_after_the_check_does_not_pass(tmp_path: Path) -> None:
@@ -75,9 +74,7 @@ def test_a_write_or_a_replacement_after_the_check_does_not_pass(tmp_path: Path) 
     assert not ahead.passed(written) and not ahead.passed(replaced)
 
 
-def test_a_wal_left_by_a_crash_is_checked_again_at_the_open_and_nothing_is_lost(
-    tmp_path: Path,
-) -> None:
+def test_a_wal_left_by_a_crash_is_left_to_the_open_and_nothing_is_lost(tmp_path: Path) -> None:
     alive, crashed = tmp_path / "alive.db", tmp_path / "outbox.db"
     filled_outbox(alive)
     outbox = Outbox(alive, max_bytes=10**9)
@@ -85,11 +82,25 @@ def test_a_wal_left_by_a_crash_is_checked_again_at_the_open_and_nothing_is_lost(
     for suffix in ("", "-wal"):  # the files as a kill at this instant leaves them
         shutil.copy(f"{alive}{suffix}", f"{crashed}{suffix}")
     outbox.close()
+    wal = crashed.with_name("outbox.db-wal")
+    as_left = (crashed.read_bytes(), wal.read_bytes())
     with CheckAhead([crashed]) as ahead:
-        assert not ahead.passed(crashed)  # the check's connection wrote the WAL in
+        assert not ahead.passed(crashed)
+    assert (crashed.read_bytes(), wal.read_bytes()) == as_left  # untouched: the open replays it
     reopened = Outbox(crashed, max_bytes=10**9, checked=ahead.passed(crashed))
     assert reopened.recovery is None and _messages(reopened) == 301
     reopened.close()
+
+
+def test_whatever_fails_in_the_thread_is_not_passed_and_prints_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    unhandled: list[object] = []
+    monkeypatch.setattr(threading, "excepthook", unhandled.append)
+    odd = tmp_path / "out\x00box.db"  # no system call takes it
+    with CheckAhead([odd, tmp_path / "missing.db"]) as ahead:
+        assert not ahead.passed(odd)
+    assert unhandled == []
 
 
 def test_a_missing_file_is_not_created_by_the_check_and_does_not_pass(tmp_path: Path) -> None:

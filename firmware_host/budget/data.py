@@ -112,7 +112,7 @@ class DataBudgets:
             day_start = self.media.day_start()
             if day_start != self._saved_day_start:
                 self._saved_day_start = day_start
-                self.ledger.put(
+                self.ledger.put_soon(  # lost in a crash: the day starts from the cards then
                     "data.media_day_start",
                     {"day": self.media.today().isoformat(), "used": day_start},
                 )

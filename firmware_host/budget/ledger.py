@@ -12,6 +12,7 @@ the configured one as if the ground had never lowered it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from pathlib import Path
@@ -27,6 +28,9 @@ MIGRATIONS = ["CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, value T
 # The lowest cap the reference allocation plans for: "the cap may drop to 120 W for up to an
 # hour during a station event" (shared/reference/iss-budgets.md).
 STATION_EVENT_CAP_W = 120.0
+# How long `put_soon` may hold a value before it is written: what many updates change at once
+# (each camera's card as the day began, while 32 cameras come online) goes in one transaction.
+COALESCE_S = 0.5
 
 
 def conservative_cap(power: PowerConfig) -> float:
@@ -45,6 +49,7 @@ class BudgetLedger:
         self.guard = guard if guard is not None else StorageGuard(EventBus())
         self.guard.add_probe(self.flush)
         self._unsaved: dict[str, str] = {}
+        self._soon: asyncio.TimerHandle | None = None  # put_soon's write, once scheduled
 
     def get(self, key: str) -> Any:
         if key in self._unsaved:
@@ -58,6 +63,27 @@ class BudgetLedger:
             self.flush()
         except StorageFault:
             return  # kept in memory; the guard has said so and will write it
+
+    def put_soon(self, key: str, value: Any) -> None:
+        """As `put`, but written within COALESCE_S instead of before returning (at once
+        outside an event loop), with whatever else is put meanwhile: each of its synced writes
+        held the event loop, 32 of them while 64 devices came online. Only for a value whose
+        last change a crash may lose: the restart takes it from the device again. `get` sees
+        it at once."""
+        self._unsaved[key] = json.dumps(value)
+        if self._soon is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._write_held()
+            return
+        self._soon = loop.call_later(COALESCE_S, self._write_held)
+
+    def _write_held(self) -> None:
+        self._soon = None
+        with contextlib.suppress(StorageFault):  # kept in memory; the guard will write it
+            self.flush()
 
     def flush(self) -> str:
         """Write the entries not yet on disk (also the storage guard's probe)."""
@@ -76,6 +102,9 @@ class BudgetLedger:
 
     def close(self) -> None:
         """Close, writing entries held in memory first if the disk takes them by now."""
+        if self._soon is not None:
+            self._soon.cancel()
+            self._soon = None
         with contextlib.suppress(StorageFault):  # the guard has said so already
             self.flush()
         self.db.close()

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime
+import json
+import sqlite3
 import tempfile
 from pathlib import Path
 from types import SimpleNamespace
@@ -12,12 +16,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from firmware_host.budget.data import DataBudgets
-from firmware_host.budget.ledger import BudgetLedger
+from firmware_host.budget.ledger import COALESCE_S, BudgetLedger
 from firmware_host.config import DataConfig
 from firmware_host.devices.agent import DeviceAgent
 from firmware_host.events import EventBus
 from firmware_host.gear.capabilities import NATIVE
 from firmware_host.groundlink.pacing import Pacer
+from tests.virtual_time import run_virtual
 
 DAY_ONE = datetime.datetime(2026, 11, 24, 9, 0, tzinfo=datetime.UTC).timestamp()
 TB = 2_000_000_000_000
@@ -119,3 +124,62 @@ def test_a_reading_taken_in_again_changes_nothing(readings: list[tuple[int, int]
             every.on_device_update(camera(used=used_gb * 1_000_000_000))
             assert skipping.status()["media"] == every.status()["media"]
         assert seen["skipping"] == seen["every"]
+
+
+def _on_disk(path: Path, key: str) -> object:
+    with contextlib.closing(sqlite3.connect(path)) as other:  # another reader: what is written
+        row = other.execute("SELECT value FROM entries WHERE key = ?", (key,)).fetchone()
+    return None if row is None else json.loads(row[0])
+
+
+def test_cards_first_read_together_are_written_in_one_transaction_within_the_bound(
+    tmp_path: Path,
+) -> None:
+    """64 devices coming online: each camera's first reading moved the day's start, and each
+    was a synced write holding the loop. Both sides: one transaction for them all, on disk
+    within COALESCE_S (not before: nothing else pays for it), and read back at once."""
+    path = tmp_path / "budget.db"
+    clock = Clock(DAY_ONE)
+    data, ledger = budgets(path, clock, Pacer())
+    writes: list[str] = []
+    ledger.db.set_trace_callback(lambda sql: writes.append(sql) if "BEGIN" in sql else None)
+    seen: dict[str, object] = {}
+
+    async def main() -> None:
+        for index in range(32):  # one per loop turn, 2 ms apart, as they come online
+            agent = camera(used=1_000_000 * index)
+            agent.name = f"cam-{index:02d}"
+            data.on_device_update(agent)
+            await asyncio.sleep(0.002)
+        seen["held"] = ledger.get("data.media_day_start")
+        seen["on disk early"] = _on_disk(path, "data.media_day_start")
+        await asyncio.sleep(COALESCE_S - 0.002 * 32 + 0.001)
+        seen["on disk"] = _on_disk(path, "data.media_day_start")
+
+    run_virtual(main())
+    every = {f"cam-{index:02d}": 1_000_000.0 * index for index in range(32)}
+    assert seen["held"] == {"day": "2026-11-24", "used": every}
+    assert seen["on disk early"] is None
+    assert seen["on disk"] == seen["held"]
+    assert len(writes) == 1
+    ledger.close()
+
+
+def test_a_value_put_soon_is_written_by_close(tmp_path: Path) -> None:
+    path = tmp_path / "budget.db"
+
+    async def main() -> None:
+        ledger = BudgetLedger(path)
+        ledger.put_soon("k", {"v": 1})
+        ledger.close()
+        await asyncio.sleep(2 * COALESCE_S)  # a write left scheduled would meet a closed db
+
+    run_virtual(main())
+    assert _on_disk(path, "k") == {"v": 1}
+
+
+def test_put_soon_outside_an_event_loop_writes_at_once(tmp_path: Path) -> None:
+    ledger = BudgetLedger(tmp_path / "budget.db")
+    ledger.put_soon("k", 3)
+    assert _on_disk(tmp_path / "budget.db", "k") == 3
+    ledger.close()

@@ -3,7 +3,9 @@
 A cap the ground cut, a planned station power-down, the media used at the start of the day
 and the downlink already spent today are facts about the shoot, not about this process: a
 daemon restarted by systemd in the middle of a 120 W power-down must not come back at 300 W,
-nor give the day's downlink allocation out a second time.
+nor give the day's downlink allocation out a second time. The media on each card as the day
+began is written within half a second (`put_soon`): a crash before then loses only that, and
+the restarted daemon reads it from the cards again.
 
 If the file is damaged it is moved aside and the ledger starts empty (`recovery` says so):
 the daemon then starts at the most conservative cap it knows (`conservative_cap`), never at
@@ -15,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +25,8 @@ from firmware_host.config import PowerConfig
 from firmware_host.events import EventBus
 from firmware_host.storage import open_or_recover
 from firmware_host.storage_guard import StorageFault, StorageGuard
+
+log = logging.getLogger(__name__)
 
 MIGRATIONS = ["CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, value TEXT NOT NULL);"]
 
@@ -39,9 +44,10 @@ def conservative_cap(power: PowerConfig) -> float:
 
 
 class BudgetLedger:
-    """A small durable key-value store: every `put` is committed before it returns, or, while
-    the state disk refuses writes, kept in memory (and read back from there) until the
-    storage guard's probe writes it: a cap cut on a full disk still holds."""
+    """A small durable key-value store: every `put` is committed before it returns (a
+    `put_soon` within COALESCE_S), or, while the state disk refuses writes, kept in memory
+    (and read back from there) until the storage guard's probe writes it: a cap cut on a full
+    disk still holds."""
 
     def __init__(self, path: Path, guard: StorageGuard | None = None) -> None:
         self.path = path
@@ -50,6 +56,7 @@ class BudgetLedger:
         self.guard.add_probe(self.flush)
         self._unsaved: dict[str, str] = {}
         self._soon: asyncio.TimerHandle | None = None  # put_soon's write, once scheduled
+        self._soon_loop: asyncio.AbstractEventLoop | None = None  # the loop it is scheduled on
 
     def get(self, key: str) -> Any:
         if key in self._unsaved:
@@ -71,17 +78,25 @@ class BudgetLedger:
         last change a crash may lose: the restart takes it from the device again. `get` sees
         it at once."""
         self._unsaved[key] = json.dumps(value)
-        if self._soon is not None:
-            return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
+            loop = None
+        if self._soon is not None and self._soon_loop is loop:
+            return  # the write scheduled takes this along
+        self._cancel_soon()  # one left on a loop that has ended would never run
+        if loop is None:
             self._write_held()
-            return
-        self._soon = loop.call_later(COALESCE_S, self._write_held)
+        else:
+            self._soon, self._soon_loop = loop.call_later(COALESCE_S, self._write_held), loop
+
+    def _cancel_soon(self) -> None:
+        if self._soon is not None:
+            self._soon.cancel()
+        self._soon = self._soon_loop = None
 
     def _write_held(self) -> None:
-        self._soon = None
+        self._soon = self._soon_loop = None
         with contextlib.suppress(StorageFault):  # kept in memory; the guard will write it
             self.flush()
 
@@ -102,9 +117,12 @@ class BudgetLedger:
 
     def close(self) -> None:
         """Close, writing entries held in memory first if the disk takes them by now."""
-        if self._soon is not None:
-            self._soon.cancel()
-            self._soon = None
+        self._cancel_soon()
         with contextlib.suppress(StorageFault):  # the guard has said so already
             self.flush()
+        if self._unsaved:
+            log.critical(
+                "%s: %d budget entries held in memory are lost: the disk still refuses writes",
+                self.path, len(self._unsaved),
+            )  # fmt: skip
         self.db.close()

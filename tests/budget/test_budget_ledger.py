@@ -12,6 +12,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import cast
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -172,10 +173,44 @@ def test_a_value_put_soon_is_written_by_close(tmp_path: Path) -> None:
         ledger = BudgetLedger(path)
         ledger.put_soon("k", {"v": 1})
         ledger.close()
-        await asyncio.sleep(2 * COALESCE_S)  # a write left scheduled would meet a closed db
 
     run_virtual(main())
     assert _on_disk(path, "k") == {"v": 1}
+
+
+def test_a_close_the_disk_refuses_leaves_no_write_scheduled_and_says_what_is_lost(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    errors: list[object] = []
+
+    async def main() -> None:
+        asyncio.get_running_loop().set_exception_handler(lambda _, context: errors.append(context))
+        ledger = BudgetLedger(tmp_path / "budget.db")
+        ledger.put_soon("k", 1)
+        ledger.db.execute("PRAGMA query_only = 1")  # the disk refuses from here on
+        ledger.close()
+        await asyncio.sleep(2 * COALESCE_S)  # a write left scheduled would meet a closed db
+
+    run_virtual(main())
+    assert errors == []
+    assert any("1 budget entries held in memory are lost" in r.message for r in caplog.records)
+
+
+def test_a_write_scheduled_on_a_loop_that_ended_does_not_hold_later_ones(tmp_path: Path) -> None:
+    path = tmp_path / "budget.db"
+    ledger = BudgetLedger(path)
+
+    async def put(value: int, then_wait: float) -> None:
+        ledger.put_soon("k", value)
+        await asyncio.sleep(then_wait)
+
+    run_virtual(put(1, 0.0))  # that loop ends before its write is due
+    ledger.put_soon("k", 2)  # outside any loop: at once
+    assert _on_disk(path, "k") == 2
+    run_virtual(put(3, 0.0))
+    run_virtual(put(4, 2 * COALESCE_S))  # a new loop schedules its own
+    assert _on_disk(path, "k") == 4
+    ledger.close()
 
 
 def test_put_soon_outside_an_event_loop_writes_at_once(tmp_path: Path) -> None:

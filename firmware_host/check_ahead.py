@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
-from firmware_host.storage import integrity_problems, read_through
+from firmware_host.storage import integrity_problems, read_through, side_file
 
 Identity = tuple[tuple[int, int, int, int, int] | None, ...]
 
@@ -31,7 +31,7 @@ Identity = tuple[tuple[int, int, int, int, int] | None, ...]
 def identity(path: Path) -> Identity:
     """What changes when a database file or its WAL is written, replaced or removed."""
     found: list[tuple[int, int, int, int, int] | None] = []
-    for each in (path, path.with_name(path.name + "-wal")):
+    for each in (path, side_file(path, "-wal")):
         try:
             info = os.stat(each)
         except OSError:

@@ -84,9 +84,9 @@ def open_database(
         # closing another descriptor of a file drops every POSIX lock this process holds on
         # it, SQLite's exclusive lock (a full disk's open) included.
         read_through(path)
-        read_through(path.with_name(path.name + "-wal"))  # replayed by the open after a crash
+        read_through(side_file(path, "-wal"))  # replayed by the open after a crash
     try:
-        return _open(path, migrations, exclusive=False, check=not checked)
+        return _open(path, migrations, exclusive=False, checked=checked)
     except StorageCorrupt:
         raise
     except StorageError as exc:
@@ -95,13 +95,13 @@ def open_database(
     # A full disk has no room for the WAL's shared-memory file: without it (exclusive locking,
     # the index in this process's memory) the file still opens, and writes go through again
     # as soon as there is space. Only this daemon uses its state files.
-    connection = _open(path, migrations, exclusive=True, check=not checked)
+    connection = _open(path, migrations, exclusive=True, checked=checked)
     log.warning("%s: opened with exclusive locking: the disk has no room for its -shm file", path)
     return connection
 
 
 def _open(
-    path: Path, migrations: Sequence[str], *, exclusive: bool, check: bool
+    path: Path, migrations: Sequence[str], *, exclusive: bool, checked: bool
 ) -> sqlite3.Connection:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -111,7 +111,7 @@ def _open(
     try:
         if exclusive:
             connection.execute("PRAGMA locking_mode=EXCLUSIVE")
-        _check_and_migrate(connection, path, migrations, check=check)
+        _check_and_migrate(connection, path, migrations, checked=checked)
     except StorageError:
         connection.close()
         raise
@@ -124,13 +124,13 @@ def _open(
 
 
 def _check_and_migrate(
-    connection: sqlite3.Connection, path: Path, migrations: Sequence[str], *, check: bool
+    connection: sqlite3.Connection, path: Path, migrations: Sequence[str], *, checked: bool
 ) -> None:
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute("PRAGMA synchronous=FULL")
     connection.execute("PRAGMA foreign_keys=ON")
     connection.execute("PRAGMA busy_timeout=5000")
-    problems = integrity_problems(connection) if check else []
+    problems = [] if checked else integrity_problems(connection)
     if problems:
         raise StorageCorrupt(path, "; ".join(problems))
     version = connection.execute("PRAGMA user_version").fetchone()[0]
@@ -144,6 +144,11 @@ def _check_and_migrate(
         connection.executescript(
             f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version={number + 1};\nCOMMIT;"
         )
+
+
+def side_file(path: Path, suffix: str) -> Path:
+    """One of SQLite's companions of a database file (`SIDE_FILES`), beside it."""
+    return path.with_name(path.name + suffix)
 
 
 def read_through(path: Path) -> int:
@@ -257,9 +262,9 @@ def quarantine(path: Path, clock: Callable[[], float] = time.time) -> Path:
         number += 1
         moved_to = path.with_name(f"{path.name}.corrupt-{stamp}-{number}")
     for suffix in SIDE_FILES:
-        side = path.with_name(path.name + suffix)
+        side = side_file(path, suffix)
         if side.exists():
-            side.rename(moved_to.with_name(moved_to.name + suffix))
+            side.rename(side_file(moved_to, suffix))
     path.rename(moved_to)
     return moved_to
 

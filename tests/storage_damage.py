@@ -11,6 +11,8 @@ import random
 import sqlite3
 from pathlib import Path
 
+from firmware_host.storage import side_file
+
 
 def page_size_and_count(path: Path) -> tuple[int, int]:
     with contextlib.closing(sqlite3.connect(path)) as connection:
@@ -35,7 +37,7 @@ def damage_page(path: Path, page: int | None = None, seed: int = 16) -> int:
     Every connection to the file must be closed first (its WAL is then checkpointed into
     the file). Returns the page number damaged.
     """
-    assert not path.with_name(path.name + "-wal").exists(), "close every connection first"
+    assert not side_file(path, "-wal").exists(), "close every connection first"
     size, count = page_size_and_count(path)
     target = page if page is not None else max(2, count // 2)
     assert 1 < target <= count, f"{path.name} has {count} pages"

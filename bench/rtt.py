@@ -11,7 +11,10 @@ same shape of exchange, 8 bytes out and 9 back against Cupola's 16 and 16. Both 
 on the last core and the clients on the others (`bench.machine.devices_apart`): a device is
 other hardware, and a server sharing the client's core costs the client CPU of its own.
 
-The clients are measured in interleaved rounds, one request in flight. Reported per
+The clients are measured in rounds, one request in flight. Within a round they take turns, a
+block of calls each, twenty times over: this host's noise moves within a tenth of a second,
+and in rounds of one client each (a tenth of a second to each) the per-round ratio of the
+two clients' CPU spread 0.26-0.96x around a median of 0.5x. Reported per
 client: wall time per round trip (p50, p99) and the client's own CPU per round trip (this
 thread's CPU time over the round divided by its round trips; the servers run in other
 processes and are not counted). Paced links are judged against the wire floor plus the
@@ -59,6 +62,7 @@ PACED = (115200, 921600)
 SPIN_BELOW_US = 300  # the simulator spins through shorter waits: it wakes on time, as a UART does
 UNPACED = ("unpaced", "floor")  # Cupola's link, and the event loop's floor
 FLOOR_NAME = "the event loop alone (PING's bytes)"
+BLOCKS = 20  # a round alternates the clients this often: blocks of 50 calls unpaced, 10 paced
 ROUND_TIMEOUT_S = 60.0  # a round takes about a second; one that hangs fails the run instead
 Call = Callable[[], Awaitable[object]]
 
@@ -78,14 +82,23 @@ def _p(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-async def one_round(client: Client, count: int) -> None:
-    cpu_started = time.thread_time()
+async def one_round(clients: list[Client], unpaced: int, paced: int) -> None:
+    """One round: every client in turn, a block of calls each, BLOCKS times over, so that a
+    noisy moment on the host (it moves within a tenth of a second) falls on all of them."""
+    spent = [0.0] * len(clients)
+    sizes = [(paced if client.floor_s else unpaced) // BLOCKS for client in clients]
     async with asyncio.timeout(ROUND_TIMEOUT_S):  # once a round: nothing added per call
-        for _ in range(count):
-            start = time.perf_counter()
-            await client.call()
-            client.wall.append(time.perf_counter() - start)
-    client.cpu_per_call.append((time.thread_time() - cpu_started) / count)
+        for _ in range(BLOCKS):
+            for index, client in enumerate(clients):
+                wall = client.wall
+                cpu_started = time.thread_time()
+                for _ in range(sizes[index]):
+                    start = time.perf_counter()
+                    await client.call()
+                    wall.append(time.perf_counter() - start)
+                spent[index] += time.thread_time() - cpu_started
+    for index, client in enumerate(clients):
+        client.cpu_per_call.append(spent[index] / (sizes[index] * BLOCKS))
 
 
 def wire_floor_s(baud: int) -> float:
@@ -229,8 +242,7 @@ async def _interleaved(clients: list[Client], rounds: int, unpaced: int, paced: 
             await client.call()
         client.wall.clear()
     for _ in range(rounds):
-        for client in clients:
-            await one_round(client, paced if client.floor_s else unpaced)
+        await one_round(clients, unpaced, paced)
 
 
 async def measure(rounds: int, unpaced: int, paced: int) -> dict[str, Any]:
@@ -255,7 +267,8 @@ def report(result: dict[str, Any]) -> str:
     unpaced_p50 = statistics.median(cupola.wall)
     lines = [
         f"machine: {describe()}",
-        f"setting: one request in flight; {result['rounds']} interleaved rounds; simulator "
+        f"setting: one request in flight; {result['rounds']} rounds of {BLOCKS} turns "
+        f"per client; simulator "
         f"timer slack {result['slack_ns']} ns, waits under {SPIN_BELOW_US} us spun; "
         f"{result['placement']}",
         "",

@@ -56,7 +56,10 @@ class RequestSession:
         self.timeout_s = timeout_s
         self.retries = retries
         self.on_event = on_event
-        self.last_rx = asyncio.get_running_loop().time()
+        # The loop the session runs on, held: in Python 3.11 asyncio.get_running_loop() makes a
+        # getpid system call, and a round trip asked for it twice.
+        self._loop = asyncio.get_running_loop()
+        self.last_rx = self._loop.time()
         self._seq = random.randrange(0x10000)
         self._lock = asyncio.Lock()
         self._waiting: tuple[int, int, asyncio.Future[Frame]] | None = None
@@ -108,7 +111,7 @@ class RequestSession:
         timeout_s: float | None,
     ) -> Rep:
         timeout = self.timeout_s if timeout_s is None else timeout_s
-        loop = asyncio.get_running_loop()
+        loop = self._loop
         lock = self._lock
         await lock.acquire()  # not `async with`: its two coroutines ran at every request
         try:
@@ -168,13 +171,11 @@ class RequestSession:
         if armed_for >= self._deadline:
             waiting[2].set_exception(_AttemptExpired())
         else:
-            self._timer = asyncio.get_running_loop().call_at(
-                self._deadline, self._on_timer, self._deadline
-            )
+            self._timer = self._loop.call_at(self._deadline, self._on_timer, self._deadline)
 
     def on_frame(self, frame: Frame) -> None:
         """Every checked frame from the port lands here."""
-        self.last_rx = asyncio.get_running_loop().time()
+        self.last_rx = self._loop.time()
         if frame.kind is Kind.REPLY:
             waiting = self._waiting
             if (

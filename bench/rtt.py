@@ -11,10 +11,11 @@ same shape of exchange, 8 bytes out and 9 back against Cupola's 16 and 16. Both 
 on the last core and the clients on the others (`bench.machine.devices_apart`): a device is
 other hardware, and a server sharing the client's core costs the client CPU of its own.
 
-The clients are measured in rounds, one request in flight. Within a round they take turns, a
-block of calls each, twenty times over: this host's noise moves within a tenth of a second,
-and in rounds of one client each (a tenth of a second to each) the per-round ratio of the
-two clients' CPU spread 0.26-0.96x around a median of 0.5x. Reported per
+The clients are measured in rounds, one request in flight. Within a round the unpaced
+clients take turns, a block of 50 calls each, twenty times over, then the paced ones the same
+way (their waits leave the core idle). This host's noise moves within a tenth of a second: in
+rounds of one client at a time (a tenth of a second each) the per-round ratio of the two
+clients' CPU spread 0.26-0.96x around its median. Reported per
 client: wall time per round trip (p50, p99) and the client's own CPU per round trip (this
 thread's CPU time over the round divided by its round trips; the servers run in other
 processes and are not counted). Paced links are judged against the wire floor plus the
@@ -62,7 +63,7 @@ PACED = (115200, 921600)
 SPIN_BELOW_US = 300  # the simulator spins through shorter waits: it wakes on time, as a UART does
 UNPACED = ("unpaced", "floor")  # Cupola's link, and the event loop's floor
 FLOOR_NAME = "the event loop alone (PING's bytes)"
-BLOCKS = 20  # a round alternates the clients this often: blocks of 50 calls unpaced, 10 paced
+BLOCKS = 20  # turns per client in a round: blocks of 50 calls unpaced, 10 paced
 ROUND_TIMEOUT_S = 60.0  # a round takes about a second; one that hangs fails the run instead
 Call = Callable[[], Awaitable[object]]
 
@@ -83,22 +84,28 @@ def _p(values: list[float], q: float) -> float:
 
 
 async def one_round(clients: list[Client], unpaced: int, paced: int) -> None:
-    """One round: every client in turn, a block of calls each, BLOCKS times over, so that a
-    noisy moment on the host (it moves within a tenth of a second) falls on all of them."""
-    spent = [0.0] * len(clients)
-    sizes = [(paced if client.floor_s else unpaced) // BLOCKS for client in clients]
+    """One round: the unpaced clients in turn, a block of calls each, BLOCKS times over, so
+    that a noisy moment on the host (it moves within a tenth of a second) falls on all of
+    them; then the paced ones in the same way (their waits leave the core idle, which would
+    slow whichever client came next)."""
     async with asyncio.timeout(ROUND_TIMEOUT_S):  # once a round: nothing added per call
-        for _ in range(BLOCKS):
-            for index, client in enumerate(clients):
-                wall = client.wall
-                cpu_started = time.thread_time()
-                for _ in range(sizes[index]):
-                    start = time.perf_counter()
-                    await client.call()
-                    wall.append(time.perf_counter() - start)
-                spent[index] += time.thread_time() - cpu_started
+        await _turns([c for c in clients if not c.floor_s], unpaced // BLOCKS)
+        await _turns([c for c in clients if c.floor_s], paced // BLOCKS)
+
+
+async def _turns(clients: list[Client], size: int) -> None:
+    spent = [0.0] * len(clients)
+    for _ in range(BLOCKS):
+        for index, client in enumerate(clients):
+            wall = client.wall
+            cpu_started = time.thread_time()
+            for _ in range(size):
+                start = time.perf_counter()
+                await client.call()
+                wall.append(time.perf_counter() - start)
+            spent[index] += time.thread_time() - cpu_started
     for index, client in enumerate(clients):
-        client.cpu_per_call.append(spent[index] / (sizes[index] * BLOCKS))
+        client.cpu_per_call.append(spent[index] / (size * BLOCKS))
 
 
 def wire_floor_s(baud: int) -> float:

@@ -11,15 +11,18 @@ same shape of exchange, 8 bytes out and 9 back against Cupola's 16 and 16. Both 
 on the last core and the clients on the others (`bench.machine.devices_apart`): a device is
 other hardware, and a server sharing the client's core costs the client CPU of its own.
 
-The clients are measured in rounds, one request in flight. Within a round the unpaced
-clients take turns, a block of 50 calls each, twenty times over, then the paced ones the same
-way (their waits leave the core idle). This host's noise moves within a tenth of a second: in
-rounds of one client at a time (a tenth of a second each) the per-round ratio of the two
-clients' CPU spread 0.26-0.96x around its median. Reported per
-client: wall time per round trip (p50, p99) and the client's own CPU per round trip (this
-thread's CPU time over the round divided by its round trips; the servers run in other
-processes and are not counted). Paced links are judged against the wire floor plus the
-unpaced p50 of the same run (the floor the client and the simulator can reach together).
+The clients are measured in rounds, one request in flight. Within a round the three unpaced
+clients take 18 turns each, 50 calls a turn, their order going through every permutation
+(each round starting from the next one); then the two paced ones the same way, 10 calls a
+turn (a paced turn mostly waits, leaving the core idle). This host's noise moves within a
+tenth of a second: in rounds of one client at a time (a tenth of a second each) the
+per-round ratio of the two clients' CPU spread 0.26-0.96x around its median. Reported per
+client: wall time per round trip (p50, and p99, which includes the first calls after each
+change of client) and the client's own CPU per round trip (this thread's CPU time over the
+client's turns in a round divided by its calls there, the median over rounds; the servers
+run in other processes and are not counted). Paced links are judged against the wire floor
+plus the unpaced p50 of the same run (the floor the client and the simulator can reach
+together).
 
 A fifth client in the same rounds is the event loop's own floor: a PING's bytes written to a
 fourth light and its reply awaited through a reader callback and a future, with no protocol
@@ -32,6 +35,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import os
 import shutil
 import statistics
@@ -63,9 +67,21 @@ PACED = (115200, 921600)
 SPIN_BELOW_US = 300  # the simulator spins through shorter waits: it wakes on time, as a UART does
 UNPACED = ("unpaced", "floor")  # Cupola's link, and the event loop's floor
 FLOOR_NAME = "the event loop alone (PING's bytes)"
-BLOCKS = 20  # turns per client in a round: blocks of 50 calls unpaced, 10 paced
 ROUND_TIMEOUT_S = 60.0  # a round takes about a second; one that hangs fails the run instead
 Call = Callable[[], Awaitable[object]]
+
+
+@dataclass(frozen=True)
+class Shape:
+    """How a round is cut: each client's turns, and the calls in each turn."""
+
+    turns: int  # a multiple of 6: every order of the three unpaced clients equally often
+    unpaced: int
+    paced: int
+
+
+DEFAULT_SHAPE = Shape(turns=18, unpaced=50, paced=10)
+QUICK_SHAPE = Shape(turns=6, unpaced=50, paced=10)
 
 
 @dataclass
@@ -83,29 +99,32 @@ def _p(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-async def one_round(clients: list[Client], unpaced: int, paced: int) -> None:
-    """One round: the unpaced clients in turn, a block of calls each, BLOCKS times over, so
-    that a noisy moment on the host (it moves within a tenth of a second) falls on all of
-    them; then the paced ones in the same way (their waits leave the core idle, which would
-    slow whichever client came next)."""
+async def one_round(clients: list[Client], shape: Shape, start: int) -> None:
+    """One round: the unpaced clients take their turns, then the paced ones (a paced block
+    mostly waits, leaving the core idle)."""
     async with asyncio.timeout(ROUND_TIMEOUT_S):  # once a round: nothing added per call
-        await _turns([c for c in clients if not c.floor_s], unpaced // BLOCKS)
-        await _turns([c for c in clients if c.floor_s], paced // BLOCKS)
+        await _turns([c for c in clients if not c.floor_s], shape.turns, shape.unpaced, start)
+        await _turns([c for c in clients if c.floor_s], shape.turns, shape.paced, start)
 
 
-async def _turns(clients: list[Client], size: int) -> None:
+async def _turns(clients: list[Client], turns: int, block: int, start: int) -> None:
+    """`turns` blocks of `block` calls per client. The order of the clients goes through
+    every permutation, from the `start`th: no client always leads, always follows the same
+    one, or always inherits the same one's leftovers (its garbage, its pending callbacks)."""
+    orders = list(itertools.permutations(range(len(clients))))
     spent = [0.0] * len(clients)
-    for _ in range(BLOCKS):
-        for index, client in enumerate(clients):
+    for turn in range(turns):
+        for index in orders[(start + turn) % len(orders)]:
+            client = clients[index]
             wall = client.wall
             cpu_started = time.thread_time()
-            for _ in range(size):
-                start = time.perf_counter()
+            for _ in range(block):
+                started = time.perf_counter()
                 await client.call()
-                wall.append(time.perf_counter() - start)
+                wall.append(time.perf_counter() - started)
             spent[index] += time.thread_time() - cpu_started
     for index, client in enumerate(clients):
-        client.cpu_per_call.append(spent[index] / (size * BLOCKS))
+        client.cpu_per_call.append(spent[index] / (block * turns))
 
 
 def wire_floor_s(baud: int) -> float:
@@ -243,16 +262,16 @@ def _clients(
     ]
 
 
-async def _interleaved(clients: list[Client], rounds: int, unpaced: int, paced: int) -> None:
+async def _interleaved(clients: list[Client], rounds: int, shape: Shape) -> None:
     for client in clients:  # warm-up, not counted
         for _ in range(WARMUP):
             await client.call()
         client.wall.clear()
-    for _ in range(rounds):
-        await one_round(clients, unpaced, paced)
+    for index in range(rounds):
+        await one_round(clients, shape, start=index)
 
 
-async def measure(rounds: int, unpaced: int, paced: int) -> dict[str, Any]:
+async def measure(rounds: int, shape: Shape = DEFAULT_SHAPE) -> dict[str, Any]:
     group = ProcessGroup()
     try:
         async with (
@@ -261,10 +280,16 @@ async def measure(rounds: int, unpaced: int, paced: int) -> dict[str, Any]:
         ):
             clients = _clients(links, floor, peer)
             with devices_apart(simulator, server) as placement:
-                await _interleaved(clients, rounds, unpaced, paced)
+                await _interleaved(clients, rounds, shape)
     finally:
         group.stop_all()
-    return {"clients": clients, "slack_ns": slack, "rounds": rounds, "placement": placement}
+    return {
+        "clients": clients,
+        "slack_ns": slack,
+        "rounds": rounds,
+        "shape": shape,
+        "placement": placement,
+    }
 
 
 def report(result: dict[str, Any]) -> str:
@@ -272,10 +297,12 @@ def report(result: dict[str, Any]) -> str:
     cupola, peer = clients[0], clients[1]
     (loop_alone,) = (c for c in clients if c.name == FLOOR_NAME)
     unpaced_p50 = statistics.median(cupola.wall)
+    shape: Shape = result["shape"]
     lines = [
         f"machine: {describe()}",
-        f"setting: one request in flight; {result['rounds']} rounds of {BLOCKS} turns "
-        f"per client; simulator "
+        f"setting: one request in flight; {result['rounds']} rounds, each of {shape.turns} "
+        f"turns per client ({shape.unpaced} calls unpaced, {shape.paced} paced), in every "
+        "order in turn; simulator "
         f"timer slack {result['slack_ns']} ns, waits under {SPIN_BELOW_US} us spun; "
         f"{result['placement']}",
         "",
@@ -330,12 +357,12 @@ def _above_the_floor(cupola: Client, peer: Client, floor: Client) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="2 rounds of 300 / 100")
+    parser.add_argument("--quick", action="store_true", help="2 rounds of 6 turns")
     parser.add_argument("--rounds", type=int, default=9)
     args = parser.parse_args(argv)
-    rounds, unpaced, paced = (2, 300, 100) if args.quick else (args.rounds, 1000, 200)
+    rounds, shape = (2, QUICK_SHAPE) if args.quick else (args.rounds, DEFAULT_SHAPE)
     print("Command round trip over a pseudo-terminal")
-    print(report(asyncio.run(measure(rounds, unpaced, paced))))
+    print(report(asyncio.run(measure(rounds, shape))))
 
 
 if __name__ == "__main__":

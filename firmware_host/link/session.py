@@ -130,7 +130,7 @@ class RequestSession:
                 self._sent_at = sent_at = self.wall()
                 self._write(encode_request(command, body_at(sent_at), seq, retry=attempt > 0))
                 sent = loop.time()
-                self._expire_at(loop, sent + timeout)
+                self._expire_at(sent + timeout)
                 try:
                     frame = await future
                 except _AttemptExpired:
@@ -150,7 +150,7 @@ class RequestSession:
             self._waiting = None
             lock.release()
 
-    def _expire_at(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
+    def _expire_at(self, deadline: float) -> None:
         """Expire the awaited reply at `deadline` (loop time). One timer serves every request:
         a reply almost always comes first, and a timer made and cancelled per request was a
         tenth of the link's CPU; a timer armed for an earlier request's later deadline is
@@ -161,7 +161,7 @@ class RequestSession:
             return
         if timer is not None:
             timer.cancel()
-        self._timer = loop.call_at(deadline, self._on_timer, deadline)
+        self._timer = self._loop.call_at(deadline, self._on_timer, deadline)
 
     def _on_timer(self, armed_for: float) -> None:
         self._timer = None

@@ -201,14 +201,27 @@ class Deframer:
 
     def feed(self, data: bytes) -> list[Frame | RejectedFrame]:
         stats = self.stats
-        stats.bytes_in += len(data)
-        buffer = self._buffer
-        buffer += data
+        size = len(data)
+        stats.bytes_in += size
         out: list[Frame | RejectedFrame] = []
+        buffer = self._buffer
+        if (
+            not buffer
+            and not self._discarding
+            and size > 2
+            and data[0] == DELIMITER
+            and data.find(DELIMITER, 1) == size - 1
+        ):
+            # A reply read whole, as a port almost always delivers one: decoded straight from
+            # the read, without the copies into and out of the buffer.
+            self._take(out, data[1:-1], self._buffer_offset + 1)
+            self._buffer_offset += size
+            return out
+        buffer += data
         start = 0
         find = buffer.find
         while True:
-            end = find(0, start)
+            end = find(DELIMITER, start)
             if end < 0:
                 break
             if self._discarding:
@@ -218,15 +231,7 @@ class Deframer:
                     out, RejectedFrame(RejectReason.OVERSIZE, self._discard_start, length, b"")
                 )
             elif end > start:
-                item = decode_frame(bytes(buffer[start:end]), self._buffer_offset + start)
-                if isinstance(item, Frame):
-                    stats.frames += 1
-                    if self._in_error:
-                        self._in_error = False
-                        stats.resyncs += 1
-                    out.append(item)
-                else:
-                    self._reject(out, item)
+                self._take(out, bytes(buffer[start:end]), self._buffer_offset + start)
             start = end + 1
         if start:
             del buffer[:start]
@@ -238,6 +243,18 @@ class Deframer:
             self._buffer_offset += len(buffer)
             buffer.clear()
         return out
+
+    def _take(self, out: list[Frame | RejectedFrame], chunk: bytes, offset: int) -> None:
+        """Decode one delimited chunk that began at stream `offset` into `out`."""
+        item = decode_frame(chunk, offset)
+        if isinstance(item, Frame):
+            self.stats.frames += 1
+            if self._in_error:
+                self._in_error = False
+                self.stats.resyncs += 1
+            out.append(item)
+        else:
+            self._reject(out, item)
 
     def _reject(self, out: list[Frame | RejectedFrame], item: RejectedFrame) -> None:
         stats = self.stats

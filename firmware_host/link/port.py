@@ -1,70 +1,78 @@
-"""Serial ports opened by pyserial and driven by the event loop without pyserial's per-call
-select.
+"""Serial ports opened by pyserial and driven by the event loop with one system call per read
+or write.
 
 pyserial configures the port (termios, baud, parity, the exclusive lock) and
-pyserial-asyncio-fast moves its bytes, calling `read` only once the loop has seen the fd
-readable and `write` with the port non-blocking. pyserial's own `read` and `write` select on
-the fd again and build two timeout objects per call; on the daemon's hot path (a poll is one
-write and one or more reads) that was a fifth of the link layer's CPU. Here they are one
-system call each, with pyserial's outcomes kept: data, nothing yet, or SerialException for a
-port that is gone (which the transport turns into connection_lost). A write that does not fit
-now (BlockingIOError, or part of it) waits in the transport for the port to drain.
+pyserial-asyncio-fast's transport moves its bytes: it reads once the loop has seen the fd
+readable, and writes with the port non-blocking. It did so through pyserial's `read` and
+`write`, which select on the fd again and build two timeout objects per call (on the daemon's
+hot path, a poll is one write and one or more reads: that was a fifth of the link layer's
+CPU), and then through a pyserial subclass whose methods were single system calls (still a
+method call and its checks at every read and write). Here the transport makes the system calls itself, with pyserial's outcomes kept: data,
+nothing yet, or a SerialException for a port that is gone (which the transport turns into
+connection_lost). A write that does not fit now (or only in part) waits in the transport for
+the port to drain.
 """
 
 from __future__ import annotations
 
 import asyncio
-import errno
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import serial
 import serial_asyncio_fast
 
-if TYPE_CHECKING:
-    from _typeshed import ReadableBuffer
-
-_RETRY = (errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR)
-
-
-class LoopDrivenSerial(serial.Serial):
-    """A pyserial port whose reads and writes are single non-blocking system calls."""
-
-    def read(self, size: int = 1) -> bytes:
-        fd = self.fd
-        if fd is None:
-            raise serial.PortNotOpenError()
-        try:
-            data = os.read(fd, size)
-        except OSError as exc:
-            if exc.errno in _RETRY:
-                return b""
-            raise serial.SerialException(f"read failed: {exc}") from exc
-        if not data:  # as pyserial: a port that went away reads as empty once readable
-            raise serial.SerialException(
-                "device reports readiness to read but returned no data "
-                "(device disconnected or multiple access on port?)"
-            )
-        return data
-
-    def write(self, data: ReadableBuffer, /) -> int:
-        """Bytes written (possibly fewer than given); BlockingIOError if none fit now, which
-        the transport answers by waiting for the fd to become writable."""
-        fd = self.fd
-        if fd is None:
-            raise serial.PortNotOpenError()
-        try:
-            return os.write(fd, data)
-        except (BlockingIOError, InterruptedError):
-            raise
-        except OSError as exc:
-            raise serial.SerialException(f"write failed: {exc}") from exc
-
 
 class _SerialTransport(serial_asyncio_fast.SerialTransport):
-    """pyserial-asyncio-fast's transport, which leaves its writer registered once the buffer
-    has drained: the next writable event then finds nothing to write and fails an assertion,
-    every loop turn, for good. The writer is removed once there is nothing left to write."""
+    """pyserial-asyncio-fast's transport with its port's reads and writes as system calls.
+
+    It also left its writer registered once the buffer had drained: the next writable event
+    then found nothing to write and failed an assertion, every loop turn, for good. The writer
+    is removed once there is nothing left to write."""
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, protocol: asyncio.Protocol, port: serial.Serial
+    ) -> None:
+        super().__init__(loop, protocol, port)
+        self._fd: int = port.fileno()
+
+    def _read_ready(self) -> None:
+        try:
+            data = os.read(self._fd, self._max_read_size)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._close(exc=serial.SerialException(f"read failed: {exc}"))
+            return
+        if not data:  # as pyserial: a port that went away reads as empty once readable
+            self._close(
+                exc=serial.SerialException(
+                    "device reports readiness to read but returned no data "
+                    "(device disconnected or multiple access on port?)"
+                )
+            )
+            return
+        self._protocol.data_received(data)
+
+    def _write_data(self, data: bytes | bytearray | memoryview) -> None:
+        """Write what fits now; the rest waits for the port to become writable."""
+        try:
+            written = os.write(self._fd, data)
+        except (BlockingIOError, InterruptedError):
+            written = 0
+        except OSError as exc:
+            self._fatal_error(
+                serial.SerialException(f"write failed: {exc}"),
+                "Fatal write error on serial transport",
+            )
+            return
+        if written == len(data):
+            if self._closing:
+                self._close()
+            return
+        self._write_buffer.append(data[written:])
+        self._maybe_pause_protocol()
+        self._ensure_writer()
 
     def _write_ready(self) -> None:
         super()._write_ready()
@@ -78,5 +86,5 @@ async def open_serial(
     """Open `path` (pyserial's settings: baudrate, parity, exclusive...) with `protocol` on it.
     Raises what pyserial raises for a port that cannot be opened."""
     loop = asyncio.get_running_loop()
-    port = await loop.run_in_executor(None, lambda: LoopDrivenSerial(path, **settings))
+    port = await loop.run_in_executor(None, lambda: serial.Serial(path, **settings))
     return _SerialTransport(loop, protocol, port)

@@ -160,3 +160,27 @@ class DeframerMachine(RuleBasedStateMachine):
 
 
 TestDeframerMachine = DeframerMachine.TestCase
+
+
+@given(
+    specs=st.lists(frame_specs, min_size=1, max_size=6),
+    flips=st.lists(
+        st.tuples(st.integers(0, 5), st.integers(0, 300), st.integers(1, 255)), max_size=4
+    ),
+)
+def test_a_read_of_one_whole_frame_gives_what_its_bytes_one_by_one_give(
+    specs: list[FrameSpec], flips: list[tuple[int, int, int]]
+) -> None:
+    """A read holding exactly one frame with its delimiters is decoded without the buffer;
+    corrupted (bad CRC or COBS, a delimiter added or lost) or not, it must give the same
+    items, offsets and counters as the buffered path."""
+    reads = [bytearray(wire(s)) for s in specs]
+    for index, at, xor in flips:
+        read = reads[index % len(reads)]
+        read[at % len(read)] ^= xor
+    whole, one_by_one = Deframer(), Deframer()
+    by_read = [item for read in reads for item in whole.feed(bytes(read))]
+    by_byte = [item for read in reads for byte in read for item in one_by_one.feed(bytes([byte]))]
+    assert by_read == by_byte
+    assert whole.stats == one_by_one.stats
+    assert whole.buffered == one_by_one.buffered

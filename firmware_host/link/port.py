@@ -7,10 +7,10 @@ readable, and writes with the port non-blocking. It did so through pyserial's `r
 `write`, which select on the fd again and build two timeout objects per call (on the daemon's
 hot path, a poll is one write and one or more reads: that was a fifth of the link layer's
 CPU), and then through a pyserial subclass whose methods were single system calls (still a
-method call and its checks at every read and write). Here the transport makes the system calls itself, with pyserial's outcomes kept: data,
-nothing yet, or a SerialException for a port that is gone (which the transport turns into
-connection_lost). A write that does not fit now (or only in part) waits in the transport for
-the port to drain.
+method call and its checks at every read and write). Here the transport makes the system
+calls itself, with pyserial's outcomes kept: data, nothing yet, or a SerialException for a
+port that is gone (which the transport turns into connection_lost). A write that does not fit
+now (or only in part) waits in the transport for the port to drain.
 """
 
 from __future__ import annotations

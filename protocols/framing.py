@@ -151,9 +151,10 @@ class DeframerStats:
 class Deframer:
     """Turns an arbitrary byte stream into frames and rejects; never raises, never grows.
 
-    Feed it whatever the port returned, split anywhere: the result is the same. Memory is
+    Feed it whatever the port returned, split anywhere: the frames are the same. Memory is
     bounded by MAX_ENCODED whatever the input, because a run without a delimiter longer than
-    any frame is dropped as it arrives.
+    any frame is dropped as it arrives (so its reject keeps its first bytes only when the
+    whole run came in one read).
     """
 
     __slots__ = (
@@ -206,7 +207,8 @@ class Deframer:
         out: list[Frame | RejectedFrame] = []
         buffer = self._buffer
         if (
-            not buffer
+            type(data) is bytes  # a view or a bytearray goes through the buffer, as before
+            and not buffer
             and not self._discarding
             and size > 2
             and data[0] == DELIMITER

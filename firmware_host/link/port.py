@@ -30,19 +30,17 @@ class _SerialTransport(serial_asyncio_fast.SerialTransport):
     then found nothing to write and failed an assertion, every loop turn, for good. The writer
     is removed once there is nothing left to write."""
 
-    def __init__(
-        self, loop: asyncio.AbstractEventLoop, protocol: asyncio.Protocol, port: serial.Serial
-    ) -> None:
-        super().__init__(loop, protocol, port)
-        self._fd: int = port.fileno()
-
     def _read_ready(self) -> None:
+        fd = self._serial.fd
+        if fd is None:  # the port was closed under the transport: no fd to read, or to reuse
+            self._close(exc=serial.PortNotOpenError())
+            return
         try:
-            data = os.read(self._fd, self._max_read_size)
+            data = os.read(fd, self._max_read_size)
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
-            self._close(exc=serial.SerialException(f"read failed: {exc}"))
+            self._close(exc=_serial_error("read failed", exc))
             return
         if not data:  # as pyserial: a port that went away reads as empty once readable
             self._close(
@@ -56,14 +54,17 @@ class _SerialTransport(serial_asyncio_fast.SerialTransport):
 
     def _write_data(self, data: bytes | bytearray | memoryview) -> None:
         """Write what fits now; the rest waits for the port to become writable."""
+        fd = self._serial.fd
+        if fd is None:
+            self._fatal_error(serial.PortNotOpenError(), "Write to a closed serial port")
+            return
         try:
-            written = os.write(self._fd, data)
+            written = os.write(fd, data)
         except (BlockingIOError, InterruptedError):
             written = 0
         except OSError as exc:
             self._fatal_error(
-                serial.SerialException(f"write failed: {exc}"),
-                "Fatal write error on serial transport",
+                _serial_error("write failed", exc), "Fatal write error on serial transport"
             )
             return
         if written == len(data):
@@ -78,6 +79,13 @@ class _SerialTransport(serial_asyncio_fast.SerialTransport):
         super()._write_ready()
         if not self._write_buffer:
             self._remove_writer()
+
+
+def _serial_error(what: str, cause: OSError) -> serial.SerialException:
+    """pyserial's exception for a failed system call, with the OSError (its errno) as cause."""
+    error = serial.SerialException(f"{what}: {cause}")
+    error.__cause__ = cause
+    return error
 
 
 async def open_serial(

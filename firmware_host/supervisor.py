@@ -64,6 +64,9 @@ class Supervisor:
         self.tasks: dict[str, TaskRecord] = {}
         self.on_healthy = on_healthy
         self._group: asyncio.TaskGroup | None = None
+        # The loop `run` runs on: every device beats at every poll, and asking asyncio for the
+        # running loop is a getpid system call in Python 3.11.
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def add(
         self,
@@ -89,13 +92,14 @@ class Supervisor:
         being stopped may still beat as it winds down."""
         record = self.tasks.get(name)
         if record is not None:
-            record.last_beat = _now()
+            record.last_beat = self._loop.time() if self._loop is not None else _now()
 
     def beater(self, name: str) -> Callable[[], None]:
         return lambda: self.beat(name)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run every task until `stop` is set; return once all of them have ended."""
+        self._loop = asyncio.get_running_loop()
         async with asyncio.TaskGroup() as group:
             self._group = group
             for record in self.tasks.values():

@@ -11,18 +11,21 @@ from types import TracebackType
 from typing import Any
 
 
-def being_cancelled() -> bool:
-    """This task was asked to stop (a cancel is pending or was swallowed on its way)."""
-    task = asyncio.current_task()
+def being_cancelled(task: asyncio.Task[Any] | None = None) -> bool:
+    """This task was asked to stop (a cancel is pending or was swallowed on its way). A loop
+    that asks at every turn passes its task, held: finding the current one asks for the
+    running loop, a getpid system call in Python 3.11."""
+    if task is None:
+        task = asyncio.current_task()
     return task is not None and task.cancelling() > 0
 
 
-def stop_if_cancelled() -> None:
+def stop_if_cancelled(task: asyncio.Task[Any] | None = None) -> None:
     """Raise CancelledError if this task was asked to stop: for loops that must end on a cancel
     some library swallowed. Python 3.11's `wait_for` (inside pymodbus) returns the result of a
     future that completed in the same instant as the cancel, and a device loop that never
     awaited a cancel again held the daemon's shutdown forever."""
-    if being_cancelled():
+    if being_cancelled(task):
         raise asyncio.CancelledError
 
 

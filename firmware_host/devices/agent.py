@@ -334,11 +334,11 @@ class DeviceAgent:
 
     async def _poll_loop(self) -> None:
         assert self.driver is not None and self.session is not None
-        loop = asyncio.get_running_loop()
+        loop, task = asyncio.get_running_loop(), asyncio.current_task()
         period = 1.0 / self.config.poll_hz
         next_poll = grid_tick(loop.time(), period)
         while True:
-            stop_if_cancelled()
+            stop_if_cancelled(task)
             self.beat()
             try:
                 self._store_status(await self.driver.poll())
@@ -351,16 +351,17 @@ class DeviceAgent:
             silent_for = loop.time() - self.session.last_rx
             if silent_for > self.config.offline_after_s:
                 raise DeviceSilent(f"{self.name}: nothing heard for {silent_for:.1f} s")
-            next_poll = await self._wait_for_next_poll(next_poll, period)
+            next_poll = await self._wait_for_next_poll(loop, next_poll, period)
 
-    async def _wait_for_next_poll(self, due: float, period: float) -> float:
+    async def _wait_for_next_poll(
+        self, loop: asyncio.AbstractEventLoop, due: float, period: float
+    ) -> float:
         """Sleep until the poll after the one `due`, on its grid (`poll_after`), counting the
         whole periods skipped and how late the wake-up came; returns when that poll is due."""
-        loop = asyncio.get_running_loop()
         now = loop.time()
         due, skipped = poll_after(due, now, period)
         self.missed_polls += skipped
-        await asyncio.sleep(max(0.0, due - now))
+        await _sleep_until(loop, due)
         self.stats.record_poll_lateness(loop.time() - due)
         return due
 
@@ -481,3 +482,20 @@ class DeviceAgent:
             "timecode_uncertainty_frames": round(uncertainty, 4),
             "timecode_measured_at": round(clock.at, 6),
         }
+
+
+async def _sleep_until(loop: asyncio.AbstractEventLoop, when: float) -> None:
+    """`asyncio.sleep` to the loop-time instant `when`, on the loop the caller holds: sleep
+    asks for the running loop, which in Python 3.11 is a getpid system call, at every poll of
+    every device. Cancelled, it stops waiting, as sleep does."""
+    woken = loop.create_future()
+    timer = loop.call_at(when, _wake, woken)
+    try:
+        await woken
+    finally:
+        timer.cancel()
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)

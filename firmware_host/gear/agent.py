@@ -176,14 +176,14 @@ class GearAgent(DeviceAgent):
     async def _poll_gear(self) -> None:
         driver = self.driver
         assert driver is not None
-        loop = asyncio.get_running_loop()
+        loop, task = asyncio.get_running_loop(), asyncio.current_task()
         period = 1.0 / self.config.poll_hz
         # Its own phase, from when it came online, not the shared grid (devices/schedule.py):
         # lights on one DMX widget share its line, and polls due together would queue there.
         next_poll = loop.time()
         last_ok = loop.time()
         while True:
-            stop_if_cancelled()
+            stop_if_cancelled(task)
             self.beat()
             try:
                 self.poll_started = loop.time()  # the clock every agent and the governor share
@@ -194,7 +194,7 @@ class GearAgent(DeviceAgent):
             silent_for = loop.time() - max(self._last_rx(), last_ok)
             if silent_for > self.config.offline_after_s:
                 raise DeviceSilent(f"{self.name}: nothing heard for {silent_for:.1f} s")
-            next_poll = await self._wait_for_next_poll(next_poll, period)
+            next_poll = await self._wait_for_next_poll(loop, next_poll, period)
 
     # -- a deck's clock: whole frames only ------------------------------------------------
 

@@ -100,19 +100,22 @@ class Supervisor:
     async def run(self, stop: asyncio.Event) -> None:
         """Run every task until `stop` is set; return once all of them have ended."""
         self._loop = asyncio.get_running_loop()
-        async with asyncio.TaskGroup() as group:
-            self._group = group
-            for record in self.tasks.values():
-                record.task = group.create_task(self._keep(record), name=record.name)
-            watch = group.create_task(self._watch(), name="watchdog")
-            try:
-                await stop.wait()
-            finally:
-                self._group = None
-                watch.cancel()
+        try:
+            async with asyncio.TaskGroup() as group:
+                self._group = group
                 for record in self.tasks.values():
-                    if record.task is not None:
-                        record.task.cancel()
+                    record.task = group.create_task(self._keep(record), name=record.name)
+                watch = group.create_task(self._watch(), name="watchdog")
+                try:
+                    await stop.wait()
+                finally:
+                    self._group = None
+                    watch.cancel()
+                    for record in self.tasks.values():
+                        if record.task is not None:
+                            record.task.cancel()
+        finally:
+            self._loop = None  # a later run may be on another loop, with another clock
 
     async def all_started(self) -> None:
         """Return once every task has started (readiness: systemd is told only then)."""

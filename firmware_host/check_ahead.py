@@ -53,7 +53,10 @@ class CheckAhead:
 
     def __init__(self, paths: Sequence[Path]) -> None:
         self._passed: dict[Path, Identity] = {}
-        self._thread: threading.Thread | None = threading.Thread(
+        self._thread: threading.Thread | None = None
+        if not paths:  # an unguarded state directory: nothing to check ahead, no thread
+            return
+        self._thread = threading.Thread(
             target=self._check_all, args=(tuple(paths),), name="check-ahead"
         )
         try:

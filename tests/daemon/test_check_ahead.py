@@ -32,6 +32,26 @@ def test_a_sound_outbox_checked_ahead_opens_unchecked_with_every_message(tmp_pat
     outbox.close()
 
 
+def test_nothing_to_check_starts_no_thread_and_passes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unguarded state directory checks nothing ahead: no thread, and every file is
+    checked at its open."""
+    path = tmp_path / "outbox.db"
+    filled_outbox(path)
+    started: list[str] = []
+    start = threading.Thread.start
+
+    def counted(thread: threading.Thread) -> None:
+        started.append(thread.name)
+        start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", counted)
+    with CheckAhead([]) as ahead:
+        assert not ahead.passed(path)
+    assert "check-ahead" not in started
+
+
 def test_a_relative_path_is_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     filled_outbox(tmp_path / "outbox.db")
     monkeypatch.chdir(tmp_path)
